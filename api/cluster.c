@@ -1,0 +1,238 @@
+/* /v1/status, /v1/members, /healthz, /readyz and /metrics. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "raftplane/err.h"
+
+static const char *role_name(int role)
+{
+	switch (role) {
+	case RAFT_VOTER: return "voter";
+	case RAFT_STANDBY: return "standby";
+	case RAFT_SPARE: return "spare";
+	default: return "unknown";
+	}
+}
+
+static int role_parse(const char *s)
+{
+	if (strcmp(s, "voter") == 0)
+		return RAFT_VOTER;
+	if (strcmp(s, "standby") == 0)
+		return RAFT_STANDBY;
+	if (strcmp(s, "spare") == 0)
+		return RAFT_SPARE;
+	return -1;
+}
+
+static json_t *leader_json(struct rp_node *n)
+{
+	char http[64];
+	uint64_t id = rp_node_leader(n, http, sizeof http);
+	struct raft *r = rp_node_raft(n);
+	if (!id)
+		return json_null();
+	const char *raft_addr = "";
+	for (unsigned i = 0; i < r->configuration.n; i++)
+		if (r->configuration.servers[i].id == id)
+			raft_addr = r->configuration.servers[i].address;
+	return json_pack("{s:I,s:s,s:s}", "id", (json_int_t)id, "raft", raft_addr, "http", http);
+}
+
+void rp_route_status(struct rp_call *c)
+{
+	struct rp_node *n = c->api->node;
+	struct raft *r = rp_node_raft(n);
+	if (strncmp(c->req->method.base, "GET", c->req->method.len) != 0) {
+		rp_respond_error(c, RP_ERR_METHOD, "use GET", -1);
+		return;
+	}
+	json_t *o = json_pack("{s:I,s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:b}", "id",
+			      (json_int_t)rp_node_config(n)->id, "state", rp_node_state_name(n),
+			      "leader", leader_json(n), "term", (json_int_t)r->current_term,
+			      "commit_index", (json_int_t)r->commit_index, "applied_index",
+			      (json_int_t)raft_last_applied(r), "last_index",
+			      (json_int_t)raft_last_index(r), "revision",
+			      (json_int_t)rp_store_revision(rp_node_store(n)), "leader_ready",
+			      rp_node_leader_ready(n));
+	rp_respond_json(c, 200, o, 0);
+}
+
+/* ---- members ------------------------------------------------------------ */
+
+static void list_members(struct rp_call *c)
+{
+	struct rp_node *n = c->api->node;
+	struct raft_configuration *conf = &rp_node_raft(n)->configuration;
+	json_t *arr = json_array();
+	for (unsigned i = 0; i < conf->n; i++) {
+		char http[64];
+		rp_node_member_http(n, conf->servers[i].id, http, sizeof http);
+		json_array_append_new(arr, json_pack("{s:I,s:s,s:s,s:s}", "id",
+						     (json_int_t)conf->servers[i].id, "raft",
+						     conf->servers[i].address, "http", http, "role",
+						     role_name(conf->servers[i].role)));
+	}
+	rp_respond_json(c, 200, json_pack("{s:o}", "members", arr), 0);
+}
+
+static void on_member_done(void *arg, int status, const char *msg)
+{
+	struct rp_call *c = arg;
+	if (status != RP_OK) {
+		rp_respond_error(c, status, msg, -1);
+	} else if (c->route == RP_ROUTE_MEMBERS) {
+		rp_respond_json(c, 201, json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)c->member.id,
+						  "raft", c->member.raft, "http", c->member.http,
+						  "role", role_name(c->member.role)), 0);
+	} else {
+		rp_respond_json(c, 200, json_pack("{s:I,s:s}", "id", (json_int_t)c->target_id,
+						  "result", msg), 0);
+	}
+	rp_call_unref(c);
+}
+
+static void run_member_op(struct rp_call *c)
+{
+	struct rp_node *n = c->api->node;
+	int rv;
+	rp_call_ref(c);
+	if (c->route == RP_ROUTE_MEMBERS)
+		rv = rp_node_add_member(n, &c->member, on_member_done, c);
+	else if (c->route == RP_ROUTE_LEADERSHIP)
+		rv = rp_node_transfer(n, c->target_id, on_member_done, c);
+	else
+		rv = rp_node_remove_member(n, c->target_id, on_member_done, c);
+	if (rv == RP_OK)
+		return;
+	rp_call_unref(c);
+	if (rv == RP_ERR_NO_LEADER) {
+		rp_leader_dispatch(c);
+		return;
+	}
+	const char *msg = rv == RP_ERR_CONFLICT ? "id, raft or http address already in use, or "
+						  "another membership change is in progress"
+			  : rv == RP_ERR_NOT_FOUND ? "no such member"
+						   : NULL;
+	if (rv == RP_ERR_CONFLICT && c->route == RP_ROUTE_MEMBER)
+		msg = "cannot remove the leader itself: transfer leadership first";
+	rp_respond_error(c, rv, msg, -1);
+}
+
+static int parse_member(struct rp_call *c, char *msg, size_t msglen)
+{
+	static const char *const fields[] = {"id", "raft", "http", "role", NULL};
+	h2o_iovec_t e = c->req->entity;
+	json_t *o = e.base ? json_loadb(e.base, e.len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+	struct sockaddr_storage sa;
+	const char *key;
+	json_t *val;
+	int rv = RP_ERR_INVALID;
+	if (!json_is_object(o)) {
+		snprintf(msg, msglen, "body must be {\"id\",\"raft\",\"http\",\"role\"}");
+		goto out;
+	}
+	json_object_foreach(o, key, val)
+	{
+		int ok = 0;
+		for (const char *const *f = fields; *f; f++)
+			ok |= strcmp(*f, key) == 0;
+		if (!ok) {
+			snprintf(msg, msglen, "unknown field \"%s\"", key);
+			goto out;
+		}
+	}
+	json_t *id = json_object_get(o, "id");
+	const char *raft = json_string_value(json_object_get(o, "raft"));
+	const char *http = json_string_value(json_object_get(o, "http"));
+	json_t *jrole = json_object_get(o, "role");
+	const char *role = jrole ? json_string_value(jrole) : "voter";
+	if (!json_is_integer(id) || json_integer_value(id) < 1) {
+		snprintf(msg, msglen, "\"id\" must be an integer >= 1");
+		goto out;
+	}
+	if (!raft || strlen(raft) >= 64 || rp_parse_hostport(raft, &sa) != 0 || !http ||
+	    strlen(http) >= 64 || rp_parse_hostport(http, &sa) != 0) {
+		snprintf(msg, msglen, "\"raft\" and \"http\" must be IP:port");
+		goto out;
+	}
+	if (!role || role_parse(role) < 0) {
+		snprintf(msg, msglen, "\"role\" must be voter, standby or spare");
+		goto out;
+	}
+	c->member.id = (uint64_t)json_integer_value(id);
+	snprintf(c->member.raft, sizeof c->member.raft, "%s", raft);
+	snprintf(c->member.http, sizeof c->member.http, "%s", http);
+	c->member.role = role_parse(role);
+	rv = RP_OK;
+out:
+	json_decref(o);
+	return rv;
+}
+
+void rp_route_members(struct rp_call *c, const char *method)
+{
+	char msg[200];
+	if (strcmp(method, "GET") == 0) {
+		list_members(c);
+		return;
+	}
+	if (strcmp(method, "POST") != 0) {
+		rp_respond_error(c, RP_ERR_METHOD, "use GET or POST", -1);
+		return;
+	}
+	if (parse_member(c, msg, sizeof msg) != RP_OK) {
+		rp_respond_error(c, RP_ERR_INVALID, msg, -1);
+		return;
+	}
+	c->is_write = 1;
+	c->local = run_member_op;
+	rp_leader_dispatch(c);
+}
+
+void rp_route_member(struct rp_call *c, const char *method, const char *id, size_t id_len,
+		     int leadership)
+{
+	char buf[24];
+	if (id_len == 0 || id_len >= sizeof buf || strspn(id, "0123456789") < id_len) {
+		rp_respond_error(c, RP_ERR_INVALID, "member id must be a positive integer", -1);
+		return;
+	}
+	memcpy(buf, id, id_len);
+	buf[id_len] = '\0';
+	c->target_id = strtoull(buf, NULL, 10);
+	if (c->target_id == 0) {
+		rp_respond_error(c, RP_ERR_INVALID, "member id must be a positive integer", -1);
+		return;
+	}
+	if (strcmp(method, leadership ? "POST" : "DELETE") != 0) {
+		rp_respond_error(c, RP_ERR_METHOD, leadership ? "use POST" : "use DELETE", -1);
+		return;
+	}
+	c->is_write = 1;
+	c->local = run_member_op;
+	rp_leader_dispatch(c);
+}
+
+/* ---- health ------------------------------------------------------------- */
+
+void rp_route_healthz(struct rp_call *c)
+{
+	rp_respond_json(c, 200, json_pack("{s:s}", "status", "ok"), 0);
+}
+
+void rp_route_readyz(struct rp_call *c)
+{
+	struct rp_node *n = c->api->node;
+	struct raft *r = rp_node_raft(n);
+	uint64_t leader = rp_node_leader(n, NULL, 0);
+	int caught_up = raft_last_applied(r) >= r->commit_index;
+	int ready = leader != 0 && caught_up && (raft_state(r) != RAFT_LEADER ||
+						 rp_node_leader_ready(n));
+	rp_respond_json(c, ready ? 200 : 503,
+			json_pack("{s:s,s:b,s:b}", "status", ready ? "ready" : "not_ready",
+				  "has_leader", leader != 0, "caught_up", caught_up), 0);
+}

@@ -1,0 +1,311 @@
+/* /v1/kv and /v1/{clusters,routes,listeners}: single items and lists. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "codec.h"
+#include "raftplane/err.h"
+
+/* ---- proposals ---------------------------------------------------------- */
+
+static void on_proposed(void *arg, int status, const struct rp_apply_result *res)
+{
+	struct rp_call *c = arg;
+	if (status != RP_OK)
+		rp_respond_error(c, status, NULL, -1);
+	else if (res->status != RP_OK)
+		rp_respond_error(c, res->status, res->message, res->op_index);
+	else
+		c->on_ok(c, res);
+	rp_call_unref(c);
+}
+
+static void propose_local(struct rp_call *c)
+{
+	rp_call_ref(c);
+	int rv = rp_node_propose(c->api->node, c->pending_cmd, on_proposed, c);
+	if (rv == RP_ERR_NO_LEADER) {
+		rp_call_unref(c);
+		rp_leader_dispatch(c); /* lost leadership meanwhile: wait or forward */
+	} else if (rv != RP_OK) {
+		rp_call_unref(c);
+		rp_respond_error(c, rv, NULL, -1);
+	}
+}
+
+void rp_propose_and_respond(struct rp_call *c, const Raftplane__Command *cmd,
+			    void (*ok)(struct rp_call *c, const struct rp_apply_result *res))
+{
+	c->is_write = 1;
+	c->pending_cmd = cmd;
+	c->on_ok = ok;
+	c->local = propose_local;
+	rp_leader_dispatch(c);
+}
+
+/* ---- request parsing ---------------------------------------------------- */
+
+/* Preconditions from If-Match / If-None-Match into c->cond / c->if_version. */
+static int parse_preconditions(struct rp_call *c)
+{
+	const char *im = rp_header(c->req, H2O_TOKEN_IF_MATCH);
+	const char *inm = rp_header(c->req, H2O_TOKEN_IF_NONE_MATCH);
+	c->cond = RAFTPLANE__OP__COND__IF_ANY;
+	if (im && inm) {
+		rp_respond_error(c, RP_ERR_INVALID, "use If-Match or If-None-Match, not both", -1);
+		return -1;
+	}
+	if (inm) {
+		if (strcmp(inm, "*") != 0) {
+			rp_respond_error(c, RP_ERR_INVALID, "If-None-Match supports only *", -1);
+			return -1;
+		}
+		c->cond = RAFTPLANE__OP__COND__IF_ABSENT;
+	}
+	if (im) {
+		if (strcmp(im, "*") == 0) {
+			c->cond = RAFTPLANE__OP__COND__IF_EXISTS;
+			return 0;
+		}
+		char digits[24];
+		size_t len = strlen(im);
+		if (len >= 2 && im[0] == '"' && im[len - 1] == '"') {
+			im++;
+			len -= 2;
+		}
+		if (len == 0 || len >= sizeof digits || strspn(im, "0123456789") < len) {
+			rp_respond_error(c, RP_ERR_INVALID, "If-Match must be \"<version>\" or *", -1);
+			return -1;
+		}
+		memcpy(digits, im, len);
+		digits[len] = '\0';
+		c->if_version = strtoull(digits, NULL, 10);
+		c->cond = RAFTPLANE__OP__COND__IF_VERSION;
+	}
+	return 0;
+}
+
+/* consistency=stale|linearizable; returns 1 for stale, 0 linearizable, -1 bad. */
+static int parse_consistency(struct rp_call *c)
+{
+	char v[32];
+	int has = rp_query_param(c->req, "consistency", v, sizeof v);
+	if (has == 0 || (has == 1 && strcmp(v, "linearizable") == 0))
+		return 0;
+	if (has == 1 && strcmp(v, "stale") == 0)
+		return 1;
+	rp_respond_error(c, RP_ERR_INVALID, "consistency must be linearizable or stale", -1);
+	return -1;
+}
+
+static void run_read(struct rp_call *c, void (*reader)(struct rp_call *c))
+{
+	int stale = parse_consistency(c);
+	c->reader = reader;
+	if (stale == 1)
+		reader(c);
+	else if (stale == 0)
+		rp_leader_read(c);
+}
+
+static int take_name(struct rp_call *c, const char *name, size_t len)
+{
+	if (!rp_name_valid(name, len)) {
+		rp_respond_error(c, RP_ERR_INVALID, "names are [A-Za-z0-9._-]{1,128}", -1);
+		return -1;
+	}
+	memcpy(c->name, name, len);
+	c->name[len] = '\0';
+	return 0;
+}
+
+/* ---- writes ------------------------------------------------------------- */
+
+static void put_ok(struct rp_call *c, const struct rp_apply_result *res)
+{
+	const char *field = c->kind == RP_KIND_KV ? "key" : "name";
+	rp_respond_json(c, 200, json_pack("{s:s,s:I}", field, c->name, "version", (json_int_t)res->revision),
+			res->revision);
+}
+
+static void delete_ok(struct rp_call *c, const struct rp_apply_result *res)
+{
+	const char *field = c->kind == RP_KIND_KV ? "key" : "name";
+	rp_respond_json(c, 200, json_pack("{s:s,s:b,s:I}", field, c->name, "deleted", 1,
+					  "revision", (json_int_t)res->revision), 0);
+}
+
+/* Build a one-op transaction on the heap (it may outlive this stack frame). */
+static int single_op(struct rp_call *c, int is_delete, const void *value, size_t len)
+{
+	Raftplane__Command *cmd = calloc(1, sizeof *cmd);
+	Raftplane__Op **ops = calloc(1, sizeof *ops);
+	Raftplane__Op *op = calloc(1, sizeof *op);
+	char *kind = strdup(rp_kind_name(c->kind)), *name = strdup(c->name);
+	void *copy = malloc(len ? len : 1);
+	if (!cmd || !ops || !op || !kind || !name || !copy) {
+		free(cmd), free(ops), free(op), free(kind), free(name), free(copy);
+		rp_respond_error(c, RP_ERR_NOMEM, NULL, -1);
+		return -1;
+	}
+	memcpy(copy, value, len);
+	raftplane__command__init(cmd);
+	rp_op_init(op, is_delete, kind, name, copy, len);
+	op->cond = c->cond;
+	op->if_version = c->if_version;
+	ops[0] = op;
+	cmd->ops = ops;
+	cmd->n_ops = 1;
+	c->cmd = cmd; /* freed with free_unpacked's allocator: plain free */
+	return 0;
+}
+
+static void do_put(struct rp_call *c, const void *value, size_t len)
+{
+	if (parse_preconditions(c) == 0 && single_op(c, 0, value, len) == 0)
+		rp_propose_and_respond(c, c->cmd, put_ok);
+}
+
+static void do_delete(struct rp_call *c)
+{
+	if (parse_preconditions(c) == 0 && single_op(c, 1, "", 0) == 0)
+		rp_propose_and_respond(c, c->cmd, delete_ok);
+}
+
+/* ---- reads -------------------------------------------------------------- */
+
+static json_t *mesh_object(const struct rp_item *it)
+{
+	json_t *o = json_loadb(it->value, it->value_len, 0, NULL);
+	if (!o)
+		o = json_object();
+	json_object_set_new(o, "name", json_string(it->name));
+	json_object_set_new(o, "version", json_integer((json_int_t)it->version));
+	return o;
+}
+
+static void read_item(struct rp_call *c)
+{
+	void *value;
+	size_t len;
+	uint64_t version;
+	int rv = rp_store_get(rp_node_store(c->api->node), c->kind, c->name, &value, &len, &version);
+	if (rv != RP_OK) {
+		rp_respond_error(c, rv, rv == RP_ERR_NOT_FOUND ? "no such item" : NULL, -1);
+		return;
+	}
+	if (c->kind == RP_KIND_KV) {
+		rp_respond_raw(c, 200, "application/octet-stream", value, len, version);
+	} else {
+		struct rp_item it = {c->kind, c->name, value, len, version};
+		rp_respond_json(c, 200, mesh_object(&it), version);
+	}
+	free(value);
+}
+
+static char *base64(const unsigned char *p, size_t n)
+{
+	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
+			     (i + 2 < n ? p[i + 2] : 0);
+		*o++ = tbl[v >> 18 & 63];
+		*o++ = tbl[v >> 12 & 63];
+		*o++ = i + 1 < n ? tbl[v >> 6 & 63] : '=';
+		*o++ = i + 2 < n ? tbl[v & 63] : '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+static int add_list_item(void *arg, const struct rp_item *it)
+{
+	json_t *items = arg;
+	if (json_array_size(items) >= RP_MAX_LIST_ITEMS)
+		return 1;
+	if (it->kind != RP_KIND_KV) {
+		json_array_append_new(items, mesh_object(it));
+		return 0;
+	}
+	json_t *o = json_pack("{s:s,s:I}", "key", it->name, "version", (json_int_t)it->version);
+	json_t *s = json_stringn(it->value, it->value_len);
+	if (s) {
+		json_object_set_new(o, "value", s);
+	} else { /* not UTF-8 text */
+		char *b = base64(it->value, it->value_len);
+		json_object_set_new(o, "value_base64", json_string(b ? b : ""));
+		free(b);
+	}
+	json_array_append_new(items, o);
+	return 0;
+}
+
+static void read_list(struct rp_call *c)
+{
+	struct rp_store *s = rp_node_store(c->api->node);
+	json_t *items = json_array();
+	rp_store_list(s, c->kind, c->name, add_list_item, items);
+	rp_respond_json(c, 200, json_pack("{s:o,s:I}", "items", items, "revision",
+					  (json_int_t)rp_store_revision(s)), 0);
+}
+
+/* ---- routes ------------------------------------------------------------- */
+
+static void route_item(struct rp_call *c, int kind, const char *method, const char *name,
+		       size_t len)
+{
+	c->kind = kind;
+	if (take_name(c, name, len) != 0)
+		return;
+	if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
+		run_read(c, read_item);
+	} else if (strcmp(method, "DELETE") == 0) {
+		do_delete(c);
+	} else if (strcmp(method, "PUT") != 0) {
+		rp_respond_error(c, RP_ERR_METHOD, "use GET, PUT or DELETE", -1);
+	} else if (kind == RP_KIND_KV) {
+		do_put(c, c->req->entity.base ? c->req->entity.base : "", c->req->entity.len);
+	} else {
+		char msg[256];
+		int rv = rp_mesh_validate(kind, c->name, c->req->entity.base ? c->req->entity.base : "",
+					  c->req->entity.len, &c->canon, &c->canon_len, NULL, msg,
+					  sizeof msg);
+		if (rv != RP_OK)
+			rp_respond_error(c, rv, msg, -1);
+		else
+			do_put(c, c->canon, c->canon_len);
+	}
+}
+
+void rp_route_kv(struct rp_call *c, const char *method, const char *name, size_t len)
+{
+	route_item(c, RP_KIND_KV, method, name, len);
+}
+
+void rp_route_mesh(struct rp_call *c, int kind, const char *method, const char *name, size_t len)
+{
+	route_item(c, kind, method, name, len);
+}
+
+void rp_route_kv_list(struct rp_call *c)
+{
+	int has = rp_query_param(c->req, "prefix", c->name, sizeof c->name);
+	c->kind = RP_KIND_KV;
+	if (has < 0 || (has == 1 && c->name[0] && !rp_name_valid(c->name, strlen(c->name)))) {
+		rp_respond_error(c, RP_ERR_INVALID, "prefix must match [A-Za-z0-9._-]{0,128}", -1);
+		return;
+	}
+	run_read(c, read_list);
+}
+
+void rp_route_mesh_list(struct rp_call *c, int kind)
+{
+	c->kind = kind;
+	c->name[0] = '\0';
+	run_read(c, read_list);
+}

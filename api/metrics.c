@@ -1,0 +1,116 @@
+/* GET /metrics: Prometheus text exposition format 0.0.4. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "raftplane/err.h"
+
+struct buf {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+
+__attribute__((format(printf, 2, 3))) static void put(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	for (;;) {
+		va_start(ap, fmt);
+		int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0 || b->oom)
+			return;
+		if (b->p && (size_t)n < b->cap - b->len) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t cap = (b->cap ? b->cap * 2 : 16384) + (size_t)n;
+		char *p = realloc(b->p, cap);
+		if (!p) {
+			b->oom = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+}
+
+static void histogram(struct buf *b, const char *name, const char *help,
+		      const struct rp_histogram *h)
+{
+	uint64_t cum = 0;
+	put(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	for (int i = 0; i < RP_LAT_BUCKETS; i++) {
+		cum += h->buckets[i];
+		put(b, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, rp_latency_bounds[i], cum);
+	}
+	cum += h->buckets[RP_LAT_BUCKETS];
+	put(b, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.9f\n%s_count %" PRIu64 "\n", name, cum,
+	    name, h->sum, name, h->count);
+}
+
+static void gauge(struct buf *b, const char *name, const char *help, uint64_t v)
+{
+	put(b, "# HELP %s %s\n# TYPE %s gauge\n%s %" PRIu64 "\n", name, help, name, name, v);
+}
+
+static void counter(struct buf *b, const char *name, const char *help, uint64_t v)
+{
+	put(b, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n", name, help, name, name, v);
+}
+
+void rp_route_metrics(struct rp_call *c)
+{
+	struct rp_api *api = c->api;
+	struct rp_node *n = api->node;
+	struct raft *r = rp_node_raft(n);
+	const struct rp_node_stats *st = rp_node_stats(n);
+	struct buf b = {0};
+	uint64_t leader = rp_node_leader(n, NULL, 0);
+	gauge(&b, "raftplane_raft_term", "Current raft term.", r->current_term);
+	gauge(&b, "raftplane_raft_commit_index", "Highest log index known committed.",
+	      r->commit_index);
+	gauge(&b, "raftplane_raft_applied_index", "Highest log index applied to the store.",
+	      raft_last_applied(r));
+	gauge(&b, "raftplane_raft_last_index", "Last log index appended locally.",
+	      raft_last_index(r));
+	gauge(&b, "raftplane_leader_id", "Id of the known leader, 0 when none.", leader);
+	gauge(&b, "raftplane_is_leader", "1 when this node is the ready leader.",
+	      (uint64_t)rp_node_leader_ready(n));
+	gauge(&b, "raftplane_store_revision", "Store revision.",
+	      rp_store_revision(rp_node_store(n)));
+	counter(&b, "raftplane_leader_changes_total", "Leader changes seen.", st->leader_changes);
+	counter(&b, "raftplane_read_barriers_total", "Barriers issued for linearizable reads.",
+		st->barriers);
+	counter(&b, "raftplane_reads_batched_total", "Linearizable reads served after barriers.",
+		st->reads_batched);
+	counter(&b, "raftplane_snapshots_taken_total", "Raft snapshots taken.",
+		st->snapshots_taken);
+	counter(&b, "raftplane_snapshots_restored_total", "Raft snapshots restored or installed.",
+		st->snapshots_restored);
+	counter(&b, "raftplane_forwarded_total", "Requests forwarded to the leader.",
+		api->forwarded);
+	histogram(&b, "raftplane_apply_seconds", "Time to apply one log entry to SQLite.",
+		  &st->apply);
+	histogram(&b, "raftplane_propose_seconds", "Leader: time from propose to applied.",
+		  &st->propose);
+	put(&b, "# HELP raftplane_http_requests_total HTTP requests by route and status.\n"
+		"# TYPE raftplane_http_requests_total counter\n");
+	for (int rt = 0; rt < RP_ROUTE__COUNT; rt++)
+		for (int s = 100; s < 600; s++)
+			if (api->requests[rt][s])
+				put(&b, "raftplane_http_requests_total{route=\"%s\",status=\"%d\"} %" PRIu64
+					"\n",
+				    rp_route_names[rt], s, api->requests[rt][s]);
+	if (b.oom) {
+		free(b.p);
+		rp_respond_error(c, RP_ERR_NOMEM, NULL, -1);
+		return;
+	}
+	/* count this request before answering: the counter would lag one scrape */
+	rp_respond_raw(c, 200, "text/plain; version=0.0.4", b.p, b.len, 0);
+	free(b.p);
+}

@@ -1,0 +1,161 @@
+/* GET /v1/watch?after=REV&wait=30s&kinds=a,b: long poll on the change log.
+ *
+ * Served from this node's applied state (like etcd watches): it answers as
+ * soon as a change with revision > after and a matching kind is applied
+ * here, or with no changes when the wait ends. A parked watch sits on the
+ * api's watcher list until it answers or its client goes away. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "raftplane/err.h"
+
+#define MAX_WAIT_MS (600 * 1000)
+
+struct collect {
+	json_t *changes;
+	uint64_t last;
+};
+
+static int add_change(void *arg, const struct rp_change *ch)
+{
+	struct collect *col = arg;
+	if (json_array_size(col->changes) >= RP_MAX_WATCH_CHANGES)
+		return 1;
+	json_array_append_new(col->changes,
+			      json_pack("{s:s,s:s,s:s,s:I}", "kind", rp_kind_name(ch->kind), "name",
+					ch->name, "op", ch->deleted ? "delete" : "put", "version",
+					(json_int_t)ch->version));
+	col->last = ch->revision;
+	return 0;
+}
+
+/* Answer if there is something to say (or @force); 1 when answered. */
+static int try_answer(struct rp_call *c, int force)
+{
+	struct rp_store *s = rp_node_store(c->api->node);
+	struct collect col = {json_array(), 0};
+	int rv = rp_store_changes(s, c->watch_after, c->watch_mask, add_change, &col);
+	if (rv == RP_ERR_GONE) {
+		json_decref(col.changes);
+		char msg[128];
+		snprintf(msg, sizeof msg, "revision %llu is compacted; history starts after %llu",
+			 (unsigned long long)c->watch_after,
+			 (unsigned long long)rp_store_compacted(s));
+		rp_respond_error(c, RP_ERR_GONE, msg, -1);
+		return 1;
+	}
+	if (json_array_size(col.changes) == 0 && !force) {
+		json_decref(col.changes);
+		return 0;
+	}
+	/* When the answer was cut at the limit, "revision" is the last one
+	 * included so that after=revision resumes without a gap. */
+	int full = json_array_size(col.changes) >= RP_MAX_WATCH_CHANGES;
+	uint64_t rev = full ? col.last : rp_store_revision(s);
+	rp_respond_json(c, 200, json_pack("{s:I,s:o}", "revision", (json_int_t)rev, "changes",
+					  col.changes), 0);
+	return 1;
+}
+
+void rp_watch_cancel(struct rp_call *c)
+{
+	struct rp_api *api = c->api;
+	if (!c->wprev && api->watchers != c)
+		return;
+	if (c->wprev)
+		c->wprev->wnext = c->wnext;
+	else
+		api->watchers = c->wnext;
+	if (c->wnext)
+		c->wnext->wprev = c->wprev;
+	c->wprev = c->wnext = NULL;
+}
+
+void rp_watch_notify(struct rp_api *api)
+{
+	struct rp_call *c = api->watchers;
+	while (c) {
+		struct rp_call *next = c->wnext;
+		try_answer(c, 0); /* answering unlinks c via rp_watch_cancel */
+		c = next;
+	}
+}
+
+static void on_watch_timeout(struct rp_call *c)
+{
+	try_answer(c, 1);
+}
+
+static int parse_wait(const char *s, uint64_t *ms)
+{
+	char *end;
+	double v = strtod(s, &end);
+	if (end == s || v < 0)
+		return -1;
+	if (strcmp(end, "ms") == 0)
+		*ms = (uint64_t)v;
+	else if (strcmp(end, "s") == 0 || *end == '\0')
+		*ms = (uint64_t)(v * 1000);
+	else if (strcmp(end, "m") == 0)
+		*ms = (uint64_t)(v * 60000);
+	else
+		return -1;
+	return *ms <= MAX_WAIT_MS ? 0 : -1;
+}
+
+static int parse_kinds(const char *s, unsigned *mask)
+{
+	*mask = 0;
+	while (*s) {
+		const char *comma = strchr(s, ',');
+		size_t len = comma ? (size_t)(comma - s) : strlen(s);
+		int k = rp_kind_parse(s, len);
+		if (k < 0)
+			return -1;
+		*mask |= 1u << k;
+		s += len + (comma ? 1 : 0);
+	}
+	return *mask ? 0 : -1;
+}
+
+void rp_route_watch(struct rp_call *c)
+{
+	char after[32], wait[32], kinds[128];
+	uint64_t wait_ms = 30000;
+	if (strncmp(c->req->method.base, "GET", c->req->method.len) != 0) {
+		rp_respond_error(c, RP_ERR_METHOD, "use GET", -1);
+		return;
+	}
+	int ha = rp_query_param(c->req, "after", after, sizeof after);
+	int hw = rp_query_param(c->req, "wait", wait, sizeof wait);
+	int hk = rp_query_param(c->req, "kinds", kinds, sizeof kinds);
+	c->watch_mask = ~0u;
+	c->watch_after = rp_store_revision(rp_node_store(c->api->node));
+	if (ha < 0 || (ha == 1 && (!after[0] || strspn(after, "0123456789") != strlen(after) ||
+				    strlen(after) > 19))) {
+		rp_respond_error(c, RP_ERR_INVALID, "after must be a revision number", -1);
+		return;
+	}
+	if (hw < 0 || (hw == 1 && parse_wait(wait, &wait_ms) != 0)) {
+		rp_respond_error(c, RP_ERR_INVALID, "wait must be like 30s or 500ms, at most 10m", -1);
+		return;
+	}
+	if (hk < 0 || (hk == 1 && parse_kinds(kinds, &c->watch_mask) != 0)) {
+		rp_respond_error(c, RP_ERR_INVALID,
+				 "kinds is a comma list of kv, clusters, routes, listeners, members",
+				 -1);
+		return;
+	}
+	if (ha == 1)
+		c->watch_after = strtoull(after, NULL, 10);
+	if (try_answer(c, wait_ms == 0))
+		return;
+	c->wnext = c->api->watchers;
+	c->wprev = NULL;
+	if (c->wnext)
+		c->wnext->wprev = c;
+	c->api->watchers = c;
+	rp_call_set_timer(c, wait_ms, on_watch_timeout);
+}

@@ -1,0 +1,315 @@
+/* raftplane-server: command line, start-up, join and shutdown. */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "client.h"
+#include "node.h"
+#include "raftplane/err.h"
+
+static const char usage[] =
+    "usage: raftplane-server --id N --data-dir DIR --raft IP:PORT --http IP:PORT\n"
+    "                        [--bootstrap ID=RAFT@HTTP,... | --join HTTPADDR]\n"
+    "  --id N                    this node's id (>= 1), fixed for the data dir's life\n"
+    "  --data-dir DIR            raft log, snapshots and identity (created if missing)\n"
+    "  --raft IP:PORT            raft TCP address (peers connect here)\n"
+    "  --http IP:PORT            REST API address\n"
+    "  --bootstrap LIST          initial voters ID=RAFTADDR@HTTPADDR,...; ignored when\n"
+    "                            the data dir already holds state\n"
+    "  --join HTTPADDR           ask the member at HTTPADDR to add this node as a voter\n"
+    "  --join-role ROLE          voter (default), standby or spare\n"
+    "  --snapshot-threshold N    log entries between snapshots (default 1024)\n"
+    "  --snapshot-trailing N     entries kept after a snapshot (default 128)\n"
+    "  --election-timeout-ms N   raft election timeout (default 1000)\n"
+    "  --heartbeat-ms N          raft heartbeat interval (default 100)\n"
+    "  --leader-wait-ms N        how long a request waits for a leader (default 3000)\n"
+    "  --forward-timeout-ms N    timeout of a request forwarded to the leader (default 5000)\n"
+    "  --unsafe-stale-reads      TEST ONLY: serve linearizable reads from local state\n"
+    "                            without a barrier (lets the checker prove it notices)\n"
+    "  --help                    this text\n";
+
+struct options {
+	struct rp_node_config node;
+	struct rp_api_options api;
+	const char *join;
+	int join_role;
+};
+
+static struct {
+	uv_loop_t *loop;
+	struct rp_node *node;
+	struct rp_api api;
+	uv_signal_t sigterm, sigint;
+	uv_timer_t notify;
+	int notify_pending;
+	struct options opt;
+	/* join */
+	uv_timer_t join_timer;
+	int join_attempts;
+	uint64_t join_conflict_at;
+} srv;
+
+static void die(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "raftplane-server: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n");
+	exit(2);
+}
+
+static unsigned parse_uint(const char *flag, const char *s, unsigned lo, unsigned hi)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *end || end == s || s[0] == '-' || v < lo || v > hi) {
+		fprintf(stderr, "raftplane-server: %s must be an integer in [%u, %u], got \"%s\"\n",
+			flag, lo, hi, s);
+		exit(2);
+	}
+	return (unsigned)v;
+}
+
+static void check_addr(const char *flag, const char *s)
+{
+	struct sockaddr_storage sa;
+	if (strlen(s) >= 64 || rp_parse_hostport(s, &sa) != 0) {
+		fprintf(stderr, "raftplane-server: %s must be IP:PORT, got \"%s\"\n", flag, s);
+		exit(2);
+	}
+}
+
+/* "1=127.0.0.1:7001@127.0.0.1:8001,2=..." */
+static void parse_bootstrap(struct rp_node_config *cfg, const char *list)
+{
+	char *copy = strdup(list), *save = NULL;
+	if (!copy)
+		die("%s", "out of memory");
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '='), *at = eq ? strchr(eq, '@') : NULL;
+		if (!eq || !at)
+			die("--bootstrap entry \"%s\" is not ID=RAFTADDR@HTTPADDR", tok);
+		if (cfg->n_bootstrap >= RP_MAX_PEERS)
+			die("--bootstrap lists too many nodes (max %s)", "16");
+		*eq = *at = '\0';
+		struct rp_peer *p = &cfg->bootstrap[cfg->n_bootstrap];
+		p->id = parse_uint("--bootstrap id", tok, 1, 1u << 31);
+		check_addr("--bootstrap raft address", eq + 1);
+		check_addr("--bootstrap http address", at + 1);
+		snprintf(p->raft, sizeof p->raft, "%s", eq + 1);
+		snprintf(p->http, sizeof p->http, "%s", at + 1);
+		for (unsigned i = 0; i < cfg->n_bootstrap; i++)
+			if (cfg->bootstrap[i].id == p->id || !strcmp(cfg->bootstrap[i].raft, p->raft) ||
+			    !strcmp(cfg->bootstrap[i].http, p->http))
+				die("--bootstrap: duplicate id or address in \"%s\"", list);
+		cfg->n_bootstrap++;
+	}
+	free(copy);
+	if (cfg->n_bootstrap == 0)
+		die("--bootstrap: empty list%s", "");
+}
+
+static const char *need(int argc, char **argv, int *i)
+{
+	if (*i + 1 >= argc)
+		die("%s needs a value", argv[*i]);
+	return argv[++*i];
+}
+
+static void parse_args(int argc, char **argv, struct options *o)
+{
+	const char *bootstrap = NULL, *role = "voter";
+	o->node = (struct rp_node_config){.snapshot_threshold = 1024, .snapshot_trailing = 128,
+					  .election_timeout_ms = 1000, .heartbeat_ms = 100};
+	o->api = (struct rp_api_options){.leader_wait_ms = 3000, .forward_timeout_ms = 5000};
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			fputs(usage, stdout);
+			exit(0);
+		} else if (!strcmp(a, "--id")) {
+			o->node.id = parse_uint(a, need(argc, argv, &i), 1, 1u << 31);
+		} else if (!strcmp(a, "--data-dir")) {
+			o->node.data_dir = need(argc, argv, &i);
+		} else if (!strcmp(a, "--raft")) {
+			o->node.raft_addr = need(argc, argv, &i);
+		} else if (!strcmp(a, "--http")) {
+			o->node.http_addr = need(argc, argv, &i);
+		} else if (!strcmp(a, "--bootstrap")) {
+			bootstrap = need(argc, argv, &i);
+		} else if (!strcmp(a, "--join")) {
+			o->join = need(argc, argv, &i);
+		} else if (!strcmp(a, "--join-role")) {
+			role = need(argc, argv, &i);
+		} else if (!strcmp(a, "--snapshot-threshold")) {
+			o->node.snapshot_threshold = parse_uint(a, need(argc, argv, &i), 2, 1u << 24);
+		} else if (!strcmp(a, "--snapshot-trailing")) {
+			o->node.snapshot_trailing = parse_uint(a, need(argc, argv, &i), 1, 1u << 24);
+		} else if (!strcmp(a, "--election-timeout-ms")) {
+			o->node.election_timeout_ms = parse_uint(a, need(argc, argv, &i), 50, 60000);
+		} else if (!strcmp(a, "--heartbeat-ms")) {
+			o->node.heartbeat_ms = parse_uint(a, need(argc, argv, &i), 10, 10000);
+		} else if (!strcmp(a, "--leader-wait-ms")) {
+			o->api.leader_wait_ms = parse_uint(a, need(argc, argv, &i), 0, 600000);
+		} else if (!strcmp(a, "--forward-timeout-ms")) {
+			o->api.forward_timeout_ms = parse_uint(a, need(argc, argv, &i), 10, 600000);
+		} else if (!strcmp(a, "--unsafe-stale-reads")) {
+			o->api.unsafe_reads = o->node.unsafe_reads = 1;
+		} else {
+			die("unknown flag \"%s\" (see --help)", a);
+		}
+	}
+	if (!o->node.id || !o->node.data_dir || !o->node.raft_addr || !o->node.http_addr)
+		die("%s", "--id, --data-dir, --raft and --http are required (see --help)");
+	check_addr("--raft", o->node.raft_addr);
+	check_addr("--http", o->node.http_addr);
+	if (bootstrap && o->join)
+		die("%s", "--bootstrap and --join exclude each other");
+	if (bootstrap)
+		parse_bootstrap(&o->node, bootstrap);
+	if (o->join)
+		check_addr("--join", o->join);
+	if (o->node.snapshot_trailing >= o->node.snapshot_threshold)
+		die("%s", "--snapshot-trailing must be below --snapshot-threshold");
+	if (o->node.heartbeat_ms * 2 > o->node.election_timeout_ms)
+		die("%s", "--heartbeat-ms must be at most half of --election-timeout-ms");
+	o->join_role = !strcmp(role, "voter") ? 1 : !strcmp(role, "standby") ? 0
+		     : !strcmp(role, "spare")     ? 2
+						  : -1;
+	if (o->join_role < 0)
+		die("--join-role must be voter, standby or spare, got \"%s\"", role);
+}
+
+/* ---- change notification: coalesced, once per loop iteration ------------ */
+
+static void on_notify(uv_timer_t *t)
+{
+	(void)t;
+	srv.notify_pending = 0;
+	rp_watch_notify(&srv.api);
+}
+
+static void on_change(void *arg, const struct rp_change *c)
+{
+	(void)arg;
+	(void)c;
+	if (!srv.notify_pending) {
+		srv.notify_pending = 1;
+		uv_timer_start(&srv.notify, on_notify, 0, 0);
+	}
+}
+
+/* ---- join --------------------------------------------------------------- */
+
+static int self_in_config(void)
+{
+	struct raft *r = rp_node_raft(srv.node);
+	for (unsigned i = 0; i < r->configuration.n; i++)
+		if (r->configuration.servers[i].id == srv.opt.node.id)
+			return 1;
+	return 0;
+}
+
+static void join_again(unsigned ms);
+
+static void on_join_answer(void *arg, int err, const struct rp_http_response *res)
+{
+	(void)arg;
+	if (self_in_config())
+		return;
+	if (err || res->status == 503) {
+		join_again(500);
+		return;
+	}
+	if (res->status == 201) {
+		fprintf(stderr, "node %" PRIu64 ": joined the cluster via %s\n", srv.opt.node.id,
+			srv.opt.join);
+		return;
+	}
+	if (res->status == 409 && !srv.join_conflict_at) {
+		/* maybe an earlier attempt succeeded and only its answer was lost */
+		srv.join_conflict_at = uv_now(srv.loop);
+		join_again(3000);
+		return;
+	}
+	fprintf(stderr, "raftplane-server: join via %s refused (%d): %.*s\n", srv.opt.join,
+		res->status, (int)res->body_len, res->body);
+	exit(1);
+}
+
+static void on_join_timer(uv_timer_t *t)
+{
+	char body[256];
+	static const char *roles[] = {"standby", "voter", "spare"};
+	(void)t;
+	if (self_in_config())
+		return;
+	if (++srv.join_attempts > 240) {
+		fprintf(stderr, "raftplane-server: could not join via %s\n", srv.opt.join);
+		exit(1);
+	}
+	snprintf(body, sizeof body, "{\"id\":%" PRIu64 ",\"raft\":\"%s\",\"http\":\"%s\",\"role\":\"%s\"}",
+		 srv.opt.node.id, srv.opt.node.raft_addr, srv.opt.node.http_addr,
+		 roles[srv.opt.join_role]);
+	if (rp_http_request(srv.loop, srv.opt.join, "POST", "/v1/members",
+			    "Content-Type: application/json\r\n", body, strlen(body), 30000,
+			    on_join_answer, NULL, NULL) != 0)
+		join_again(500);
+}
+
+static void join_again(unsigned ms)
+{
+	uv_timer_start(&srv.join_timer, on_join_timer, ms, 0);
+}
+
+/* ---- shutdown ----------------------------------------------------------- */
+
+static void on_node_closed(void *arg)
+{
+	(void)arg;
+	uv_stop(srv.loop);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	(void)s;
+	fprintf(stderr, "node %" PRIu64 ": signal %d, shutting down\n", srv.opt.node.id, signum);
+	uv_signal_stop(&srv.sigterm);
+	uv_signal_stop(&srv.sigint);
+	rp_api_close(&srv.api);
+	rp_node_close(srv.node, on_node_closed, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	char err[512];
+	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stderr, NULL, _IOLBF, 0);
+	parse_args(argc, argv, &srv.opt);
+	srv.loop = uv_default_loop();
+	if (rp_node_create(srv.loop, &srv.opt.node, &srv.node, err, sizeof err) != 0)
+		die("%s", err);
+	rp_node_on_change(srv.node, on_change, NULL);
+	uv_timer_init(srv.loop, &srv.notify);
+	uv_timer_init(srv.loop, &srv.join_timer);
+	if (rp_api_start(&srv.api, srv.loop, srv.node, srv.opt.node.http_addr, &srv.opt.api, err,
+			 sizeof err) != 0)
+		die("%s", err);
+	if (rp_node_start(srv.node, err, sizeof err) != 0)
+		die("%s", err);
+	fprintf(stderr, "node %" PRIu64 ": serving HTTP on %s\n", srv.opt.node.id,
+		srv.opt.node.http_addr);
+	if (srv.opt.join && !self_in_config())
+		join_again(0);
+	uv_signal_init(srv.loop, &srv.sigterm);
+	uv_signal_init(srv.loop, &srv.sigint);
+	uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&srv.sigint, on_signal, SIGINT);
+	uv_run(srv.loop, UV_RUN_DEFAULT);
+	fprintf(stderr, "node %" PRIu64 ": stopped\n", srv.opt.node.id);
+	return 0;
+}
