@@ -1,0 +1,380 @@
+/* Unit tests: the SQLite state machine — every command type, preconditions,
+ * references, determinism and snapshot round trips. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "raftplane/err.h"
+#include "store.h"
+
+#define CLUSTER "{\"endpoints\":[{\"address\":\"127.0.0.1\",\"port\":9001}]}"
+#define LISTENER "{\"address\":\"127.0.0.1\",\"port\":10000,\"nodes\":[\"*\"]}"
+#define ROUTE "{\"listener\":\"edge\",\"match\":{\"prefix\":\"/\"},\"cluster\":\"api\"}"
+
+struct op_spec {
+	int del;
+	const char *kind, *name, *value;
+	int cond;
+	uint64_t if_version;
+};
+
+static struct rp_store *new_store(void)
+{
+	struct rp_store *s;
+	char err[128];
+	assert_int_equal(rp_store_create(&s, err, sizeof err), RP_OK);
+	return s;
+}
+
+/* Apply a transaction of @n ops; returns the user-level status. */
+static int txn(struct rp_store *s, const struct op_spec *spec, size_t n,
+	       struct rp_apply_result *res)
+{
+	Raftplane__Command cmd;
+	Raftplane__Op ops[8], *ptrs[8];
+	raftplane__command__init(&cmd);
+	for (size_t i = 0; i < n; i++) {
+		rp_op_init(&ops[i], spec[i].del, spec[i].kind, spec[i].name, spec[i].value,
+			   spec[i].value ? strlen(spec[i].value) : 0);
+		ops[i].cond = spec[i].cond;
+		ops[i].if_version = spec[i].if_version;
+		ptrs[i] = &ops[i];
+	}
+	cmd.ops = ptrs;
+	cmd.n_ops = n;
+	void *buf;
+	size_t len;
+	assert_int_equal(rp_command_pack(&cmd, malloc, &buf, &len), RP_OK);
+	assert_int_equal(rp_store_apply(s, buf, len, res), RP_OK);
+	free(buf);
+	return res->status;
+}
+
+static int put(struct rp_store *s, const char *kind, const char *name, const char *value)
+{
+	struct rp_apply_result res;
+	struct op_spec o = {0, kind, name, value, 0, 0};
+	return txn(s, &o, 1, &res);
+}
+
+static int del(struct rp_store *s, const char *kind, const char *name)
+{
+	struct rp_apply_result res;
+	struct op_spec o = {1, kind, name, NULL, 0, 0};
+	return txn(s, &o, 1, &res);
+}
+
+static int members(struct rp_store *s, int type, uint64_t id, const char *http)
+{
+	Raftplane__Command cmd;
+	Raftplane__Member m, *mp = &m;
+	struct rp_apply_result res;
+	raftplane__command__init(&cmd);
+	raftplane__member__init(&m);
+	cmd.type = type;
+	m.id = id;
+	m.raft = "127.0.0.1:7000";
+	m.http = (char *)http;
+	m.role = 1;
+	cmd.members = &mp;
+	cmd.n_members = 1;
+	void *buf;
+	size_t len;
+	assert_int_equal(rp_command_pack(&cmd, malloc, &buf, &len), RP_OK);
+	assert_int_equal(rp_store_apply(s, buf, len, &res), RP_OK);
+	free(buf);
+	return res.status;
+}
+
+/* ---- a logical dump of everything, to compare stores ---------------------- */
+
+struct dump {
+	char *p;
+	size_t len;
+	FILE *f;
+};
+
+static int dump_item(void *arg, const struct rp_item *it)
+{
+	fprintf(arg, "item %d %s %llu %.*s\n", it->kind, it->name, (unsigned long long)it->version,
+		(int)it->value_len, (const char *)it->value);
+	return 0;
+}
+
+static int dump_change(void *arg, const struct rp_change *c)
+{
+	fprintf(arg, "change %llu %d %s %d\n", (unsigned long long)c->revision, c->kind, c->name,
+		c->deleted);
+	return 0;
+}
+
+static int dump_member(void *arg, const struct rp_member *m)
+{
+	fprintf(arg, "member %llu %s %s %d\n", (unsigned long long)m->id, m->raft, m->http, m->role);
+	return 0;
+}
+
+static char *dump(struct rp_store *s)
+{
+	char *p;
+	size_t len;
+	FILE *f = open_memstream(&p, &len);
+	fprintf(f, "revision %llu compacted %llu\n", (unsigned long long)rp_store_revision(s),
+		(unsigned long long)rp_store_compacted(s));
+	for (int k = 0; k < RP_KIND_MEMBERS; k++)
+		rp_store_list(s, k, "", dump_item, f);
+	rp_store_changes(s, rp_store_compacted(s), ~0u, dump_change, f);
+	rp_store_members(s, dump_member, f);
+	fclose(f);
+	return p;
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+static void test_kv_put_get_delete(void **state)
+{
+	(void)state;
+	struct rp_store *s = new_store();
+	void *v;
+	size_t len;
+	uint64_t ver;
+	assert_int_equal(put(s, "kv", "a", "one"), RP_OK);
+	assert_int_equal(put(s, "kv", "a", "two"), RP_OK);
+	assert_int_equal(rp_store_revision(s), 2);
+	assert_int_equal(rp_store_get(s, RP_KIND_KV, "a", &v, &len, &ver), RP_OK);
+	assert_int_equal(len, 3);
+	assert_memory_equal(v, "two", 3);
+	assert_int_equal(ver, 2);
+	free(v);
+	assert_int_equal(del(s, "kv", "a"), RP_OK);
+	assert_int_equal(rp_store_get(s, RP_KIND_KV, "a", &v, &len, &ver), RP_ERR_NOT_FOUND);
+	assert_int_equal(del(s, "kv", "a"), RP_ERR_NOT_FOUND);
+	assert_int_equal(rp_store_revision(s), 3); /* the failed delete made no revision */
+	assert_int_equal(put(s, "kv", "bad/name", "x"), RP_ERR_INVALID);
+	assert_int_equal(put(s, "nope", "a", "x"), RP_ERR_INVALID);
+	rp_store_destroy(s);
+}
+
+static void test_preconditions(void **state)
+{
+	(void)state;
+	struct rp_store *s = new_store();
+	struct rp_apply_result res;
+	struct op_spec absent = {0, "kv", "k", "v", RAFTPLANE__OP__COND__IF_ABSENT, 0};
+	struct op_spec exists = {0, "kv", "k", "v", RAFTPLANE__OP__COND__IF_EXISTS, 0};
+	struct op_spec ver1 = {0, "kv", "k", "v2", RAFTPLANE__OP__COND__IF_VERSION, 1};
+	assert_int_equal(txn(s, &exists, 1, &res), RP_ERR_PRECONDITION);
+	assert_int_equal(txn(s, &absent, 1, &res), RP_OK);
+	assert_int_equal(txn(s, &absent, 1, &res), RP_ERR_PRECONDITION);
+	assert_int_equal(res.op_index, 0);
+	assert_int_equal(txn(s, &ver1, 1, &res), RP_OK); /* version was 1 */
+	assert_int_equal(txn(s, &ver1, 1, &res), RP_ERR_PRECONDITION);
+	assert_non_null(strstr(res.message, "version 2, not 1"));
+	assert_int_equal(rp_store_revision(s), 2);
+	rp_store_destroy(s);
+}
+
+static void test_txn_all_or_nothing(void **state)
+{
+	(void)state;
+	struct rp_store *s = new_store();
+	struct rp_apply_result res;
+	struct op_spec ops[3] = {
+	    {0, "kv", "a", "1", 0, 0},
+	    {0, "kv", "b", "2", 0, 0},
+	    {0, "kv", "a", "3", RAFTPLANE__OP__COND__IF_VERSION, 99},
+	};
+	assert_int_equal(txn(s, ops, 3, &res), RP_ERR_PRECONDITION);
+	assert_int_equal(res.op_index, 2);
+	assert_int_equal(rp_store_revision(s), 0);
+	void *v;
+	size_t len;
+	uint64_t ver;
+	assert_int_equal(rp_store_get(s, RP_KIND_KV, "a", &v, &len, &ver), RP_ERR_NOT_FOUND);
+	assert_int_equal(txn(s, ops, 2, &res), RP_OK);
+	assert_int_equal(res.revision, 1); /* both ops share one revision */
+	rp_store_destroy(s);
+}
+
+static void test_mesh_references(void **state)
+{
+	(void)state;
+	struct rp_store *s = new_store();
+	assert_int_equal(put(s, "routes", "r", ROUTE), RP_ERR_DANGLING);
+	assert_int_equal(put(s, "clusters", "api", CLUSTER), RP_OK);
+	assert_int_equal(put(s, "routes", "r", ROUTE), RP_ERR_DANGLING); /* no listener yet */
+	assert_int_equal(put(s, "listeners", "edge", LISTENER), RP_OK);
+	assert_int_equal(put(s, "routes", "r", ROUTE), RP_OK);
+	assert_int_equal(del(s, "clusters", "api"), RP_ERR_IN_USE);
+	assert_int_equal(del(s, "listeners", "edge"), RP_ERR_IN_USE);
+	assert_int_equal(put(s, "clusters", "api", "{\"lb_policy\":\"bogus\"}"), RP_ERR_INVALID);
+	/* a listener clash: same port, overlapping nodes */
+	assert_int_equal(put(s, "listeners", "edge2", LISTENER), RP_ERR_CONFLICT);
+	assert_int_equal(put(s, "listeners", "edge3",
+			     "{\"address\":\"127.0.0.2\",\"port\":10000,\"nodes\":[\"*\"]}"),
+			 RP_OK);
+	assert_int_equal(del(s, "routes", "r"), RP_OK);
+	assert_int_equal(del(s, "clusters", "api"), RP_OK);
+	assert_int_equal(del(s, "listeners", "edge"), RP_OK);
+	rp_store_destroy(s);
+}
+
+static void test_txn_mesh_order(void **state)
+{
+	(void)state;
+	struct rp_store *s = new_store();
+	struct rp_apply_result res;
+	struct op_spec create[3] = {
+	    {0, "clusters", "api", CLUSTER, 0, 0},
+	    {0, "listeners", "edge", LISTENER, 0, 0},
+	    {0, "routes", "r", ROUTE, 0, 0},
+	};
+	assert_int_equal(txn(s, create, 3, &res), RP_OK);
+	struct op_spec bad[2] = {{1, "routes", "r", NULL, 0, 0}, {0, "routes", "r2", ROUTE, 0, 0}};
+	bad[1].value = "{\"listener\":\"edge\",\"match\":{\"path\":\"/x\"},\"cluster\":\"gone\"}";
+	assert_int_equal(txn(s, bad, 2, &res), RP_ERR_DANGLING);
+	assert_int_equal(res.op_index, 1);
+	void *v;
+	size_t len;
+	uint64_t ver;
+	assert_int_equal(rp_store_get(s, RP_KIND_ROUTES, "r", &v, &len, &ver), RP_OK);
+	free(v); /* the delete of r was rolled back */
+	rp_store_destroy(s);
+}
+
+static void test_members(void **state)
+{
+	(void)state;
+	struct rp_store *s = new_store();
+	struct rp_member m;
+	assert_int_equal(members(s, RAFTPLANE__COMMAND__TYPE__MEMBER_SEED, 1, "127.0.0.1:8001"),
+			 RP_OK);
+	assert_int_equal(members(s, RAFTPLANE__COMMAND__TYPE__MEMBER_SEED, 2, "127.0.0.1:8002"),
+			 RP_ERR_CONFLICT);
+	assert_int_equal(members(s, RAFTPLANE__COMMAND__TYPE__MEMBER_PUT, 4, "127.0.0.1:8004"),
+			 RP_OK);
+	assert_int_equal(rp_store_member_get(s, 4, &m), RP_OK);
+	assert_string_equal(m.http, "127.0.0.1:8004");
+	assert_int_equal(members(s, RAFTPLANE__COMMAND__TYPE__MEMBER_DELETE, 4, ""), RP_OK);
+	assert_int_equal(rp_store_member_get(s, 4, &m), RP_ERR_NOT_FOUND);
+	assert_int_equal(members(s, RAFTPLANE__COMMAND__TYPE__MEMBER_DELETE, 4, ""),
+			 RP_ERR_NOT_FOUND);
+	rp_store_destroy(s);
+}
+
+static void test_corrupt_command(void **state)
+{
+	(void)state;
+	struct rp_store *s = new_store();
+	struct rp_apply_result res;
+	static const unsigned char junk[] = {0x12, 0xff, 0xff, 0xff, 0xff, 0x0f};
+	assert_int_equal(rp_store_apply(s, junk, sizeof junk, &res), RP_ERR_CORRUPT);
+	assert_int_equal(rp_store_revision(s), 0);
+	rp_store_destroy(s);
+}
+
+/* The same command sequence — successes and rejections — gives the same
+ * state on two stores. */
+static void run_sequence(struct rp_store *s)
+{
+	char name[16], value[32];
+	for (int i = 0; i < 200; i++) {
+		snprintf(name, sizeof name, "k%d", i % 17);
+		snprintf(value, sizeof value, "v%d", i);
+		if (i % 5 == 0)
+			del(s, "kv", name);
+		else
+			put(s, "kv", name, value);
+	}
+	put(s, "clusters", "api", CLUSTER);
+	put(s, "listeners", "edge", LISTENER);
+	put(s, "routes", "r", ROUTE);
+	del(s, "clusters", "api");
+	members(s, RAFTPLANE__COMMAND__TYPE__MEMBER_SEED, 1, "127.0.0.1:8001");
+}
+
+static void test_determinism(void **state)
+{
+	(void)state;
+	struct rp_store *a = new_store(), *b = new_store();
+	run_sequence(a);
+	run_sequence(b);
+	char *da = dump(a), *db = dump(b);
+	assert_string_equal(da, db);
+	assert_non_null(strstr(da, "item 2 r "));
+	free(da);
+	free(db);
+	rp_store_destroy(a);
+	rp_store_destroy(b);
+}
+
+static void test_snapshot_round_trip(void **state)
+{
+	(void)state;
+	struct rp_store *a = new_store(), *b = new_store();
+	run_sequence(a);
+	put(b, "kv", "stale", "x"); /* restore replaces whatever b had */
+	void *buf;
+	size_t len;
+	assert_int_equal(rp_store_serialize(a, &buf, &len), RP_OK);
+	assert_int_equal(rp_store_restore(b, buf, len), RP_OK);
+	sqlite3_free(buf);
+	char *da = dump(a), *db = dump(b);
+	assert_string_equal(da, db);
+	free(da);
+	free(db);
+	/* both continue identically after the restore */
+	put(a, "kv", "after", "1");
+	put(b, "kv", "after", "1");
+	da = dump(a);
+	db = dump(b);
+	assert_string_equal(da, db);
+	free(da);
+	free(db);
+	assert_int_equal(rp_store_restore(b, "not a database", 14), RP_ERR_CORRUPT);
+	rp_store_destroy(a);
+	rp_store_destroy(b);
+}
+
+static int count_change(void *arg, const struct rp_change *c)
+{
+	(void)c;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void test_history_compaction(void **state)
+{
+	(void)state;
+	struct rp_store *s = new_store();
+	int n = 0;
+	for (int i = 0; i < RP_HISTORY_REVS + 5; i++)
+		put(s, "kv", "k", "v");
+	assert_int_equal(rp_store_compacted(s), 5);
+	assert_int_equal(rp_store_changes(s, 4, ~0u, count_change, &n), RP_ERR_GONE);
+	assert_int_equal(rp_store_changes(s, 5, ~0u, count_change, &n), RP_OK);
+	assert_int_equal(n, RP_HISTORY_REVS);
+	n = 0;
+	assert_int_equal(rp_store_changes(s, 5, 1u << RP_KIND_ROUTES, count_change, &n), RP_OK);
+	assert_int_equal(n, 0);
+	rp_store_destroy(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_kv_put_get_delete), cmocka_unit_test(test_preconditions),
+	    cmocka_unit_test(test_txn_all_or_nothing), cmocka_unit_test(test_mesh_references),
+	    cmocka_unit_test(test_txn_mesh_order),    cmocka_unit_test(test_members),
+	    cmocka_unit_test(test_corrupt_command),   cmocka_unit_test(test_determinism),
+	    cmocka_unit_test(test_snapshot_round_trip), cmocka_unit_test(test_history_compaction),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
