@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install whatever raftplane needs that is missing (Debian bookworm, as root).
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config
+      libraft-dev libuv1-dev libsqlite3-dev libprotobuf-c-dev protobuf-c-compiler
+      libh2o-dev libssl-dev libjansson-dev libcmocka-dev
+      python3 curl procps iproute2 nftables)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
