@@ -810,7 +810,8 @@ int rp_node_start(struct rp_node *n, char *errmsg, size_t errlen)
 {
 	int rv = raft_start(&n->raft);
 	if (rv != 0) {
-		snprintf(errmsg, errlen, "raft start: %s", raft_errmsg(&n->raft));
+		snprintf(errmsg, errlen, "raft start: %s (%s; io: %s)", raft_strerror(rv),
+			 raft_errmsg(&n->raft), n->io.errmsg);
 		return -1;
 	}
 	uv_timer_init(n->loop, &n->tick);
