@@ -5,9 +5,11 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/scripts/install-deps.sh"
-RP_BUILD_TARGETS="raftplane-server" \
-  bash "$root/scripts/build.sh" "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
-bin=$root/build/server/raftplane-server
+if [ -z "${RP_DEMO_BIN:-}" ]; then
+  RP_BUILD_TARGETS="raftplane-server" \
+    bash "$root/scripts/build.sh" "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+fi
+bin=${RP_DEMO_BIN:-$root/build/server/raftplane-server}
 dir=$(mktemp -d /tmp/raftplane-demo.XXXXXX)
 pids=()
 cleanup() {
@@ -59,6 +61,7 @@ leader=$(curl -s "$(http 1)/v1/status" | sed -n 's/.*"leader":{"id":\([0-9]*\).*
 other=$(( leader % 3 + 1 ))
 echo "== SIGKILL the leader (node $leader); write through node $other"
 kill -9 "${pids[$leader]}"
+wait "${pids[$leader]}" 2>/dev/null || true
 t0=$(date +%s%N)
 # 503 means "no leader yet" or "outcome unknown": a client retries (PUT is idempotent here)
 for _ in $(seq 100); do
