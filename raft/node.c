@@ -107,6 +107,9 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 	}
 	if (rv != RP_OK) /* undecodable: the same on every node, reject it */
 		n->last_result.status = rv;
+	if (rv == RP_ERR_CORRUPT)
+		fprintf(stderr, "node %" PRIu64 ": CORRUPT log entry after revision %" PRIu64 ": %s\n",
+			n->cfg.id, rp_store_revision(n->store), n->last_result.message);
 	rp_histogram_observe(&n->stats.apply, (double)(uv_hrtime() - t0) / 1e9);
 	*result = &n->last_result;
 	return 0;

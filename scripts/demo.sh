@@ -78,4 +78,5 @@ echo "== restart node $leader with the same command line; it catches up"
 start "$leader"
 sleep 2
 api "$(http "$leader")/v1/kv/greeting?consistency=stale"
+if [ -n "${RP_DEMO_DEBUG:-}" ]; then for _ in 1 2 3 4; do sleep 1; api "$(http "$leader")/v1/status"; done; fi
 echo "== done"

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "raftplane.pb-c.h"
 #include "raftplane/err.h"
 #include "raftplane/limits.h"
@@ -589,7 +590,7 @@ int rp_store_apply(struct rp_store *s, const void *buf, size_t len, struct rp_ap
 	memset(res, 0, sizeof *res);
 	res->op_index = -1;
 	res->revision = s->revision;
-	Raftplane__Command *cmd = raftplane__command__unpack(NULL, len, buf);
+	Raftplane__Command *cmd = rp_command_unpack(buf, len);
 	if (!cmd) {
 		reject(res, RP_ERR_CORRUPT, -1, "undecodable command (%zu bytes)", len);
 		return RP_ERR_CORRUPT;

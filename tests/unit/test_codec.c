@@ -25,7 +25,7 @@ static void test_txn_round_trip(void **state)
 	void *buf;
 	size_t len;
 	assert_int_equal(rp_command_pack(&cmd, malloc, &buf, &len), RP_OK);
-	Raftplane__Command *out = raftplane__command__unpack(NULL, len, buf);
+	Raftplane__Command *out = rp_command_unpack(buf, len);
 	assert_non_null(out);
 	assert_int_equal(out->type, RAFTPLANE__COMMAND__TYPE__TXN);
 	assert_int_equal(out->n_ops, 2);
@@ -57,7 +57,7 @@ static void test_members_round_trip(void **state)
 	void *buf;
 	size_t len;
 	assert_int_equal(rp_command_pack(&cmd, malloc, &buf, &len), RP_OK);
-	Raftplane__Command *out = raftplane__command__unpack(NULL, len, buf);
+	Raftplane__Command *out = rp_command_unpack(buf, len);
 	assert_non_null(out);
 	assert_int_equal(out->type, RAFTPLANE__COMMAND__TYPE__MEMBER_SEED);
 	assert_int_equal(out->members[0]->id, 7);
@@ -66,11 +66,42 @@ static void test_members_round_trip(void **state)
 	free(buf);
 }
 
+/* raft_uv needs entries padded to 8 bytes: every packed size must be. */
+static void test_padded_to_8(void **state)
+{
+	(void)state;
+	char value[64];
+	memset(value, 'x', sizeof value);
+	for (size_t n = 0; n < sizeof value; n++) {
+		Raftplane__Command cmd;
+		Raftplane__Op op, *ops = &op;
+		raftplane__command__init(&cmd);
+		rp_op_init(&op, 0, "kv", "k", value, n);
+		cmd.ops = &ops;
+		cmd.n_ops = 1;
+		void *buf;
+		size_t len;
+		assert_int_equal(rp_command_pack(&cmd, malloc, &buf, &len), RP_OK);
+		assert_int_equal(len % 8, 0);
+		Raftplane__Command *out = rp_command_unpack(buf, len);
+		assert_non_null(out);
+		assert_int_equal(out->ops[0]->value.len, n);
+		raftplane__command__free_unpacked(out, NULL);
+		free(buf);
+	}
+}
+
 static void test_garbage_refused(void **state)
 {
 	(void)state;
-	static const unsigned char junk[] = {0x12, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01};
-	assert_null(raftplane__command__unpack(NULL, sizeof junk, junk));
+	static const unsigned char junk[16] = {0x12, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01};
+	static const unsigned char badlen[16] = {'R', 'P', 'C', '1', 200, 0, 0, 0};
+	static const unsigned char badpb[16] = {'R', 'P', 'C', '1', 7, 0, 0, 0, 0x12, 0xff, 0xff, 0xff, 0xff, 0x0f};
+	assert_null(rp_command_unpack(junk, sizeof junk));
+	assert_null(rp_command_unpack(badlen, sizeof badlen));
+	assert_null(rp_command_unpack(badpb, sizeof badpb));
+	assert_null(rp_command_unpack(badpb, 12)); /* not a multiple of 8 */
+	assert_null(rp_command_unpack(badpb, 0));
 }
 
 int main(void)
@@ -78,6 +109,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_txn_round_trip),
 	    cmocka_unit_test(test_members_round_trip),
+	    cmocka_unit_test(test_padded_to_8),
 	    cmocka_unit_test(test_garbage_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
