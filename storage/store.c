@@ -54,6 +54,9 @@ enum stmt_id {
 	ST_MEMBER_LIST,
 	ST_MEMBER_GET,
 	ST_LISTENER_ALL,
+	ST_EPOCH_BUMP,
+	ST_EPOCH_LIST,
+	ST_REF_OF_KIND,
 	ST__COUNT
 };
 
@@ -85,6 +88,10 @@ static const char *const sql[ST__COUNT] = {
     [ST_MEMBER_LIST] = "SELECT id, raft, http, role FROM members ORDER BY id",
     [ST_MEMBER_GET] = "SELECT id, raft, http, role FROM members WHERE id=?1",
     [ST_LISTENER_ALL] = "SELECT name, value FROM items WHERE kind=?1 AND name<>?2",
+    [ST_EPOCH_BUMP] = "INSERT INTO epochs(kind,name,rev) VALUES(?1,?2,?3) "
+		      "ON CONFLICT(kind,name) DO UPDATE SET rev=excluded.rev",
+    [ST_EPOCH_LIST] = "SELECT kind, name, rev FROM epochs ORDER BY kind, name",
+    [ST_REF_OF_KIND] = "SELECT ref_name FROM refs WHERE kind=?1 AND name=?2 AND ref_kind=?3",
 };
 
 static const char schema[] =
@@ -98,7 +105,9 @@ static const char schema[] =
     " PRIMARY KEY(rev, seq)) WITHOUT ROWID;"
     "CREATE TABLE members(id INTEGER PRIMARY KEY, raft TEXT NOT NULL, http TEXT NOT NULL,"
     " role INTEGER NOT NULL);"
-    "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;";
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE epochs(kind INTEGER NOT NULL, name TEXT NOT NULL, rev INTEGER NOT NULL,"
+    " PRIMARY KEY(kind, name)) WITHOUT ROWID;";
 
 struct rp_store {
 	sqlite3 *db;
@@ -417,6 +426,113 @@ static int check_mesh_put(struct rp_store *s, const Raftplane__Op *op, int kind,
 	return rv;
 }
 
+/* ---- proxy snapshot epochs ---------------------------------------------- *
+ *
+ * A proxy's snapshot version is the highest revision that changed any part
+ * of it (storage/snapshot.c). Versions of the items still in the snapshot
+ * cover puts; these epochs cover what left it: a route deleted from or moved
+ * off a listener bumps the listener's epoch, and a listener deleted or no
+ * longer naming a node bumps that node's epoch (or the "*" epoch). They are
+ * written by apply, so every server computes the same versions. */
+
+static int bump_epoch(struct rp_store *s, int kind, const char *name, uint64_t rev)
+{
+	sqlite3_stmt *st = stmt(s, ST_EPOCH_BUMP);
+	if (!st)
+		return RP_ERR_STORAGE;
+	sqlite3_bind_int(st, 1, kind);
+	bind_text(st, 2, name);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)rev);
+	return exec_stmt(s, st);
+}
+
+/* Bump the epoch of the listener route @name is on now (before the change). */
+static int bump_old_route_listener(struct rp_store *s, const char *name, uint64_t rev)
+{
+	char listener[RP_MAX_NAME + 1] = "";
+	sqlite3_stmt *st = stmt(s, ST_REF_OF_KIND);
+	if (!st)
+		return RP_ERR_STORAGE;
+	sqlite3_bind_int(st, 1, RP_KIND_ROUTES);
+	bind_text(st, 2, name);
+	sqlite3_bind_int(st, 3, RP_KIND_LISTENERS);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		snprintf(listener, sizeof listener, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return RP_ERR_STORAGE;
+	return listener[0] ? bump_epoch(s, RP_EPOCH_LISTENER, listener, rev) : RP_OK;
+}
+
+static int nodes_contain(json_t *nodes, const char *node)
+{
+	for (size_t i = 0; i < json_array_size(nodes); i++)
+		if (strcmp(json_string_value(json_array_get(nodes, i)), node) == 0)
+			return 1;
+	return 0;
+}
+
+/* Listener @name goes from its stored value to @new_value (NULL: deleted). */
+static int bump_listener_nodes(struct rp_store *s, const char *name, const Raftplane__Op *op,
+			       uint64_t rev)
+{
+	void *old;
+	size_t old_len;
+	uint64_t v;
+	int rv = rp_store_get(s, RP_KIND_LISTENERS, name, &old, &old_len, &v);
+	if (rv == RP_ERR_NOT_FOUND)
+		return RP_OK;
+	if (rv)
+		return rv;
+	json_t *o = json_loadb(old, old_len, 0, NULL);
+	json_t *n = op ? json_loadb((const char *)op->value.data, op->value.len, 0, NULL) : NULL;
+	json_t *old_nodes = json_object_get(o, "nodes"), *new_nodes = json_object_get(n, "nodes");
+	free(old);
+	for (size_t i = 0; rv == RP_OK && i < json_array_size(old_nodes); i++) {
+		const char *node = json_string_value(json_array_get(old_nodes, i));
+		if (strcmp(node, "*") == 0) {
+			if (!nodes_contain(new_nodes, "*"))
+				rv = bump_epoch(s, RP_EPOCH_STAR, "*", rev);
+		} else if (!nodes_contain(new_nodes, node) && !nodes_contain(new_nodes, "*")) {
+			rv = bump_epoch(s, RP_EPOCH_NODE, node, rev);
+		}
+	}
+	json_decref(o);
+	json_decref(n);
+	return rv;
+}
+
+static int bump_epochs(struct rp_store *s, int kind, const char *name, const Raftplane__Op *put,
+		       const struct rp_refs *refs, uint64_t rev)
+{
+	int rv = RP_OK;
+	if (kind == RP_KIND_ROUTES) {
+		rv = bump_old_route_listener(s, name, rev);
+		for (unsigned i = 0; rv == RP_OK && refs && i < refs->n; i++)
+			if (refs->ref[i].kind == RP_KIND_LISTENERS)
+				rv = bump_epoch(s, RP_EPOCH_LISTENER, refs->ref[i].name, rev);
+	} else if (kind == RP_KIND_LISTENERS) {
+		rv = bump_epoch(s, RP_EPOCH_LISTENER, name, rev);
+		if (rv == RP_OK)
+			rv = bump_listener_nodes(s, name, put, rev);
+	}
+	return rv;
+}
+
+int rp_store_epochs(struct rp_store *s, rp_epoch_cb cb, void *arg)
+{
+	sqlite3_stmt *st = stmt(s, ST_EPOCH_LIST);
+	int rv = 0;
+	if (!st)
+		return RP_ERR_STORAGE;
+	while (rv == 0 && sqlite3_step(st) == SQLITE_ROW)
+		rv = cb(arg, sqlite3_column_int(st, 0), (const char *)sqlite3_column_text(st, 1),
+			(uint64_t)sqlite3_column_int64(st, 2));
+	sqlite3_reset(st);
+	return rv;
+}
+
 static int check_cond(const Raftplane__Op *op, uint64_t cur, int i, struct rp_apply_result *res)
 {
 	if (op->cond == RAFTPLANE__OP__COND__IF_ABSENT && cur != 0)
@@ -442,6 +558,8 @@ static int apply_put(struct rp_store *s, const Raftplane__Op *op, int kind, uint
 			      RP_MAX_BODY);
 	if (kind != RP_KIND_KV && (rv = check_mesh_put(s, op, kind, i, &refs, res)))
 		return rv;
+	if ((rv = bump_epochs(s, kind, op->name, op, &refs, rev)))
+		return rv;
 	sqlite3_stmt *st = stmt(s, ST_ITEM_PUT);
 	if (!st)
 		return RP_ERR_STORAGE;
@@ -459,7 +577,8 @@ static int apply_delete(struct rp_store *s, const Raftplane__Op *op, int kind, u
 			int i, struct rp_apply_result *res)
 {
 	int rv;
-	if ((rv = check_unreferenced(s, op, kind, i, res)))
+	if ((rv = check_unreferenced(s, op, kind, i, res)) ||
+	    (rv = bump_epochs(s, kind, op->name, NULL, NULL, rev)))
 		return rv;
 	sqlite3_stmt *st = stmt(s, ST_ITEM_DEL);
 	if (!st)

@@ -100,4 +100,10 @@ int rp_store_members(struct rp_store *s, rp_member_cb cb, void *arg);
 /** RP_OK and *out filled, or RP_ERR_NOT_FOUND. */
 int rp_store_member_get(struct rp_store *s, uint64_t id, struct rp_member *out);
 
+/* Epoch kinds (see store.c "proxy snapshot epochs"). */
+enum { RP_EPOCH_LISTENER = 0, RP_EPOCH_NODE = 1, RP_EPOCH_STAR = 2 };
+typedef int (*rp_epoch_cb)(void *arg, int kind, const char *name, uint64_t rev);
+/** Iterate every epoch row: listener epochs, node epochs and the "*" epoch. */
+int rp_store_epochs(struct rp_store *s, rp_epoch_cb cb, void *arg);
+
 #endif

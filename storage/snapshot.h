@@ -1,0 +1,33 @@
+/* Per-node proxy snapshots: which part of the mesh config a node gets, its
+ * version, and its encoding (Raftplane__Snapshot). */
+#ifndef RP_SNAPSHOT_H
+#define RP_SNAPSHOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/* The mesh configuration of one store revision, parsed once and indexed so
+ * that each node's version and snapshot are cheap to compute. Immutable. */
+struct rp_mesh;
+
+/** Parse the store's listeners, routes, clusters and epochs. */
+int rp_mesh_build(struct rp_store *s, struct rp_mesh **out);
+void rp_mesh_destroy(struct rp_mesh *m);
+uint64_t rp_mesh_revision(const struct rp_mesh *m);
+
+/**
+ * Version of @node's snapshot: the highest revision that changed any part of
+ * it — items still in it, routes and listeners that left it (epochs).
+ */
+uint64_t rp_mesh_node_version(const struct rp_mesh *m, const char *node);
+
+/**
+ * Encode @node's snapshot. On RP_OK *buf is malloc'd (caller frees), *len
+ * set and *version its version.
+ */
+int rp_mesh_node_snapshot(const struct rp_mesh *m, const char *node, void **buf, size_t *len,
+			  uint64_t *version);
+
+#endif

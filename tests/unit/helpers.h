@@ -1,0 +1,23 @@
+/* Shared helpers of the storage unit tests: apply commands to a store. */
+#ifndef RP_TEST_HELPERS_H
+#define RP_TEST_HELPERS_H
+
+#include <stdint.h>
+
+#include "store.h"
+
+struct op_spec {
+	int del;
+	const char *kind, *name, *value;
+	int cond;
+	uint64_t if_version;
+};
+
+struct rp_store *new_store(void);
+/* Apply a transaction of @n ops; returns the user-level status. */
+int txn(struct rp_store *s, const struct op_spec *spec, size_t n, struct rp_apply_result *res);
+int put(struct rp_store *s, const char *kind, const char *name, const char *value);
+int del(struct rp_store *s, const char *kind, const char *name);
+int members(struct rp_store *s, int type, uint64_t id, const char *http);
+
+#endif
