@@ -26,6 +26,9 @@ enum rp_route {
 	RP_ROUTE_HEALTHZ,
 	RP_ROUTE_READYZ,
 	RP_ROUTE_METRICS,
+	RP_ROUTE_SUBSCRIBE,
+	RP_ROUTE_PROXIES,
+	RP_ROUTE_ROLLOUTS,
 	RP_ROUTE_OTHER,
 	RP_ROUTE__COUNT
 };
@@ -39,6 +42,8 @@ struct rp_api_options {
 };
 
 struct rp_call;
+struct rp_sub_node;
+struct rp_mesh;
 
 struct rp_api {
 	uv_loop_t *loop;
@@ -51,6 +56,13 @@ struct rp_api {
 	struct rp_call *watchers; /* parked watch calls, doubly linked */
 	uint64_t requests[RP_ROUTE__COUNT][600];
 	uint64_t forwarded;
+	/* proxy subscriptions (subscribe.c) */
+	struct rp_mesh *mesh;             /* parsed mesh at mesh->revision */
+	struct rp_sub_node **sub_buckets; /* node id -> snapshot cache + fleet entry */
+	size_t n_sub_nodes;
+	uv_timer_t sub_gc;
+	uint64_t snapshots_encoded, snapshots_sent, subscribers;
+	unsigned proxy_ttl_ms;
 };
 
 /*
@@ -90,6 +102,12 @@ struct rp_call {
 	Raftplane__Command *cmd;        /* heap-built txn, freed with the call */
 	struct rp_member member;
 	uint64_t target_id;
+	/* subscription */
+	struct rp_sub_node *sub;
+	struct rp_call *sprev, *snext;
+	uint64_t held, nack_version;
+	int has_held, has_nack, sub_validated, sub_parked;
+	uint64_t sub_deadline, behind_deadline;
 	/* watch */
 	struct rp_call *wprev, *wnext;
 	uint64_t watch_after;
@@ -115,6 +133,10 @@ void rp_respond_relay(struct rp_call *c, int status, const char *ctype, const ch
 void rp_respond_error(struct rp_call *c, int err, const char *message, int index);
 /** Value of query parameter @name, copied into @out; 1 if present. */
 int rp_query_param(h2o_req_t *req, const char *name, char *out, size_t outlen);
+/** Parse @len decimal digits into *out; -1 on anything else or overflow. */
+int rp_parse_u64(const char *s, size_t len, uint64_t *out);
+/** Parse "30s", "500ms", "2m" or plain seconds into *ms; -1 if bad or > max. */
+int rp_parse_wait(const char *s, uint64_t max_ms, uint64_t *ms);
 /** Header value as a NUL-terminated pool string, NULL when absent. */
 const char *rp_header(h2o_req_t *req, const h2o_token_t *token);
 
@@ -123,6 +145,9 @@ void rp_leader_dispatch(struct rp_call *c);
 /** Linearizable read: run c->local after a barrier (or forward). */
 void rp_leader_read(struct rp_call *c);
 void rp_leader_cancel(struct rp_call *c);
+/** The ready leader refused the work (e.g. a leadership transfer is under
+ * way): dispatch again after a short delay, until the deadline. */
+void rp_leader_retry(struct rp_call *c);
 
 /* Route handlers, each validates its input and answers. */
 void rp_route_kv(struct rp_call *c, const char *method, const char *name, size_t name_len);
@@ -141,6 +166,19 @@ void rp_route_member(struct rp_call *c, const char *method, const char *id, size
 void rp_route_healthz(struct rp_call *c);
 void rp_route_readyz(struct rp_call *c);
 void rp_route_metrics(struct rp_call *c);
+
+/* subscribe.c: the proxy subscription protocol (docs/protocol.md). */
+int rp_subscribe_init(struct rp_api *api);
+void rp_subscribe_close(struct rp_api *api);
+void rp_route_subscribe(struct rp_call *c);
+void rp_subscribe_notify(struct rp_api *api);
+void rp_subscribe_cancel(struct rp_call *c);
+/** This server's fleet entries as a JSON array (caller owns it). */
+json_t *rp_subscribe_local_fleet(struct rp_api *api);
+
+/* fleet.c: /v1/proxies and /v1/rollouts, merged over every member. */
+void rp_route_proxies(struct rp_call *c);
+void rp_route_rollout(struct rp_call *c, const char *rev, size_t len);
 
 /* Shared by item handlers: respond with the result of a proposal. */
 void rp_propose_and_respond(struct rp_call *c, const Raftplane__Command *cmd,

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <uv.h>
 
-#define RP_CLIENT_MAX_RESPONSE (8 * 1024 * 1024)
+#define RP_CLIENT_MAX_RESPONSE (256 * 1024 * 1024)
 
 struct rp_http_req;
 

@@ -110,15 +110,22 @@ static void run_member_op(struct rp_call *c)
 		return;
 	rp_call_unref(c);
 	if (rv == RP_ERR_NO_LEADER) {
-		rp_leader_dispatch(c);
+		rp_leader_retry(c);
 		return;
 	}
-	const char *msg = rv == RP_ERR_CONFLICT ? "id, raft or http address already in use, or "
-						  "another membership change is in progress"
-			  : rv == RP_ERR_NOT_FOUND ? "no such member"
-						   : NULL;
-	if (rv == RP_ERR_CONFLICT && c->route == RP_ROUTE_MEMBER)
-		msg = "cannot remove the leader itself: transfer leadership first";
+	const char *msg = NULL;
+	uint64_t self = rp_node_config(n)->id;
+	if (c->route == RP_ROUTE_MEMBERS && rv == RP_ERR_CONFLICT)
+		msg = "id, raft or http address already in use by a member, or another "
+		      "membership change is in progress";
+	else if (c->route == RP_ROUTE_MEMBER && rv == RP_ERR_CONFLICT)
+		msg = c->target_id == self ? "cannot remove the leader itself: transfer leadership "
+					     "to another voter first"
+					   : "another membership change is in progress";
+	else if (c->route == RP_ROUTE_LEADERSHIP && rv == RP_ERR_INVALID)
+		msg = "the target must be a voter other than the current leader";
+	else if (rv == RP_ERR_NOT_FOUND)
+		msg = "no such member";
 	rp_respond_error(c, rv, msg, -1);
 }
 
@@ -196,15 +203,8 @@ void rp_route_members(struct rp_call *c, const char *method)
 void rp_route_member(struct rp_call *c, const char *method, const char *id, size_t id_len,
 		     int leadership)
 {
-	char buf[24];
-	if (id_len == 0 || id_len >= sizeof buf || strspn(id, "0123456789") < id_len) {
-		rp_respond_error(c, RP_ERR_INVALID, "member id must be a positive integer", -1);
-		return;
-	}
-	memcpy(buf, id, id_len);
-	buf[id_len] = '\0';
-	c->target_id = strtoull(buf, NULL, 10);
-	if (c->target_id == 0) {
+	if (rp_parse_u64(id, id_len, &c->target_id) != 0 || c->target_id == 0 ||
+	    c->target_id > INT64_MAX) {
 		rp_respond_error(c, RP_ERR_INVALID, "member id must be a positive integer", -1);
 		return;
 	}

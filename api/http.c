@@ -22,6 +22,9 @@ const char *const rp_route_names[RP_ROUTE__COUNT] = {
     [RP_ROUTE_HEALTHZ] = "healthz",
     [RP_ROUTE_READYZ] = "readyz",
     [RP_ROUTE_METRICS] = "metrics",
+    [RP_ROUTE_SUBSCRIBE] = "subscribe",
+    [RP_ROUTE_PROXIES] = "proxies",
+    [RP_ROUTE_ROLLOUTS] = "rollouts",
     [RP_ROUTE_OTHER] = "other",
 };
 
@@ -77,6 +80,7 @@ static void call_quiesce(struct rp_call *c)
 {
 	rp_leader_cancel(c);
 	rp_watch_cancel(c);
+	rp_subscribe_cancel(c);
 	if (c->timer_on) {
 		c->timer_on = 0;
 		uv_timer_stop(&c->timer);
@@ -112,6 +116,26 @@ static struct rp_call *call_create(struct rp_api *api, h2o_req_t *req)
 
 /* ---- responses ---------------------------------------------------------- */
 
+static const char *reason_phrase(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 412: return "Precondition Failed";
+	case 413: return "Payload Too Large";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+	}
+}
+
 static int begin_response(struct rp_call *c, int status)
 {
 	if (c->responded || !c->req)
@@ -121,7 +145,7 @@ static int begin_response(struct rp_call *c, int status)
 	if (status >= 100 && status < 600)
 		c->api->requests[c->route][status]++;
 	c->req->res.status = status;
-	c->req->res.reason = status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+	c->req->res.reason = reason_phrase(status);
 	return 1;
 }
 
@@ -262,6 +286,40 @@ int rp_query_param(h2o_req_t *req, const char *name, char *out, size_t outlen)
 	return 0;
 }
 
+int rp_parse_u64(const char *s, size_t len, uint64_t *out)
+{
+	uint64_t v = 0;
+	if (len == 0 || len > 20)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		unsigned d = (unsigned)(s[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+int rp_parse_wait(const char *s, uint64_t max_ms, uint64_t *ms)
+{
+	char *end;
+	double v = strtod(s, &end);
+	if (end == s || !(v >= 0) || v > 1e9)
+		return -1;
+	if (strcmp(end, "ms") == 0)
+		*ms = (uint64_t)v;
+	else if (strcmp(end, "s") == 0 || *end == '\0')
+		*ms = (uint64_t)(v * 1000);
+	else if (strcmp(end, "m") == 0)
+		*ms = (uint64_t)(v * 60000);
+	else
+		return -1;
+	return *ms <= max_ms ? 0 : -1;
+}
+
 const char *rp_header(h2o_req_t *req, const h2o_token_t *token)
 {
 	ssize_t i = h2o_find_header(&req->headers, token, -1);
@@ -340,6 +398,21 @@ static void route_v1(struct rp_call *c, const char *method, const char *rest, si
 		rp_route_watch(c);
 		return;
 	}
+	if (len == 9 && memcmp(rest, "subscribe", 9) == 0) {
+		c->route = RP_ROUTE_SUBSCRIBE;
+		rp_route_subscribe(c);
+		return;
+	}
+	if (len == 7 && memcmp(rest, "proxies", 7) == 0) {
+		c->route = RP_ROUTE_PROXIES;
+		rp_route_proxies(c);
+		return;
+	}
+	if (len > 9 && memcmp(rest, "rollouts/", 9) == 0) {
+		c->route = RP_ROUTE_ROLLOUTS;
+		rp_route_rollout(c, rest + 9, len - 9);
+		return;
+	}
 	if (len == 6 && memcmp(rest, "status", 6) == 0) {
 		c->route = RP_ROUTE_STATUS;
 		rp_route_status(c);
@@ -410,8 +483,10 @@ int rp_api_start(struct rp_api *api, uv_loop_t *loop, struct rp_node *node, cons
 		return -1;
 	}
 	h2o_config_init(&api->config);
-	/* h2o refuses bodies over this with its own 413; ours (JSON) is 1 MiB */
-	api->config.max_request_entity_size = 4 * RP_MAX_BODY;
+	/* h2o refuses bodies over this with its own plain-text 413 before any
+	 * handler runs; ours (JSON) is 1 MiB. Between the two h2o buffers the
+	 * body (at most 64 MiB per request) so that the answer is JSON. */
+	api->config.max_request_entity_size = 64 * RP_MAX_BODY;
 	h2o_hostconf_t *host =
 	    h2o_config_register_host(&api->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
 	h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
@@ -421,6 +496,10 @@ int rp_api_start(struct rp_api *api, uv_loop_t *loop, struct rp_node *node, cons
 	h2o_context_init(&api->ctx, loop, &api->config);
 	api->accept_ctx.ctx = &api->ctx;
 	api->accept_ctx.hosts = api->config.hosts;
+	if (rp_subscribe_init(api) != RP_OK) {
+		snprintf(errmsg, errlen, "out of memory");
+		return -1;
+	}
 	uv_tcp_init(loop, &api->listener);
 	api->listener.data = api;
 	if ((rv = uv_tcp_bind(&api->listener, (struct sockaddr *)&sa, 0)) != 0 ||
@@ -433,5 +512,6 @@ int rp_api_start(struct rp_api *api, uv_loop_t *loop, struct rp_node *node, cons
 
 void rp_api_close(struct rp_api *api)
 {
+	rp_subscribe_close(api);
 	uv_close((uv_handle_t *)&api->listener, NULL);
 }

@@ -28,7 +28,7 @@ static void propose_local(struct rp_call *c)
 	int rv = rp_node_propose(c->api->node, c->pending_cmd, on_proposed, c);
 	if (rv == RP_ERR_NO_LEADER) {
 		rp_call_unref(c);
-		rp_leader_dispatch(c); /* lost leadership meanwhile: wait or forward */
+		rp_leader_retry(c); /* transfer under way or leadership lost: wait */
 	} else if (rv != RP_OK) {
 		rp_call_unref(c);
 		rp_respond_error(c, rv, NULL, -1);
@@ -69,19 +69,15 @@ static int parse_preconditions(struct rp_call *c)
 			c->cond = RAFTPLANE__OP__COND__IF_EXISTS;
 			return 0;
 		}
-		char digits[24];
 		size_t len = strlen(im);
 		if (len >= 2 && im[0] == '"' && im[len - 1] == '"') {
 			im++;
 			len -= 2;
 		}
-		if (len == 0 || len >= sizeof digits || strspn(im, "0123456789") < len) {
+		if (rp_parse_u64(im, len, &c->if_version) != 0 || c->if_version > INT64_MAX) {
 			rp_respond_error(c, RP_ERR_INVALID, "If-Match must be \"<version>\" or *", -1);
 			return -1;
 		}
-		memcpy(digits, im, len);
-		digits[len] = '\0';
-		c->if_version = strtoull(digits, NULL, 10);
 		c->cond = RAFTPLANE__OP__COND__IF_VERSION;
 	}
 	return 0;
@@ -233,7 +229,7 @@ static int add_list_item(void *arg, const struct rp_item *it)
 		return 0;
 	}
 	json_t *o = json_pack("{s:s,s:I}", "key", it->name, "version", (json_int_t)it->version);
-	json_t *s = json_stringn(it->value, it->value_len);
+	json_t *s = json_stringn(it->value_len ? it->value : "", it->value_len);
 	if (s) {
 		json_object_set_new(o, "value", s);
 	} else { /* not UTF-8 text */
@@ -296,6 +292,8 @@ void rp_route_kv_list(struct rp_call *c)
 {
 	int has = rp_query_param(c->req, "prefix", c->name, sizeof c->name);
 	c->kind = RP_KIND_KV;
+	if (has == 0)
+		c->name[0] = '\0';
 	if (has < 0 || (has == 1 && c->name[0] && !rp_name_valid(c->name, strlen(c->name)))) {
 		rp_respond_error(c, RP_ERR_INVALID, "prefix must match [A-Za-z0-9._-]{0,128}", -1);
 		return;
@@ -305,7 +303,13 @@ void rp_route_kv_list(struct rp_call *c)
 
 void rp_route_mesh_list(struct rp_call *c, int kind)
 {
+	int has = rp_query_param(c->req, "prefix", c->name, sizeof c->name);
 	c->kind = kind;
-	c->name[0] = '\0';
+	if (has < 0 || (has == 1 && c->name[0] && !rp_name_valid(c->name, strlen(c->name)))) {
+		rp_respond_error(c, RP_ERR_INVALID, "prefix must match [A-Za-z0-9._-]{0,128}", -1);
+		return;
+	}
+	if (has == 0)
+		c->name[0] = '\0';
 	run_read(c, read_list);
 }

@@ -87,6 +87,8 @@ static void forward(struct rp_call *c, const char *http)
 	}
 	memcpy(method, req->method.base, req->method.len);
 	method[req->method.len] = '\0';
+	if (strcmp(method, "HEAD") == 0) /* our client reads bodies; h2o drops it for HEAD */
+		strcpy(method, "GET");
 	memcpy(target, req->path.base, req->path.len);
 	target[req->path.len] = '\0';
 	append_header(headers, sizeof headers, req, H2O_TOKEN_CONTENT_TYPE);
@@ -156,6 +158,11 @@ void rp_leader_read(struct rp_call *c)
 	}
 	c->local = barrier_then_read;
 	rp_leader_dispatch(c);
+}
+
+void rp_leader_retry(struct rp_call *c)
+{
+	wait_for_leader(c, RETRY_MS);
 }
 
 void rp_leader_cancel(struct rp_call *c)

@@ -110,7 +110,6 @@ void rp_route_metrics(struct rp_call *c)
 		rp_respond_error(c, RP_ERR_NOMEM, NULL, -1);
 		return;
 	}
-	/* count this request before answering: the counter would lag one scrape */
 	rp_respond_raw(c, 200, "text/plain; version=0.0.4", b.p, b.len, 0);
 	free(b.p);
 }

@@ -50,10 +50,18 @@ static int try_answer(struct rp_call *c, int force)
 		json_decref(col.changes);
 		return 0;
 	}
-	/* When the answer was cut at the limit, "revision" is the last one
-	 * included so that after=revision resumes without a gap. */
-	int full = json_array_size(col.changes) >= RP_MAX_WATCH_CHANGES;
-	uint64_t rev = full ? col.last : rp_store_revision(s);
+	/* When the answer was cut at the limit, drop the changes of the last,
+	 * possibly incomplete revision and answer the one before it, so that
+	 * after=revision resumes without a gap. (A revision has at most
+	 * RP_MAX_TXN_OPS changes, far below the limit.) */
+	uint64_t rev = rp_store_revision(s);
+	if (json_array_size(col.changes) >= RP_MAX_WATCH_CHANGES) {
+		size_t n = json_array_size(col.changes);
+		while (n > 0 && (uint64_t)json_integer_value(json_object_get(
+				    json_array_get(col.changes, n - 1), "version")) == col.last)
+			json_array_remove(col.changes, --n);
+		rev = col.last - 1;
+	}
 	rp_respond_json(c, 200, json_pack("{s:I,s:o}", "revision", (json_int_t)rev, "changes",
 					  col.changes), 0);
 	return 1;
@@ -88,23 +96,6 @@ static void on_watch_timeout(struct rp_call *c)
 	try_answer(c, 1);
 }
 
-static int parse_wait(const char *s, uint64_t *ms)
-{
-	char *end;
-	double v = strtod(s, &end);
-	if (end == s || v < 0)
-		return -1;
-	if (strcmp(end, "ms") == 0)
-		*ms = (uint64_t)v;
-	else if (strcmp(end, "s") == 0 || *end == '\0')
-		*ms = (uint64_t)(v * 1000);
-	else if (strcmp(end, "m") == 0)
-		*ms = (uint64_t)(v * 60000);
-	else
-		return -1;
-	return *ms <= MAX_WAIT_MS ? 0 : -1;
-}
-
 static int parse_kinds(const char *s, unsigned *mask)
 {
 	*mask = 0;
@@ -133,12 +124,13 @@ void rp_route_watch(struct rp_call *c)
 	int hk = rp_query_param(c->req, "kinds", kinds, sizeof kinds);
 	c->watch_mask = ~0u;
 	c->watch_after = rp_store_revision(rp_node_store(c->api->node));
-	if (ha < 0 || (ha == 1 && (!after[0] || strspn(after, "0123456789") != strlen(after) ||
-				    strlen(after) > 19))) {
+	uint64_t after_rev = 0;
+	if (ha < 0 || (ha == 1 && (rp_parse_u64(after, strlen(after), &after_rev) != 0 ||
+				    after_rev > INT64_MAX))) {
 		rp_respond_error(c, RP_ERR_INVALID, "after must be a revision number", -1);
 		return;
 	}
-	if (hw < 0 || (hw == 1 && parse_wait(wait, &wait_ms) != 0)) {
+	if (hw < 0 || (hw == 1 && rp_parse_wait(wait, MAX_WAIT_MS, &wait_ms) != 0)) {
 		rp_respond_error(c, RP_ERR_INVALID, "wait must be like 30s or 500ms, at most 10m", -1);
 		return;
 	}
@@ -149,7 +141,7 @@ void rp_route_watch(struct rp_call *c)
 		return;
 	}
 	if (ha == 1)
-		c->watch_after = strtoull(after, NULL, 10);
+		c->watch_after = after_rev;
 	if (try_answer(c, wait_ms == 0))
 		return;
 	c->wnext = c->api->watchers;

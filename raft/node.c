@@ -396,6 +396,9 @@ struct member_op {
 	struct raft_change change;
 	struct raft_transfer transfer;
 	struct rp_member m;
+	int in_raft;     /* raft_add succeeded: undo with raft_remove */
+	int status;      /* the failure being rolled back */
+	char msg[RAFT_ERRMSG_BUF_SIZE];
 	rp_change_done_cb cb;
 	void *arg;
 };
@@ -418,15 +421,55 @@ static int raft_to_rp(int rv)
 	case RAFT_NOTFOUND: return RP_ERR_NOT_FOUND;
 	case RAFT_BADROLE: return RP_ERR_INVALID;
 	case RAFT_NOMEM: return RP_ERR_NOMEM;
+	case RAFT_NOCONNECTION: return RP_ERR_UNAVAILABLE;
 	default: return RP_ERR_INTERNAL;
 	}
+}
+
+static int propose_member(struct rp_node *n, int type, const struct rp_member *m,
+			  rp_propose_cb cb, void *arg);
+
+static void on_rollback_row(void *arg, int status, const struct rp_apply_result *res)
+{
+	struct member_op *op = arg;
+	(void)status;
+	(void)res;
+	member_op_done(op, op->status, op->msg);
+}
+
+static void rollback_row(struct member_op *op)
+{
+	if (propose_member(op->node, RAFTPLANE__COMMAND__TYPE__MEMBER_DELETE, &op->m,
+			   on_rollback_row, op) != RP_OK)
+		member_op_done(op, op->status, op->msg);
+}
+
+static void on_rollback_raft(struct raft_change *req, int status)
+{
+	(void)status; /* if even this fails the member stays a spare: visible */
+	rollback_row(req->data);
+}
+
+/* A step of adding a member failed: undo what was done, then answer. */
+static void member_add_failed(struct member_op *op, int raft_rv, const char *msg)
+{
+	op->status = raft_to_rp(raft_rv);
+	snprintf(op->msg, sizeof op->msg, "adding member %llu failed: %s",
+		 (unsigned long long)op->m.id, msg);
+	if (op->in_raft &&
+	    raft_remove(&op->node->raft, &op->change, op->m.id, on_rollback_raft) == 0)
+		return;
+	rollback_row(op);
 }
 
 static void on_role_assigned(struct raft_change *req, int status)
 {
 	struct member_op *op = req->data;
 	if (status != 0) {
-		member_op_done(op, raft_to_rp(status), raft_strerror(status));
+		member_add_failed(op, status,
+				  status == RAFT_NOCONNECTION
+				      ? "the new node did not catch up in time (is it running?)"
+				      : raft_strerror(status));
 		return;
 	}
 	member_op_done(op, RP_OK, "member added");
@@ -437,16 +480,17 @@ static void on_raft_added(struct raft_change *req, int status)
 	struct member_op *op = req->data;
 	struct rp_node *n = op->node;
 	if (status != 0) {
-		member_op_done(op, raft_to_rp(status), raft_strerror(status));
+		member_add_failed(op, status, raft_strerror(status));
 		return;
 	}
+	op->in_raft = 1;
 	if (op->m.role == RAFT_SPARE) {
 		member_op_done(op, RP_OK, "member added");
 		return;
 	}
 	int rv = raft_assign(&n->raft, &op->change, op->m.id, op->m.role, on_role_assigned);
 	if (rv != 0)
-		member_op_done(op, raft_to_rp(rv), raft_errmsg(&n->raft));
+		member_add_failed(op, rv, raft_errmsg(&n->raft));
 }
 
 static void on_member_recorded(void *arg, int status, const struct rp_apply_result *res)
@@ -464,7 +508,7 @@ static void on_member_recorded(void *arg, int status, const struct rp_apply_resu
 	op->change.data = op;
 	int rv = raft_add(&n->raft, &op->change, op->m.id, op->m.raft, on_raft_added);
 	if (rv != 0)
-		member_op_done(op, raft_to_rp(rv), raft_errmsg(&n->raft));
+		member_add_failed(op, rv, raft_errmsg(&n->raft));
 }
 
 static int propose_member(struct rp_node *n, int type, const struct rp_member *m,
@@ -484,15 +528,26 @@ static int propose_member(struct rp_node *n, int type, const struct rp_member *m
 	return rp_node_propose(n, &cmd, cb, arg);
 }
 
+static int in_config(struct rp_node *n, uint64_t id)
+{
+	for (unsigned i = 0; i < n->raft.configuration.n; i++)
+		if (n->raft.configuration.servers[i].id == id)
+			return 1;
+	return 0;
+}
+
 struct http_clash {
+	struct rp_node *node;
 	const struct rp_member *m;
 	int clash;
 };
 
+/* Only rows of current members count: a row left by a failed add must not
+ * block its address. */
 static int find_http_clash(void *arg, const struct rp_member *m)
 {
 	struct http_clash *c = arg;
-	if (m->id != c->m->id && strcmp(m->http, c->m->http) == 0)
+	if (m->id != c->m->id && strcmp(m->http, c->m->http) == 0 && in_config(c->node, m->id))
 		c->clash = 1;
 	return c->clash;
 }
@@ -501,7 +556,7 @@ int rp_node_add_member(struct rp_node *n, const struct rp_member *m, rp_change_d
 		       void *arg)
 {
 	struct raft_configuration *conf = &n->raft.configuration;
-	struct http_clash hc = {m, 0};
+	struct http_clash hc = {n, m, 0};
 	if (!rp_node_leader_ready(n))
 		return RP_ERR_NO_LEADER;
 	for (unsigned i = 0; i < conf->n; i++) {
@@ -513,6 +568,11 @@ int rp_node_add_member(struct rp_node *n, const struct rp_member *m, rp_change_d
 	rp_store_members(n->store, find_http_clash, &hc);
 	if (hc.clash || strcmp(m->http, n->http_addr) == 0)
 		return RP_ERR_CONFLICT;
+	/* before the bootstrap members are recorded, the --bootstrap list knows */
+	for (unsigned i = 0; i < n->cfg.n_bootstrap; i++)
+		if (strcmp(n->cfg.bootstrap[i].http, m->http) == 0 &&
+		    in_config(n, n->cfg.bootstrap[i].id))
+			return RP_ERR_CONFLICT;
 	struct member_op *op = calloc(1, sizeof *op);
 	if (!op)
 		return RP_ERR_NOMEM;
@@ -543,14 +603,6 @@ static void on_raft_removed(struct raft_change *req, int status)
 	if (propose_member(op->node, RAFTPLANE__COMMAND__TYPE__MEMBER_DELETE, &op->m,
 			   on_member_forgotten, op) != RP_OK)
 		member_op_done(op, RP_OK, "member removed");
-}
-
-static int in_config(struct rp_node *n, uint64_t id)
-{
-	for (unsigned i = 0; i < n->raft.configuration.n; i++)
-		if (n->raft.configuration.servers[i].id == id)
-			return 1;
-	return 0;
 }
 
 int rp_node_remove_member(struct rp_node *n, uint64_t id, rp_change_done_cb cb, void *arg)

@@ -191,6 +191,7 @@ static void on_notify(uv_timer_t *t)
 	(void)t;
 	srv.notify_pending = 0;
 	rp_watch_notify(&srv.api);
+	rp_subscribe_notify(&srv.api);
 }
 
 static void on_change(void *arg, const struct rp_change *c)

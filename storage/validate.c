@@ -471,6 +471,11 @@ int rp_mesh_validate(int kind, const char *name, const char *json, size_t len,
 		rv = fail(&v, "body must be a JSON object");
 		goto out;
 	}
+	json_t *jv = json_object_get(o, "version");
+	if (jv && !json_is_integer(jv)) {
+		rv = fail(&v, "\"version\" (ignored on write) must be an integer");
+		goto out;
+	}
 	json_t *jn = json_object_get(o, "name");
 	if (jn && (!json_is_string(jn) || strcmp(json_string_value(jn), name) != 0)) {
 		rv = fail(&v, "\"name\" in the body must equal the name in the path");

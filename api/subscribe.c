@@ -1,0 +1,428 @@
+/* The proxy subscription protocol, server side (docs/protocol.md).
+ *
+ * A proxy POSTs a SubscribeRequest (protobuf) naming its node id and the
+ * version it holds (its ACK) or could not apply (its NACK); the answer is its
+ * Snapshot as soon as a newer version exists on this server, or 304 when the
+ * wait ends. Every server answers from its own applied state.
+ *
+ * Invariants
+ * 1. One rp_sub_node per node id holds the encoded snapshot of that node at
+ *    its current version, shared (refcounted) by every answer in flight; an
+ *    answer never copies the bytes. At most one encoding per node id and
+ *    version.
+ * 2. A server never answers with a version older than the one the proxy
+ *    reports: when the proxy claims a version above this server's revision
+ *    the request waits for the server to catch up (or gets 503 behind).
+ * 3. A parked request is on its node's waiting list exactly while
+ *    c->sub_parked; every revision change re-evaluates the waiting lists of
+ *    nodes whose version may have moved.
+ * 4. Fleet entries (soft state, not replicated) age out proxy_ttl_ms after
+ *    the last request ended, unless a request is parked. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "api.h"
+#include "raftplane/err.h"
+#include "snapshot.h"
+
+#define BUCKETS 4096
+#define MAX_REQUEST (64 * 1024)
+#define MAX_WAIT_MS (600 * 1000)
+#define BEHIND_WAIT_MS 5000
+
+struct sbuf {
+	int refs;
+	size_t len;
+	unsigned char data[];
+};
+
+struct rp_sub_node {
+	char id[RP_MAX_NAME + 1];
+	struct rp_sub_node *next; /* hash chain */
+	/* snapshot cache */
+	uint64_t version;
+	uint64_t checked_rev; /* mesh revision version was computed at */
+	struct sbuf *buf;
+	/* waiting requests */
+	struct rp_call *waiting;
+	unsigned n_parked;
+	/* fleet entry */
+	uint64_t sent_version, acked_version, nack_version;
+	int has_nack;
+	char nack_error[512];
+	uint64_t last_seen_ms;
+	int known; /* has made at least one valid request */
+};
+
+static void sbuf_unref(struct sbuf *b)
+{
+	if (b && --b->refs == 0)
+		free(b);
+}
+
+static uint64_t wall_ms(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+static unsigned hash(const char *s)
+{
+	unsigned h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h % BUCKETS;
+}
+
+static struct rp_sub_node *node_get(struct rp_api *api, const char *id, int create)
+{
+	unsigned h = hash(id);
+	for (struct rp_sub_node *n = api->sub_buckets[h]; n; n = n->next)
+		if (strcmp(n->id, id) == 0)
+			return n;
+	if (!create)
+		return NULL;
+	struct rp_sub_node *n = calloc(1, sizeof *n);
+	if (!n)
+		return NULL;
+	snprintf(n->id, sizeof n->id, "%s", id);
+	n->next = api->sub_buckets[h];
+	api->sub_buckets[h] = n;
+	api->n_sub_nodes++;
+	return n;
+}
+
+/* The parsed mesh of the current revision, rebuilt at most once per
+ * revision. NULL only when out of memory. */
+static struct rp_mesh *current_mesh(struct rp_api *api)
+{
+	struct rp_store *s = rp_node_store(api->node);
+	if (api->mesh && rp_mesh_revision(api->mesh) == rp_store_revision(s))
+		return api->mesh;
+	rp_mesh_destroy(api->mesh);
+	api->mesh = NULL;
+	rp_mesh_build(s, &api->mesh);
+	return api->mesh;
+}
+
+/* Make n->buf the encoding of n's current version. */
+static int refresh_node(struct rp_api *api, struct rp_sub_node *n, struct rp_mesh *m)
+{
+	if (n->buf && n->checked_rev == rp_mesh_revision(m))
+		return RP_OK;
+	uint64_t v = rp_mesh_node_version(m, n->id);
+	n->checked_rev = rp_mesh_revision(m);
+	if (n->buf && v == n->version)
+		return RP_OK;
+	void *data;
+	size_t len;
+	int rv = rp_mesh_node_snapshot(m, n->id, &data, &len, &v);
+	if (rv)
+		return rv;
+	struct sbuf *b = malloc(sizeof *b + len);
+	if (!b) {
+		free(data);
+		return RP_ERR_NOMEM;
+	}
+	b->refs = 1;
+	b->len = len;
+	memcpy(b->data, data, len);
+	free(data);
+	sbuf_unref(n->buf);
+	n->buf = b;
+	n->version = v;
+	api->snapshots_encoded++;
+	return RP_OK;
+}
+
+/* ---- answers ------------------------------------------------------------ */
+
+static void on_sbuf_dispose(void *p)
+{
+	sbuf_unref(*(struct sbuf **)p);
+}
+
+static void send_snapshot(struct rp_call *c)
+{
+	struct rp_sub_node *n = c->sub;
+	h2o_req_t *req = c->req;
+	char ver[24];
+	if (!req || c->responded)
+		return;
+	c->responded = 1;
+	rp_subscribe_cancel(c);
+	rp_call_stop_timer(c);
+	c->api->requests[c->route][200]++;
+	/* the request pool keeps a reference until the response is written */
+	struct sbuf **slot = h2o_mem_alloc_shared(&req->pool, sizeof *slot, on_sbuf_dispose);
+	*slot = n->buf;
+	n->buf->refs++;
+	int len = snprintf(ver, sizeof ver, "%" PRIu64, n->version);
+	h2o_iovec_t v = h2o_strdup(&req->pool, ver, (size_t)len);
+	req->res.status = 200;
+	req->res.reason = "OK";
+	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+		       H2O_STRLIT("application/x-protobuf"));
+	h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-raftplane-version"), 0,
+			      NULL, v.base, v.len);
+	req->res.content_length = n->buf->len;
+	static h2o_generator_t generator = {NULL, NULL};
+	h2o_iovec_t body = h2o_iovec_init(n->buf->data, n->buf->len);
+	h2o_start_response(req, &generator);
+	h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
+	n->sent_version = n->version;
+	c->api->snapshots_sent++;
+}
+
+void rp_subscribe_cancel(struct rp_call *c)
+{
+	struct rp_sub_node *n = c->sub;
+	if (!n || !c->sub_parked)
+		return;
+	if (c->sprev)
+		c->sprev->snext = c->snext;
+	else
+		n->waiting = c->snext;
+	if (c->snext)
+		c->snext->sprev = c->sprev;
+	c->sprev = c->snext = NULL;
+	c->sub_parked = 0;
+	n->n_parked--;
+	n->last_seen_ms = wall_ms();
+	c->api->subscribers--;
+}
+
+static void park(struct rp_call *c)
+{
+	struct rp_sub_node *n = c->sub;
+	if (c->sub_parked)
+		return;
+	c->snext = n->waiting;
+	c->sprev = NULL;
+	if (n->waiting)
+		n->waiting->sprev = c;
+	n->waiting = c;
+	n->n_parked++;
+	c->sub_parked = 1;
+	c->api->subscribers++;
+}
+
+static void on_sub_timer(struct rp_call *c);
+
+/* Decide what to do with a subscription now; re-run on every change. */
+static void evaluate(struct rp_call *c)
+{
+	struct rp_api *api = c->api;
+	struct rp_sub_node *n = c->sub;
+	uint64_t rev = rp_store_revision(rp_node_store(api->node));
+	uint64_t claimed = c->held > c->nack_version ? c->held : c->nack_version;
+	if (claimed > rev) { /* the proxy has seen more than this server */
+		park(c);
+		return;
+	}
+	struct rp_mesh *m = current_mesh(api);
+	if (!m || refresh_node(api, n, m) != RP_OK) {
+		rp_respond_error(c, RP_ERR_NOMEM, "cannot build the snapshot", -1);
+		return;
+	}
+	if (!c->sub_validated) {
+		if (claimed > n->version) {
+			char msg[320];
+			snprintf(msg, sizeof msg,
+				 "version %" PRIu64 " of node %s was never sent (current %" PRIu64 ")",
+				 claimed, n->id, n->version);
+			rp_respond_error(c, RP_ERR_INVALID, msg, -1);
+			return;
+		}
+		c->sub_validated = 1;
+		n->known = 1;
+		n->last_seen_ms = wall_ms();
+		if (c->has_held)
+			n->acked_version = c->held;
+		if (c->has_nack) {
+			n->nack_version = c->nack_version;
+			n->has_nack = 1;
+		}
+		uint64_t now = uv_now(api->loop);
+		rp_call_set_timer(c, c->sub_deadline > now ? c->sub_deadline - now : 0, on_sub_timer);
+	}
+	/* a NACKed version is not sent again: wait for a newer one */
+	if ((!c->has_held && !c->has_nack) || claimed < n->version) {
+		send_snapshot(c);
+		return;
+	}
+	park(c);
+}
+
+static void on_sub_timer(struct rp_call *c)
+{
+	if (!c->sub_validated) {
+		rp_respond_error(c, RP_ERR_UNAVAILABLE,
+				 "this server is behind the version you hold; try another", -1);
+		return;
+	}
+	rp_subscribe_cancel(c);
+	rp_respond_raw(c, 304, "application/x-protobuf", "", 0, 0);
+}
+
+void rp_subscribe_notify(struct rp_api *api)
+{
+	for (size_t b = 0; b < BUCKETS; b++) {
+		for (struct rp_sub_node *n = api->sub_buckets[b]; n; n = n->next) {
+			struct rp_call *c = n->waiting;
+			while (c) {
+				struct rp_call *next = c->snext;
+				evaluate(c); /* answering unlinks c */
+				c = next;
+			}
+		}
+	}
+}
+
+/* ---- request ------------------------------------------------------------ */
+
+static int parse_request(struct rp_call *c, char *msg, size_t msglen)
+{
+	h2o_iovec_t e = c->req->entity;
+	if (!e.base || e.len == 0) {
+		snprintf(msg, msglen, "body must be a SubscribeRequest (protobuf)");
+		return RP_ERR_INVALID;
+	}
+	if (e.len > MAX_REQUEST) {
+		snprintf(msg, msglen, "SubscribeRequest over %d bytes", MAX_REQUEST);
+		return RP_ERR_TOO_LARGE;
+	}
+	Raftplane__SubscribeRequest *r =
+	    raftplane__subscribe_request__unpack(NULL, e.len, (const uint8_t *)e.base);
+	int rv = RP_ERR_INVALID;
+	if (!r) {
+		snprintf(msg, msglen, "malformed SubscribeRequest");
+		return rv;
+	}
+	if (!rp_name_valid(r->node_id, strlen(r->node_id)))
+		snprintf(msg, msglen, "node_id must match [A-Za-z0-9._-]{1,128}");
+	else if (r->wait_ms > MAX_WAIT_MS)
+		snprintf(msg, msglen, "wait_ms at most %d", MAX_WAIT_MS);
+	else if (strlen(r->nack_error) >= sizeof c->sub->nack_error)
+		snprintf(msg, msglen, "nack_error over %zu bytes", sizeof c->sub->nack_error - 1);
+	else if (r->has_nack && !r->nack_error[0])
+		snprintf(msg, msglen, "a NACK needs nack_error");
+	else if (!r->has_nack && (r->nack_version || r->nack_error[0]))
+		snprintf(msg, msglen, "nack_version/nack_error given without has_nack");
+	else if (!r->has_version && r->version)
+		snprintf(msg, msglen, "version given without has_version");
+	else
+		rv = RP_OK;
+	if (rv == RP_OK) {
+		c->sub = node_get(c->api, r->node_id, 1);
+		if (!c->sub) {
+			rv = RP_ERR_NOMEM;
+		} else {
+			c->held = r->version;
+			c->has_held = r->has_version;
+			c->nack_version = r->nack_version;
+			c->has_nack = r->has_nack;
+			if (r->has_nack)
+				snprintf(c->sub->nack_error, sizeof c->sub->nack_error, "%s",
+					 r->nack_error);
+			uint64_t now = uv_now(c->api->loop);
+			c->sub_deadline = now + (r->has_version ? r->wait_ms : 0);
+		}
+	}
+	raftplane__subscribe_request__free_unpacked(r, NULL);
+	return rv;
+}
+
+void rp_route_subscribe(struct rp_call *c)
+{
+	char msg[160];
+	if (strncmp(c->req->method.base, "POST", c->req->method.len) != 0) {
+		rp_respond_error(c, RP_ERR_METHOD, "use POST", -1);
+		return;
+	}
+	int rv = parse_request(c, msg, sizeof msg);
+	if (rv != RP_OK) {
+		rp_respond_error(c, rv, msg, -1);
+		return;
+	}
+	uint64_t rev = rp_store_revision(rp_node_store(c->api->node));
+	uint64_t claimed = c->held > c->nack_version ? c->held : c->nack_version;
+	if (claimed > rev) /* wait for this server to catch up, bounded */
+		rp_call_set_timer(c, BEHIND_WAIT_MS, on_sub_timer);
+	evaluate(c);
+}
+
+/* ---- fleet entries ------------------------------------------------------ */
+
+json_t *rp_subscribe_local_fleet(struct rp_api *api)
+{
+	json_t *arr = json_array();
+	char http[64];
+	rp_node_member_http(api->node, rp_node_config(api->node)->id, http, sizeof http);
+	uint64_t rev = rp_store_revision(rp_node_store(api->node));
+	struct rp_mesh *m = current_mesh(api);
+	for (size_t b = 0; b < BUCKETS; b++) {
+		for (struct rp_sub_node *n = api->sub_buckets[b]; n; n = n->next) {
+			if (!n->known)
+				continue;
+			json_t *nack = n->has_nack && (n->nack_version > n->acked_version ||
+							!n->acked_version)
+					   ? json_pack("{s:I,s:s}", "version", (json_int_t)n->nack_version,
+						       "error", n->nack_error)
+					   : json_null();
+			json_array_append_new(
+			    arr, json_pack("{s:s,s:s,s:I,s:I,s:o,s:I,s:b,s:I,s:I}", "node_id", n->id,
+					   "server", http, "snapshot_version", (json_int_t)n->sent_version,
+					   "acked_version", (json_int_t)n->acked_version, "nack", nack,
+					   "last_seen", (json_int_t)(n->n_parked ? wall_ms() : n->last_seen_ms),
+					   "connected", n->n_parked > 0, "current_version",
+					   (json_int_t)(m ? rp_mesh_node_version(m, n->id) : n->version),
+					   "server_revision", (json_int_t)rev));
+		}
+	}
+	return arr;
+}
+
+/* Drop fleet entries idle for longer than the TTL. */
+static void on_gc(uv_timer_t *t)
+{
+	struct rp_api *api = t->data;
+	uint64_t now = wall_ms();
+	for (size_t b = 0; b < BUCKETS; b++) {
+		struct rp_sub_node **pp = &api->sub_buckets[b];
+		while (*pp) {
+			struct rp_sub_node *n = *pp;
+			if (n->n_parked == 0 && now - n->last_seen_ms > api->proxy_ttl_ms) {
+				*pp = n->next;
+				sbuf_unref(n->buf);
+				free(n);
+				api->n_sub_nodes--;
+			} else {
+				pp = &n->next;
+			}
+		}
+	}
+}
+
+int rp_subscribe_init(struct rp_api *api)
+{
+	api->sub_buckets = calloc(BUCKETS, sizeof *api->sub_buckets);
+	if (!api->sub_buckets)
+		return RP_ERR_NOMEM;
+	if (!api->proxy_ttl_ms)
+		api->proxy_ttl_ms = 60000;
+	uv_timer_init(api->loop, &api->sub_gc);
+	api->sub_gc.data = api;
+	uv_timer_start(&api->sub_gc, on_gc, 1000, 1000);
+	return RP_OK;
+}
+
+void rp_subscribe_close(struct rp_api *api)
+{
+	uv_timer_stop(&api->sub_gc);
+	uv_close((uv_handle_t *)&api->sub_gc, NULL);
+}

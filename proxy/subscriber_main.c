@@ -1,0 +1,216 @@
+/* raftplane-subscriber: light subscribers speaking the real protocol, for
+ * tests and benchmarks. One process runs one or many subscribers on one loop
+ * and prints a JSON line per snapshot received. */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "subscription.h"
+
+static const char usage[] =
+    "usage: raftplane-subscriber --servers IP:PORT,... (--node-id ID | --node-prefix P --count N)\n"
+    "  --wait-ms N          long-poll wait (default 30000)\n"
+    "  --nack-version V     refuse version V (NACK) instead of applying it\n"
+    "  --nack-all           refuse every version\n"
+    "  --until-version V    exit 0 once every subscriber holds a version >= V\n"
+    "  --timeout S          with --until-version: exit 1 after S seconds (default 60)\n"
+    "  --duration S         exit 0 after S seconds\n"
+    "  --quiet              print only the summary\n";
+
+static struct {
+	struct rp_sub_client *subs;
+	unsigned n;
+	uint64_t nack_version, until;
+	int nack_all, quiet, until_set;
+	uv_timer_t deadline;
+	uv_signal_t sigterm, sigint;
+	int exit_code;
+} g;
+
+static uint64_t wall_ms(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+static void print_names(const char *key, size_t n, char **(*name)(size_t i, const void *),
+			const void *arr)
+{
+	printf(",\"%s\":[", key);
+	for (size_t i = 0; i < n; i++)
+		printf("%s\"%s\"", i ? "," : "", *name(i, arr));
+	printf("]");
+}
+
+static char **lname(size_t i, const void *a)
+{
+	return &((Raftplane__Listener *const *)a)[i]->name;
+}
+static char **rname(size_t i, const void *a)
+{
+	return &((Raftplane__Route *const *)a)[i]->name;
+}
+static char **cname(size_t i, const void *a)
+{
+	return &((Raftplane__Cluster *const *)a)[i]->name;
+}
+
+static void stop_all(int code)
+{
+	g.exit_code = code;
+	for (unsigned i = 0; i < g.n; i++)
+		rp_sub_stop(&g.subs[i]);
+	uv_timer_stop(&g.deadline);
+	uv_close((uv_handle_t *)&g.deadline, NULL);
+	uv_close((uv_handle_t *)&g.sigterm, NULL);
+	uv_close((uv_handle_t *)&g.sigint, NULL);
+}
+
+static void check_until(void)
+{
+	if (!g.until_set)
+		return;
+	for (unsigned i = 0; i < g.n; i++)
+		if (!g.subs[i].has_version || g.subs[i].version < g.until)
+			return;
+	stop_all(0);
+}
+
+static void on_snapshot(struct rp_sub_client *c, const Raftplane__Snapshot *s, const void *raw,
+			size_t len)
+{
+	(void)raw;
+	int nack = g.nack_all || (g.nack_version && s->version == g.nack_version);
+	if (!g.quiet) {
+		printf("{\"t\":%" PRIu64 ",\"node\":\"%s\",\"version\":%" PRIu64
+		       ",\"server\":\"%s\",\"bytes\":%zu,\"ack\":%s",
+		       wall_ms(), c->node_id, s->version, rp_sub_server(c), len,
+		       nack ? "false" : "true");
+		print_names("listeners", s->n_listeners, lname, s->listeners);
+		print_names("routes", s->n_routes, rname, s->routes);
+		print_names("clusters", s->n_clusters, cname, s->clusters);
+		printf("}\n");
+		fflush(stdout);
+	}
+	if (nack) {
+		char err[96];
+		snprintf(err, sizeof err, "test subscriber refuses version %" PRIu64, s->version);
+		rp_sub_nack(c, s->version, err);
+	} else {
+		rp_sub_ack(c, s->version);
+		check_until();
+	}
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+	(void)t;
+	stop_all(g.until_set ? 1 : 0);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	(void)s;
+	(void)signum;
+	stop_all(0);
+}
+
+static unsigned long num(const char *flag, const char *s)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+	if (*end || end == s || s[0] == '-') {
+		fprintf(stderr, "raftplane-subscriber: %s needs a number, got \"%s\"\n", flag, s);
+		exit(2);
+	}
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	const char *servers = NULL, *node = NULL, *prefix = NULL;
+	unsigned long count = 1, wait_ms = 30000, timeout = 60, duration = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		int takes = 1;
+		if (!strcmp(a, "--help")) {
+			fputs(usage, stdout);
+			return 0;
+		} else if (!strcmp(a, "--nack-all")) {
+			g.nack_all = 1, takes = 0;
+		} else if (!strcmp(a, "--quiet")) {
+			g.quiet = 1, takes = 0;
+		} else if (!v) {
+			fprintf(stderr, "raftplane-subscriber: %s needs a value (see --help)\n", a);
+			return 2;
+		} else if (!strcmp(a, "--servers")) {
+			servers = v;
+		} else if (!strcmp(a, "--node-id")) {
+			node = v;
+		} else if (!strcmp(a, "--node-prefix")) {
+			prefix = v;
+		} else if (!strcmp(a, "--count")) {
+			count = num(a, v);
+		} else if (!strcmp(a, "--wait-ms")) {
+			wait_ms = num(a, v);
+		} else if (!strcmp(a, "--nack-version")) {
+			g.nack_version = num(a, v);
+		} else if (!strcmp(a, "--until-version")) {
+			g.until = num(a, v), g.until_set = 1;
+		} else if (!strcmp(a, "--timeout")) {
+			timeout = num(a, v);
+		} else if (!strcmp(a, "--duration")) {
+			duration = num(a, v);
+		} else {
+			fprintf(stderr, "raftplane-subscriber: unknown flag \"%s\" (see --help)\n", a);
+			return 2;
+		}
+		i += takes;
+	}
+	if (!servers || (!node == !prefix) || count == 0 || count > 100000) {
+		fprintf(stderr, "raftplane-subscriber: need --servers and one of --node-id or "
+				"--node-prefix with --count 1..100000\n");
+		return 2;
+	}
+	uv_loop_t *loop = uv_default_loop();
+	srand((unsigned)wall_ms());
+	g.n = node ? 1 : (unsigned)count;
+	g.subs = calloc(g.n, sizeof *g.subs);
+	for (unsigned i = 0; i < g.n; i++) {
+		char id[RP_MAX_NAME + 1];
+		if (node)
+			snprintf(id, sizeof id, "%s", node);
+		else
+			snprintf(id, sizeof id, "%.100s-%u", prefix, i);
+		if (rp_sub_init(&g.subs[i], loop, id, servers, (unsigned)wait_ms, on_snapshot) != 0) {
+			fprintf(stderr, "raftplane-subscriber: %s\n", g.subs[i].last_error);
+			return 2;
+		}
+		rp_sub_start(&g.subs[i], 0, 0);
+	}
+	uv_timer_init(loop, &g.deadline);
+	if (g.until_set || duration)
+		uv_timer_start(&g.deadline, on_deadline, 1000 * (duration ? duration : timeout), 0);
+	uv_signal_init(loop, &g.sigterm);
+	uv_signal_init(loop, &g.sigint);
+	uv_signal_start(&g.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&g.sigint, on_signal, SIGINT);
+	signal(SIGPIPE, SIG_IGN);
+	uv_run(loop, UV_RUN_DEFAULT);
+	uint64_t snaps = 0, errors = 0, minv = UINT64_MAX;
+	for (unsigned i = 0; i < g.n; i++) {
+		snaps += g.subs[i].snapshots;
+		errors += g.subs[i].errors;
+		if (g.subs[i].version < minv)
+			minv = g.subs[i].version;
+	}
+	printf("{\"summary\":{\"subscribers\":%u,\"snapshots\":%" PRIu64 ",\"errors\":%" PRIu64
+	       ",\"min_version\":%" PRIu64 ",\"exit\":%d}}\n",
+	       g.n, snaps, errors, minv, g.exit_code);
+	free(g.subs);
+	return g.exit_code;
+}

@@ -1,0 +1,66 @@
+/* The proxy side of the subscription protocol (docs/protocol.md): long-poll
+ * the servers for this node's snapshot, ACK or NACK each version, fail over
+ * between servers with backoff and jitter. */
+#ifndef RP_SUBSCRIPTION_H
+#define RP_SUBSCRIPTION_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "raftplane.pb-c.h"
+#include "raftplane/limits.h"
+
+#define RP_SUB_MAX_SERVERS 16
+
+struct rp_sub_client;
+
+/*
+ * Called with each new snapshot (version above the one held). @raw/@len are
+ * its encoding (borrowed). The callee must answer with rp_sub_ack() or
+ * rp_sub_nack() — then or later — before the next poll starts.
+ */
+typedef void (*rp_sub_snapshot_cb)(struct rp_sub_client *c, const Raftplane__Snapshot *snap,
+				   const void *raw, size_t len);
+
+struct rp_sub_client {
+	uv_loop_t *loop;
+	void *data;
+	char node_id[RP_MAX_NAME + 1];
+	char servers[RP_SUB_MAX_SERVERS][64];
+	unsigned n_servers, cur;
+	unsigned wait_ms;
+	rp_sub_snapshot_cb on_snapshot;
+	/* what we hold / last refused */
+	uint64_t version;
+	int has_version;
+	uint64_t nack_version;
+	int has_nack;
+	char nack_error[256];
+	/* state */
+	int connected;        /* last exchange with a server succeeded */
+	int awaiting_answer;  /* snapshot handed to on_snapshot, no ack yet */
+	int stopped;
+	unsigned failures;    /* consecutive, for the backoff */
+	struct rp_http_req *req;
+	uv_timer_t retry;
+	uint64_t polls, snapshots, errors;
+	char last_error[160];
+};
+
+/**
+ * Initialise @c for @node_id over a comma-separated @servers list.
+ * Returns 0, or -1 with a reason in c->last_error.
+ */
+int rp_sub_init(struct rp_sub_client *c, uv_loop_t *loop, const char *node_id,
+		const char *servers, unsigned wait_ms, rp_sub_snapshot_cb cb);
+
+/** Start polling, optionally claiming @version already held (from a cache). */
+void rp_sub_start(struct rp_sub_client *c, int has_version, uint64_t version);
+void rp_sub_ack(struct rp_sub_client *c, uint64_t version);
+void rp_sub_nack(struct rp_sub_client *c, uint64_t version, const char *error);
+/** Stop polling. @c must stay allocated until the loop has run once more
+ * (its timer handle closes asynchronously). */
+void rp_sub_stop(struct rp_sub_client *c);
+const char *rp_sub_server(const struct rp_sub_client *c);
+
+#endif
