@@ -1,0 +1,717 @@
+"""Harness for raftplane-server integration tests (Python 3 standard library only).
+
+A Cluster starts N real raftplane-server processes on kernel-chosen ports, with
+data dirs and per-node logs under a fresh /tmp/rp-it-XXXX directory, and always
+cleans up: every process it started is killed by pid and the directory removed
+(context manager, atexit, and SIGTERM/SIGINT handlers).
+
+Environment:
+  RP_SERVER_BIN   server binary (default: ../../build/server/raftplane-server)
+  RP_IT_KEEP=1    keep the temp dir (data dirs and logs) after the test
+  RP_IT_KEEP=failed  keep it only when the test failed
+  RP_IT_VERBOSE=1 print every HTTP request the harness makes
+"""
+
+import atexit
+import ctypes
+import errno
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_BIN = os.path.normpath(os.path.join(HERE, "..", "..", "build", "server",
+                                            "raftplane-server"))
+SERVER_BIN = os.environ.get("RP_SERVER_BIN") or DEFAULT_BIN
+VERBOSE = os.environ.get("RP_IT_VERBOSE") == "1"
+KEEP = os.environ.get("RP_IT_KEEP", "")  # "1": always keep the temp dir, "failed": on failure
+
+# Lines that mean a node hit a memory error, undefined behaviour or a failed
+# assertion (raft's assert() prints "Assertion `...' failed").
+SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "runtime error:", "Assertion",
+                      "ERROR: LeakSanitizer")
+
+
+class TestFailure(AssertionError):
+    pass
+
+
+def check(cond, msg, *details):
+    """Assert with a message; details are appended (e.g. response bodies)."""
+    if not cond:
+        extra = "".join("\n    " + _short(d) for d in details)
+        raise TestFailure(msg + extra)
+
+
+def _short(x, limit=600):
+    if isinstance(x, (bytes, bytearray)):
+        x = x.decode("utf-8", "replace")
+    s = str(x)
+    return s if len(s) <= limit else s[:limit] + "...(%d chars)" % len(s)
+
+
+def log(*args):
+    print("[%s]" % time.strftime("%H:%M:%S"), *args, flush=True)
+
+
+def wait_until(cond, timeout=10.0, interval=0.05, what="condition"):
+    """Poll cond() until it returns a truthy value; return it or raise."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            v = cond()
+            if v:
+                return v
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            last_exc = e
+        if time.monotonic() >= deadline:
+            raise TestFailure("timed out after %.1fs waiting for %s%s" % (
+                timeout, what, " (last error: %r)" % last_exc if last_exc else ""))
+        time.sleep(interval)
+
+
+# ---- processes: registry and emergency cleanup --------------------------------
+
+_clusters = []
+_registry_lock = threading.Lock()
+
+try:
+    _libc = ctypes.CDLL(None, use_errno=True)
+    _prctl = _libc.prctl
+except (OSError, AttributeError):  # pragma: no cover
+    _prctl = None
+PR_SET_PDEATHSIG = 1
+
+
+def _child_setup():
+    # Runs in the forked child: die with the test process even if it is
+    # SIGKILLed and cannot clean up. Nothing here allocates or takes locks.
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _cleanup_all(failed=False):
+    with _registry_lock:
+        cl = list(_clusters)
+    for c in cl:
+        if failed:
+            c.failed = True
+        try:
+            c.close(check_logs=False)
+        except Exception:  # noqa: BLE001 - best effort at exit
+            traceback.print_exc()
+
+
+def _on_signal(signum, frame):
+    log("got signal %d: cleaning up" % signum)
+    _cleanup_all()
+    os._exit(128 + signum)
+
+
+atexit.register(_cleanup_all)
+if threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+
+
+def pick_ports(n):
+    """n distinct free TCP ports chosen by the kernel (bind to 0, then close).
+
+    All sockets stay open until every port is chosen, so the n ports differ.
+    Another process may still grab one before the server binds it: callers
+    retry with new ports when a node fails with 'address already in use'."""
+    socks, ports = [], []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+            ports.append(s.getsockname()[1])
+    finally:
+        for s in socks:
+            s.close()
+    return ports
+
+
+# ---- HTTP -----------------------------------------------------------------------
+
+class Response:
+    """status, headers (lower-case keys), body (bytes); .json() parses it."""
+
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def __iter__(self):  # allows: status, headers, body = request(...)
+        return iter((self.status, self.headers, self.body))
+
+    def __repr__(self):
+        return "<%s %s>" % (self.status, _short(self.body, 300))
+
+
+def http_request(addr, method, path, body=None, headers=None, timeout=10.0):
+    """One HTTP/1.1 request on a fresh connection. Raises OSError or
+    http.client.HTTPException on transport failures."""
+    host, port = addr.rsplit(":", 1)
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+    elif isinstance(body, str):
+        body = body.encode()
+    hdrs = dict(headers or {})
+    if body is not None and "Content-Type" not in hdrs:
+        hdrs["Content-Type"] = "application/json"
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=hdrs)
+        r = conn.getresponse()
+        data = r.read()
+        res = Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+    finally:
+        conn.close()
+    if VERBOSE:
+        log("%s %s %s -> %s %s" % (addr, method, path, res.status, _short(data, 200)))
+    return res
+
+
+def raw_request(addr, method, path, body=b"", headers=None, timeout=10.0):
+    """Send a request over a plain socket, ignoring errors while sending (a
+    server may answer and close before reading a huge body), then parse the
+    answer. Returns a Response, or None when nothing came back."""
+    host, port = addr.rsplit(":", 1)
+    hdrs = {"Host": addr, "Content-Length": str(len(body)), "Connection": "close"}
+    hdrs.update(headers or {})
+    head = "%s %s HTTP/1.1\r\n%s\r\n" % (method, path, "".join(
+        "%s: %s\r\n" % kv for kv in hdrs.items()))
+    s = socket.create_connection((host, int(port)), timeout=timeout)
+    data = b""
+    try:
+        try:
+            s.sendall(head.encode() + body)
+        except OSError:
+            pass
+        try:
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                data += d
+        except OSError:
+            pass
+    finally:
+        s.close()
+    if b"\r\n\r\n" not in data:
+        return None
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    h = {}
+    for ln in lines[1:]:
+        k, _, v = ln.partition(":")
+        h[k.strip().lower()] = v.strip()
+    if "content-length" in h:
+        rest = rest[:int(h["content-length"])]
+    return Response(status, h, rest)
+
+
+class KeepAliveClient:
+    """One persistent HTTP/1.1 connection to one address (not thread-safe:
+    use one per thread). Reconnects after errors."""
+
+    def __init__(self, addr, timeout=10.0):
+        self.host, port = addr.rsplit(":", 1)
+        self.port = int(port)
+        self.timeout = timeout
+        self.conn = None
+
+    def request(self, method, path, body=None, headers=None):
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+        elif isinstance(body, str):
+            body = body.encode()
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        try:
+            self.conn.request(method, path, body=body, headers=dict(headers or {}))
+            r = self.conn.getresponse()
+            data = r.read()
+        except (OSError, http.client.HTTPException):
+            self.close()
+            raise
+        if r.will_close:
+            self.close()
+        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def error_code(res):
+    """The error code of a JSON error body, or None."""
+    try:
+        return res.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def check_error(res, status, code, what=""):
+    """Check status and the {"error":{"code","message"}} shape."""
+    check(res.status == status, "%s: expected HTTP %d, got %s" % (what, status, res.status),
+          res.body)
+    try:
+        j = res.json()
+    except ValueError:
+        raise TestFailure("%s: error body is not JSON: %r" % (what, res.body[:300]))
+    check(isinstance(j, dict) and isinstance(j.get("error"), dict),
+          "%s: error body lacks an 'error' object" % what, j)
+    e = j["error"]
+    check(e.get("code") == code, "%s: expected code %s, got %s" % (what, code, e.get("code")), j)
+    check(isinstance(e.get("message"), str) and e["message"],
+          "%s: error lacks a message" % what, j)
+    check(res.headers.get("content-type", "").startswith("application/json"),
+          "%s: error content-type is %r" % (what, res.headers.get("content-type")))
+    return j
+
+
+# ---- nodes and clusters -----------------------------------------------------------
+
+class Node:
+    def __init__(self, cluster, node_id, raft_port, http_port):
+        self.cluster = cluster
+        self.id = node_id
+        self.raft_port = raft_port
+        self.http_port = http_port
+        self.data_dir = os.path.join(cluster.dir, "node%d" % node_id)
+        self.log_path = os.path.join(cluster.dir, "node%d.log" % node_id)
+        self.proc = None
+        self.argv = None
+        self.paused = False
+        self.removed = False  # left the cluster (DELETE /v1/members)
+        self.expect_exit = False  # the harness killed or stopped it
+
+    @property
+    def raft(self):
+        return "127.0.0.1:%d" % self.raft_port
+
+    @property
+    def http(self):
+        return "127.0.0.1:%d" % self.http_port
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def spawn(self, extra_env=None):
+        self.expect_exit = False
+        env = dict(self.cluster.env)
+        env.update(extra_env or {})
+        with open(self.log_path, "ab") as lf:
+            lf.write(("=== harness: starting %s\n" % " ".join(self.argv)).encode())
+            lf.flush()
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=lf,
+                                         stderr=lf, preexec_fn=_child_setup,
+                                         env=env, close_fds=True)
+        self.paused = False
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def current_log(self):
+        """The log of the current incarnation (since the last start)."""
+        t = self.log_text()
+        i = t.rfind("=== harness: starting")
+        return t[i:] if i >= 0 else t
+
+    def __repr__(self):
+        return "node%d(%s)" % (self.id, self.http)
+
+
+class Cluster:
+    """N raftplane-server processes. Nodes are indexed by id (1-based)."""
+
+    def __init__(self, n=3, extra_args=(), election_timeout_ms=None, heartbeat_ms=None,
+                 name="cluster", start=True, ready_timeout=30.0, wait_ready=True):
+        self.n = n
+        self.name = name
+        self.extra_args = list(extra_args)
+        if election_timeout_ms:
+            self.extra_args += ["--election-timeout-ms", str(election_timeout_ms)]
+        if heartbeat_ms:
+            self.extra_args += ["--heartbeat-ms", str(heartbeat_ms)]
+        self.dir = tempfile.mkdtemp(prefix="rp-it-", dir="/tmp")
+        # Start nodes through a symlink with another name: a broad
+        # `pkill raftplane-server` / `killall raftplane-server` run by someone
+        # else on this machine then cannot hit the processes of this test.
+        self.bin = os.path.join(self.dir, "rp-it-node")
+        os.symlink(os.path.realpath(SERVER_BIN), self.bin)
+        self.nodes = {}
+        self.closed = False
+        self.failed = False
+        env = dict(os.environ)
+        # sanitizer reports go to stderr (the node log); keep running to log all
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        self.env = env
+        with _registry_lock:
+            _clusters.append(self)
+        check(os.access(SERVER_BIN, os.X_OK), "server binary %s is not executable" % SERVER_BIN)
+        if start:
+            try:
+                self.start(ready_timeout=ready_timeout, wait_ready=wait_ready)
+            except BaseException:
+                self.failed = True
+                self.close(check_logs=False)
+                raise
+
+    # -- context manager
+    def __enter__(self):
+        return self
+
+    def __exit__(self, et, ev, tb):
+        if et is not None:
+            self.failed = True
+        self.close(check_logs=et is None)
+        return False
+
+    # -- starting
+    def bootstrap_arg(self):
+        return ",".join("%d=%s@%s" % (n.id, n.raft, n.http)
+                        for n in sorted(self._bootstrap_nodes, key=lambda x: x.id))
+
+    def _argv(self, node, mode):
+        argv = [self.bin, "--id", str(node.id), "--data-dir", node.data_dir,
+                "--raft", node.raft, "--http", node.http]
+        if mode[0] == "bootstrap":
+            argv += ["--bootstrap", self.bootstrap_arg()]
+        else:
+            argv += ["--join", mode[1]]
+        return argv + self.extra_args
+
+    def start(self, ready_timeout=30.0, wait_ready=True):
+        """Bootstrap the cluster; retry on port clashes with fresh ports.
+        With wait_ready=False, return as soon as every node serves HTTP."""
+        for attempt in range(5):
+            ports = pick_ports(2 * self.n)
+            self.nodes = {}
+            for i in range(1, self.n + 1):
+                self.nodes[i] = Node(self, i, ports[2 * i - 2], ports[2 * i - 1])
+            self._bootstrap_nodes = list(self.nodes.values())
+            for node in self.nodes.values():
+                node.argv = self._argv(node, ("bootstrap",))
+                node.spawn()
+            if self._startup_ok(self.nodes.values()):
+                break
+            log("port clash on start (attempt %d): retrying with new ports" % (attempt + 1))
+            for node in self.nodes.values():
+                self._hard_kill(node)
+            for node in self.nodes.values():
+                shutil.rmtree(node.data_dir, ignore_errors=True)
+                os.rename(node.log_path, node.log_path + ".clash%d" % attempt)
+        else:
+            raise TestFailure("could not start the cluster (ports kept clashing)")
+        if not wait_ready:
+            log("%s: %d nodes serving HTTP (dir %s)" % (self.name, self.n, self.dir))
+            return
+        t0 = time.monotonic()
+        self.wait_ready(timeout=ready_timeout)
+        log("%s: %d nodes up, leader node%d after %.2fs (dir %s)" % (
+            self.name, self.n, self.leader().id, time.monotonic() - t0, self.dir))
+
+    def _startup_ok(self, nodes, settle=0.4):
+        """True unless a node exited at start because its port was taken.
+        Waits until each node's HTTP port answers (or it exits)."""
+        deadline = time.monotonic() + 15
+        pending = list(nodes)
+        while pending and time.monotonic() < deadline:
+            for node in list(pending):
+                if node.proc.poll() is not None:
+                    text = node.current_log()
+                    if "address already in use" in text.lower():
+                        return False
+                    raise TestFailure("%r exited at start with %s:\n%s" % (
+                        node, node.proc.returncode, text[-2000:]))
+                try:
+                    http_request(node.http, "GET", "/healthz", timeout=1)
+                    pending.remove(node)
+                except (OSError, http.client.HTTPException):
+                    pass
+            time.sleep(0.05)
+        check(not pending, "nodes %r never served /healthz" % pending)
+        return True
+
+    def add_node_by_join(self, via=None, role=None, wait=True, timeout=30.0):
+        """Start a new node with --join (via: a node, default the leader).
+        Returns the Node once it is in the raft configuration of the leader."""
+        via = via or self.leader()
+        new_id = max(self.nodes) + 1
+        for attempt in range(5):
+            rp, hp = pick_ports(2)
+            node = Node(self, new_id, rp, hp)
+            node.argv = self._argv(node, ("join", via.http))
+            if role:
+                node.argv += ["--join-role", role]
+            self.nodes[new_id] = node
+            node.spawn()
+            if self._startup_ok([node]):
+                break
+            self._hard_kill(node)
+            shutil.rmtree(node.data_dir, ignore_errors=True)
+            os.rename(node.log_path, node.log_path + ".clash%d" % attempt)
+        else:
+            raise TestFailure("could not start the joining node")
+        if wait:
+            def joined():
+                r = self.request(self.leader(), "GET", "/v1/members")
+                return r.status == 200 and any(m["id"] == new_id for m in r.json()["members"])
+            wait_until(joined, timeout, what="node%d to join" % new_id)
+        return node
+
+    # -- process control
+    def node(self, i):
+        return i if isinstance(i, Node) else self.nodes[i]
+
+    def _hard_kill(self, node):
+        if node.proc is None or node.proc.poll() is not None:
+            return
+        node.expect_exit = True
+        try:
+            if node.paused:
+                os.kill(node.proc.pid, signal.SIGCONT)
+            os.kill(node.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            node.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def kill(self, i):
+        """SIGKILL the node by pid."""
+        node = self.node(i)
+        check(node.alive(), "kill: %r is not running" % node)
+        self._hard_kill(node)
+        return node
+
+    def stop(self, i, timeout=15.0):
+        """SIGTERM and wait; fails if the node does not exit cleanly in time."""
+        node = self.node(i)
+        check(node.alive(), "stop: %r is not running" % node)
+        if node.paused:
+            self.resume(node)
+        node.expect_exit = True
+        node.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = node.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._hard_kill(node)
+            raise TestFailure("%r did not stop within %.0fs of SIGTERM" % (node, timeout))
+        check(rc == 0, "%r exited with %s after SIGTERM" % (node, rc), node.current_log()[-1500:])
+        return rc
+
+    def restart(self, i, wait_http=True, extra_env=None):
+        """Start the node again with exactly the same command line (extra_env:
+        more environment, e.g. {"LIBRAFT_TRACE": "1"})."""
+        node = self.node(i)
+        check(not node.alive(), "restart: %r is still running" % node)
+        for attempt in range(20):
+            node.spawn(extra_env)
+            if not wait_http:
+                return node
+            if self._startup_ok([node]):
+                return node
+            # our fixed port is briefly held by someone else: try again soon
+            log("%r: port busy on restart, retrying" % node)
+            time.sleep(0.5)
+        raise TestFailure("%r could not restart: port stays busy" % node)
+
+    def pause(self, i):
+        node = self.node(i)
+        os.kill(node.proc.pid, signal.SIGSTOP)
+        node.paused = True
+
+    def resume(self, i):
+        node = self.node(i)
+        os.kill(node.proc.pid, signal.SIGCONT)
+        node.paused = False
+
+    def running(self):
+        return [n for n in self.nodes.values() if n.alive() and not n.paused and not n.removed]
+
+    # -- HTTP
+    def request(self, node, method, path, body=None, headers=None, timeout=10.0):
+        """HTTP request to a node (id or Node). Returns a Response, which also
+        unpacks as (status, headers, body)."""
+        return http_request(self.node(node).http, method, path, body, headers, timeout)
+
+    def try_request(self, node, method, path, body=None, headers=None, timeout=10.0):
+        """Like request() but returns None on transport errors."""
+        try:
+            return self.request(node, method, path, body, headers, timeout)
+        except (OSError, http.client.HTTPException):
+            return None
+
+    def status(self, node, timeout=2.0):
+        r = self.request(node, "GET", "/v1/status", timeout=timeout)
+        check(r.status == 200, "status of %r: %s" % (self.node(node), r.status), r.body)
+        return r.json()
+
+    def leader(self, timeout=10.0):
+        """The running node that is the ready leader (waits for one)."""
+        def find():
+            for n in self.running():
+                try:
+                    s = self.status(n, timeout=1.0)
+                except (OSError, http.client.HTTPException):
+                    continue
+                if s.get("leader_ready"):
+                    return n
+            return None
+        return wait_until(find, timeout, what="a ready leader")
+
+    def followers(self):
+        lead = self.leader()
+        return [n for n in self.running() if n is not lead]
+
+    def wait_ready(self, timeout=30.0, nodes=None):
+        """Wait for a ready leader that every running node (or @nodes) knows,
+        and for /readyz 200 on each of them."""
+        nodes = nodes or self.running()
+
+        def ready():
+            lead = None
+            for n in self.running():
+                s = self.status(n, timeout=1.0)
+                if s.get("leader_ready"):
+                    lead = s["id"]
+            if lead is None:
+                return False
+            for n in nodes:
+                s = self.status(n, timeout=1.0)
+                if not s.get("leader") or s["leader"]["id"] != lead:
+                    return False
+                if self.request(n, "GET", "/readyz", timeout=1.0).status != 200:
+                    return False
+            return True
+        wait_until(ready, timeout, what="a ready leader known to %r" % nodes)
+
+    def wait_applied(self, node, revision, timeout=20.0):
+        """Wait until node's local revision reaches @revision."""
+        return wait_until(lambda: self.status(node)["revision"] >= revision, timeout,
+                          what="%r to reach revision %d" % (self.node(node), revision))
+
+    # -- logs and cleanup
+    def sanitizer_findings(self):
+        found = []
+        for name in sorted(os.listdir(self.dir)) if os.path.isdir(self.dir) else []:
+            if not name.startswith("node") or ".log" not in name:
+                continue
+            with open(os.path.join(self.dir, name), "rb") as f:
+                for ln in f.read().decode("utf-8", "replace").splitlines():
+                    if any(p in ln for p in SANITIZER_PATTERNS):
+                        found.append("%s: %s" % (name, ln))
+        return found
+
+    def print_log_tails(self, lines=40):
+        for node in sorted(self.nodes.values(), key=lambda n: n.id):
+            text = node.log_text().splitlines()
+            print("----- tail of %s (%d lines) -----" % (node.log_path, len(text)))
+            for ln in text[-lines:]:
+                print("  " + ln)
+        sys.stdout.flush()
+
+    def unexpected_exits(self):
+        """Nodes that exited although the harness did not stop or kill them."""
+        return [(n, n.proc.returncode) for n in self.nodes.values()
+                if n.proc is not None and n.proc.poll() is not None and not n.expect_exit]
+
+    def close(self, check_logs=True):
+        """Kill every process by pid, check logs for sanitizer reports, remove
+        the temp dir. Raises TestFailure when a sanitizer report was found or
+        a node died on its own."""
+        if self.closed:
+            return
+        self.closed = True
+        died = self.unexpected_exits()
+        for n, rc in died:
+            print("!!! %r exited on its own with status %s%s" % (
+                n, rc, " (killed by signal %d from outside the harness)" % -rc if rc < 0 else ""),
+                flush=True)
+        if died:
+            self.failed = True
+        for node in self.nodes.values():
+            self._hard_kill(node)
+        findings = self.sanitizer_findings()
+        if findings or self.failed:
+            self.print_log_tails(lines=80 if findings else 40)
+        keep = KEEP == "1" or (KEEP == "failed" and (findings or died or self.failed))
+        if keep:
+            log("%s: kept %s" % (self.name, self.dir))
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        with _registry_lock:
+            if self in _clusters:
+                _clusters.remove(self)
+        if check_logs and findings:
+            raise TestFailure("sanitizer/assertion reports in node logs:\n  " +
+                              "\n  ".join(findings[:40]))
+        if check_logs and died:
+            raise TestFailure("nodes exited on their own: %s" % died)
+
+
+# ---- test runner --------------------------------------------------------------------
+
+def run(tests, title=None):
+    """Run test functions in order; each gets no argument. Prints PASS/FAIL and
+    timings, exits 0 only when all passed."""
+    title = title or os.path.basename(sys.argv[0])
+    only = sys.argv[1:]
+    results = []
+    t_all = time.monotonic()
+    log("%s: server binary %s" % (title, SERVER_BIN))
+    for fn in tests:
+        if only and fn.__name__ not in only:
+            continue
+        t0 = time.monotonic()
+        log("=== RUN  %s" % fn.__name__)
+        try:
+            fn()
+            ok = True
+        except Exception:  # noqa: BLE001 - report any failure
+            ok = False
+            traceback.print_exc()
+            sys.stdout.flush()
+            _cleanup_all(failed=True)  # prints the log tails of clusters still open
+        dt = time.monotonic() - t0
+        results.append((fn.__name__, ok, dt))
+        log("=== %s %s (%.1fs)" % ("PASS" if ok else "FAIL", fn.__name__, dt))
+    total = time.monotonic() - t_all
+    print("\nsummary for %s:" % title)
+    for name, ok, dt in results:
+        print("  %-40s %s %6.1fs" % (name, "PASS" if ok else "FAIL", dt))
+    print("  total %.1fs" % total)
+    failed = [r for r in results if not r[1]]
+    sys.stdout.flush()
+    sys.exit(1 if failed or not results else 0)
+
+
+def median(xs):
+    return statistics.median(xs)
