@@ -51,14 +51,15 @@ static void answer_proxies(struct fanout *f)
 					     f->unreachable), 0);
 }
 
-static int has_reached(json_t *e, const char *field, uint64_t r)
+/* @v covers revision @r for the proxy of entry @e when it is at least r, or
+ * when it is the node's current version at a server revision at least r
+ * (then r did not touch the node). */
+static int has_reached(json_t *e, json_t *jv, uint64_t r)
 {
-	uint64_t v = (uint64_t)json_integer_value(json_object_get(e, field));
+	uint64_t v = (uint64_t)json_integer_value(jv);
 	uint64_t cur = (uint64_t)json_integer_value(json_object_get(e, "current_version"));
 	uint64_t srv = (uint64_t)json_integer_value(json_object_get(e, "server_revision"));
-	/* v covers r when it is at least r, or when it is the node's current
-	 * version at a server revision at least r (r did not touch the node) */
-	return v && (v >= r || (srv >= r && v >= cur));
+	return json_is_integer(jv) && (v >= r || (srv >= r && v >= cur));
 }
 
 static void rollout_poll(struct rp_call *c);
@@ -73,9 +74,10 @@ static void answer_rollout(struct fanout *f)
 	json_object_foreach(f->by_node, key, e)
 	{
 		json_t *nack = json_object_get(e, "nack");
-		if (has_reached(e, "acked_version", f->revision)) {
+		if (has_reached(e, json_object_get(e, "acked_version"), f->revision)) {
 			acked++;
-		} else if (json_is_object(nack) && has_reached(nack, "version", f->revision)) {
+		} else if (json_is_object(nack) &&
+			   has_reached(e, json_object_get(nack, "version"), f->revision)) {
 			nacked++;
 			json_array_append_new(nacks, json_pack("{s:s,s:O,s:O}", "node_id", key, "version",
 							       json_object_get(nack, "version"), "error",

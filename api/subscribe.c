@@ -51,7 +51,7 @@ struct rp_sub_node {
 	unsigned n_parked;
 	/* fleet entry */
 	uint64_t sent_version, acked_version, nack_version;
-	int has_nack;
+	int has_nack, has_acked;
 	char nack_error[512];
 	uint64_t last_seen_ms;
 	int known; /* has made at least one valid request */
@@ -241,8 +241,10 @@ static void evaluate(struct rp_call *c)
 		c->sub_validated = 1;
 		n->known = 1;
 		n->last_seen_ms = wall_ms();
-		if (c->has_held)
+		if (c->has_held) {
 			n->acked_version = c->held;
+			n->has_acked = 1;
+		}
 		if (c->has_nack) {
 			n->nack_version = c->nack_version;
 			n->has_nack = 1;
@@ -369,15 +371,18 @@ json_t *rp_subscribe_local_fleet(struct rp_api *api)
 		for (struct rp_sub_node *n = api->sub_buckets[b]; n; n = n->next) {
 			if (!n->known)
 				continue;
-			json_t *nack = n->has_nack && (n->nack_version > n->acked_version ||
-							!n->acked_version)
+			json_t *nack = n->has_nack && (!n->has_acked ||
+							n->nack_version > n->acked_version)
 					   ? json_pack("{s:I,s:s}", "version", (json_int_t)n->nack_version,
 						       "error", n->nack_error)
 					   : json_null();
 			json_array_append_new(
-			    arr, json_pack("{s:s,s:s,s:I,s:I,s:o,s:I,s:b,s:I,s:I}", "node_id", n->id,
+			    arr, json_pack("{s:s,s:s,s:I,s:o,s:o,s:I,s:b,s:I,s:I}", "node_id", n->id,
 					   "server", http, "snapshot_version", (json_int_t)n->sent_version,
-					   "acked_version", (json_int_t)n->acked_version, "nack", nack,
+					   "acked_version",
+					   n->has_acked ? json_integer((json_int_t)n->acked_version)
+							: json_null(),
+					   "nack", nack,
 					   "last_seen", (json_int_t)(n->n_parked ? wall_ms() : n->last_seen_ms),
 					   "connected", n->n_parked > 0, "current_version",
 					   (json_int_t)(m ? rp_mesh_node_version(m, n->id) : n->version),

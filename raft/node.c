@@ -79,6 +79,11 @@ struct rp_node {
 	int seed_inflight;
 	struct rp_leader_waiter waiters; /* sentinel of a circular list */
 
+	/* commit push: a barrier after applied commands, see on_push_timer */
+	uv_timer_t push_timer;
+	struct raft_barrier push_req;
+	int push_inflight, push_again, push_scheduled;
+
 	/* read barriers */
 	struct raft_barrier read_req;
 	int read_inflight;
@@ -91,6 +96,49 @@ struct rp_node {
 	void *close_arg;
 	int closing;
 };
+
+/* ---- commit push ---------------------------------------------------------
+ *
+ * canonical/raft tells followers about a new commit index only with the next
+ * AppendEntries, i.e. up to one heartbeat after the commit. Followers serve
+ * watches and proxy subscriptions from their applied state, so that delay
+ * is the floor of config propagation. After the leader applies commands it
+ * appends one barrier (coalesced: at most one in flight, one more queued);
+ * replicating it carries the new commit index at once. Barriers do not pass
+ * through the FSM, so this does not feed itself. */
+
+static void start_push(struct rp_node *n);
+
+static void on_push_done(struct raft_barrier *req, int status)
+{
+	struct rp_node *n = req->data;
+	(void)status;
+	n->push_inflight = 0;
+	if (n->push_again) {
+		n->push_again = 0;
+		start_push(n);
+	}
+}
+
+static void start_push(struct rp_node *n)
+{
+	if (n->push_inflight) {
+		n->push_again = 1;
+		return;
+	}
+	if (!rp_node_leader_ready(n) || n->closing)
+		return;
+	n->push_req.data = n;
+	if (raft_barrier(&n->raft, &n->push_req, on_push_done) == 0)
+		n->push_inflight = 1;
+}
+
+static void on_push_timer(uv_timer_t *t)
+{
+	struct rp_node *n = t->data;
+	n->push_scheduled = 0;
+	start_push(n);
+}
 
 /* ---- FSM ---------------------------------------------------------------- */
 
@@ -112,6 +160,10 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 			n->cfg.id, rp_store_revision(n->store), n->last_result.message);
 	rp_histogram_observe(&n->stats.apply, (double)(uv_hrtime() - t0) / 1e9);
 	*result = &n->last_result;
+	if (n->cfg.commit_push && raft_state(&n->raft) == RAFT_LEADER && !n->push_scheduled) {
+		n->push_scheduled = 1;
+		uv_timer_start(&n->push_timer, on_push_timer, 0, 0);
+	}
 	return 0;
 }
 
@@ -840,6 +892,9 @@ int rp_node_create(uv_loop_t *loop, const struct rp_node_config *cfg, struct rp_
 	raft_set_pre_vote(&n->raft, true);
 	raft_set_election_timeout(&n->raft, cfg->election_timeout_ms);
 	raft_set_heartbeat_timeout(&n->raft, cfg->heartbeat_ms);
+	/* 0.15's default is 30 s: a snapshot sent while the follower was down
+	 * is only retried after it, stalling the follower's catch-up */
+	raft_set_install_snapshot_timeout(&n->raft, cfg->install_snapshot_timeout_ms);
 	raft_set_snapshot_threshold(&n->raft, cfg->snapshot_threshold);
 	raft_set_snapshot_trailing(&n->raft, cfg->snapshot_trailing);
 	if (cfg->n_bootstrap > 0 && do_bootstrap(n, errmsg, errlen) != 0)
@@ -871,6 +926,8 @@ int rp_node_start(struct rp_node *n, char *errmsg, size_t errlen)
 	}
 	uv_timer_init(n->loop, &n->tick);
 	n->tick.data = n;
+	uv_timer_init(n->loop, &n->push_timer);
+	n->push_timer.data = n;
 	uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
 	fprintf(stderr, "node %" PRIu64 ": started raft on %s (revision %" PRIu64 ")\n", n->cfg.id,
 		n->raft_addr, rp_store_revision(n->store));
@@ -891,6 +948,7 @@ static void on_raft_closed(struct raft *r)
 	struct rp_node *n = r->data;
 	raft_uv_close(&n->io);
 	raft_uv_tcp_close(&n->transport);
+	uv_close((uv_handle_t *)&n->push_timer, NULL);
 	uv_close((uv_handle_t *)&n->tick, on_tick_closed);
 }
 
@@ -900,5 +958,6 @@ void rp_node_close(struct rp_node *n, void (*cb)(void *arg), void *arg)
 	n->close_cb = cb;
 	n->close_arg = arg;
 	uv_timer_stop(&n->tick);
+	uv_timer_stop(&n->push_timer);
 	raft_close(&n->raft, on_raft_closed);
 }

@@ -31,7 +31,9 @@ struct rp_node_config {
 	unsigned snapshot_trailing;
 	unsigned election_timeout_ms;
 	unsigned heartbeat_ms;
+	unsigned install_snapshot_timeout_ms;
 	int unsafe_reads; /* test-only: serve linearizable reads without a barrier */
+	int commit_push;  /* append a barrier after commands so followers learn the commit */
 };
 
 /* Metrics the node keeps for /metrics. */

@@ -26,8 +26,13 @@ static const char usage[] =
     "  --snapshot-trailing N     entries kept after a snapshot (default 128)\n"
     "  --election-timeout-ms N   raft election timeout (default 1000)\n"
     "  --heartbeat-ms N          raft heartbeat interval (default 100)\n"
+    "  --install-snapshot-timeout-ms N  retry an unanswered snapshot install after N ms\n"
+    "                            (default 3000)\n"
     "  --leader-wait-ms N        how long a request waits for a leader (default 3000)\n"
     "  --forward-timeout-ms N    timeout of a request forwarded to the leader (default 5000)\n"
+    "  --no-commit-push          do not append a barrier after writes to tell followers\n"
+    "                            the commit index at once (they learn it with the next\n"
+    "                            heartbeat instead)\n"
     "  --unsafe-stale-reads      TEST ONLY: serve linearizable reads from local state\n"
     "                            without a barrier (lets the checker prove it notices)\n"
     "  --help                    this text\n";
@@ -124,7 +129,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 {
 	const char *bootstrap = NULL, *role = "voter";
 	o->node = (struct rp_node_config){.snapshot_threshold = 1024, .snapshot_trailing = 128,
-					  .election_timeout_ms = 1000, .heartbeat_ms = 100};
+					  .election_timeout_ms = 1000, .heartbeat_ms = 100,
+					  .install_snapshot_timeout_ms = 3000, .commit_push = 1};
 	o->api = (struct rp_api_options){.leader_wait_ms = 3000, .forward_timeout_ms = 5000};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -157,6 +163,11 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->api.leader_wait_ms = parse_uint(a, need(argc, argv, &i), 0, 600000);
 		} else if (!strcmp(a, "--forward-timeout-ms")) {
 			o->api.forward_timeout_ms = parse_uint(a, need(argc, argv, &i), 10, 600000);
+		} else if (!strcmp(a, "--install-snapshot-timeout-ms")) {
+			o->node.install_snapshot_timeout_ms =
+			    parse_uint(a, need(argc, argv, &i), 100, 600000);
+		} else if (!strcmp(a, "--no-commit-push")) {
+			o->node.commit_push = 0;
 		} else if (!strcmp(a, "--unsafe-stale-reads")) {
 			o->api.unsafe_reads = o->node.unsafe_reads = 1;
 		} else {
