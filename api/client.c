@@ -1,8 +1,18 @@
-/* A small HTTP/1.1 client on libuv.
+/* A small HTTP/1.1 client on libuv with keep-alive connection reuse.
  *
- * States: connecting -> writing -> reading -> done. The request owns a
- * uv_tcp_t and a uv_timer_t; it is freed after both handles are closed.
- * The callback runs at most once; after rp_http_cancel() it never runs. */
+ * Objects
+ * - struct conn: one TCP connection to a host:port. It is either busy
+ *   (c->req set: carrying one request) or idle (on the loop's idle list,
+ *   still reading so that a close by the server is noticed at once and the
+ *   connection dropped). Idle connections older than IDLE_MS are closed, so
+ *   that we never reuse one the server is about to time out.
+ * - struct rp_http_req: one request; owns a timer. Its callback runs at most
+ *   once; after rp_http_cancel() never.
+ *
+ * Outcome rule: err is RP_ERR_NO_LEADER only when the request bytes cannot
+ * have reached a server (connect failed); once written, a failure is
+ * RP_ERR_UNKNOWN_OUTCOME. Requests are never retried here: a retry of a write
+ * whose first attempt was processed would apply it twice. */
 #include "client.h"
 
 #include <stdio.h>
@@ -12,22 +22,37 @@
 
 #include "raftplane/err.h"
 
-struct rp_http_req {
+#define IDLE_MS 4000      /* below h2o's 10 s keep-alive timeout */
+#define MAX_IDLE_PER_LOOP 256 /* per thread */
+
+struct conn {
 	uv_tcp_t tcp;
-	uv_timer_t timer;
 	uv_connect_t connect;
 	uv_write_t write;
-	char *out;
-	size_t out_len;
+	char hostport[64];
+	struct rp_http_req *req; /* busy with this request, or NULL when idle */
+	struct conn *next_idle;
+	uint64_t idle_since;
+	int closing;
 	char *in;
 	size_t in_len, in_cap;
-	int sent; /* the request bytes may have reached the server */
-	int done;
-	int closing;
-	int handles_open;
+};
+
+struct rp_http_req {
+	uv_loop_t *loop;
+	uv_timer_t timer;
+	struct conn *conn;
+	char *out;
+	size_t out_len;
+	int sent, done, closing;
 	rp_http_cb cb;
 	void *arg;
 };
+
+/* Idle connections, most recently used first. One list per thread: a loop
+ * is driven by one thread, so connections never cross loops. */
+static _Thread_local struct conn *idle_head;
+static _Thread_local unsigned n_idle;
 
 int rp_parse_hostport(const char *hostport, struct sockaddr_storage *sa)
 {
@@ -58,46 +83,123 @@ int rp_parse_hostport(const char *hostport, struct sockaddr_storage *sa)
 	return -1;
 }
 
-static void on_handle_closed(uv_handle_t *h)
+/* ---- connections -------------------------------------------------------- */
+
+static void on_conn_closed(uv_handle_t *h)
 {
-	struct rp_http_req *r = h->data;
-	if (--r->handles_open == 0) {
-		free(r->out);
-		free(r->in);
-		free(r);
-	}
+	struct conn *c = h->data;
+	free(c->in);
+	free(c);
 }
 
-static void shutdown_req(struct rp_http_req *r)
+static void unlink_idle(struct conn *c)
+{
+	for (struct conn **pp = &idle_head; *pp; pp = &(*pp)->next_idle) {
+		if (*pp == c) {
+			*pp = c->next_idle;
+			n_idle--;
+			break;
+		}
+	}
+	c->next_idle = NULL;
+}
+
+static void conn_close(struct conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = 1;
+	if (!c->req)
+		unlink_idle(c);
+	c->req = NULL;
+	uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+/* Take an idle connection to @hostport, closing stale ones on the way. */
+static struct conn *take_idle(uv_loop_t *loop, const char *hostport)
+{
+	uint64_t now = uv_now(loop);
+	struct conn **pp = &idle_head;
+	while (*pp) {
+		struct conn *c = *pp;
+		if (now - c->idle_since > IDLE_MS) {
+			conn_close(c); /* unlinks itself */
+			continue;
+		}
+		if (strcmp(c->hostport, hostport) == 0) {
+			*pp = c->next_idle;
+			c->next_idle = NULL;
+			n_idle--;
+			uv_ref((uv_handle_t *)&c->tcp);
+			return c;
+		}
+		pp = &c->next_idle;
+	}
+	return NULL;
+}
+
+static void make_idle(struct conn *c)
+{
+	c->req = NULL;
+	c->in_len = 0;
+	if (n_idle >= MAX_IDLE_PER_LOOP) {
+		conn_close(c);
+		return;
+	}
+	c->idle_since = uv_now(c->tcp.loop);
+	/* an idle connection must not keep its loop running */
+	uv_unref((uv_handle_t *)&c->tcp);
+	c->next_idle = idle_head;
+	idle_head = c;
+	n_idle++;
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	struct rp_http_req *r = h->data;
+	free(r->out);
+	free(r);
+}
+
+static void req_release(struct rp_http_req *r)
 {
 	if (r->closing)
 		return;
 	r->closing = 1;
 	uv_timer_stop(&r->timer);
-	uv_close((uv_handle_t *)&r->timer, on_handle_closed);
-	uv_close((uv_handle_t *)&r->tcp, on_handle_closed);
+	uv_close((uv_handle_t *)&r->timer, on_timer_closed);
 }
 
-static void finish(struct rp_http_req *r, int err, const struct rp_http_response *res)
+/* Finish @r; @reuse: its connection may carry further requests. */
+static void finish(struct rp_http_req *r, int err, const struct rp_http_response *res, int reuse)
 {
+	struct conn *c = r->conn;
+	r->conn = NULL;
+	if (c) {
+		if (reuse)
+			make_idle(c);
+		else
+			conn_close(c);
+	}
 	if (!r->done) {
 		r->done = 1;
 		if (r->cb)
 			r->cb(r->arg, err, res);
 	}
-	shutdown_req(r);
+	req_release(r);
 }
 
 void rp_http_cancel(struct rp_http_req *r)
 {
 	r->cb = NULL;
-	r->done = 1;
-	shutdown_req(r);
+	finish(r, 0, NULL, 0);
 }
 
 static void fail(struct rp_http_req *r)
 {
-	finish(r, r->sent ? RP_ERR_UNKNOWN_OUTCOME : RP_ERR_NO_LEADER, NULL);
+	finish(r, r->sent ? RP_ERR_UNKNOWN_OUTCOME : RP_ERR_NO_LEADER, NULL, 0);
 }
 
 static void on_timeout(uv_timer_t *t)
@@ -128,94 +230,119 @@ static void header_value(const char *head, size_t head_len, const char *name, ch
 	}
 }
 
-/* Try to parse a complete response from r->in; 1 when finished. */
-static int try_parse(struct rp_http_req *r, int eof)
+/* Try to parse a complete response from c->in; 1 when r is finished. */
+static int try_parse(struct rp_http_req *r, struct conn *c, int eof)
 {
-	char *end = memmem(r->in, r->in_len, "\r\n\r\n", 4);
+	char *end = memmem(c->in, c->in_len, "\r\n\r\n", 4);
 	if (!end)
 		return 0;
-	size_t head_len = (size_t)(end - r->in) + 2;
+	size_t head_len = (size_t)(end - c->in) + 2;
 	int minor, status;
-	if (sscanf(r->in, "HTTP/1.%d %d", &minor, &status) != 2) {
-		finish(r, RP_ERR_UNKNOWN_OUTCOME, NULL);
+	if (sscanf(c->in, "HTTP/1.%d %d", &minor, &status) != 2) {
+		finish(r, RP_ERR_UNKNOWN_OUTCOME, NULL, 0);
 		return 1;
 	}
-	char clen[32], ctype[128], etag[64], retry[32];
-	header_value(r->in, head_len, "content-length", clen, sizeof clen);
-	size_t body_off = head_len + 2, body_len = r->in_len - body_off;
+	char clen[32], ctype[128], etag[64], retry[32], connection[32];
+	header_value(c->in, head_len, "content-length", clen, sizeof clen);
+	header_value(c->in, head_len, "connection", connection, sizeof connection);
+	size_t body_off = head_len + 2, body_len = c->in_len - body_off;
+	int reuse = clen[0] && minor == 1 && strcasecmp(connection, "close") != 0;
 	if (clen[0]) {
 		size_t want = strtoull(clen, NULL, 10);
 		if (body_len < want)
 			return 0;
+		reuse = reuse && body_len == want; /* nothing unexpected after it */
 		body_len = want;
 	} else if (!eof) {
 		return 0; /* body delimited by connection close */
 	}
-	header_value(r->in, head_len, "content-type", ctype, sizeof ctype);
-	header_value(r->in, head_len, "etag", etag, sizeof etag);
-	header_value(r->in, head_len, "retry-after", retry, sizeof retry);
-	struct rp_http_response res = {status, ctype, etag, retry, r->in + body_off, body_len};
-	finish(r, 0, &res);
+	header_value(c->in, head_len, "content-type", ctype, sizeof ctype);
+	header_value(c->in, head_len, "etag", etag, sizeof etag);
+	header_value(c->in, head_len, "retry-after", retry, sizeof retry);
+	struct rp_http_response res = {status, ctype, etag, retry, c->in + body_off, body_len};
+	/* the callback reads c->in: detach the connection only afterwards */
+	r->conn = NULL;
+	if (!r->done) {
+		r->done = 1;
+		if (r->cb)
+			r->cb(r->arg, 0, &res);
+	}
+	req_release(r);
+	if (reuse && !c->closing)
+		make_idle(c);
+	else
+		conn_close(c);
 	return 1;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-	struct rp_http_req *r = h->data;
+	struct conn *c = h->data;
 	(void)suggested;
-	if (r->in_cap - r->in_len < 16384) {
-		size_t cap = r->in_cap ? r->in_cap * 2 : 32768;
-		char *p = cap <= RP_CLIENT_MAX_RESPONSE + 65536 ? realloc(r->in, cap) : NULL;
+	if (c->in_cap - c->in_len < 16384) {
+		size_t cap = c->in_cap ? c->in_cap * 2 : 32768;
+		char *p = cap <= RP_CLIENT_MAX_RESPONSE + 65536 ? realloc(c->in, cap) : NULL;
 		if (!p) {
 			buf->base = NULL;
 			buf->len = 0;
 			return;
 		}
-		r->in = p;
-		r->in_cap = cap;
+		c->in = p;
+		c->in_cap = cap;
 	}
-	buf->base = r->in + r->in_len;
-	buf->len = r->in_cap - r->in_len - 1;
+	buf->base = c->in + c->in_len;
+	buf->len = c->in_cap - c->in_len - 1;
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
-	struct rp_http_req *r = s->data;
+	struct conn *c = s->data;
+	struct rp_http_req *r = c->req;
 	(void)buf;
-	if (r->done)
+	if (!r) { /* idle: the server closed it or sent garbage */
+		if (nread != 0)
+			conn_close(c);
 		return;
+	}
 	if (nread > 0) {
-		r->in_len += (size_t)nread;
-		r->in[r->in_len] = '\0';
-		try_parse(r, 0);
+		c->in_len += (size_t)nread;
+		c->in[c->in_len] = '\0';
+		try_parse(r, c, 0);
 	} else if (nread < 0) {
-		if (!(nread == UV_EOF && r->in && try_parse(r, 1)))
+		if (!(nread == UV_EOF && c->in && try_parse(r, c, 1)))
 			fail(r);
 	}
 }
 
 static void on_written(uv_write_t *w, int status)
 {
-	struct rp_http_req *r = w->data;
-	if (status != 0 && !r->done)
+	struct conn *c = w->data;
+	if (status != 0 && c->req && !c->req->done)
+		fail(c->req);
+}
+
+static void send_request(struct rp_http_req *r)
+{
+	struct conn *c = r->conn;
+	uv_buf_t b = uv_buf_init(r->out, (unsigned)r->out_len);
+	r->sent = 1;
+	c->write.data = c;
+	c->in_len = 0;
+	if (uv_write(&c->write, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0)
 		fail(r);
 }
 
-static void on_connected(uv_connect_t *c, int status)
+static void on_connected(uv_connect_t *req, int status)
 {
-	struct rp_http_req *r = c->data;
-	if (r->done)
+	struct conn *c = req->data;
+	struct rp_http_req *r = c->req;
+	if (!r || c->closing)
 		return;
-	if (status != 0) {
+	if (status != 0 || uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
 		fail(r);
 		return;
 	}
-	uv_buf_t b = uv_buf_init(r->out, (unsigned)r->out_len);
-	r->sent = 1;
-	r->write.data = r;
-	if (uv_write(&r->write, (uv_stream_t *)&r->tcp, &b, 1, on_written) != 0 ||
-	    uv_read_start((uv_stream_t *)&r->tcp, on_alloc, on_read) != 0)
-		fail(r);
+	send_request(r);
 }
 
 int rp_http_request(uv_loop_t *loop, const char *hostport, const char *method, const char *target,
@@ -223,7 +350,8 @@ int rp_http_request(uv_loop_t *loop, const char *hostport, const char *method, c
 		    rp_http_cb cb, void *arg, struct rp_http_req **out)
 {
 	struct sockaddr_storage sa;
-	if (rp_parse_hostport(hostport, &sa) != 0)
+	if (strlen(hostport) >= sizeof(((struct conn *)0)->hostport) ||
+	    rp_parse_hostport(hostport, &sa) != 0)
 		return RP_ERR_INVALID;
 	struct rp_http_req *r = calloc(1, sizeof *r);
 	if (!r)
@@ -235,26 +363,42 @@ int rp_http_request(uv_loop_t *loop, const char *hostport, const char *method, c
 		free(r);
 		return RP_ERR_NOMEM;
 	}
-	int n = snprintf(r->out, cap,
-			 "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n%sContent-Length: %zu\r\n\r\n",
+	int n = snprintf(r->out, cap, "%s %s HTTP/1.1\r\nHost: %s\r\n%sContent-Length: %zu\r\n\r\n",
 			 method, target, hostport, headers, body_len);
 	if (body_len)
 		memcpy(r->out + n, body, body_len);
 	r->out_len = (size_t)n + body_len;
+	r->loop = loop;
 	r->cb = cb;
 	r->arg = arg;
-	uv_tcp_init(loop, &r->tcp);
 	uv_timer_init(loop, &r->timer);
-	r->tcp.data = r->timer.data = r->connect.data = r;
-	r->handles_open = 2;
-	uv_tcp_nodelay(&r->tcp, 1);
+	r->timer.data = r;
 	uv_timer_start(&r->timer, on_timeout, timeout_ms, 0);
-	if (uv_tcp_connect(&r->connect, &r->tcp, (struct sockaddr *)&sa, on_connected) != 0) {
-		r->cb = NULL;
-		shutdown_req(r);
-		return RP_ERR_NO_LEADER;
-	}
 	if (out)
 		*out = r;
+	struct conn *c = take_idle(loop, hostport);
+	if (c) {
+		c->req = r;
+		r->conn = c;
+		send_request(r);
+		return 0;
+	}
+	c = calloc(1, sizeof *c);
+	if (!c) {
+		r->cb = NULL;
+		req_release(r);
+		return RP_ERR_NOMEM;
+	}
+	snprintf(c->hostport, sizeof c->hostport, "%s", hostport);
+	uv_tcp_init(loop, &c->tcp);
+	c->tcp.data = c->connect.data = c;
+	c->req = r;
+	r->conn = c;
+	uv_tcp_nodelay(&c->tcp, 1);
+	if (uv_tcp_connect(&c->connect, &c->tcp, (struct sockaddr *)&sa, on_connected) != 0) {
+		r->cb = NULL;
+		finish(r, 0, NULL, 0);
+		return RP_ERR_NO_LEADER;
+	}
 	return 0;
 }

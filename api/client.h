@@ -1,5 +1,7 @@
-/* A small HTTP/1.1 client on libuv: one request per connection, numeric
- * addresses only. Used to forward requests to the leader and to join. */
+/* A small HTTP/1.1 client on libuv with keep-alive connection reuse, numeric
+ * addresses only. Used to forward requests to the leader, to join, to fan
+ * out fleet queries and by subscribers. A loop's requests must all be made
+ * from the thread that runs it. */
 #ifndef RP_CLIENT_H
 #define RP_CLIENT_H
 
