@@ -39,6 +39,7 @@ struct rp_api_options {
 	unsigned leader_wait_ms;     /* how long a request waits for a leader */
 	unsigned forward_timeout_ms; /* timeout of one forwarded request */
 	int unsafe_reads;            /* test-only: linearizable reads served locally */
+	unsigned max_subscribers;    /* parked subscription polls allowed at once */
 };
 
 struct rp_call;

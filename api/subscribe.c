@@ -17,7 +17,10 @@
  *    c->sub_parked; every revision change re-evaluates the waiting lists of
  *    nodes whose version may have moved.
  * 4. Fleet entries (soft state, not replicated) age out proxy_ttl_ms after
- *    the last request ended, unless a request is parked. */
+ *    the last request ended, unless a request is parked.
+ * 5. At most opts.max_subscribers polls are parked at once; beyond that a
+ *    poll that would wait gets 503 (memory stays bounded when a fleet
+ *    reconnects at once). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,6 +204,12 @@ static void park(struct rp_call *c)
 	struct rp_sub_node *n = c->sub;
 	if (c->sub_parked)
 		return;
+	if (c->api->subscribers >= c->api->opts.max_subscribers) {
+		/* bounded memory when a whole fleet reconnects at once: the
+		 * client backs off with jitter and tries again or elsewhere */
+		rp_respond_error(c, RP_ERR_UNAVAILABLE, "too many subscribers on this server", -1);
+		return;
+	}
 	c->snext = n->waiting;
 	c->sprev = NULL;
 	if (n->waiting)

@@ -30,6 +30,7 @@ static const char usage[] =
     "                            (default 3000)\n"
     "  --leader-wait-ms N        how long a request waits for a leader (default 3000)\n"
     "  --forward-timeout-ms N    timeout of a request forwarded to the leader (default 5000)\n"
+    "  --max-subscribers N       proxy polls parked at once; more get 503 (default 20000)\n"
     "  --no-commit-push          do not append a barrier after writes to tell followers\n"
     "                            the commit index at once (they learn it with the next\n"
     "                            heartbeat instead)\n"
@@ -131,7 +132,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 	o->node = (struct rp_node_config){.snapshot_threshold = 1024, .snapshot_trailing = 128,
 					  .election_timeout_ms = 1000, .heartbeat_ms = 100,
 					  .install_snapshot_timeout_ms = 3000, .commit_push = 1};
-	o->api = (struct rp_api_options){.leader_wait_ms = 3000, .forward_timeout_ms = 5000};
+	o->api = (struct rp_api_options){.leader_wait_ms = 3000, .forward_timeout_ms = 5000,
+					 .max_subscribers = 20000};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -166,6 +168,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 		} else if (!strcmp(a, "--install-snapshot-timeout-ms")) {
 			o->node.install_snapshot_timeout_ms =
 			    parse_uint(a, need(argc, argv, &i), 100, 600000);
+		} else if (!strcmp(a, "--max-subscribers")) {
+			o->api.max_subscribers = parse_uint(a, need(argc, argv, &i), 1, 1000000);
 		} else if (!strcmp(a, "--no-commit-push")) {
 			o->node.commit_push = 0;
 		} else if (!strcmp(a, "--unsafe-stale-reads")) {

@@ -279,7 +279,26 @@ def test_500_subscribers_and_propagation():
         stop_all()
 
 
+def test_subscriber_limit_bounds_memory():
+    """A fleet larger than --max-subscribers reconnecting at once: the server
+    parks at most that many polls and turns the rest away with 503."""
+    with Cluster(3, extra_args=["--max-subscribers", "50"]) as c:
+        n = c.node(1)
+        v = put(c, n, "/v1/listeners/all", listener_obj(10000, ["*"]))
+        c.wait_applied(n, v)
+        sub = Subscriber([n], prefix="crowd", count=120, extra=["--quiet", "--wait-ms", "5000"])
+        time.sleep(3)
+        local = c.request(n, "GET", "/v1/proxies?scope=local").json()["proxies"]
+        parked = sum(1 for p in local if p["connected"])
+        log("%d subscribers known, %d polls parked (limit 50)" % (len(local), parked))
+        check(parked <= 50, "at most 50 polls parked", parked)
+        check(len(local) == 120, "every subscriber got its first snapshot", len(local))
+        check(all(p["acked_version"] == v for p in local), "and acked it")
+        check(n.alive(), "server alive")
+        sub.stop()
+
+
 if __name__ == "__main__":
     run([test_scoping_and_wakeups, test_failover_keeps_versions_monotonic,
          test_nack_and_rollouts, test_bad_requests_do_not_disturb_others,
-         test_500_subscribers_and_propagation])
+         test_500_subscribers_and_propagation, test_subscriber_limit_bounds_memory])
