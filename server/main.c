@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "client.h"
@@ -78,6 +80,29 @@ static unsigned parse_uint(const char *flag, const char *s, unsigned lo, unsigne
 		exit(2);
 	}
 	return (unsigned)v;
+}
+
+/* Fail early, with the address in the message, when a port is taken (raft's
+ * own error for this is an empty "I/O error", and it comes after bootstrap
+ * has already written to the data dir). */
+static void check_bindable(const char *flag, const char *s)
+{
+	struct sockaddr_storage sa;
+	int fd, one = 1;
+	if (rp_parse_hostport(s, &sa) != 0)
+		return;
+	fd = socket(sa.ss_family, SOCK_STREAM, 0);
+	if (fd < 0)
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	socklen_t len = sa.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						  : sizeof(struct sockaddr_in);
+	if (bind(fd, (struct sockaddr *)&sa, len) != 0) {
+		fprintf(stderr, "raftplane-server: %s %s: %s\n", flag, s, strerror(errno));
+		close(fd);
+		exit(2);
+	}
+	close(fd);
 }
 
 static void check_addr(const char *flag, const char *s)
@@ -306,6 +331,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stderr, NULL, _IOLBF, 0);
 	parse_args(argc, argv, &srv.opt);
+	check_bindable("--raft", srv.opt.node.raft_addr);
+	check_bindable("--http", srv.opt.node.http_addr);
 	srv.loop = uv_default_loop();
 	if (rp_node_create(srv.loop, &srv.opt.node, &srv.node, err, sizeof err) != 0)
 		die("%s", err);

@@ -786,7 +786,8 @@ int rp_store_get(struct rp_store *s, int kind, const char *name, void **value,
 		size_t n = (size_t)sqlite3_column_bytes(st, 0);
 		*value = malloc(n + 1);
 		if (*value) {
-			memcpy(*value, sqlite3_column_blob(st, 0), n);
+			if (n) /* SQLite gives NULL for an empty blob */
+				memcpy(*value, sqlite3_column_blob(st, 0), n);
 			((char *)*value)[n] = '\0';
 			*value_len = n;
 			*version = (uint64_t)sqlite3_column_int64(st, 1);

@@ -14,7 +14,6 @@ Environment:
 
 import atexit
 import ctypes
-import errno
 import http.client
 import json
 import os
@@ -92,13 +91,14 @@ try:
 except (OSError, AttributeError):  # pragma: no cover
     _prctl = None
 PR_SET_PDEATHSIG = 1
+_SIGKILL = int(signal.SIGKILL)
 
 
 def _child_setup():
     # Runs in the forked child: die with the test process even if it is
     # SIGKILLed and cannot clean up. Nothing here allocates or takes locks.
     if _prctl is not None:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        _prctl(PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
 
 
 def _cleanup_all(failed=False):
@@ -142,6 +142,20 @@ def pick_ports(n):
         for s in socks:
             s.close()
     return ports
+
+
+def _ports_free(*ports):
+    """True when every port can be bound on 127.0.0.1 right now."""
+    for p in ports:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", p))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
 
 
 # ---- HTTP -----------------------------------------------------------------------
@@ -436,26 +450,34 @@ class Cluster:
         log("%s: %d nodes up, leader node%d after %.2fs (dir %s)" % (
             self.name, self.n, self.leader().id, time.monotonic() - t0, self.dir))
 
-    def _startup_ok(self, nodes, settle=0.4):
-        """True unless a node exited at start because its port was taken.
-        Waits until each node's HTTP port answers (or it exits)."""
+    def _startup_ok(self, nodes):
+        """True unless a node exited at start because its port was taken (or
+        another server answers on it). Waits until each node answers
+        /v1/status with its own id (or exits)."""
         deadline = time.monotonic() + 15
         pending = list(nodes)
         while pending and time.monotonic() < deadline:
             for node in list(pending):
                 if node.proc.poll() is not None:
                     text = node.current_log()
-                    if "address already in use" in text.lower():
+                    if "address already in use" in text.lower() or not _ports_free(
+                            node.raft_port, node.http_port):
+                        log("%r: exited at start, port taken: %s" % (
+                            node, text.strip().splitlines()[-1:]))
                         return False
                     raise TestFailure("%r exited at start with %s:\n%s" % (
                         node, node.proc.returncode, text[-2000:]))
                 try:
-                    http_request(node.http, "GET", "/healthz", timeout=1)
-                    pending.remove(node)
-                except (OSError, http.client.HTTPException):
+                    r = http_request(node.http, "GET", "/v1/status", timeout=1)
+                    if r.status == 200 and r.json().get("id") != node.id:
+                        log("%r: another server answers on port %d" % (node, node.http_port))
+                        return False
+                    if r.status == 200:
+                        pending.remove(node)
+                except (OSError, http.client.HTTPException, ValueError, AttributeError):
                     pass
             time.sleep(0.05)
-        check(not pending, "nodes %r never served /healthz" % pending)
+        check(not pending, "nodes %r never served /v1/status" % pending)
         return True
 
     def add_node_by_join(self, via=None, role=None, wait=True, timeout=30.0):
@@ -540,6 +562,7 @@ class Cluster:
                 return node
             # our fixed port is briefly held by someone else: try again soon
             log("%r: port busy on restart, retrying" % node)
+            self._hard_kill(node)
             time.sleep(0.5)
         raise TestFailure("%r could not restart: port stays busy" % node)
 
@@ -622,7 +645,7 @@ class Cluster:
     def sanitizer_findings(self):
         found = []
         for name in sorted(os.listdir(self.dir)) if os.path.isdir(self.dir) else []:
-            if not name.startswith("node") or ".log" not in name:
+            if ".log" not in name:
                 continue
             with open(os.path.join(self.dir, name), "rb") as f:
                 for ln in f.read().decode("utf-8", "replace").splitlines():

@@ -8,8 +8,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rpharness import (Cluster, KeepAliveClient, check, check_error, log, median,  # noqa: E402
-                       run, wait_until)
+from rpharness import Cluster, KeepAliveClient, check, check_error, log, run  # noqa: E402
 
 CAS_THREADS = 8
 CAS_ROUNDS = 5
@@ -58,7 +57,18 @@ def cas_race(c):
             rnd + 1, w, nodes[w % len(nodes)].id, CAS_THREADS - 1))
 
 
+def sync_all(c):
+    """Write a marker and wait until every node applied it, so that revisions
+    read afterwards do not move because of earlier work (e.g. the first
+    leader recording the members)."""
+    r = c.request(c.leader(), "PUT", "/v1/kv/sync", body="1")
+    check(r.status == 200, "sync write", r)
+    for n in c.running():
+        c.wait_applied(n, r.json()["version"])
+
+
 def txn_all_or_nothing(c):
+    sync_all(c)
     lead = c.leader()
     fol = [n for n in c.running() if n is not lead]
     r = c.request(fol[0], "PUT", "/v1/kv/ta", body="one")
@@ -198,11 +208,8 @@ class WatchThread(threading.Thread):
 def watches(c):
     lead = c.leader()
     fol = [n for n in c.running() if n is not lead]
-    # let every node apply everything so far (the member seed included), so
-    # that after=<its revision> really is "now" on each node
-    r = c.request(lead, "PUT", "/v1/kv/sync", body="1")
-    for n in c.running():
-        c.wait_applied(n, r.json()["version"])
+    # after=<a node's revision> must really be "now" on each node
+    sync_all(c)
     lat = []
     for i in range(3):
         watcher, writer = fol[i % 2], [lead, fol[(i + 1) % 2]][i % 2]
@@ -226,6 +233,8 @@ def watches(c):
         check(j["revision"] >= ver, "watch revision %d < %d" % (j["revision"], ver), j)
         check(dt < 1.0, "watch on %r returned %.0f ms after the write was acknowledged" % (
             watcher, dt * 1000))
+        for n in c.running():  # the next round's after=<revision> must be "now"
+            c.wait_applied(n, ver)
     log("watch wake-up after an acknowledged write on another node: %s ms" %
         ", ".join("%.0f" % x for x in lat))
 
@@ -233,7 +242,8 @@ def watches(c):
     rev = rev_of(c, lead)
     r = c.request(fol[0], "DELETE", "/v1/kv/watched")
     check(r.status == 200, "DELETE watched", r)
-    c.wait_applied(fol[1], rev + 1)
+    for n in c.running():  # every node has it before the timeout checks below
+        c.wait_applied(n, r.json()["revision"])
     t0 = time.monotonic()
     r = c.request(fol[1], "GET", "/v1/watch?after=%d&wait=10s" % rev)
     check(r.status == 200 and time.monotonic() - t0 < 2, "watch with pending changes", r)

@@ -46,7 +46,8 @@ class Writer(threading.Thread):
                     outcome = "ok"
                 elif r.status == 503 and error_code(r) == "no_leader":
                     outcome = "failed"
-                    check("retry-after" in r.headers, "503 no_leader without Retry-After")
+                    if "retry-after" not in r.headers:
+                        self.errors.append((key, value, "503 no_leader without Retry-After"))
                 elif r.status == 503 and error_code(r) == "outcome_unknown":
                     outcome = "unknown"
                 else:
@@ -108,8 +109,8 @@ def check_no_lost_writes(c, writers):
             check(got == last_ok or got in maybe,
                   "acknowledged write lost: %s holds %s, last acknowledged %d, later unknown %s"
                   % (key, got, last_ok, sorted(maybe)))
-            # a linearizable GET on each node agrees with the list
             checked += 1
+    # a linearizable GET on each node agrees with the list
     for n in c.running():
         for key in list(stored)[:8]:
             g = c.request(n, "GET", "/v1/kv/" + key)
