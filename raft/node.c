@@ -77,6 +77,7 @@ struct rp_node {
 	int ready_inflight;
 	raft_term ready_req_term;
 	int seed_inflight;
+	int wake_pending;
 	struct rp_leader_waiter waiters; /* sentinel of a circular list */
 
 	/* commit push: a barrier after applied commands, see on_push_timer */
@@ -85,6 +86,7 @@ struct rp_node {
 	int push_inflight, push_again, push_scheduled;
 
 	/* read barriers */
+	uv_timer_t read_kick;
 	struct raft_barrier read_req;
 	int read_inflight;
 	struct read_waiter *read_queue, *read_batch;
@@ -108,16 +110,21 @@ struct rp_node {
  * through the FSM, so this does not feed itself. */
 
 static void start_push(struct rp_node *n);
+static void on_push_timer(uv_timer_t *t);
 
 static void on_push_done(struct raft_barrier *req, int status)
 {
 	struct rp_node *n = req->data;
 	(void)status;
 	n->push_inflight = 0;
-	if (n->push_again) {
+	if (n->push_again && status == 0 && !n->push_scheduled) {
+		/* never append from inside a raft callback: next loop turn */
 		n->push_again = 0;
-		start_push(n);
+		n->push_scheduled = 1;
+		uv_timer_start(&n->push_timer, on_push_timer, 0, 0);
 	}
+	if (status != 0)
+		n->push_again = 0;
 }
 
 static void start_push(struct rp_node *n)
@@ -272,7 +279,7 @@ static void on_ready_barrier(struct raft_barrier *req, int status)
 		n->ready_term = n->ready_req_term;
 		fprintf(stderr, "node %" PRIu64 ": leader ready in term %llu\n", n->cfg.id,
 			n->ready_term);
-		wake_waiters(n);
+		n->wake_pending = 1; /* woken from the tick, not inside raft's callback */
 	}
 }
 
@@ -333,6 +340,10 @@ static void on_tick(uv_timer_t *t)
 			rp_node_state_name(n), (unsigned long long)leader, n->raft.current_term);
 		n->last_state = state;
 		n->last_leader = leader;
+		n->wake_pending = 1;
+	}
+	if (n->wake_pending) {
+		n->wake_pending = 0;
 		wake_waiters(n);
 	}
 	if (state == RAFT_LEADER && n->ready_term != n->raft.current_term && !n->ready_inflight) {
@@ -395,6 +406,17 @@ int rp_node_propose(struct rp_node *n, const Raftplane__Command *cmd, rp_propose
 }
 
 static void start_read_barrier(struct rp_node *n);
+static void on_read_kick(uv_timer_t *t);
+
+static void fail_reads(struct read_waiter *w, int rv)
+{
+	while (w) {
+		struct read_waiter *next = w->next;
+		w->cb(w->arg, rv);
+		free(w);
+		w = next;
+	}
+}
 
 static void on_read_barrier(struct raft_barrier *req, int status)
 {
@@ -402,27 +424,49 @@ static void on_read_barrier(struct raft_barrier *req, int status)
 	struct read_waiter *w = n->read_batch;
 	n->read_batch = NULL;
 	n->read_inflight = 0;
-	int rv = status == 0 && rp_node_leader_ready(n) ? RP_OK : RP_ERR_NO_LEADER;
-	while (w) {
-		struct read_waiter *next = w->next;
-		n->stats.reads_batched++;
-		w->cb(w->arg, rv);
-		free(w);
-		w = next;
+	if (status != 0) {
+		/* Leadership is being lost: raft fails its requests while it is
+		 * still converting, and appending from here crashes 0.15. Fail
+		 * the queued reads too; they retry from a timer (api/leader.c). */
+		struct read_waiter *q = n->read_queue;
+		n->read_queue = NULL;
+		fail_reads(w, RP_ERR_NO_LEADER);
+		fail_reads(q, RP_ERR_NO_LEADER);
+		return;
 	}
-	if (n->read_queue)
-		start_read_barrier(n);
+	for (struct read_waiter *x = w; x; x = x->next)
+		n->stats.reads_batched++;
+	fail_reads(w, rp_node_leader_ready(n) ? RP_OK : RP_ERR_NO_LEADER);
+	if (n->read_queue) /* never append from inside a raft callback */
+		uv_timer_start(&n->read_kick, on_read_kick, 0, 0);
 }
 
 static void start_read_barrier(struct rp_node *n)
 {
+	if (n->read_inflight || !n->read_queue)
+		return;
+	if (!rp_node_leader_ready(n) || n->closing) {
+		struct read_waiter *q = n->read_queue;
+		n->read_queue = NULL;
+		fail_reads(q, RP_ERR_NO_LEADER);
+		return;
+	}
 	n->read_batch = n->read_queue;
 	n->read_queue = NULL;
 	n->read_req.data = n;
 	n->read_inflight = 1;
 	n->stats.barriers++;
-	if (raft_barrier(&n->raft, &n->read_req, on_read_barrier) != 0)
-		on_read_barrier(&n->read_req, RAFT_NOTLEADER);
+	if (raft_barrier(&n->raft, &n->read_req, on_read_barrier) != 0) {
+		struct read_waiter *b = n->read_batch;
+		n->read_batch = NULL;
+		n->read_inflight = 0;
+		fail_reads(b, RP_ERR_NO_LEADER);
+	}
+}
+
+static void on_read_kick(uv_timer_t *t)
+{
+	start_read_barrier(t->data);
 }
 
 int rp_node_read_barrier(struct rp_node *n, rp_read_cb cb, void *arg)
@@ -508,6 +552,13 @@ static void member_add_failed(struct member_op *op, int raft_rv, const char *msg
 	op->status = raft_to_rp(raft_rv);
 	snprintf(op->msg, sizeof op->msg, "adding member %llu failed: %s",
 		 (unsigned long long)op->m.id, msg);
+	if (op->status == RP_ERR_NO_LEADER) {
+		/* leadership lost: no raft call from inside its callbacks; the
+		 * new leader sees the row (harmless: rows of non-members are
+		 * ignored) and, if raft_add committed, a spare to remove */
+		member_op_done(op, op->status, op->msg);
+		return;
+	}
 	if (op->in_raft &&
 	    raft_remove(&op->node->raft, &op->change, op->m.id, on_rollback_raft) == 0)
 		return;
@@ -864,6 +915,11 @@ int rp_node_create(uv_loop_t *loop, const struct rp_node_config *cfg, struct rp_
 	n->cfg.raft_addr = n->raft_addr;
 	n->cfg.http_addr = n->http_addr;
 	n->waiters.next = n->waiters.prev = &n->waiters;
+	/* before raft_start: replaying the log at start runs fsm_apply */
+	uv_timer_init(loop, &n->push_timer);
+	n->push_timer.data = n;
+	uv_timer_init(loop, &n->read_kick);
+	n->read_kick.data = n;
 	if (mkdir(n->data_dir, 0755) != 0 && errno != EEXIST) {
 		snprintf(errmsg, errlen, "mkdir %s: %s", n->data_dir, strerror(errno));
 		goto err;
@@ -926,8 +982,6 @@ int rp_node_start(struct rp_node *n, char *errmsg, size_t errlen)
 	}
 	uv_timer_init(n->loop, &n->tick);
 	n->tick.data = n;
-	uv_timer_init(n->loop, &n->push_timer);
-	n->push_timer.data = n;
 	uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
 	fprintf(stderr, "node %" PRIu64 ": started raft on %s (revision %" PRIu64 ")\n", n->cfg.id,
 		n->raft_addr, rp_store_revision(n->store));
@@ -949,6 +1003,7 @@ static void on_raft_closed(struct raft *r)
 	raft_uv_close(&n->io);
 	raft_uv_tcp_close(&n->transport);
 	uv_close((uv_handle_t *)&n->push_timer, NULL);
+	uv_close((uv_handle_t *)&n->read_kick, NULL);
 	uv_close((uv_handle_t *)&n->tick, on_tick_closed);
 }
 
@@ -959,5 +1014,6 @@ void rp_node_close(struct rp_node *n, void (*cb)(void *arg), void *arg)
 	n->close_arg = arg;
 	uv_timer_stop(&n->tick);
 	uv_timer_stop(&n->push_timer);
+	uv_timer_stop(&n->read_kick);
 	raft_close(&n->raft, on_raft_closed);
 }

@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # The demo: install what is missing, build, start a local 3-node cluster,
 # write on one node, read it linearizably on another, change a route, kill
-# the leader and show the cluster keeps serving. Cleans up on exit.
+# the leader and show the cluster keeps serving; then start two demo
+# backends and a raftplane-proxy, send traffic through the proxy, shift the
+# route from one backend to the other through the REST API and show the
+# traffic follow. Cleans up on exit.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/scripts/install-deps.sh"
 if [ -z "${RP_DEMO_BIN:-}" ]; then
-  RP_BUILD_TARGETS="raftplane-server" \
+  RP_BUILD_TARGETS="raftplane-server raftplane-proxy raftplane-demo-backend" \
     bash "$root/scripts/build.sh" "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 fi
 bin=${RP_DEMO_BIN:-$root/build/server/raftplane-server}
+# the proxy and the demo backend sit next to the server in the build tree
+proxy_bin=${RP_DEMO_PROXY_BIN:-$(dirname "$bin")/../proxy/raftplane-proxy}
+backend_bin=${RP_DEMO_BACKEND_BIN:-$(dirname "$bin")/../proxy/raftplane-demo-backend}
 dir=$(mktemp -d /tmp/raftplane-demo.XXXXXX)
 pids=()
 cleanup() {
@@ -47,10 +53,11 @@ api -X PUT --data-binary 'hello, raftplane' "$(http 1)/v1/kv/greeting"
 echo "== linearizable GET on node 3"
 api "$(http 3)/v1/kv/greeting"
 
+backend_a=$((base + 201)); backend_b=$((base + 202)); edge=$((base + 300)); admin=$((base + 400))
 echo "== mesh config: a cluster, a listener and a route (on node 2)"
 api -X PUT "$(http 2)/v1/clusters/api" \
-  -d '{"lb_policy":"round_robin","endpoints":[{"address":"127.0.0.1","port":9001}]}'
-api -X PUT "$(http 2)/v1/listeners/edge" -d '{"address":"127.0.0.1","port":10000,"nodes":["*"]}'
+  -d "{\"lb_policy\":\"round_robin\",\"endpoints\":[{\"address\":\"127.0.0.1\",\"port\":$backend_a}]}"
+api -X PUT "$(http 2)/v1/listeners/edge" -d "{\"address\":\"127.0.0.1\",\"port\":$edge,\"nodes\":[\"*\"]}"
 api -X PUT "$(http 2)/v1/routes/api" \
   -d '{"listener":"edge","priority":100,"match":{"prefix":"/api"},"cluster":"api"}'
 echo "== a bad route is refused and changes nothing"
@@ -79,4 +86,40 @@ start "$leader"
 sleep 2
 api "$(http "$leader")/v1/kv/greeting?consistency=stale"
 if [ -n "${RP_DEMO_DEBUG:-}" ]; then for _ in 1 2 3 4; do sleep 1; api "$(http "$leader")/v1/status"; done; fi
+
+echo "== data plane: two demo backends (api-v1 on :$backend_a, api-v2 on :$backend_b) and raftplane-proxy edge-1"
+"$backend_bin" --listen "127.0.0.1:$backend_a" --name api-v1 2>>"$dir/backend-a.log" &
+pids+=($!)
+"$backend_bin" --listen "127.0.0.1:$backend_b" --name api-v2 2>>"$dir/backend-b.log" &
+pids+=($!)
+"$proxy_bin" --node-id edge-1 --servers "$(http 1),$(http 2),$(http 3)" --admin "127.0.0.1:$admin" \
+  --cache-dir "$dir/proxy-cache" --workers 1 2>>"$dir/proxy.log" &
+pids+=($!)
+proxy="127.0.0.1:$edge"
+through() { # n requests through the proxy: one line per answer
+  for _ in $(seq "$1"); do
+    printf '   GET %s/api/hello -> %s\n' "$proxy" "$(curl -s --max-time 5 "$proxy/api/hello" || echo "(no answer)")"
+  done
+}
+for _ in $(seq 100); do
+  [ "$(curl -s --max-time 1 "$proxy/api/hello" 2>/dev/null)" = "api-v1" ] && break
+  sleep 0.1
+done
+echo "== the proxy serves the route \"api\" (/api -> cluster api -> api-v1)"
+api "127.0.0.1:$admin/ready"
+through 4
+echo "== PUT a second cluster and shift the route to it through the REST API (node 3)"
+api -X PUT "$(http 3)/v1/clusters/api-v2" \
+  -d "{\"endpoints\":[{\"address\":\"127.0.0.1\",\"port\":$backend_b}]}"
+out=$(curl -sS --max-time 10 -X PUT "$(http 3)/v1/routes/api" \
+  -d '{"listener":"edge","priority":100,"match":{"prefix":"/api"},"cluster":"api-v2"}')
+echo "$out"
+rev=$(echo "$out" | sed -n 's/.*"version":\([0-9]*\).*/\1/p')
+echo "== wait for the rollout of revision $rev to reach every proxy"
+api "$(http 1)/v1/rollouts/$rev?wait=5s"
+echo "== the traffic follows: now api-v2"
+through 4
+echo "== the proxy's view (GET /config_dump, abridged) and its counters"
+curl -s "127.0.0.1:$admin/config_dump" | sed 's/"listeners".*//' ; echo
+curl -s "127.0.0.1:$admin/metrics" | grep -E '^raftplane_proxy_(snapshot_version|control_plane_connected|route_requests_total|config_updates_total)'
 echo "== done"

@@ -1,0 +1,100 @@
+# jepsen/lib/checks.sh: the checks after a run, and the summary.
+#
+# Each check sets CHECK[name]=PASS|FAIL|UNKNOWN|SKIP and NOTE[name].
+
+declare -A CHECK=()
+declare -A NOTE=()
+CHECK_ORDER=()
+
+verdict() {
+	CHECK[$1]=$2
+	NOTE[$1]=$3
+	[[ " ${CHECK_ORDER[*]} " == *" $1 "* ]] || CHECK_ORDER+=("$1")
+}
+
+# Memory errors, undefined behaviour, failed assertions, fatal errors,
+# corruption, crashes; plus nodes that exited on their own or did not shut
+# down cleanly.
+LOG_PATTERNS='ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|Assertion|FATAL|CORRUPT|Segmentation fault|stack-overflow|double free|panic'
+
+check_logs() {
+	local f findings n=0
+	: >"$OUT/log-findings.txt"
+	for f in "$OUT"/nodes/*.log; do
+		[[ -f $f ]] || continue
+		grep -nE "$LOG_PATTERNS" "$f" | sed "s|^|$(basename "$f"):|" >>"$OUT/log-findings.txt"
+	done
+	n=$(wc -l <"$OUT/log-findings.txt")
+	local exits=0 shut=0
+	[[ -s $OUT/unexpected-exits.txt ]] && exits=$(wc -l <"$OUT/unexpected-exits.txt")
+	[[ -s $OUT/shutdown-problems.txt ]] && shut=$(wc -l <"$OUT/shutdown-problems.txt")
+	if ((n == 0 && exits == 0 && shut == 0)); then
+		verdict logs PASS "no sanitizer/assertion/FATAL/CORRUPT lines, no unexpected exits, clean shutdowns"
+	else
+		findings="$n suspicious log lines, $exits unexpected exits, $shut unclean shutdowns"
+		if ((n)); then findings+=": $(head -3 "$OUT/log-findings.txt" | cut -c1-160 | tr '\n' ' ')"; fi
+		if ((exits)); then findings+=" | $(head -3 "$OUT/unexpected-exits.txt" | tr '\n' ' ')"; fi
+		if ((shut)); then findings+=" | $(head -3 "$OUT/shutdown-problems.txt" | tr '\n' ' ')"; fi
+		verdict logs FAIL "$findings"
+	fi
+}
+
+# rp-checker on the merged history.
+check_history() {
+	local model=$1 rc=0 name
+	name=linearizability
+	[[ $model == set ]] && name="set"
+	"$CHECKER_BIN" --model "$model" --budget-ms "$CHECK_BUDGET_MS" "$OUT/history.jsonl" \
+		>"$OUT/checker.txt" 2>&1 || rc=$?
+	local valid invalid unknown
+	if [[ $model == set ]]; then
+		valid=$(grep -c '^set .*: VALID' "$OUT/checker.txt")
+		invalid=$(grep -c '^set .*: INVALID' "$OUT/checker.txt")
+		unknown=$(grep -c '^set .*: UNKNOWN' "$OUT/checker.txt")
+	else
+		valid=$(grep -c '^key .*: VALID' "$OUT/checker.txt")
+		invalid=$(grep -c '^key .*: INVALID' "$OUT/checker.txt")
+		unknown=$(grep -c '^key .*: UNKNOWN' "$OUT/checker.txt")
+	fi
+	local keys="$valid valid, $invalid invalid, $unknown unknown keys"
+	local bad
+	bad=$(grep -E '^(key|set) .*: (INVALID|UNKNOWN)' "$OUT/checker.txt" | head -5 | cut -d'(' -f1 | tr '\n' ' ')
+	case $rc in
+	0) verdict "$name" PASS "VALID ($keys)" ;;
+	1) verdict "$name" FAIL "INVALID ($keys): $bad; see checker.txt" ;;
+	3) verdict "$name" UNKNOWN "UNKNOWN, a search budget ran out ($keys): $bad" ;;
+	*) verdict "$name" FAIL "checker error (exit $rc): $(tail -2 "$OUT/checker.txt" | tr '\n' ' ')" ;;
+	esac
+	CHECKER_RC=$rc
+}
+
+fault_summary() {
+	local k s="" total=0
+	for k in $(printf '%s\n' "${!FAULTS[@]}" | sort); do
+		s+="$k=${FAULTS[$k]} "
+		total=$((total + FAULTS[$k]))
+	done
+	echo "$total injected${s:+: $s}"
+}
+
+print_summary() {
+	local final=$1 name
+	{
+		echo
+		echo "===== jepsen summary: $WORKLOAD, $NODES nodes, ${TIME}s, nemesis $NEMESIS (interval ${INTERVAL}s), seed $SEED ====="
+		echo "results: $OUT"
+		echo "operations (history.jsonl):"
+		hub_summary
+		echo "client: $(cat "$OUT/raw/client-run.json" 2>/dev/null | tr -d '\n')"
+		echo "faults: $(fault_summary)"
+		echo "checks:"
+		for name in "${CHECK_ORDER[@]}"; do
+			printf '  %-16s %-7s %s\n' "$name" "${CHECK[$name]}" "${NOTE[$name]}"
+		done
+		echo "verdict: $final"
+	} | tee "$OUT/summary.txt"
+}
+
+hub_summary() {
+	"$CLIENT_BIN" summary "$OUT/history.jsonl" 2>/dev/null || echo "  (no history)"
+}

@@ -1,0 +1,29 @@
+/* Route matching: which route of a listener serves a request, which of its
+ * clusters takes it, and the path sent upstream. */
+#ifndef RP_PROXY_ROUTER_H
+#define RP_PROXY_ROUTER_H
+
+#include <h2o.h>
+
+#include "generation.h"
+
+/**
+ * The first route of @l (highest priority first, then by name) whose path
+ * match and every header match hold for @req, or NULL. Paths are matched
+ * without the query string, against h2o's normalised path (no "." or ".."
+ * segments), so the path that matched is the path forwarded.
+ */
+const struct rp_route *rp_route_match(const struct rp_listener *l, h2o_req_t *req);
+
+/** A cluster of @r drawn by weight. */
+struct rp_cluster *rp_route_cluster(const struct rp_route *r, uint64_t *rng);
+
+/**
+ * The request target to send upstream: the normalised path, with the
+ * matched prefix replaced by prefix_rewrite when the route has one (one
+ * slash is dropped where the rewrite ends in '/' and the rest starts with
+ * '/'), then the original query. Allocated in @req's pool.
+ */
+h2o_iovec_t rp_route_target(const struct rp_route *r, h2o_req_t *req);
+
+#endif

@@ -1,0 +1,539 @@
+/* Forwarding one request: route, pick, connect through the worker's pool,
+ * relay the response as it streams, retry, time out.
+ *
+ * States of a forwarded request (struct fwd):
+ *
+ *   routed --start_attempt--> connecting --on_connect--> waiting head
+ *      ^                          |                            |
+ *      |  retry (budget, kind,    | connect error/timeout      | head
+ *      +--attempts, deadline)-----+------ reset, 5xx ----------+
+ *                                                              v
+ *                        responding: streaming body (h2o generator) --> final
+ *
+ * Invariants:
+ *  1. At most one upstream attempt (fwd->x) exists at a time; in_attempt
+ *     says its per-endpoint counters are held, end_attempt() releases them
+ *     exactly once.
+ *  2. Nothing is retried once the response has started (responding): the
+ *     client may have seen bytes. A 5xx answer is retried only before that.
+ *  3. The fwd lives in the request's memory pool; h2o calls on_dispose when
+ *     it frees the request (done or client gone), which cancels whatever is
+ *     pending and drops the generation reference. No callback of ours runs
+ *     after that, because every one of them is cancelled there.
+ *  4. Only the route timer may end a request that is still waiting for an
+ *     upstream: 504 before the response started, an aborted stream after.
+ *  5. Retries of a cluster in flight stay under the retry budget:
+ *     3 + 20% of the cluster's active requests, so that retries cannot
+ *     multiply the load on a failing cluster. */
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "balancer.h"
+#include "upconn.h"
+#include "health.h"
+#include "router.h"
+#include "stats.h"
+#include "worker.h"
+
+#define SEND_CHUNK (1024 * 1024)  /* at most this much per h2o_send */
+#define PAUSE_BYTES (1024 * 1024) /* stop reading upstream beyond this backlog */
+#define RETRY_BUDGET_MIN 3
+#define RETRY_BUDGET_PERCENT 20
+
+enum fail_kind { FAIL_CONNECT, FAIL_RESET, FAIL_5XX };
+
+struct fwd {
+	h2o_generator_t super; /* first: h2o hands it back to proceed/stop */
+	h2o_req_t *req;
+	struct rp_worker *w;
+	struct rp_generation *gen;
+	const struct rp_route *route;
+	struct rp_cluster *cluster;
+	h2o_iovec_t reqbufs[2];
+	size_t n_reqbufs;
+	int is_head, idempotent;
+	/* the current attempt */
+	struct rp_uc_exchange x;
+	struct rp_pool *pool;
+	int ep; /* endpoint index, -1 before the first pick */
+	int in_attempt;
+	int upstream_done; /* the whole response was received */
+	int stale_retried; /* retried once after a reset on a pooled connection */
+	unsigned attempts;
+	int retrying; /* counted in the cluster's retry_active */
+	uint64_t attempt_start_ns;
+	h2o_timeout_entry_t connect_timer;
+	h2o_timeout_entry_t route_timer;
+	/* the response */
+	int responding;
+	int broken; /* upstream failed or timed out mid-body: end with an error */
+	int sending;
+	int final_sent;
+	int have_buffers;
+	h2o_doublebuffer_t db;
+};
+
+static void start_attempt(struct fwd *f);
+static void do_send(struct fwd *f);
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static const char *reason(int status)
+{
+	switch (status) {
+	case 404: return "Not Found";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return "Error";
+	}
+}
+
+static struct rp_stats *cstats(struct fwd *f)
+{
+	return f->cluster->stats;
+}
+
+/* Answer with an error of our own (nothing was sent to the client yet). */
+static void respond_error(struct fwd *f, int status, const char *body)
+{
+	if (f->responding)
+		return;
+	f->responding = 1;
+	h2o_timeout_unlink(&f->route_timer);
+	rp_stats_status(f->route->stats, status);
+	rp_inc(&cstats(f)->status[status / 100]);
+	h2o_send_error_generic(f->req, status, reason(status), body, 0);
+}
+
+static int method_is(h2o_req_t *req, const char *m)
+{
+	size_t n = strlen(m);
+	return req->method.len == n && memcmp(req->method.base, m, n) == 0;
+}
+
+/* ---- the upstream request ------------------------------------------------ */
+
+static size_t peer_addr(h2o_req_t *req, char *out)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+	if (len == 0)
+		return SIZE_MAX;
+	return h2o_socket_getnumerichost((struct sockaddr *)&ss, len, out);
+}
+
+#define APPEND(p, s, l) (memcpy((p), (s), (l)), (p) += (l))
+
+/* The request line and headers for the upstream, in the request's pool. */
+static void build_request(struct fwd *f)
+{
+	h2o_req_t *req = f->req;
+	h2o_iovec_t target = rp_route_target(f->route, req);
+	char peer[NI_MAXHOST];
+	size_t peer_len = peer_addr(req, peer);
+	size_t cap = req->method.len + target.len + req->authority.len + 256 +
+		     (peer_len == SIZE_MAX ? 0 : peer_len);
+	for (size_t i = 0; i < req->headers.size; i++)
+		cap += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+	char *buf = h2o_mem_alloc_pool(&req->pool, cap), *p = buf;
+	APPEND(p, req->method.base, req->method.len);
+	*p++ = ' ';
+	APPEND(p, target.base, target.len);
+	APPEND(p, " HTTP/1.1\r\nhost: ", 17);
+	APPEND(p, req->authority.base, req->authority.len);
+	APPEND(p, "\r\n", 2);
+	h2o_iovec_t xff = {NULL, 0};
+	for (size_t i = 0; i < req->headers.size; i++) {
+		const h2o_header_t *h = &req->headers.entries[i];
+		if (h2o_iovec_is_token(h->name)) {
+			const h2o_token_t *t = (const h2o_token_t *)h->name;
+			if (t->proxy_should_drop_for_req || t == H2O_TOKEN_CONTENT_LENGTH ||
+			    t == H2O_TOKEN_HOST || t == H2O_TOKEN_EXPECT)
+				continue;
+			if (t == H2O_TOKEN_X_FORWARDED_FOR) {
+				xff = h->value;
+				continue;
+			}
+		}
+		APPEND(p, h->name->base, h->name->len);
+		APPEND(p, ": ", 2);
+		APPEND(p, h->value.base, h->value.len);
+		APPEND(p, "\r\n", 2);
+	}
+	if (peer_len != SIZE_MAX) {
+		APPEND(p, "x-forwarded-for: ", 17);
+		if (xff.len) {
+			APPEND(p, xff.base, xff.len);
+			APPEND(p, ", ", 2);
+		}
+		APPEND(p, peer, peer_len);
+		APPEND(p, "\r\n", 2);
+	}
+	if (req->entity.base)
+		p += sprintf(p, "content-length: %zu\r\n", req->entity.len);
+	APPEND(p, "\r\n", 2);
+	f->reqbufs[0] = h2o_iovec_init(buf, (size_t)(p - buf));
+	f->n_reqbufs = 1;
+	if (req->entity.base && req->entity.len)
+		f->reqbufs[f->n_reqbufs++] = req->entity;
+	f->is_head = method_is(req, "HEAD");
+	f->idempotent = f->is_head || method_is(req, "GET") || method_is(req, "PUT") ||
+			method_is(req, "DELETE") || method_is(req, "OPTIONS");
+}
+
+/* ---- attempts ------------------------------------------------------------ */
+
+/* Release what the current attempt holds; the client is gone or closing. */
+static void end_attempt(struct fwd *f)
+{
+	h2o_timeout_unlink(&f->connect_timer);
+	if (!f->in_attempt)
+		return;
+	f->in_attempt = 0;
+	atomic_fetch_sub(&f->cluster->health[f->ep]->active_rq, 1);
+	rp_dec(&cstats(f)->cx_active);
+}
+
+static int may_retry(struct fwd *f, enum fail_kind kind)
+{
+	const struct rp_route *r = f->route;
+	if (f->responding || !h2o_timeout_is_linked(&f->route_timer) ||
+	    f->attempts > r->retries)
+		return 0;
+	if (kind == FAIL_CONNECT ? !(r->retry_connect_failure || r->retry_5xx) : !r->retry_5xx)
+		return 0;
+	if (!f->retrying) {
+		uint64_t active = rp_get(&cstats(f)->rq_active);
+		uint64_t budget = RETRY_BUDGET_MIN + active * RETRY_BUDGET_PERCENT / 100;
+		if (rp_get(&cstats(f)->retry_active) >= budget) {
+			rp_inc(&cstats(f)->retry_overflow);
+			rp_inc(&r->stats->retry_overflow);
+			return 0;
+		}
+		f->retrying = 1;
+		rp_inc(&cstats(f)->retry_active);
+	}
+	return 1;
+}
+
+static void attempt_failed(struct fwd *f, enum fail_kind kind)
+{
+	struct rp_cluster *c = f->cluster;
+	end_attempt(f);
+	if (kind == FAIL_RESET && f->x.reused && f->idempotent && !f->stale_retried && !f->responding) {
+		/* the classic keep-alive race: the upstream closed a pooled
+		 * connection as we reused it. Not the endpoint's fault. */
+		f->stale_retried = 1;
+		f->attempts--;
+		start_attempt(f);
+		return;
+	}
+	if (kind == FAIL_CONNECT) {
+		rp_inc(&c->stats->connect_fail);
+		rp_inc(&f->route->stats->connect_fail);
+	} else if (kind == FAIL_RESET) {
+		rp_inc(&c->stats->resets);
+		rp_inc(&f->route->stats->resets);
+	}
+	rp_health_passive(c->health, c->n_eps, (size_t)f->ep, 1, c->stats);
+	if (may_retry(f, kind)) {
+		start_attempt(f);
+		return;
+	}
+	if (kind == FAIL_CONNECT)
+		respond_error(f, 503, "upstream connect error\n");
+	else
+		respond_error(f, 502, "upstream reset\n");
+}
+
+static void on_connect_timeout(h2o_timeout_entry_t *entry)
+{
+	struct fwd *f = H2O_STRUCT_FROM_MEMBER(struct fwd, connect_timer, entry);
+	rp_uc_cancel(&f->x);
+	attempt_failed(f, FAIL_CONNECT);
+}
+
+/* Copy the upstream's status and headers into the response and start it. */
+static void start_response(struct fwd *f, int status, h2o_iovec_t msg,
+			   const struct rp_header_view *headers, size_t n)
+{
+	h2o_req_t *req = f->req;
+	req->res.status = status;
+	req->res.reason = h2o_strdup(&req->pool, msg.base, msg.len).base;
+	for (size_t i = 0; i < n; i++) {
+		const struct rp_header_view *h = &headers[i];
+		char *name = h2o_mem_alloc_pool(&req->pool, h->name_len + 1);
+		for (size_t k = 0; k < h->name_len; k++)
+			name[k] = (char)h2o_tolower(h->name[k]);
+		name[h->name_len] = '\0';
+		const h2o_token_t *t = h2o_lookup_token(name, h->name_len);
+		if (t && (t->proxy_should_drop_for_res || t == H2O_TOKEN_SERVER))
+			continue;
+		if (t == H2O_TOKEN_CONTENT_LENGTH) {
+			if (!f->is_head)
+				req->res.content_length = h2o_strtosize(h->value, h->value_len);
+			continue;
+		}
+		h2o_iovec_t v = h2o_strdup(&req->pool, h->value, h->value_len);
+		if (t)
+			h2o_add_header(&req->pool, &req->res.headers, t, NULL, v.base, v.len);
+		else
+			h2o_add_header_by_str(&req->pool, &req->res.headers, name, h->name_len, 0, NULL,
+					      v.base, v.len);
+	}
+	f->responding = 1;
+	rp_stats_status(f->route->stats, status);
+	rp_inc(&cstats(f)->status[status >= 100 && status < 600 ? status / 100 : 0]);
+	h2o_doublebuffer_init(&f->db, &h2o_socket_buffer_prototype);
+	f->have_buffers = 1;
+	h2o_start_response(req, &f->super);
+}
+
+/* The upstream answered completely: record it. */
+static void upstream_done(struct fwd *f)
+{
+	uint64_t us = (uv_hrtime() - f->attempt_start_ns) / 1000;
+	rp_stats_latency(f->route->stats, us);
+	rp_stats_latency(cstats(f), us);
+	end_attempt(f);
+	f->upstream_done = 1;
+	h2o_timeout_unlink(&f->route_timer); /* what is left is sending to the client */
+}
+
+static int on_up_head(struct rp_uc_exchange *x, int status, h2o_iovec_t msg,
+		      const struct rp_header_view *headers, size_t n)
+{
+	struct fwd *f = x->data;
+	struct rp_cluster *c = f->cluster;
+	int failed = status >= 500;
+	rp_health_passive(c->health, c->n_eps, (size_t)f->ep, failed, c->stats);
+	if (failed && may_retry(f, FAIL_5XX)) {
+		end_attempt(f);
+		start_attempt(f);
+		return -1;
+	}
+	start_response(f, status, msg, headers, n);
+	return 0;
+}
+
+static void on_up_body(struct rp_uc_exchange *x, int eos)
+{
+	struct fwd *f = x->data;
+	if (eos)
+		upstream_done(f);
+	if (!f->sending)
+		do_send(f);
+	else if (!eos && f->x.body->size >= PAUSE_BYTES)
+		rp_uc_pause(&f->x);
+}
+
+static void on_up_error(struct rp_uc_exchange *x, enum rp_uc_error kind, const char *why)
+{
+	struct fwd *f = x->data;
+	(void)why;
+	if (!f->responding) {
+		attempt_failed(f, kind == RP_UC_CONNECT ? FAIL_CONNECT : FAIL_RESET);
+	} else { /* broken after the response started: abort the client's response */
+		struct rp_cluster *c = f->cluster;
+		rp_inc(&c->stats->resets);
+		rp_inc(&f->route->stats->resets);
+		rp_health_passive(c->health, c->n_eps, (size_t)f->ep, 1, c->stats);
+		end_attempt(f);
+		f->broken = 1;
+		if (!f->sending)
+			do_send(f);
+	}
+}
+
+static void on_up_connected(struct rp_uc_exchange *x)
+{
+	struct fwd *f = x->data;
+	h2o_timeout_unlink(&f->connect_timer);
+	if (!x->reused)
+		rp_inc(&cstats(f)->cx_total);
+}
+
+static const struct rp_uc_callbacks up_callbacks = {
+    .on_connected = on_up_connected,
+    .on_head = on_up_head,
+    .on_body = on_up_body,
+    .on_error = on_up_error,
+};
+
+static void start_attempt(struct fwd *f)
+{
+	struct rp_worker *w = f->w;
+	struct rp_cluster *c = f->cluster;
+	int ep = rp_balancer_pick(c, f->req, &w->rng, f->ep);
+	if (ep < 0) {
+		rp_inc(&c->stats->no_healthy);
+		rp_inc(&f->route->stats->no_healthy);
+		respond_error(f, 503, "no healthy upstream\n");
+		return;
+	}
+	struct rp_pool *pool = rp_worker_pool(w, &c->eps[ep]);
+	if (!pool) {
+		respond_error(f, 503, "out of memory\n");
+		return;
+	}
+	f->ep = ep;
+	f->pool = pool;
+	f->in_attempt = 1;
+	atomic_fetch_add(&c->health[ep]->active_rq, 1);
+	rp_inc(&c->stats->cx_active);
+	rp_inc(&c->stats->upstream_rq);
+	rp_inc(&f->route->stats->upstream_rq);
+	if (f->attempts++ > 0) {
+		rp_inc(&c->stats->retries);
+		rp_inc(&f->route->stats->retries);
+	}
+	f->attempt_start_ns = uv_hrtime();
+	f->connect_timer.cb = on_connect_timeout;
+	h2o_timeout_link(&w->loop, rp_worker_timeout(w, c->connect_timeout_ms), &f->connect_timer);
+	f->x.bufs = f->reqbufs;
+	f->x.nbufs = f->n_reqbufs;
+	f->x.is_head = f->is_head;
+	rp_uc_start(&f->x, pool);
+}
+
+/* ---- streaming the response ---------------------------------------------- */
+
+static void do_send(struct fwd *f)
+{
+	if (f->final_sent || f->sending)
+		return;
+	if (f->broken) {
+		f->final_sent = 1;
+		h2o_send(f->req, NULL, 0, H2O_SEND_STATE_ERROR);
+		return;
+	}
+	h2o_iovec_t vec = h2o_doublebuffer_prepare(&f->db, &f->x.body, SEND_CHUNK);
+	int final = f->upstream_done && f->db.buf->size == f->db.bytes_inflight &&
+		    f->x.body->size == 0;
+	if (vec.len == 0 && !final)
+		return;
+	if (final)
+		f->final_sent = 1;
+	else
+		f->sending = 1;
+	h2o_send(f->req, &vec, vec.len ? 1 : 0,
+		 final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
+{
+	struct fwd *f = (struct fwd *)gen;
+	(void)req;
+	f->sending = 0;
+	if (f->db.bytes_inflight)
+		h2o_doublebuffer_consume(&f->db);
+	rp_uc_resume(&f->x);
+	do_send(f);
+}
+
+/* Cancel whatever is pending upstream (the request is going away). */
+static void quiesce(struct fwd *f)
+{
+	rp_uc_cancel(&f->x);
+	end_attempt(f);
+	h2o_timeout_unlink(&f->route_timer);
+}
+
+static void on_stop(h2o_generator_t *gen, h2o_req_t *req)
+{
+	(void)req;
+	quiesce((struct fwd *)gen);
+}
+
+static void on_route_timeout(h2o_timeout_entry_t *entry)
+{
+	struct fwd *f = H2O_STRUCT_FROM_MEMBER(struct fwd, route_timer, entry);
+	struct rp_cluster *c = f->cluster;
+	rp_inc(&c->stats->timeouts);
+	rp_inc(&f->route->stats->timeouts);
+	if (f->in_attempt)
+		rp_health_passive(c->health, c->n_eps, (size_t)f->ep, 1, c->stats);
+	rp_uc_cancel(&f->x);
+	end_attempt(f);
+	if (!f->responding) {
+		respond_error(f, 504, "upstream timeout\n");
+		return;
+	}
+	f->broken = 1;
+	do_send(f);
+}
+
+static void on_dispose(void *p)
+{
+	struct fwd *f = p;
+	quiesce(f);
+	if (f->have_buffers)
+		h2o_doublebuffer_dispose(&f->db);
+	rp_uc_dispose(&f->x);
+	rp_dec(&f->route->stats->rq_active);
+	rp_dec(&cstats(f)->rq_active);
+	if (f->retrying)
+		rp_dec(&cstats(f)->retry_active);
+	f->w->active--;
+	rp_gen_unref(f->gen);
+}
+
+/* ---- entry --------------------------------------------------------------- */
+
+static int send_plain_error(h2o_req_t *req, int status, const char *body)
+{
+	rp_stats_status(NULL, status);
+	h2o_send_error_generic(req, status, reason(status), body, 0);
+	return 0;
+}
+
+int rp_upstream_on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+	(void)self;
+	struct rp_worker *w = H2O_STRUCT_FROM_MEMBER(struct rp_worker, ctx, req->conn->ctx);
+	struct rp_generation *g = w->gen;
+	rp_inc(&rp_gstats.rq_total);
+	if (!g)
+		return send_plain_error(req, 503, "no configuration yet\n");
+	struct rp_sockname *sn = &w->socknames[req->conn->id % RP_SOCKNAME_CACHE];
+	if (sn->conn != req->conn || sn->conn_id != req->conn->id) {
+		sn->len = req->conn->callbacks->get_sockname(req->conn, (struct sockaddr *)&sn->sa);
+		sn->conn = req->conn;
+		sn->conn_id = req->conn->id;
+	}
+	const struct rp_listener *l = sn->len ? rp_gen_listener(g, (struct sockaddr *)&sn->sa) : NULL;
+	if (!l) {
+		rp_inc(&rp_gstats.no_listener);
+		return send_plain_error(req, 404, "no listener\n");
+	}
+	const struct rp_route *r = rp_route_match(l, req);
+	if (!r) {
+		rp_inc(&rp_gstats.no_route);
+		return send_plain_error(req, 404, "no route\n");
+	}
+	struct fwd *f = h2o_mem_alloc_shared(&req->pool, sizeof *f, on_dispose);
+	memset(f, 0, sizeof *f);
+	f->super.proceed = on_proceed;
+	f->super.stop = on_stop;
+	f->req = req;
+	f->w = w;
+	f->gen = g;
+	rp_gen_ref(g);
+	w->active++;
+	f->route = r;
+	f->ep = -1;
+	rp_uc_init(&f->x, &up_callbacks, f);
+	f->cluster = rp_route_cluster(r, &w->rng);
+	rp_inc(&r->stats->rq_total);
+	rp_inc(&r->stats->rq_active);
+	rp_inc(&cstats(f)->rq_total);
+	rp_inc(&cstats(f)->rq_active);
+	build_request(f);
+	f->route_timer.cb = on_route_timeout;
+	h2o_timeout_link(&w->loop, rp_worker_timeout(w, r->timeout_ms), &f->route_timer);
+	start_attempt(f);
+	return 0;
+}

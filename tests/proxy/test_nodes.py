@@ -1,0 +1,60 @@
+"""raftplane-proxy node ids: two proxies with different node ids get
+different listeners (and both get the "*" ones); moving a listener from one
+node to the other moves the socket."""
+
+import socket
+
+from proxyharness import (Env, body_of, check, log, pick_ports, run, wait_body, wait_until)
+
+
+def refused(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return False
+    except OSError:
+        return True
+
+
+def test_two_node_ids():
+    with Env() as env:
+        a, b = env.backend("A"), env.backend("B")
+        p1 = env.proxy("edge-1")
+        p2 = env.proxy("edge-2")
+        port1, port2, port_all = pick_ports(3)
+        env.cluster_of("a", [a])
+        env.cluster_of("b", [b])
+        env.listener("l1", port1, nodes=["edge-1"])
+        env.listener("l2", port2, nodes=["edge-2"])
+        env.listener("shared", port_all, nodes=["*"])
+        env.route("r1", "l1", "a")
+        env.route("r2", "l2", "b")
+        v = env.route("rs", "shared", "a")
+        p1.wait_version(v)
+        p2.wait_version(v)
+        c1, c2 = p1.config(), p2.config()
+        n1 = sorted(l["name"] for l in c1["listeners"])
+        n2 = sorted(l["name"] for l in c2["listeners"])
+        log("edge-1 listeners %s, edge-2 listeners %s" % (n1, n2))
+        check(n1 == ["l1", "shared"] and n2 == ["l2", "shared"], "listeners by node id", n1, n2)
+        check(sorted(c["name"] for c in c1["clusters"]) == ["a"], "edge-1 only gets cluster a",
+              c1["clusters"])
+        check(sorted(r["name"] for r in c2["routes"]) == ["r2", "rs"], "edge-2 routes", c2["routes"])
+        wait_body("127.0.0.1:%d" % port1, "A")
+        wait_body("127.0.0.1:%d" % port2, "B")
+
+        # move l1 to edge-2: edge-1 closes it, edge-2 opens it
+        v = env.listener("l1", port1, nodes=["edge-2"])
+        p1.wait_version(v)
+        p2.wait_version(v)
+        check(sorted(l["name"] for l in p1.config()["listeners"]) == ["shared"], "edge-1 lost l1")
+        check(sorted(l["name"] for l in p2.config()["listeners"]) == ["l1", "l2", "shared"],
+              "edge-2 has l1")
+        check(body_of("127.0.0.1:%d" % port1) == (200, "A"), "l1 served by edge-2")
+        # stop edge-2: nothing else listens on l1's port
+        p2.kill()
+        wait_until(lambda: refused(port1), 5, what="l1 gone with edge-2")
+        check(body_of("127.0.0.1:%d" % port_all) == (200, "A"), "edge-1 still serves shared")
+
+
+if __name__ == "__main__":
+    run([test_two_node_ids])

@@ -1,0 +1,270 @@
+/* Unit tests of the proxy's pure parts: balancers, generation building
+ * (including the bind failure that makes a NACK) and the snapshot cache. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "balancer.h"
+#include "cache.h"
+#include "generation.h"
+#include "health.h"
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static void make_cluster(struct rp_cluster *c, enum rp_lb lb, size_t n, const uint32_t *weights)
+{
+	memset(c, 0, sizeof *c);
+	c->name = "c";
+	c->lb = lb;
+	c->eps = calloc(n, sizeof *c->eps);
+	c->health = calloc(n, sizeof *c->health);
+	c->n_eps = n;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(c->eps[i].hostport, sizeof c->eps[i].hostport, "127.0.0.1:%zu", 9000 + i);
+		c->eps[i].weight = weights ? weights[i] : 1;
+		c->health[i] = rp_health_get(uv_default_loop(), "c", c->eps[i].hostport, NULL);
+	}
+	assert_int_equal(rp_balancer_build(c), 0);
+}
+
+static void free_cluster(struct rp_cluster *c)
+{
+	for (size_t i = 0; i < c->n_eps; i++)
+		rp_health_put(c->health[i]);
+	rp_balancer_free(c);
+	free(c->eps);
+	free(c->health);
+	uv_run(uv_default_loop(), UV_RUN_NOWAIT); /* close the health timers */
+}
+
+/* ---- balancers ----------------------------------------------------------------- */
+
+static void test_round_robin_weights(void **state)
+{
+	(void)state;
+	struct rp_cluster c;
+	uint32_t w[3] = {1, 2, 3};
+	uint64_t rng = 1;
+	make_cluster(&c, RP_LB_ROUND_ROBIN, 3, w);
+	int counts[3] = {0};
+	for (int i = 0; i < 600; i++)
+		counts[rp_balancer_pick_key(&c, NULL, 0, &rng, -1)]++;
+	assert_int_equal(counts[0], 100);
+	assert_int_equal(counts[1], 200);
+	assert_int_equal(counts[2], 300);
+	/* an ejected endpoint is skipped */
+	atomic_store(&c.health[2]->ejected_until_ms, rp_now_ms() + 60000);
+	for (int i = 0; i < 50; i++)
+		assert_int_not_equal(rp_balancer_pick_key(&c, NULL, 0, &rng, -1), 2);
+	/* avoid: prefer another endpoint */
+	for (int i = 0; i < 50; i++)
+		assert_int_not_equal(rp_balancer_pick_key(&c, NULL, 0, &rng, 1), 1);
+	/* nothing in rotation */
+	atomic_store(&c.health[0]->hc_ok, 0);
+	atomic_store(&c.health[1]->hc_ok, 0);
+	assert_int_equal(rp_balancer_pick_key(&c, NULL, 0, &rng, -1), -1);
+	free_cluster(&c);
+}
+
+static void test_random_weights(void **state)
+{
+	(void)state;
+	struct rp_cluster c;
+	uint32_t w[2] = {1, 3};
+	uint64_t rng = 12345;
+	make_cluster(&c, RP_LB_RANDOM, 2, w);
+	int counts[2] = {0};
+	for (int i = 0; i < 40000; i++)
+		counts[rp_balancer_pick_key(&c, NULL, 0, &rng, -1)]++;
+	assert_true(counts[0] > 9000 && counts[0] < 11000);
+	free_cluster(&c);
+}
+
+static void test_least_request(void **state)
+{
+	(void)state;
+	struct rp_cluster c;
+	uint64_t rng = 99;
+	make_cluster(&c, RP_LB_LEAST_REQUEST, 2, NULL);
+	atomic_store(&c.health[0]->active_rq, 10);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(rp_balancer_pick_key(&c, NULL, 0, &rng, -1), 1);
+	atomic_store(&c.health[0]->active_rq, 0);
+	atomic_store(&c.health[1]->active_rq, 0);
+	free_cluster(&c);
+}
+
+static void test_ring_hash_consistency(void **state)
+{
+	(void)state;
+	struct rp_cluster four, five;
+	uint64_t rng = 7;
+	make_cluster(&four, RP_LB_RING_HASH, 4, NULL);
+	make_cluster(&five, RP_LB_RING_HASH, 5, NULL);
+	int moved = 0, share[5] = {0};
+	for (int k = 0; k < 10000; k++) {
+		char key[32];
+		int n = snprintf(key, sizeof key, "user-%d", k);
+		int a = rp_balancer_pick_key(&four, key, (size_t)n, &rng, -1);
+		int b = rp_balancer_pick_key(&five, key, (size_t)n, &rng, -1);
+		assert_int_equal(a, rp_balancer_pick_key(&four, key, (size_t)n, &rng, -1));
+		share[b]++;
+		if (a != b) {
+			moved++;
+			assert_int_equal(b, 4); /* keys only move to the new endpoint */
+		}
+	}
+	/* ~1/5 of the keys move */
+	assert_true(moved > 1400 && moved < 2600);
+	for (int i = 0; i < 5; i++)
+		assert_true(share[i] > 1200 && share[i] < 2800);
+	free_cluster(&four);
+	free_cluster(&five);
+}
+
+/* ---- generations ------------------------------------------------------------------ */
+
+static size_t pack_snapshot(uint8_t **out, unsigned port, const char *route_cluster)
+{
+	Raftplane__Snapshot s;
+	Raftplane__Listener l;
+	Raftplane__Route r;
+	Raftplane__Cluster c;
+	Raftplane__Endpoint e;
+	raftplane__snapshot__init(&s);
+	raftplane__listener__init(&l);
+	raftplane__route__init(&r);
+	raftplane__cluster__init(&c);
+	raftplane__endpoint__init(&e);
+	e.address = "127.0.0.1";
+	e.port = 9;
+	e.weight = 1;
+	Raftplane__Endpoint *eps[] = {&e};
+	c.name = "api";
+	c.lb_policy = "round_robin";
+	c.n_endpoints = 1;
+	c.endpoints = eps;
+	l.name = "edge";
+	l.address = "127.0.0.1";
+	l.port = port;
+	r.name = "r";
+	r.listener = "edge";
+	r.prefix = "/";
+	r.cluster = (char *)route_cluster;
+	Raftplane__Listener *ls[] = {&l};
+	Raftplane__Route *rs[] = {&r};
+	Raftplane__Cluster *cs[] = {&c};
+	s.node_id = "n";
+	s.version = 3;
+	s.n_listeners = 1;
+	s.listeners = ls;
+	s.n_routes = 1;
+	s.routes = rs;
+	s.n_clusters = 1;
+	s.clusters = cs;
+	size_t len = raftplane__snapshot__get_packed_size(&s);
+	*out = malloc(len);
+	raftplane__snapshot__pack(&s, *out);
+	return len;
+}
+
+static int busy_port(int *fd)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof sa;
+	*fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(bind(*fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(listen(*fd, 1), 0);
+	getsockname(*fd, (struct sockaddr *)&sa, &len);
+	return ntohs(sa.sin_port);
+}
+
+static void test_generation_build(void **state)
+{
+	(void)state;
+	char err[256];
+	uint8_t *buf;
+	int fd;
+	int port = busy_port(&fd);
+	close(fd); /* now free */
+	size_t len = pack_snapshot(&buf, (unsigned)port, "api");
+	struct rp_generation *g = rp_gen_build(uv_default_loop(), buf, len, 2, err, sizeof err);
+	assert_non_null(g);
+	assert_int_equal(g->version, 3);
+	assert_int_equal(g->n_listeners, 1);
+	assert_int_equal(g->listeners[0].n_routes, 1);
+	assert_ptr_equal(g->routes[0].clusters[0].cluster, &g->clusters[0]);
+	atomic_store(&g->refs, 0);
+	rp_gen_free(g);
+	free(buf);
+
+	/* a route to a cluster the snapshot lacks */
+	len = pack_snapshot(&buf, (unsigned)port, "nope");
+	assert_null(rp_gen_build(uv_default_loop(), buf, len, 1, err, sizeof err));
+	assert_non_null(strstr(err, "unknown cluster"));
+	free(buf);
+
+	/* a port someone else holds: the reason names it */
+	port = busy_port(&fd);
+	len = pack_snapshot(&buf, (unsigned)port, "api");
+	assert_null(rp_gen_build(uv_default_loop(), buf, len, 1, err, sizeof err));
+	char want[64];
+	snprintf(want, sizeof want, "listen 127.0.0.1:%d:", port);
+	assert_non_null(strstr(err, want));
+	close(fd);
+	free(buf);
+
+	/* garbage */
+	assert_null(rp_gen_build(uv_default_loop(), "\xff\xff\xff", 3, 1, err, sizeof err));
+	uv_run(uv_default_loop(), UV_RUN_NOWAIT);
+}
+
+/* ---- cache ---------------------------------------------------------------------------- */
+
+static void test_cache_roundtrip(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/rp-unit-cache-XXXXXX", err[256], path[128];
+	assert_non_null(mkdtemp(dir));
+	void *data;
+	size_t len;
+	assert_int_equal(rp_cache_load(dir, "n", &data, &len, err, sizeof err), 0);
+	assert_int_equal(rp_cache_write(dir, "n", "hello", 5, err, sizeof err), 0);
+	assert_int_equal(rp_cache_write(dir, "n", "snapshot", 8, err, sizeof err), 0);
+	assert_int_equal(rp_cache_load(dir, "n", &data, &len, err, sizeof err), 1);
+	assert_int_equal(len, 8);
+	assert_memory_equal(data, "snapshot", 8);
+	free(data);
+	/* flip a payload byte: refused */
+	snprintf(path, sizeof path, "%s/snapshot-n.bin", dir);
+	FILE *f = fopen(path, "r+b");
+	fseek(f, 22, SEEK_SET);
+	fputc('X', f);
+	fclose(f);
+	assert_int_equal(rp_cache_load(dir, "n", &data, &len, err, sizeof err), -1);
+	assert_non_null(strstr(err, "checksum"));
+	unlink(path);
+	rmdir(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_round_robin_weights),  cmocka_unit_test(test_random_weights),
+	    cmocka_unit_test(test_least_request),        cmocka_unit_test(test_ring_hash_consistency),
+	    cmocka_unit_test(test_generation_build),     cmocka_unit_test(test_cache_roundtrip),
+	};
+	int rv = cmocka_run_group_tests(tests, NULL, NULL);
+	uv_loop_close(uv_default_loop());
+	return rv;
+}
