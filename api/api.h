@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "accept.h"
 #include "client.h"
 #include "node.h"
 

@@ -455,19 +455,24 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
 /* ---- server ------------------------------------------------------------- */
 
-static void on_accept(uv_stream_t *listener, int status)
+h2o_socket_t *rp_accept_socket(uv_stream_t *listener, uv_close_cb on_close)
 {
-	struct rp_api *api = listener->data;
-	if (status != 0)
-		return;
 	uv_tcp_t *conn = h2o_mem_alloc(sizeof *conn);
 	uv_tcp_init(listener->loop, conn);
 	if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
 		uv_close((uv_handle_t *)conn, (uv_close_cb)free);
-		return;
+		return NULL;
 	}
-	h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
-	h2o_accept(&api->accept_ctx, sock);
+	uv_tcp_nodelay(conn, 1);
+	return h2o_uv_socket_create((uv_stream_t *)conn, on_close);
+}
+
+static void on_accept(uv_stream_t *listener, int status)
+{
+	struct rp_api *api = listener->data;
+	h2o_socket_t *sock = status == 0 ? rp_accept_socket(listener, (uv_close_cb)free) : NULL;
+	if (sock)
+		h2o_accept(&api->accept_ctx, sock);
 }
 
 int rp_api_start(struct rp_api *api, uv_loop_t *loop, struct rp_node *node, const char *addr,

@@ -2,6 +2,7 @@
  * /stats (JSON) and /metrics (Prometheus). Everything it shows is owned by
  * the main thread or read through atomics. */
 #include "admin.h"
+#include "accept.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -330,16 +331,10 @@ static void on_conn_closed(uv_handle_t *h)
 static void on_accept(uv_stream_t *listener, int status)
 {
 	struct rp_admin *a = listener->data;
-	if (status != 0)
+	h2o_socket_t *sock = status == 0 ? rp_accept_socket(listener, on_conn_closed) : NULL;
+	if (!sock)
 		return;
-	uv_tcp_t *conn = h2o_mem_alloc(sizeof *conn);
-	uv_tcp_init(listener->loop, conn);
-	if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-		uv_close((uv_handle_t *)conn, (uv_close_cb)free);
-		return;
-	}
 	a->conns++;
-	h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, on_conn_closed);
 	h2o_accept(&a->accept_ctx, sock);
 }
 

@@ -1,5 +1,6 @@
 /* Worker threads: loop, h2o context, listeners, pools, timeouts. */
 #include "worker.h"
+#include "accept.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -93,19 +94,12 @@ static void on_conn_closed(uv_handle_t *h)
 static void on_accept(uv_stream_t *listener, int status)
 {
 	struct rp_wlistener *wl = listener->data;
-	if (status != 0)
+	h2o_socket_t *sock = status == 0 ? rp_accept_socket(listener, on_conn_closed) : NULL;
+	if (!sock)
 		return;
-	uv_tcp_t *conn = h2o_mem_alloc(sizeof *conn);
-	uv_tcp_init(listener->loop, conn);
-	if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-		uv_close((uv_handle_t *)conn, (uv_close_cb)free);
-		return;
-	}
-	uv_tcp_nodelay(conn, 1);
 	rp_inc(&rp_gstats.downstream_cx_total);
 	rp_inc(&rp_gstats.downstream_cx_active);
 	wl->w->conns++;
-	h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, on_conn_closed);
 	h2o_accept(&wl->w->accept_ctx, sock);
 }
 

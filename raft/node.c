@@ -499,6 +499,21 @@ struct member_op {
 	void *arg;
 };
 
+static struct member_op *member_op_new(struct rp_node *n, uint64_t id, rp_change_done_cb cb,
+				       void *arg)
+{
+	struct member_op *op = calloc(1, sizeof *op);
+	if (!op)
+		return NULL;
+	op->node = n;
+	op->m.id = id;
+	op->cb = cb;
+	op->arg = arg;
+	op->change.data = op;
+	op->transfer.data = op;
+	return op;
+}
+
 static void member_op_done(struct member_op *op, int status, const char *msg)
 {
 	op->cb(op->arg, status, msg);
@@ -676,13 +691,10 @@ int rp_node_add_member(struct rp_node *n, const struct rp_member *m, rp_change_d
 		if (strcmp(n->cfg.bootstrap[i].http, m->http) == 0 &&
 		    in_config(n, n->cfg.bootstrap[i].id))
 			return RP_ERR_CONFLICT;
-	struct member_op *op = calloc(1, sizeof *op);
+	struct member_op *op = member_op_new(n, m->id, cb, arg);
 	if (!op)
 		return RP_ERR_NOMEM;
-	op->node = n;
 	op->m = *m;
-	op->cb = cb;
-	op->arg = arg;
 	int rv = propose_member(n, RAFTPLANE__COMMAND__TYPE__MEMBER_PUT, m, on_member_recorded, op);
 	if (rv)
 		free(op);
@@ -716,14 +728,9 @@ int rp_node_remove_member(struct rp_node *n, uint64_t id, rp_change_done_cb cb, 
 		return RP_ERR_NOT_FOUND;
 	if (id == n->cfg.id)
 		return RP_ERR_CONFLICT;
-	struct member_op *op = calloc(1, sizeof *op);
+	struct member_op *op = member_op_new(n, id, cb, arg);
 	if (!op)
 		return RP_ERR_NOMEM;
-	op->node = n;
-	op->m.id = id;
-	op->cb = cb;
-	op->arg = arg;
-	op->change.data = op;
 	int rv = raft_remove(&n->raft, &op->change, id, on_raft_removed);
 	if (rv != 0) {
 		free(op);
@@ -750,14 +757,9 @@ int rp_node_transfer(struct rp_node *n, uint64_t id, rp_change_done_cb cb, void 
 		return RP_ERR_NO_LEADER;
 	if (!in_config(n, id))
 		return RP_ERR_NOT_FOUND;
-	struct member_op *op = calloc(1, sizeof *op);
+	struct member_op *op = member_op_new(n, id, cb, arg);
 	if (!op)
 		return RP_ERR_NOMEM;
-	op->node = n;
-	op->m.id = id;
-	op->cb = cb;
-	op->arg = arg;
-	op->transfer.data = op;
 	int rv = raft_transfer(&n->raft, &op->transfer, id, on_transferred);
 	if (rv != 0) {
 		free(op);
