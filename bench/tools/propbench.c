@@ -1,0 +1,903 @@
+/* propbench: propagation and fan-out benchmark client, the same program for
+ * raftplane subscribers and etcd watchers (bench/propagation.sh, bench/scale.sh).
+ *
+ *   propbench --system rp|etcd --servers A,B,C --writer ADDR --n N
+ *             [--changes 100] [--warmup 5] [--gap-ms 20] [--server-pid PID]
+ *             [--idle-s S] [--wait-ms 30000] [--label TEXT] [--verify]
+ *
+ * One thread, one epoll loop, N+2 keep-alive HTTP/1.1 connections:
+ *
+ * - N watchers, spread round-robin over --servers.
+ *   rp:   long-polls POST /v1/subscribe (protobuf SubscribeRequest, node id
+ *         "pb-<i>"), decodes each Snapshot with protobuf-c and at once sends
+ *         the next poll carrying the ACK (version = the one received); a 304
+ *         re-polls. "Seen" = the moment the ACK was written to the socket.
+ *   etcd: POST /v3/watch {"create_request":{"key":K}} and reads the chunked
+ *         JSON stream. "Seen" = the moment the event's message was parsed.
+ * - one writer, to --writer (the leader), making one change at a time:
+ *   rp:   PUT /v1/clusters/pbc (a cluster that a route on a listener with
+ *         nodes ["*"] uses, so that every subscriber's snapshot changes);
+ *   etcd: POST /v3/kv/put of the same JSON under key K.
+ *   t0 = the moment the write's response was parsed. Latency of a change =
+ *   (last watcher's seen time) - t0; also reported: the first watcher, and for
+ *   rp the last *receipt* (before ACK).
+ * - rp with --verify: after each change, GET /v1/rollouts/REV?wait=5s on the
+ *   writer's server must report pending 0 and acked >= N (the servers saw
+ *   every ACK); counted in "verified".
+ *
+ * With --server-pid, RSS (VmRSS) and CPU (utime+stime) of that process are
+ * sampled before connecting, after all watchers are attached, across an idle
+ * window of --idle-s seconds and across the changes: the scale benchmark.
+ *
+ * Prints one JSON object on stdout. Progress and errors go to stderr.
+ * The RP setup (cluster pbc, listener pbl nodes ["*"], route pbr) is made by
+ * the calling script. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "raftplane.pb-c.h"
+
+enum role { WATCHER, WRITER, CHECKER };
+enum sys { SYS_RP, SYS_ETCD };
+
+struct conn {
+	int fd;
+	enum role role;
+	int idx; /* watcher index */
+	int server;
+	int connected;
+	/* output */
+	char *out;
+	size_t out_len, out_off;
+	/* input */
+	char *in;
+	size_t in_len, in_cap;
+	/* response being parsed */
+	int have_head;
+	int status;
+	long content_length; /* -1: chunked or unknown */
+	int chunked;
+	size_t head_len;
+	/* etcd stream: decoded body bytes not yet consumed as JSON */
+	char *msg;
+	size_t msg_len, msg_cap;
+	/* watcher state */
+	int attached;
+	uint64_t version; /* rp: held/acked */
+	int has_version;
+	uint64_t seen_rev;
+	double seen_t, recv_t;
+	double retry_at;
+};
+
+static struct {
+	enum sys sys;
+	char servers[16][64];
+	int n_servers;
+	char writer[64];
+	int n, changes, warmup, gap_ms, idle_s, wait_ms, verify;
+	int server_pid;
+	const char *label;
+	int ep;
+	struct conn *w; /* watchers */
+	struct conn writer_c, checker_c;
+	int attached;
+	/* current change */
+	int change_no;
+	int phase; /* 0 attach, 1 waiting for write answer, 2 waiting for watchers, 3 gap, 4 verify */
+	uint64_t rev;
+	double t_send, t0, gap_until, deadline;
+	int seen_count;
+	/* results */
+	double *lat_last, *lat_first, *lat_recv, *write_ms;
+	double *lat_srv[16]; /* per server: its last watcher's seen time - t0 */
+	int n_lat, missing, verified, verify_failed, errors;
+	uint64_t base_version;
+} g;
+
+/* ---- time, output ------------------------------------------------------ */
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "propbench: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	va_end(ap);
+	exit(1);
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n);
+	if (!p)
+		die("out of memory");
+	return p;
+}
+
+/* ---- /proc sampling ------------------------------------------------------ */
+
+static long proc_rss_kib(int pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	snprintf(path, sizeof path, "/proc/%d/status", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+static double proc_cpu_s(int pid)
+{
+	char path[64], buf[2048];
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return -1;
+	unsigned long ut = 0, st = 0;
+	/* after ")": state(3) ... utime is field 14, stime 15 */
+	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double self_cpu_s(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+	       ru.ru_stime.tv_usec / 1e6;
+}
+
+/* ---- connections ------------------------------------------------------------- */
+
+static void conn_want_out(struct conn *c, int want)
+{
+	struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = c};
+	epoll_ctl(g.ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static int conn_open(struct conn *c, const char *addr)
+{
+	char host[64];
+	snprintf(host, sizeof host, "%s", addr);
+	char *colon = strrchr(host, ':');
+	if (!colon)
+		die("bad address %s", addr);
+	*colon = 0;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(atoi(colon + 1))};
+	inet_pton(AF_INET, host, &sa.sin_addr);
+	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0)
+		die("socket: %s (raise ulimit -n)", strerror(errno));
+	int one = 1;
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0 && errno != EINPROGRESS)
+		return -1;
+	c->connected = 0;
+	c->in_len = c->out_len = c->out_off = c->msg_len = 0;
+	c->have_head = 0;
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+	epoll_ctl(g.ep, EPOLL_CTL_ADD, c->fd, &ev);
+	return 0;
+}
+
+static void conn_close(struct conn *c)
+{
+	if (c->fd >= 0) {
+		epoll_ctl(g.ep, EPOLL_CTL_DEL, c->fd, NULL);
+		close(c->fd);
+	}
+	c->fd = -1;
+	c->connected = 0;
+}
+
+static void conn_flush(struct conn *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t k = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+		if (k < 0) {
+			if (errno == EAGAIN || errno == EINTR || errno == ENOTCONN)
+				break;
+			return;
+		}
+		c->out_off += (size_t)k;
+	}
+	if (c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	conn_want_out(c, c->out_len > 0 || !c->connected);
+}
+
+/* Queue an HTTP request on @c and try to send it at once. */
+static void conn_send(struct conn *c, const char *method, const char *addr, const char *path,
+		      const char *ctype, const void *body, size_t blen)
+{
+	char head[512];
+	if (c->fd < 0 && c->role != WATCHER)
+		conn_open(c, g.writer);
+	int hl = snprintf(head, sizeof head,
+			  "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n",
+			  method, path, addr, ctype, blen);
+	c->out = xrealloc(c->out, c->out_len + (size_t)hl + blen);
+	memcpy(c->out + c->out_len, head, (size_t)hl);
+	if (blen)
+		memcpy(c->out + c->out_len + hl, body, blen);
+	c->out_len += (size_t)hl + blen;
+	if (c->connected)
+		conn_flush(c);
+}
+
+/* ---- base64 and tiny JSON scanning -------------------------------------------- */
+
+static void b64(const char *in, char *out)
+{
+	static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t n = strlen(in), o = 0;
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned char)in[i] << 16;
+		if (i + 1 < n)
+			v |= (unsigned char)in[i + 1] << 8;
+		if (i + 2 < n)
+			v |= (unsigned char)in[i + 2];
+		out[o++] = t[(v >> 18) & 63];
+		out[o++] = t[(v >> 12) & 63];
+		out[o++] = i + 1 < n ? t[(v >> 6) & 63] : '=';
+		out[o++] = i + 2 < n ? t[v & 63] : '=';
+	}
+	out[o] = 0;
+}
+
+/* Value of "key":"123" or "key":123 in @s (first occurrence), or 0. */
+static uint64_t json_u64(const char *s, size_t len, const char *key)
+{
+	size_t kl = strlen(key);
+	for (const char *p = memmem(s, len, key, kl); p; p = memmem(p + 1, len - (size_t)(p + 1 - s), key, kl)) {
+		const char *q = p + kl;
+		if (q < s + len && *q == '"')
+			q++;
+		return strtoull(q, NULL, 10);
+	}
+	return 0;
+}
+
+/* ---- watchers ------------------------------------------------------------------ */
+
+static const char *etcd_key = "/mesh/clusters/pbc";
+
+static void rp_poll(struct conn *c)
+{
+	Raftplane__SubscribeRequest r;
+	char node[32];
+	unsigned char buf[256];
+	raftplane__subscribe_request__init(&r);
+	snprintf(node, sizeof node, "pb-%d", c->idx);
+	r.node_id = node;
+	r.version = c->version;
+	r.has_version = c->has_version;
+	r.wait_ms = (uint32_t)g.wait_ms;
+	size_t len = raftplane__subscribe_request__pack(&r, buf);
+	conn_send(c, "POST", g.servers[c->server], "/v1/subscribe", "application/x-protobuf", buf, len);
+}
+
+static void watcher_start(struct conn *c)
+{
+	if (g.sys == SYS_RP) {
+		rp_poll(c);
+	} else {
+		char k[128], body[256];
+		b64(etcd_key, k);
+		int bl = snprintf(body, sizeof body, "{\"create_request\":{\"key\":\"%s\"}}", k);
+		conn_send(c, "POST", g.servers[c->server], "/v3/watch", "application/json", body, (size_t)bl);
+	}
+}
+
+static void change_check_done(void);
+
+/* A watcher saw revision @rev at time @t (rp: @t is after the ACK was sent). */
+static void watcher_saw(struct conn *c, uint64_t rev, double t, double recv_t)
+{
+	if (rev <= c->seen_rev)
+		return;
+	int before = g.rev && c->seen_rev >= g.rev;
+	c->seen_rev = rev;
+	c->seen_t = t;
+	c->recv_t = recv_t;
+	if (g.phase == 2 && !before && rev >= g.rev) {
+		g.seen_count++;
+		change_check_done();
+	}
+}
+
+static void on_rp_answer(struct conn *c, const char *body, size_t blen)
+{
+	double recv_t = now_ms();
+	if (c->status == 304) {
+		rp_poll(c);
+		return;
+	}
+	if (c->status != 200) {
+		g.errors++;
+		if (g.errors < 10)
+			fprintf(stderr, "propbench: watcher %d: HTTP %d %.*s\n", c->idx, c->status,
+				(int)(blen < 100 ? blen : 100), body);
+		c->retry_at = now_ms() + 100;
+		return;
+	}
+	Raftplane__Snapshot *s = raftplane__snapshot__unpack(NULL, blen, (const uint8_t *)body);
+	if (!s) {
+		g.errors++;
+		c->retry_at = now_ms() + 100;
+		return;
+	}
+	uint64_t v = s->version;
+	raftplane__snapshot__free_unpacked(s, NULL);
+	if (!c->has_version || v > c->version) {
+		c->version = v;
+		c->has_version = 1;
+	}
+	rp_poll(c); /* the ACK */
+	double t = now_ms();
+	if (!c->attached) {
+		c->attached = 1;
+		g.attached++;
+		c->seen_rev = v;
+		return;
+	}
+	watcher_saw(c, v, t, recv_t);
+}
+
+/* Consume complete JSON objects from the etcd watch stream. */
+static void on_etcd_stream(struct conn *c)
+{
+	size_t start = 0;
+	for (;;) {
+		/* find one balanced {...} from start */
+		size_t i = start;
+		while (i < c->msg_len && c->msg[i] != '{')
+			i++;
+		if (i >= c->msg_len) {
+			start = c->msg_len;
+			break;
+		}
+		int depth = 0, instr = 0, esc = 0;
+		size_t j = i;
+		for (; j < c->msg_len; j++) {
+			char ch = c->msg[j];
+			if (instr) {
+				if (esc)
+					esc = 0;
+				else if (ch == '\\')
+					esc = 1;
+				else if (ch == '"')
+					instr = 0;
+			} else if (ch == '"') {
+				instr = 1;
+			} else if (ch == '{') {
+				depth++;
+			} else if (ch == '}' && --depth == 0) {
+				break;
+			}
+		}
+		if (j >= c->msg_len) {
+			start = i;
+			break;
+		}
+		const char *m = c->msg + i;
+		size_t ml = j + 1 - i;
+		double t = now_ms();
+		if (memmem(m, ml, "\"created\":true", 14)) {
+			if (!c->attached) {
+				c->attached = 1;
+				g.attached++;
+			}
+		} else if (memmem(m, ml, "\"events\"", 8)) {
+			uint64_t rev = json_u64(m, ml, "\"mod_revision\":");
+			watcher_saw(c, rev, t, t);
+		} else if (memmem(m, ml, "\"error\"", 7)) {
+			g.errors++;
+			if (g.errors < 10)
+				fprintf(stderr, "propbench: watch %d: %.*s\n", c->idx, (int)(ml < 200 ? ml : 200), m);
+		}
+		start = j + 1;
+	}
+	memmove(c->msg, c->msg + start, c->msg_len - start);
+	c->msg_len -= start;
+}
+
+/* ---- the writer and the change sequence -------------------------------------- */
+
+static void write_change(void)
+{
+	char body[512];
+	int port = 20000 + g.change_no % 40000;
+	int bl = snprintf(body, sizeof body,
+			  "{\"lb_policy\":\"round_robin\",\"connect_timeout_ms\":1000,"
+			  "\"endpoints\":[{\"address\":\"127.0.0.1\",\"port\":%d,\"weight\":1}]}",
+			  port);
+	g.phase = 1;
+	g.rev = 0;
+	g.seen_count = 0;
+	g.t_send = now_ms();
+	g.deadline = g.t_send + 10000;
+	if (g.sys == SYS_RP) {
+		conn_send(&g.writer_c, "PUT", g.writer, "/v1/clusters/pbc", "application/json", body, (size_t)bl);
+	} else {
+		char k[128], v[800], req[1024];
+		b64(etcd_key, k);
+		b64(body, v);
+		int rl = snprintf(req, sizeof req, "{\"key\":\"%s\",\"value\":\"%s\"}", k, v);
+		conn_send(&g.writer_c, "POST", g.writer, "/v3/kv/put", "application/json", req, (size_t)rl);
+	}
+}
+
+static void change_finished(int complete)
+{
+	int measured = g.change_no >= g.warmup;
+	if (measured && complete) {
+		double last = -1e18, first = 1e18, recv = -1e18;
+		for (int i = 0; i < g.n; i++) {
+			if (g.w[i].seen_t > last)
+				last = g.w[i].seen_t;
+			if (g.w[i].seen_t < first)
+				first = g.w[i].seen_t;
+			if (g.w[i].recv_t > recv)
+				recv = g.w[i].recv_t;
+		}
+		for (int k = 0; k < g.n_servers; k++) {
+			double sl = -1e18;
+			for (int i = k; i < g.n; i += g.n_servers)
+				if (g.w[i].seen_t > sl)
+					sl = g.w[i].seen_t;
+			g.lat_srv[k][g.n_lat] = sl - g.t0;
+		}
+		g.lat_last[g.n_lat] = last - g.t0;
+		g.lat_first[g.n_lat] = first - g.t0;
+		g.lat_recv[g.n_lat] = recv - g.t0;
+		g.write_ms[g.n_lat] = g.t0 - g.t_send;
+		g.n_lat++;
+	} else if (measured) {
+		g.missing++;
+		fprintf(stderr, "propbench: change %d (rev %llu): only %d of %d watchers saw it in 10 s\n",
+			g.change_no, (unsigned long long)g.rev, g.seen_count, g.n);
+	}
+	if (g.verify && g.sys == SYS_RP && complete) {
+		char path[96];
+		snprintf(path, sizeof path, "/v1/rollouts/%llu?wait=5s", (unsigned long long)g.rev);
+		g.phase = 4;
+		conn_send(&g.checker_c, "GET", g.writer, path, "application/json", "", 0);
+		return;
+	}
+	g.change_no++;
+	g.phase = 3;
+	g.gap_until = now_ms() + g.gap_ms + (double)(rand() % (g.gap_ms + 1));
+}
+
+static void change_check_done(void)
+{
+	if (g.phase == 2 && g.seen_count >= g.n)
+		change_finished(1);
+}
+
+static void on_writer_answer(struct conn *c, const char *body, size_t blen)
+{
+	g.t0 = now_ms();
+	if (c->status != 200)
+		die("write answered HTTP %d: %.*s", c->status, (int)(blen < 200 ? blen : 200), body);
+	g.rev = json_u64(body, blen, g.sys == SYS_RP ? "\"version\":" : "\"revision\":");
+	if (!g.rev)
+		die("no revision in write answer: %.*s", (int)(blen < 200 ? blen : 200), body);
+	g.seen_count = 0;
+	for (int i = 0; i < g.n; i++)
+		if (g.w[i].seen_rev >= g.rev)
+			g.seen_count++;
+	g.phase = 2;
+	change_check_done();
+}
+
+static void on_checker_answer(struct conn *c, const char *body, size_t blen)
+{
+	uint64_t pending = json_u64(body, blen, "\"pending\":");
+	uint64_t acked = json_u64(body, blen, "\"acked\":");
+	if (c->status == 200 && pending == 0 && acked >= (uint64_t)g.n)
+		g.verified++;
+	else {
+		g.verify_failed++;
+		if (g.verify_failed < 5)
+			fprintf(stderr, "propbench: rollout %llu: HTTP %d %.*s\n", (unsigned long long)g.rev,
+				c->status, (int)(blen < 300 ? blen : 300), body);
+	}
+	g.change_no++;
+	g.phase = 3;
+	g.gap_until = now_ms() + g.gap_ms + (double)(rand() % (g.gap_ms + 1));
+}
+
+/* ---- HTTP response parsing --------------------------------------------------- */
+
+static void dispatch(struct conn *c, const char *body, size_t blen)
+{
+	if (c->role == WRITER)
+		on_writer_answer(c, body, blen);
+	else if (c->role == CHECKER)
+		on_checker_answer(c, body, blen);
+	else if (g.sys == SYS_RP)
+		on_rp_answer(c, body, blen);
+}
+
+/* Parse as many complete responses (or, for etcd watch streams, chunks) as the
+ * input holds. */
+static void conn_parse(struct conn *c)
+{
+	for (;;) {
+		if (!c->have_head) {
+			char *e = memmem(c->in, c->in_len, "\r\n\r\n", 4);
+			if (!e)
+				return;
+			c->head_len = (size_t)(e + 4 - c->in);
+			c->status = atoi(c->in + 9);
+			c->content_length = -1;
+			c->chunked = 0;
+			for (char *p = c->in; p < e; p++) {
+				if (*p != '\n')
+					continue;
+				if (!strncasecmp(p + 1, "content-length:", 15))
+					c->content_length = atol(p + 16);
+				else if (!strncasecmp(p + 1, "transfer-encoding:", 18) &&
+					 memmem(p + 1, (size_t)(e - p), "chunked", 7))
+					c->chunked = 1;
+			}
+			if (c->status == 304 || c->status == 204)
+				c->content_length = 0;
+			c->have_head = 1;
+			memmove(c->in, c->in + c->head_len, c->in_len - c->head_len);
+			c->in_len -= c->head_len;
+		}
+		if (!c->chunked) {
+			size_t cl = c->content_length < 0 ? 0 : (size_t)c->content_length;
+			if (c->in_len < cl)
+				return;
+			c->have_head = 0;
+			dispatch(c, c->in, cl);
+			memmove(c->in, c->in + cl, c->in_len - cl);
+			c->in_len -= cl;
+			continue;
+		}
+		/* chunked: decode chunks; watch streams feed on_etcd_stream, others
+		 * collect into msg until the last chunk */
+		for (;;) {
+			char *e = memmem(c->in, c->in_len, "\r\n", 2);
+			if (!e)
+				return;
+			size_t sz = strtoul(c->in, NULL, 16);
+			size_t hl = (size_t)(e + 2 - c->in);
+			if (c->in_len < hl + sz + 2)
+				return;
+			if (c->msg_len + sz + 1 > c->msg_cap) {
+				c->msg_cap = (c->msg_len + sz + 1) * 2;
+				c->msg = xrealloc(c->msg, c->msg_cap);
+			}
+			memcpy(c->msg + c->msg_len, c->in + hl, sz);
+			c->msg_len += sz;
+			memmove(c->in, c->in + hl + sz + 2, c->in_len - hl - sz - 2);
+			c->in_len -= hl + sz + 2;
+			if (c->role == WATCHER && g.sys == SYS_ETCD) {
+				on_etcd_stream(c);
+				if (sz == 0) {
+					c->have_head = 0;
+					break;
+				}
+				continue;
+			}
+			if (sz == 0) {
+				c->have_head = 0;
+				dispatch(c, c->msg, c->msg_len);
+				c->msg_len = 0;
+				break;
+			}
+		}
+	}
+}
+
+static void conn_readable(struct conn *c)
+{
+	for (;;) {
+		if (c->in_cap - c->in_len < 16384) {
+			c->in_cap = c->in_cap * 2 + 65536;
+			c->in = xrealloc(c->in, c->in_cap);
+		}
+		ssize_t k = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
+		if (k > 0) {
+			c->in_len += (size_t)k;
+			continue;
+		}
+		if (k == 0 || (errno != EAGAIN && errno != EINTR)) {
+			if (c->role != WATCHER) {
+				/* an idle keep-alive connection closed by the server is
+				 * reopened by the next request; one with a request in
+				 * flight is an error */
+				if ((c->role == WRITER && g.phase == 1) || (c->role == CHECKER && g.phase == 4))
+					die("connection to %s lost", c->role == WRITER ? "writer" : "checker");
+				conn_close(c);
+				return;
+			}
+			g.errors++;
+			if (g.errors < 10)
+				fprintf(stderr, "propbench: watcher %d lost its connection\n", c->idx);
+			conn_close(c);
+			c->retry_at = now_ms() + 100;
+			return;
+		}
+		break;
+	}
+	conn_parse(c);
+}
+
+static void on_event(struct conn *c, uint32_t ev)
+{
+	if (c->fd < 0)
+		return;
+	if (!c->connected && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+		int err = 0;
+		socklen_t l = sizeof err;
+		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
+		if (err) {
+			g.errors++;
+			conn_close(c);
+			c->retry_at = now_ms() + 200;
+			return;
+		}
+		c->connected = 1;
+	}
+	if (ev & EPOLLOUT)
+		conn_flush(c);
+	if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR))
+		conn_readable(c);
+}
+
+/* ---- main loop ------------------------------------------------------------------ */
+
+static void run_loop(double until, int (*done)(void))
+{
+	struct epoll_event evs[512];
+	while (!done()) {
+		double now = now_ms();
+		if (until > 0 && now >= until)
+			return;
+		int timeout = 5;
+		if (g.phase == 3 && g.gap_until > now)
+			timeout = (int)(g.gap_until - now) + 1;
+		int k = epoll_wait(g.ep, evs, 512, timeout);
+		for (int i = 0; i < k; i++)
+			on_event(evs[i].data.ptr, evs[i].events);
+		now = now_ms();
+		/* reconnect watchers that failed */
+		for (int i = 0; i < g.n; i++) {
+			struct conn *c = &g.w[i];
+			if (c->fd < 0 && c->retry_at && now >= c->retry_at) {
+				c->retry_at = 0;
+				conn_open(c, g.servers[c->server]);
+				watcher_start(c);
+			} else if (c->fd >= 0 && c->retry_at && now >= c->retry_at) {
+				c->retry_at = 0; /* an HTTP error: poll again on the same connection */
+				watcher_start(c);
+			}
+		}
+		if (g.phase == 2 && now > g.deadline)
+			change_finished(0);
+		if (g.phase == 1 && now > g.deadline)
+			die("write got no answer in 10 s");
+		if (g.phase == 3 && now >= g.gap_until && g.change_no < g.warmup + g.changes)
+			write_change();
+	}
+}
+
+static int all_attached(void) { return g.attached >= g.n; }
+static int never(void) { return 0; }
+static int all_changes_done(void) { return g.change_no >= g.warmup + g.changes && g.phase == 3; }
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Percentile by the nearest-rank method on a sorted copy. */
+static double pct(const double *v, int n, double p)
+{
+	if (n == 0)
+		return -1;
+	double *s = malloc(sizeof *s * (size_t)n);
+	memcpy(s, v, sizeof *s * (size_t)n);
+	qsort(s, (size_t)n, sizeof *s, cmp_d);
+	int r = (int)(p / 100.0 * n + 0.999999);
+	if (r < 1)
+		r = 1;
+	if (r > n)
+		r = n;
+	double x = s[r - 1];
+	free(s);
+	return x;
+}
+
+static void print_dist(const char *name, const double *v, int n)
+{
+	printf(",\"%s\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f,\"min\":%.3f}", name,
+	       pct(v, n, 50), pct(v, n, 90), pct(v, n, 99), pct(v, n, 100), pct(v, n, 0));
+}
+
+int main(int argc, char **argv)
+{
+	const char *servers = NULL;
+	g.changes = 100, g.warmup = 5, g.gap_ms = 20, g.wait_ms = 30000, g.label = "";
+	g.sys = SYS_RP;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
+		if (!strcmp(a, "--verify")) {
+			g.verify = 1;
+			continue;
+		}
+		i++;
+		if (!strcmp(a, "--system"))
+			g.sys = !strcmp(v, "etcd") ? SYS_ETCD : SYS_RP;
+		else if (!strcmp(a, "--servers"))
+			servers = v;
+		else if (!strcmp(a, "--writer"))
+			snprintf(g.writer, sizeof g.writer, "%s", v);
+		else if (!strcmp(a, "--n"))
+			g.n = atoi(v);
+		else if (!strcmp(a, "--changes"))
+			g.changes = atoi(v);
+		else if (!strcmp(a, "--warmup"))
+			g.warmup = atoi(v);
+		else if (!strcmp(a, "--gap-ms"))
+			g.gap_ms = atoi(v);
+		else if (!strcmp(a, "--server-pid"))
+			g.server_pid = atoi(v);
+		else if (!strcmp(a, "--idle-s"))
+			g.idle_s = atoi(v);
+		else if (!strcmp(a, "--wait-ms"))
+			g.wait_ms = atoi(v);
+		else if (!strcmp(a, "--label"))
+			g.label = v;
+		else
+			die("unknown flag %s", a);
+	}
+	if (!servers || !g.writer[0] || g.n <= 0)
+		die("need --servers, --writer and --n (see the comment atop propbench.c)");
+	char tmp[1024];
+	snprintf(tmp, sizeof tmp, "%s", servers);
+	for (char *s = strtok(tmp, ","); s && g.n_servers < 16; s = strtok(NULL, ","))
+		snprintf(g.servers[g.n_servers++], 64, "%s", s);
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	srand((unsigned)getpid());
+
+	g.ep = epoll_create1(EPOLL_CLOEXEC);
+	g.w = calloc((size_t)g.n, sizeof *g.w);
+	int cap = g.changes + 1;
+	g.lat_last = calloc((size_t)cap, sizeof(double));
+	g.lat_first = calloc((size_t)cap, sizeof(double));
+	g.lat_recv = calloc((size_t)cap, sizeof(double));
+	g.write_ms = calloc((size_t)cap, sizeof(double));
+	for (int k = 0; k < g.n_servers; k++)
+		g.lat_srv[k] = calloc((size_t)cap, sizeof(double));
+
+	long rss0 = g.server_pid ? proc_rss_kib(g.server_pid) : -1;
+	double cpu0 = g.server_pid ? proc_cpu_s(g.server_pid) : 0;
+	double self0 = self_cpu_s();
+	double t_start = now_ms();
+
+	/* attach: open connections in batches so that the listen backlog keeps up */
+	for (int i = 0; i < g.n; i++) {
+		struct conn *c = &g.w[i];
+		c->role = WATCHER;
+		c->idx = i;
+		c->server = i % g.n_servers;
+		c->fd = -1;
+		if (conn_open(c, g.servers[c->server]) != 0)
+			die("connect %s: %s", g.servers[c->server], strerror(errno));
+		watcher_start(c);
+		if (i % 100 == 99) {
+			int target = i + 1 - 50;
+			double until = now_ms() + 2000;
+			while (g.attached < target && now_ms() < until)
+				run_loop(now_ms() + 5, never);
+		}
+	}
+	g.writer_c.role = WRITER;
+	g.writer_c.fd = -1;
+	conn_open(&g.writer_c, g.writer);
+	g.checker_c.role = CHECKER;
+	g.checker_c.fd = -1;
+	conn_open(&g.checker_c, g.writer);
+	run_loop(now_ms() + 120000, all_attached);
+	if (!all_attached())
+		die("only %d of %d watchers attached in 120 s", g.attached, g.n);
+	double t_attached = now_ms();
+	double self_attached = self_cpu_s();
+	fprintf(stderr, "propbench: %s %d watchers attached in %.0f ms\n", g.sys == SYS_RP ? "rp" : "etcd",
+		g.n, t_attached - t_start);
+
+	/* settle, then sample memory; then an idle window for the CPU at rest */
+	run_loop(now_ms() + 1000, never);
+	long rss1 = g.server_pid ? proc_rss_kib(g.server_pid) : -1;
+	double cpu1 = g.server_pid ? proc_cpu_s(g.server_pid) : 0;
+	double t_idle0 = now_ms();
+	if (g.idle_s > 0)
+		run_loop(now_ms() + g.idle_s * 1000.0, never);
+	double cpu2 = g.server_pid ? proc_cpu_s(g.server_pid) : 0;
+	double t_idle1 = now_ms();
+
+	/* the changes */
+	double self_c0 = self_cpu_s(), t_c0 = now_ms();
+	g.phase = 3;
+	g.gap_until = 0;
+	run_loop(0, all_changes_done);
+	double self_c1 = self_cpu_s(), t_c1 = now_ms();
+	long rss2 = g.server_pid ? proc_rss_kib(g.server_pid) : -1;
+	double cpu3 = g.server_pid ? proc_cpu_s(g.server_pid) : 0;
+
+	printf("{\"system\":\"%s\",\"label\":\"%s\",\"n\":%d,\"servers\":%d,\"changes\":%d,\"measured\":%d,"
+	       "\"missing\":%d,\"errors\":%d",
+	       g.sys == SYS_RP ? "raftplane" : "etcd", g.label, g.n, g.n_servers, g.changes, g.n_lat,
+	       g.missing, g.errors);
+	if (g.sys == SYS_RP && g.verify)
+		printf(",\"verified\":%d,\"verify_failed\":%d", g.verified, g.verify_failed);
+	print_dist("last_ms", g.lat_last, g.n_lat);
+	print_dist("first_ms", g.lat_first, g.n_lat);
+	print_dist("last_recv_ms", g.lat_recv, g.n_lat);
+	print_dist("write_ms", g.write_ms, g.n_lat);
+	printf(",\"per_server\":[");
+	for (int k = 0; k < g.n_servers; k++)
+		printf("%s{\"server\":\"%s\",\"writer\":%s,\"last_p50\":%.3f,\"last_p99\":%.3f}", k ? "," : "",
+		       g.servers[k], strcmp(g.servers[k], g.writer) ? "false" : "true",
+		       pct(g.lat_srv[k], g.n_lat, 50), pct(g.lat_srv[k], g.n_lat, 99));
+	printf("]");
+	printf(",\"attach_ms\":%.0f,\"client_cpu_attach_s\":%.3f,\"client_cpu_changes_s\":%.3f,"
+	       "\"changes_wall_s\":%.3f,\"client_cpu_pct\":%.1f",
+	       t_attached - t_start, self_attached - self0, self_c1 - self_c0, (t_c1 - t_c0) / 1e3,
+	       100.0 * (self_c1 - self_c0) / ((t_c1 - t_c0) / 1e3));
+	if (g.server_pid)
+		printf(",\"server\":{\"pid\":%d,\"rss_before_kib\":%ld,\"rss_attached_kib\":%ld,"
+		       "\"rss_after_kib\":%ld,\"cpu_attach_s\":%.3f,\"cpu_idle_s\":%.3f,\"idle_s\":%.3f,"
+		       "\"cpu_changes_s\":%.3f}",
+		       g.server_pid, rss0, rss1, rss2, cpu1 - cpu0, cpu2 - cpu1, (t_idle1 - t_idle0) / 1e3,
+		       cpu3 - cpu2);
+	printf("}\n");
+	fflush(stdout);
+	return 0;
+}
