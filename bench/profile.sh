@@ -153,7 +153,7 @@ for obj in 'clusters/pbc {"lb_policy":"round_robin","endpoints":[{"address":"127
 done
 wrk_one "$RP_LEADER_HTTP" 16 2 >/dev/null
 r0=$(wrk_one "$RP_LEADER_HTTP" 16 5)
-"$SUB_BIN" --servers "$RP_LEADER_HTTP" --node-prefix d --count "$SUBS" --quiet >"$WORK/diag-sub.log" 2>&1 &
+"$SUB_EXE" --servers "$RP_LEADER_HTTP" --node-prefix d --count "$SUBS" --quiet >"$WORK/diag-sub.log" 2>&1 &
 sub=$!
 track $sub
 for _ in $(seq 120); do

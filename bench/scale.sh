@@ -50,7 +50,7 @@ rp_subscriber_scale() {
   rp_setup
   pid=${RP_PIDS[$f]}
   rss0=$(rss_kib "$pid"); cpu0=$(cpu_ticks "$pid"); t0=$(date +%s%N)
-  "$SUB_BIN" --servers "$(rp_http "$f")" --node-prefix rs --count "$n" --quiet >"$WORK/sub.log" 2>&1 &
+  "$SUB_EXE" --servers "$(rp_http "$f")" --node-prefix rs --count "$n" --quiet >"$WORK/sub.log" 2>&1 &
   sub=$!
   track $sub
   # attached = N established connections and the server's CPU at rest

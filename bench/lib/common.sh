@@ -12,14 +12,15 @@
 #
 # Ports: BENCH_PORT (default: the first free of 24500, 24600, ...) is the base; raftplane uses base+1..3
 # (raft) and base+11..13 (HTTP), etcd base+21..23 (client) and base+31..33
-# (peer). Results are JSON lines appended to $OUT/results.jsonl.
+# (peer). Results are JSON lines appended to $OUT/results.jsonl. Temp dirs
+# are /tmp/rpbench.*.
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROOT=$(cd "$BENCH/.." && pwd)
 OUT=${BENCH_OUT:-$BENCH/out}
 BUILD=${BENCH_BUILD:-$ROOT/build-bench}
 mkdir -p "$OUT"
-WORK=$(mktemp -d /tmp/raftplane-bench.XXXXXX)
+WORK=$(mktemp -d /tmp/rpbench.XXXXXX)
 BENCH_PIDS=()
 
 # Debian's python3 directly: a pyenv shim costs ~0.8 s per call
@@ -29,6 +30,17 @@ PY=/usr/bin/python3
 RP_BIN=$BUILD/server/raftplane-server
 SUB_BIN=$BUILD/proxy/raftplane-subscriber
 PROP_BIN=$BUILD/bench/propbench
+# Servers, etcd and subscribers run through symlinks whose names contain
+# neither "raftplane" nor "etcd": a broad `pkill etcd` or `killall
+# raftplane-server` run by someone else on this shared machine then cannot hit
+# them (and ours only ever kill by pid).
+mkdir -p "$WORK/bin"
+ln -s "$RP_BIN" "$WORK/bin/rpb-node"
+ln -s /usr/bin/etcd "$WORK/bin/rpb-kv"
+ln -s "$SUB_BIN" "$WORK/bin/rpb-subs"
+RP_EXE=$WORK/bin/rpb-node
+ETCD_EXE=$WORK/bin/rpb-kv
+SUB_EXE=$WORK/bin/rpb-subs
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -158,7 +170,7 @@ rp_start_once() {
   mkdir -p "$WORK/rp"
   RP_PIDS=()
   for i in 1 2 3; do
-    "$RP_BIN" --id "$i" --data-dir "$WORK/rp/n$i" --raft "$(rp_raft $i)" \
+    "$RP_EXE" --id "$i" --data-dir "$WORK/rp/n$i" --raft "$(rp_raft $i)" \
       --http "$(rp_http $i)" --bootstrap "$peers" "$@" 2>>"$WORK/rp/n$i.log" &
     RP_PIDS[$i]=$!
     track $!
@@ -213,7 +225,7 @@ etcd_start() {
   mkdir -p "$WORK/etcd"
   ETCD_PIDS=()
   for i in 1 2 3; do
-    /usr/bin/etcd --name "e$i" --data-dir "$WORK/etcd/e$i" \
+    "$ETCD_EXE" --name "e$i" --data-dir "$WORK/etcd/e$i" \
       --listen-client-urls "http://$(etcd_client $i)" \
       --advertise-client-urls "http://$(etcd_client $i)" \
       --listen-peer-urls "http://$(etcd_peer $i)" \
