@@ -13,9 +13,9 @@
 #   - raft log entries appended per write (raftplane /v1/status last_index
 #     delta / revision delta) and the server CPU time per write;
 #   - diagnostics (non-default settings, to locate costs, not to compare):
-#     1-connection writes with the default snapshot threshold (1,024) vs
-#     --snapshot-threshold 1000000 vs --no-commit-push, PROFILE_ROUNDS rounds
-#     interleaved; 16-connection writes with 0 vs PROFILE_SUBS (10,000) idle
+#     1- and 64-connection writes and 64-connection linearizable reads with
+#     the default snapshot threshold (1,024) vs --snapshot-threshold 1000000
+#     (vs --no-commit-push for writes), PROFILE_ROUNDS rounds interleaved; 16-connection writes with 0 vs PROFILE_SUBS (10,000) idle
 #     subscribers attached to the leader, with the leader's top symbols.
 # Needs perf (linux-perf); skipped with a note when it is missing or refused.
 set -euo pipefail
@@ -114,32 +114,41 @@ EOF
   perf report -i "$WORK/perf.data" --stdio --no-children --sort dso,sym -g none 2>/dev/null | grep '%' | grep -v kernel.kallsyms | head -25
 } >>"$TXT"
 
-# ---- diagnostic 1: what makes the 1-connection write tail?
-wrk_one() { # ADDR CONNS SECONDS -> merged JSON of one wrk process
+# ---- diagnostic 1: snapshots and commit push (writes at 1 and 64
+# connections, linearizable reads at 64: their read barriers are log entries)
+wrk_one() { # ADDR CONNS SECONDS [MODE] -> merged JSON of one wrk process
   local f="$WORK/diag.$RANDOM.jsonl"
   WRK_OUT=$f wrk -t"$([ "$2" = 1 ] && echo 1 || echo 2)" -c"$2" -d"$3s" --timeout 10s -s "$LUA" \
-    "http://$1" -- rp_put 64 200 >/dev/null 2>&1
+    "http://$1" -- "${4:-rp_put}" 64 200 >/dev/null 2>&1
   "$PY" "$BENCH/lib/wrkmerge.py" "$f"
 }
 {
   echo
-  echo "== diagnostic: 1-connection writes (raftplane leader, 5 s each, $ROUNDS rounds interleaved)"
+  echo "== diagnostic: raftplane leader, 5 s each, $ROUNDS rounds interleaved"
 } >>"$TXT"
-for round in $(seq "$ROUNDS"); do
-  for variant in default snapshot-threshold-1000000 no-commit-push; do
-    case $variant in
-      default) args=() ;;
-      snapshot-threshold-1000000) args=(--snapshot-threshold 1000000 --snapshot-trailing 1000) ;;
-      no-commit-push) args=(--no-commit-push) ;;
-    esac
-    rp_start "${args[@]}"
-    wrk_one "$RP_LEADER_HTTP" 1 1 >/dev/null
-    r=$(wrk_one "$RP_LEADER_HTTP" 1 5)
-    snaps=$(curl -s "$RP_LEADER_HTTP/metrics" | awk '/^raftplane_snapshots_taken_total/ {print $2}')
-    rp_stop
-    printf '{"bench":"diag_c1","variant":"%s","round":%s,"snapshots":%s,%s\n' "$variant" "$round" "${snaps:-0}" "${r#\{}" >>"$OUT/results.jsonl"
-    "$PY" -c 'import json,sys; d=json.loads(sys.argv[1]); print("  round %s %-28s %6.0f writes/s  p50 %6.2f ms  p99 %6.2f ms" % (sys.argv[2], sys.argv[3], d["rps"], d["p50_ms"], d["p99_ms"]))' \
-      "$r" "$round" "$variant" >>"$TXT"
+for spec in 1:write 64:write 64:read; do
+  conns=${spec%%:*} op=${spec##*:}
+  mode=$([ "$op" = write ] && echo rp_put || echo rp_get)
+  variants="default snapshot-threshold-1000000 no-commit-push"
+  [ "$op" = read ] && variants="default snapshot-threshold-1000000"
+  for round in $(seq "$ROUNDS"); do
+    for variant in $variants; do
+      case $variant in
+        default) args=() ;;
+        snapshot-threshold-1000000) args=(--snapshot-threshold 1000000 --snapshot-trailing 1000) ;;
+        no-commit-push) args=(--no-commit-push) ;;
+      esac
+      rp_start "${args[@]}"
+      wrk_one "$RP_LEADER_HTTP" "$conns" 1 rp_put >/dev/null # warm-up, and the keys to read
+      s0=$(curl -s "$RP_LEADER_HTTP/metrics" | awk '/^raftplane_snapshots_taken_total/ {print $2}')
+      r=$(wrk_one "$RP_LEADER_HTTP" "$conns" 5 "$mode")
+      s1=$(curl -s "$RP_LEADER_HTTP/metrics" | awk '/^raftplane_snapshots_taken_total/ {print $2}')
+      rp_stop
+      printf '{"bench":"diag_snap","op":"%s","conns":%s,"variant":"%s","round":%s,"snapshots":%s,%s\n' \
+        "$op" "$conns" "$variant" "$round" $(( ${s1:-0} - ${s0:-0} )) "${r#\{}" >>"$OUT/results.jsonl"
+      "$PY" -c 'import json,sys; d=json.loads(sys.argv[1]); print("  %-5s c=%-3s round %s %-28s %6.0f ops/s  p50 %6.2f ms  p99 %6.2f ms  snapshots %s" % (sys.argv[6], sys.argv[4], sys.argv[2], sys.argv[3], d["rps"], d["p50_ms"], d["p99_ms"], sys.argv[5]))' \
+        "$r" "$round" "$variant" "$conns" $(( ${s1:-0} - ${s0:-0} )) "$op" >>"$TXT"
+    done
   done
 done
 

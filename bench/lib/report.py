@@ -373,21 +373,22 @@ if not proxy_rows:
                   "not measured by this run (bench/proxy/run.sh " + pstatus + ")"))
 
 # ---------------------------------------------------------------- diagnostics
-d1 = [r for r in rows if r.get("bench") == "diag_c1"]
+d1 = [r for r in rows if r.get("bench") == "diag_snap"]
 d2 = [r for r in rows if r.get("bench") == "diag_subs"]
 if d1 or d2:
     w("## Diagnostics (non-default settings, to locate costs; not comparisons)")
     w("")
-    w("| experiment | variant | writes/s | p50 ms | p99 ms | snapshots taken |")
+    w("| experiment | variant | ops/s | p50 ms | p99 ms | snapshots taken in 5 s |")
     w("|---|---|---|---|---|---|")
-    for v in ("default", "snapshot-threshold-1000000", "no-commit-push"):
-        rs = [r for r in d1 if r["variant"] == v]
-        if rs:
-            w(f"| 1-connection writes, leader | {v} | {cell([r['rps'] for r in rs])[0]} | "
-              f"{cell([r['p50_ms'] for r in rs])[0]} | {cell([r['p99_ms'] for r in rs])[0]} | "
-              f"{cell([r.get('snapshots', 0) for r in rs], 0)[0]} |")
+    for op, c in sorted({(r.get("op", "write"), r["conns"]) for r in d1}, key=lambda x: (x[0] != "write", x[1])):
+        for v in ("default", "snapshot-threshold-1000000", "no-commit-push"):
+            rs = [r for r in d1 if r["variant"] == v and r["conns"] == c and r.get("op", "write") == op]
+            if rs:
+                w(f"| {c}-connection {op}s, leader | {v} | {cell([r['rps'] for r in rs])[0]} | "
+                  f"{cell([r['p50_ms'] for r in rs])[0]} | {cell([r['p99_ms'] for r in rs])[0]} | "
+                  f"{cell([r.get('snapshots', 0) for r in rs], 0)[0]} |")
     for r in d2:
-        w(f"| 16-connection writes, leader | {r['subscribers']} idle subscribers on the leader | "
+        w(f"| 16-connection writes, leader | default, {r['subscribers']} idle subscribers on the leader | "
           f"{fmt(r['rps'])} | {fmt(r['p50_ms'])} | {fmt(r['p99_ms'])} | |")
     w("")
     w("From `bench/profile.sh`; the perf symbols of the last experiment are in the profile below.")
