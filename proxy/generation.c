@@ -9,6 +9,7 @@
 
 #include "balancer.h"
 #include "client.h"
+#include "router.h"
 
 static char *lower_dup(const char *s, size_t *len)
 {
@@ -131,6 +132,13 @@ static int build_route(struct rp_generation *g, struct rp_route *r, const Raftpl
 	r->retry_connect_failure = pr->retry_connect_failure;
 	r->retry_5xx = pr->retry_5xx;
 	if (pr->has_prefix_rewrite) {
+		if (pr->prefix_rewrite[0] && !rp_route_valid_rewrite(pr->prefix_rewrite)) {
+			snprintf(err, errlen,
+				 "route %s: prefix_rewrite must be a path of bytes allowed in a "
+				 "request target",
+				 pr->name);
+			return -1;
+		}
 		r->rewrite = pr->prefix_rewrite;
 		r->rewrite_len = strlen(pr->prefix_rewrite);
 	}

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -35,10 +36,11 @@ static const char usage[] =
     "  --wait-ms N              subscription long-poll wait (default 30000)\n"
     "  --outlier-consecutive N  eject an endpoint after N errors in a row (default 5, 0 off)\n"
     "  --outlier-eject-ms N     how long an ejection lasts (default 10000)\n"
-    "  --outlier-max-percent N  at most N%% of a cluster ejected at once (default 50)\n"
+    "  --outlier-max-percent N  at most N% of a cluster ejected at once (default 50)\n"
     "  --pool-max-idle N        idle keep-alive connections per endpoint and worker (default 64)\n"
     "  --pool-idle-timeout-ms N close idle upstream connections after N ms (default 4000)\n"
-    "  --drain-ms N             on SIGTERM, wait up to N ms for requests in flight (default 2000)\n";
+    "  --drain-ms N             on SIGTERM, wait up to N ms for requests in flight (default 2000)\n"
+    "  --max-request-body N     largest request body in bytes, 413 beyond (default 1048576)\n";
 
 static struct rp_proxy P;
 static struct rp_admin A;
@@ -228,7 +230,8 @@ static void parse_flags(int argc, char **argv, struct rp_proxy_opts *o)
 				    .wait_ms = 30000,
 				    .pool_max_idle = 64,
 				    .pool_idle_timeout_ms = 4000,
-				    .drain_ms = 2000};
+				    .drain_ms = 2000,
+				    .max_request_body = 1024 * 1024};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -263,6 +266,8 @@ static void parse_flags(int argc, char **argv, struct rp_proxy_opts *o)
 			o->pool_idle_timeout_ms = (unsigned)num(a, v, 1, 3600000);
 		else if (!strcmp(a, "--drain-ms"))
 			o->drain_ms = (unsigned)num(a, v, 0, 600000);
+		else if (!strcmp(a, "--max-request-body"))
+			o->max_request_body = num(a, v, 0, 1024UL * 1024 * 1024);
 		else {
 			fprintf(stderr, "raftplane-proxy: unknown flag \"%s\" (see --help)\n", a);
 			exit(2);
@@ -324,11 +329,23 @@ static void on_signal(uv_signal_t *s, int signum)
 	uv_walk(p->loop, close_walk, NULL);
 }
 
+/* The Via pseudonym: "<node id>.<16 hex digits>", random per process. */
+static void make_via_id(struct rp_proxy *p)
+{
+	uint64_t r = 0;
+	if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+		r = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ rp_wall_ms();
+	int n = snprintf(p->via_id, sizeof p->via_id, "%s.%016" PRIx64, p->opts.node_id, r);
+	p->via_id_len = (size_t)n;
+}
+
 static void setup_data_plane_config(struct rp_proxy *p)
 {
 	h2o_config_init(&p->h2o_config);
 	p->h2o_config.server_name = h2o_iovec_init(H2O_STRLIT("raftplane-proxy"));
-	p->h2o_config.max_request_entity_size = 64 * 1024 * 1024;
+	/* h2o refuses a larger Content-Length at once and cuts a chunked body
+	 * when it reaches the limit, both with 413 and a closed connection */
+	p->h2o_config.max_request_entity_size = p->opts.max_request_body;
 	h2o_hostconf_t *host =
 	    h2o_config_register_host(&p->h2o_config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
 	h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
@@ -345,6 +362,7 @@ int main(int argc, char **argv)
 	srand((unsigned)(rp_wall_ms() ^ (uint64_t)getpid()));
 	p->loop = uv_default_loop();
 	p->n_workers = p->opts.workers;
+	make_via_id(p);
 	uv_mutex_init(&p->publish_lock);
 	uv_async_init(p->loop, &p->adopted, on_adopted);
 	p->adopted.data = p;

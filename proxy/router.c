@@ -1,6 +1,7 @@
 /* Route matching and path rewriting. */
 #include "router.h"
 
+#include <ctype.h>
 #include <string.h>
 
 #include "balancer.h"
@@ -29,9 +30,9 @@ static int path_matches(const struct rp_route *r, h2o_iovec_t path)
 	return path.len >= r->match_len && memcmp(path.base, r->match, r->match_len) == 0;
 }
 
-const struct rp_route *rp_route_match(const struct rp_listener *l, h2o_req_t *req)
+const struct rp_route *rp_route_match(const struct rp_listener *l, h2o_req_t *req,
+				      h2o_iovec_t path)
 {
-	h2o_iovec_t path = req->path_normalized;
 	for (size_t i = 0; i < l->n_routes; i++) {
 		const struct rp_route *r = l->routes[i];
 		if (path_matches(r, path) && headers_match(r, req))
@@ -53,12 +54,9 @@ struct rp_cluster *rp_route_cluster(const struct rp_route *r, uint64_t *rng)
 	return r->clusters[r->n_clusters - 1].cluster;
 }
 
-h2o_iovec_t rp_route_target(const struct rp_route *r, h2o_req_t *req)
+h2o_iovec_t rp_route_target(const struct rp_route *r, h2o_req_t *req, h2o_iovec_t path,
+			    h2o_iovec_t query)
 {
-	h2o_iovec_t path = req->path_normalized;
-	h2o_iovec_t query = h2o_iovec_init("", 0);
-	if (req->query_at != SIZE_MAX)
-		query = h2o_iovec_init(req->path.base + req->query_at, req->path.len - req->query_at);
 	const char *rest = path.base;
 	size_t rest_len = path.len;
 	const char *head = "";
@@ -84,4 +82,23 @@ h2o_iovec_t rp_route_target(const struct rp_route *r, h2o_req_t *req)
 	n += query.len;
 	buf[n] = '\0';
 	return h2o_iovec_init(buf, n);
+}
+
+int rp_route_valid_rewrite(const char *s)
+{
+	static const char extra[] = "-._~!$&'()*+,;=:@/";
+	if (s[0] != '/')
+		return 0;
+	for (const char *p = s; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    strchr(extra, c))
+			continue;
+		if (c == '%' && isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])) {
+			p += 2;
+			continue;
+		}
+		return 0;
+	}
+	return 1;
 }
