@@ -133,7 +133,7 @@ struct rp_lsock *rp_lsock_get(const char *address, unsigned port, unsigned n_wor
 	int fd = bind_one(&ls->sa, ls->salen);
 	if (fd < 0) {
 		snprintf(err, errlen, "listen %s: %s%s", key, strerror(-fd),
-			 fd == -EADDRINUSE ? " (held by another process)" : "");
+			 fd == -EADDRINUSE ? " (another socket, likely another process, holds it)" : "");
 		free_lsock(ls);
 		return NULL;
 	}

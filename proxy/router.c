@@ -2,9 +2,12 @@
 #include "router.h"
 
 #include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "balancer.h"
+#include "httpcheck.h"
 
 static int headers_match(const struct rp_route *r, h2o_req_t *req)
 {
@@ -84,21 +87,31 @@ h2o_iovec_t rp_route_target(const struct rp_route *r, h2o_req_t *req, h2o_iovec_
 	return h2o_iovec_init(buf, n);
 }
 
-int rp_route_valid_rewrite(const char *s)
+char *rp_route_normalize(const char *s, size_t *len)
 {
-	static const char extra[] = "-._~!$&'()*+,;=:@/";
-	if (s[0] != '/')
-		return 0;
-	for (const char *p = s; *p; p++) {
-		unsigned char c = (unsigned char)*p;
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		    strchr(extra, c))
-			continue;
-		if (c == '%' && isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])) {
-			p += 2;
+	size_t n = strlen(s);
+	char *tmp = malloc(3 * n + 1), *out = NULL;
+	if (!tmp)
+		return NULL;
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) { /* the whole string is a path */
+		int bad_pct = s[i] == '%' && !(isxdigit((unsigned char)s[i + 1]) &&
+					       isxdigit((unsigned char)s[i + 2]));
+		if (s[i] == '?' || bad_pct) {
+			m += (size_t)sprintf(tmp + m, "%%%02X", (unsigned char)s[i]);
 			continue;
 		}
-		return 0;
+		tmp[m++] = s[i];
 	}
-	return 1;
+	h2o_mem_pool_t pool;
+	h2o_mem_init_pool(&pool);
+	struct rp_http_target t;
+	if (!rp_http_parse_target(&pool, h2o_iovec_init(tmp, m), &t) && (out = malloc(t.path.len + 1))) {
+		memcpy(out, t.path.base, t.path.len);
+		out[t.path.len] = '\0';
+		*len = t.path.len;
+	}
+	h2o_mem_clear_pool(&pool);
+	free(tmp);
+	return out;
 }

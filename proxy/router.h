@@ -31,8 +31,12 @@ struct rp_cluster *rp_route_cluster(const struct rp_route *r, uint64_t *rng);
 h2o_iovec_t rp_route_target(const struct rp_route *r, h2o_req_t *req, h2o_iovec_t path,
 			    h2o_iovec_t query);
 
-/** 1 when @s can be a prefix_rewrite: starts with '/', only bytes allowed
- * raw in a path (pchar and '/'), %-escapes well formed. */
-int rp_route_valid_rewrite(const char *s);
+/**
+ * A configured path (@s starts with '/') in the form request paths are
+ * matched in: normalised by rp_http_parse_target, with '?' and malformed
+ * '%' escaped (a route for "/a?b" matches the request path "/a%3Fb").
+ * Heap-allocated (caller frees), length in @len; NULL when out of memory.
+ */
+char *rp_route_normalize(const char *s, size_t *len);
 
 #endif
