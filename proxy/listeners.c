@@ -13,6 +13,7 @@
 
 static struct rp_lsock *registry; /* main thread only */
 static struct rp_lsock *retired;  /* out of the registry, still referenced */
+unsigned rp_lsock_busy_failures;
 
 void rp_hostport(char *out, size_t outlen, const char *address, unsigned port)
 {
@@ -131,6 +132,8 @@ struct rp_lsock *rp_lsock_get(const char *address, unsigned port, unsigned n_wor
 	ls->salen = ls->sa.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 						  : sizeof(struct sockaddr_in);
 	int fd = bind_one(&ls->sa, ls->salen);
+	if (fd == -EADDRINUSE)
+		rp_lsock_busy_failures++;
 	if (fd < 0) {
 		snprintf(err, errlen, "listen %s: %s%s", key, strerror(-fd),
 			 fd == -EADDRINUSE ? " (another socket, likely another process, holds it)" : "");

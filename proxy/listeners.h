@@ -47,6 +47,9 @@ struct rp_lsock {
 struct rp_lsock *rp_lsock_get(const char *address, unsigned port, unsigned n_workers, char *err,
 			      size_t errlen);
 void rp_lsock_put(struct rp_lsock *ls);
+/** Binds that failed because the address was in use (main thread): a
+ * caller compares it before and after building a generation. */
+extern unsigned rp_lsock_busy_failures;
 /** Take out of the registry every object that @keep (n entries) lacks. */
 void rp_lsock_retire_others(struct rp_lsock *const *keep, size_t n);
 

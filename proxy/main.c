@@ -138,25 +138,76 @@ static void on_adopted(uv_async_t *a)
 		rp_sub_ack(&p->sub, g->version);
 }
 
+static void on_bind_retry(uv_timer_t *t);
+
+#define BIND_RETRY_EVERY_MS 100
+#define BIND_RETRY_FOR_MS 3000
+
+static void drop_retry(struct rp_proxy *p)
+{
+	uv_timer_stop(&p->bind_retry);
+	free(p->retry_raw);
+	p->retry_raw = NULL;
+}
+
+/* Build and publish snapshot @version, or refuse it. A port in use may be
+ * one that another proxy on this host is releasing right now (a listener
+ * moving from one node id to another), so that failure is tried again for
+ * BIND_RETRY_FOR_MS before the NACK; a port still held then belongs to
+ * someone else. */
+static void apply_snapshot(struct rp_proxy *p, const void *raw, size_t len, uint64_t version)
+{
+	char err[400];
+	unsigned busy = rp_lsock_busy_failures;
+	struct rp_generation *g = rp_gen_build(p->loop, raw, len, p->n_workers, err, sizeof err);
+	if (g) {
+		snprintf(g->server, sizeof g->server, "%s", rp_sub_server(&p->sub));
+		g->applied_at = rp_wall_ms();
+		p->from_cache = 0;
+		publish(p, g, 1);
+		return;
+	}
+	int again = rp_lsock_busy_failures != busy && !p->stopping;
+	if (again && raw != p->retry_raw) {
+		void *copy = malloc(len ? len : 1);
+		if (copy) {
+			drop_retry(p);
+			memcpy(copy, raw, len);
+			p->retry_raw = copy;
+			p->retry_len = len;
+			p->retry_version = version;
+			p->retry_since = uv_now(p->loop);
+		}
+		again = copy != NULL;
+	}
+	if (again && uv_now(p->loop) - p->retry_since < BIND_RETRY_FOR_MS) {
+		uv_timer_start(&p->bind_retry, on_bind_retry, BIND_RETRY_EVERY_MS, 0);
+		return;
+	}
+	rp_inc(&rp_gstats.updates_rejected);
+	rp_log("rejecting version %" PRIu64 " from %s: %s", version, rp_sub_server(&p->sub), err);
+	snprintf(p->last_nack, sizeof p->last_nack, "%s", err);
+	p->last_nack_version = version;
+	rp_sub_nack(&p->sub, version, err);
+}
+
+static void on_bind_retry(uv_timer_t *t)
+{
+	struct rp_proxy *p = t->data;
+	void *raw = p->retry_raw;
+	if (!raw)
+		return;
+	apply_snapshot(p, raw, p->retry_len, p->retry_version);
+	if (!uv_is_active((uv_handle_t *)&p->bind_retry) && p->retry_raw == raw)
+		drop_retry(p); /* applied or refused */
+}
+
 static void on_snapshot(struct rp_sub_client *c, const Raftplane__Snapshot *snap, const void *raw,
 			size_t len)
 {
 	struct rp_proxy *p = c->data;
-	char err[400];
-	struct rp_generation *g = rp_gen_build(p->loop, raw, len, p->n_workers, err, sizeof err);
-	if (!g) {
-		rp_inc(&rp_gstats.updates_rejected);
-		rp_log("rejecting version %" PRIu64 " from %s: %s", snap->version, rp_sub_server(c),
-		       err);
-		snprintf(p->last_nack, sizeof p->last_nack, "%s", err);
-		p->last_nack_version = snap->version;
-		rp_sub_nack(c, snap->version, err);
-		return;
-	}
-	snprintf(g->server, sizeof g->server, "%s", rp_sub_server(c));
-	g->applied_at = rp_wall_ms();
-	p->from_cache = 0;
-	publish(p, g, 1);
+	drop_retry(p);
+	apply_snapshot(p, raw, len, snap->version);
 }
 
 /* Start from the cached snapshot, if there is a usable one. Returns its
@@ -309,6 +360,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	rp_log("signal %d: stopping", signum);
 	p->stopping = 1;
 	rp_sub_stop(&p->sub);
+	drop_retry(p);
 	rp_admin_close(&A);
 	rp_workers_stop(p);
 	/* every worker is joined: free the generations nobody holds any more */
@@ -366,6 +418,8 @@ int main(int argc, char **argv)
 	uv_mutex_init(&p->publish_lock);
 	uv_async_init(p->loop, &p->adopted, on_adopted);
 	p->adopted.data = p;
+	uv_timer_init(p->loop, &p->bind_retry);
+	p->bind_retry.data = p;
 	uv_timer_init(p->loop, &p->sweep);
 	p->sweep.data = p;
 	uv_timer_start(&p->sweep, on_sweep, 500, 500);

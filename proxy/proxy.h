@@ -78,6 +78,13 @@ struct rp_proxy {
 	int stopping;
 	char last_nack[400];
 	uint64_t last_nack_version;
+	/* a snapshot whose port was in use, tried again before it is NACKed
+	 * (main thread): retry_raw is our copy, NULL when none waits */
+	uv_timer_t bind_retry;
+	void *retry_raw;
+	size_t retry_len;
+	uint64_t retry_version;
+	uint64_t retry_since;
 };
 
 /** Wall-clock unix milliseconds. */
