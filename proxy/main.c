@@ -398,6 +398,8 @@ static void setup_data_plane_config(struct rp_proxy *p)
 	/* h2o refuses a larger Content-Length at once and cuts a chunked body
 	 * when it reaches the limit, both with 413 and a closed connection */
 	p->h2o_config.max_request_entity_size = p->opts.max_request_body;
+	/* HTTP/1.1 only (docs/proxy.md): no h2c upgrade, no prior knowledge */
+	p->h2o_config.http1.upgrade_to_http2 = 0;
 	h2o_hostconf_t *host =
 	    h2o_config_register_host(&p->h2o_config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
 	h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);

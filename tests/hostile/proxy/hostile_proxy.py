@@ -443,6 +443,18 @@ def test_conformance():
                                                   ("X-Forwarded-For", "2.2.2.2")]))
         xff = b.seen()[-1].header("x-forwarded-for")
         check(xff == "1.1.1.1, 2.2.2.2, 127.0.0.1", "x-forwarded-for", xff)
+        # no HTTP/2 behind the documented HTTP/1.1: no h2c upgrade, no prior knowledge
+        st, hdrs, body = exchange(lis, req("GET", "/up", headers=[
+            ("Connection", "Upgrade, HTTP2-Settings"), ("Upgrade", "h2c"),
+            ("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA")]))
+        check(st == 200 and body == b"/up", "h2c upgrade ignored", st, hdrs)
+        names = [k for k, _ in b.seen()[-1].headers]
+        check("upgrade" not in names and "http2-settings" not in names, "not forwarded", names)
+        c = Conn(lis)
+        c.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        st, _, _ = c.read_response()
+        check(st == 400, "HTTP/2 prior knowledge refused", st)
+        c.close()
         st = px.stats()["downstream"]
         check(st["bad_requests"] >= len(refused), "bad requests counted", st)
     b.close()
