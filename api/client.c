@@ -485,6 +485,9 @@ int rp_http_request(uv_loop_t *loop, const char *hostport, const char *method, c
 	if (strlen(hostport) >= sizeof(((struct conn *)0)->hostport) ||
 	    rp_parse_hostport(hostport, &sa) != 0)
 		return RP_ERR_INVALID;
+	for (const char *t = target; *t; t++) /* never a byte that ends the request line */
+		if ((unsigned char)*t <= ' ' || *t == 0x7f)
+			return RP_ERR_INVALID;
 	struct rp_http_req *r = calloc(1, sizeof *r);
 	if (!r)
 		return RP_ERR_NOMEM;

@@ -42,7 +42,8 @@ typedef void (*rp_http_cb)(void *arg, int err, const struct rp_http_response *re
  * Start @method @target on @hostport ("1.2.3.4:80" or "[::1]:80").
  * @headers is preformatted ("Name: value\r\n"...), may be "". @body is copied.
  * The callback runs exactly once unless rp_http_cancel() is called first.
- * Returns 0, or RP_ERR_INVALID for a bad address (callback not called).
+ * Returns 0, or RP_ERR_INVALID for a bad address or a @target holding a
+ * control byte, space or DEL (callback not called).
  */
 int rp_http_request(uv_loop_t *loop, const char *hostport, const char *method, const char *target,
 		    const char *headers, const void *body, size_t body_len, unsigned timeout_ms,

@@ -9,12 +9,19 @@
 #include "balancer.h"
 #include "httpcheck.h"
 
-static int headers_match(const struct rp_route *r, h2o_req_t *req)
+static int headers_match(const struct rp_route *r, h2o_req_t *req, h2o_iovec_t host)
 {
 	for (size_t i = 0; i < r->n_headers; i++) {
 		const struct rp_header_match *m = &r->headers[i];
 		ssize_t at = -1;
 		int found = 0;
+		if (m->name_len == 4 && memcmp(m->name, "host", 4) == 0) {
+			/* h2o keeps Host out of req->headers: match the host we forward */
+			if (host.len != m->value_len || !h2o_lcstris(host.base, host.len, m->value,
+								       m->value_len))
+				return 0;
+			continue;
+		}
 		while (!found && (at = h2o_find_header_by_str(&req->headers, m->name, m->name_len,
 								at)) >= 0) {
 			h2o_iovec_t v = req->headers.entries[at].value;
@@ -34,11 +41,11 @@ static int path_matches(const struct rp_route *r, h2o_iovec_t path)
 }
 
 const struct rp_route *rp_route_match(const struct rp_listener *l, h2o_req_t *req,
-				      h2o_iovec_t path)
+				      h2o_iovec_t path, h2o_iovec_t host)
 {
 	for (size_t i = 0; i < l->n_routes; i++) {
 		const struct rp_route *r = l->routes[i];
-		if (path_matches(r, path) && headers_match(r, req))
+		if (path_matches(r, path) && headers_match(r, req, host))
 			return r;
 	}
 	return NULL;

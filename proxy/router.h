@@ -12,10 +12,11 @@
  * match and every header match hold for @req, or NULL. @path is the
  * normalised path of the request (rp_http_parse_target: no query, no dot
  * segments, only escapes of reserved bytes), so the path that matched is
- * the path forwarded.
+ * the path forwarded. A header match on "host" compares @host, the host
+ * forwarded (case-insensitive), since h2o keeps Host out of req->headers.
  */
 const struct rp_route *rp_route_match(const struct rp_listener *l, h2o_req_t *req,
-				      h2o_iovec_t path);
+				      h2o_iovec_t path, h2o_iovec_t host);
 
 /** A cluster of @r drawn by weight. */
 struct rp_cluster *rp_route_cluster(const struct rp_route *r, uint64_t *rng);

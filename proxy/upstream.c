@@ -710,7 +710,7 @@ int rp_upstream_on_req(h2o_handler_t *self, h2o_req_t *req)
 	h2o_iovec_t host;
 	if (vet_request(req, w, sn, &t, &host) != 0)
 		return 0;
-	const struct rp_route *r = rp_route_match(l, req, t.path);
+	const struct rp_route *r = rp_route_match(l, req, t.path, host);
 	if (!r) {
 		rp_inc(&rp_gstats.no_route);
 		return send_plain_error(req, 404, "no route\n");

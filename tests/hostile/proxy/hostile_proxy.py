@@ -257,7 +257,9 @@ def test_smuggling():
         env.put("clusters", "adm", {"endpoints": [b2.endpoint()]})
         px, lis = setup(env, b, extra_routes=[
             ("adm", {"cluster": "adm", "prefix": "/admin/", "priority": 10}),
-            ("rw", {"cluster": "c", "prefix": "/rw/", "priority": 10, "prefix_rewrite": "/v2/"})])
+            ("rw", {"cluster": "c", "prefix": "/rw/", "priority": 10, "prefix_rewrite": "/v2/"}),
+            ("vh", {"cluster": "adm", "prefix": "/", "priority": 20,
+                    "headers": [{"name": "host", "exact": "vhost.test"}]})])
         before = len(b.seen())
         # CRLF injection: the escape is forwarded as an escape
         st, _, body = exchange(lis, req("GET", "/e/x%0d%0aX-Injected:%20yes"))
@@ -283,6 +285,11 @@ def test_smuggling():
         check((st, body) == (200, b"/x/..%2Fadmin/p"), "%2F is not a separator", body)
         st, _, body = exchange(lis, req("GET", "/rw/a%0d%0aInjected:%201"))
         check((st, body) == (200, b"/v2/a%0D%0AInjected:%201"), "prefix_rewrite keeps escapes", body)
+        # a route on the Host header (h2o keeps Host out of its header list)
+        st, _, body = exchange(lis, req("GET", "/v", host="VHost.test"))
+        check((st, body) == (200, b"admin /v"), "route on host", st, body)
+        st, _, body = exchange(lis, b"GET http://vhost.test/w HTTP/1.1\r\nHost: x\r\n\r\n")
+        check((st, body) == (200, b"admin /w"), "route on an absolute-form authority", st, body)
         # malformed escapes and targets we cannot forward: 400
         for bad in ["/e/%zz", "/e/%4", "*", "example.com:443", "ftp://h/x"]:
             st, _, body = exchange(lis, req("GET", bad))
