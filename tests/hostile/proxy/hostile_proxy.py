@@ -648,13 +648,15 @@ def test_health_chunked():
         px = env.proxy("edge-1")
         port = pick_ports(1)[0]
         lis = "127.0.0.1:%d" % port
-        hc = {"path": "/healthz", "interval_ms": 100, "timeout_ms": 100,
-              "unhealthy_threshold": 2, "healthy_threshold": 1}
+        # generous timings: a loaded machine must not fail a check; the old
+        # client never completes a chunked answer on keep-alive at all
+        hc = {"path": "/healthz", "interval_ms": 400, "timeout_ms": 400,
+              "unhealthy_threshold": 3, "healthy_threshold": 1}
         env.put("clusters", "c", {"endpoints": [b.endpoint()], "health_check": hc})
         env.listener("edge", port)
         px.wait_version(env.route("r", "edge", "c"))
-        wait_until(lambda: sum(r.target == "/healthz" for r in b.seen()) >= 10, 10,
-                   what="10 health checks")
+        wait_until(lambda: sum(r.target == "/healthz" for r in b.seen()) >= 6, 15,
+                   what="6 health checks")
         cfg = px.config()
         ep = cfg["clusters"][0]["endpoints"][0]
         check(ep["healthy"] is True, "endpoint healthy with chunked health answers", ep)
