@@ -433,13 +433,13 @@ static int read_head(struct rp_upconn *c)
 					      &n, 0);
 		if (rlen == -2) {
 			if (in->size > MAX_HEAD_BYTES) {
-				fail(c, RP_UC_RESET, "response head too large");
+				fail(c, RP_UC_INVALID, "response head too large");
 				return -1;
 			}
 			return 0;
 		}
 		if (rlen < 0) {
-			fail(c, RP_UC_RESET, "malformed response");
+			fail(c, RP_UC_INVALID, "malformed response");
 			return -1;
 		}
 		if (status >= 100 && status < 200 && status != 101) {

@@ -339,6 +339,9 @@ DESYNC = {
              b"Content-Length: 6\r\n\r\nsmuggl",
     "/early": b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
               b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+    "/hdr-cr": b"HTTP/1.1 200 OK\r\nX-A: a\rInjected: 1\r\nContent-Length: 5\r\n\r\nhello",
+    "/hdr-nul": b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 5\r\n\r\nhello",
+    "/hdr-name": b"HTTP/1.1 200 OK\r\nX A: b\r\nContent-Length: 5\r\n\r\nhello",
     "/ok": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
 }
 WANT = {"/te-cl": (200, b"hello"), "/cl-te": (200, b"hello"), "/cl-cl": (502, None),
@@ -346,7 +349,8 @@ WANT = {"/te-cl": (200, b"hello"), "/cl-te": (200, b"hello"), "/cl-cl": (502, No
         "/status-999": (502, None), "/status-000": (502, None), "/status-099": (502, None),
         "/te-gzip": (502, None), "/te-last": (502, None), "/te-twice": (502, None),
         "/fold": (502, None), "/hop": (200, b"hello"), "/long": (200, b"hello"),
-        "/early": (200, b"hello")}
+        "/early": (200, b"hello"), "/hdr-cr": (502, None), "/hdr-nul": (502, None),
+        "/hdr-name": (502, None)}
 
 
 def desync_handler(r):
