@@ -4,7 +4,8 @@
  * Threads: the main thread runs the subscription client, the admin server,
  * the active health checks and every allocation or release of generations
  * and registries. N worker threads each run their own libuv loop and h2o
- * context, accept on their own listening sockets and forward requests.
+ * context, accept on their own descriptor of each listening socket (one
+ * bound socket per address:port, see listeners.h) and forward requests.
  *
  * Generation swap (invariants):
  *  1. The main thread builds a generation completely (listeners bound),

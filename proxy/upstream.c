@@ -24,7 +24,15 @@
  *     upstream: 504 before the response started, an aborted stream after.
  *  5. Retries of a cluster in flight stay under the retry budget:
  *     3 + 20% of the cluster's active requests, so that retries cannot
- *     multiply the load on a failing cluster. */
+ *     multiply the load on a failing cluster.
+ *  6. Nothing reaches the upstream that was not checked: the request head
+ *     (net/httpcheck.c: framing, Host), the target (normalised, only legal
+ *     bytes), no Via of ours (a loop), and no framing or hop-by-hop header
+ *     of either side is relayed; the upstream's framing is decided in
+ *     upconn.c and only its decoded length reaches the client.
+ *  7. A request still here after WATCH_AFTER_MS gets a close watch; when
+ *     the client is gone the upstream exchange is cancelled at once, and
+ *     on_dispose destroys the watch. Faster requests never pay for one. */
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
