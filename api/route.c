@@ -3,7 +3,9 @@
  * Rules (docs/api.md 1.1):
  * 1. Routing looks at the RAW request target (req->path up to '?'), split
  *    at '/'. Literal segments match byte for byte; a parameter segment
- *    ("*") matches any one segment. Only after a route matched is its
+ *    ("*") matches any one segment; "**", last, matches the rest (one or
+ *    more segments, so that `/v1/kv/a/b` is the invalid key `a/b`, 400, as
+ *    documented, not an unknown path). Only after a route matched is its
  *    parameter percent-decoded, and the decoded bytes are data (a key, a
  *    name, an id), never a path: `/v1/kv/..%2Fclusters%2Fx` is the key
  *    `../clusters/x` (invalid, 400), not the cluster `x`.
@@ -47,7 +49,7 @@ struct route_args {
 };
 
 struct route {
-	const char *segs[MAX_SEGS]; /* NULL-terminated; "*" is the parameter */
+	const char *segs[MAX_SEGS]; /* NULL-terminated; "*" or "**" is the parameter */
 	unsigned methods;
 	int id;   /* enum rp_route, for the request counters */
 	int kind; /* RP_KIND_* for the item routes, else -1 */
@@ -91,7 +93,7 @@ static void h_metrics(struct rp_call *c, const struct route_args *a) { (void)a; 
 #define R M_GET | M_HEAD
 #define ITEM(name, k)                                                                      \
 	{{"v1", name, NULL}, R, RP_ROUTE_MESH_LIST, k, h_mesh_list},                       \
-	{{"v1", name, "*", NULL}, R | M_PUT | M_DELETE, RP_ROUTE_MESH, k, h_mesh}
+	{{"v1", name, "**", NULL}, R | M_PUT | M_DELETE, RP_ROUTE_MESH, k, h_mesh}
 
 static const struct route table[] = {
     {{"v1", "status", NULL}, R, RP_ROUTE_STATUS, -1, h_status},
@@ -99,7 +101,7 @@ static const struct route table[] = {
     {{"v1", "members", "*", NULL}, M_DELETE, RP_ROUTE_MEMBER, -1, h_member},
     {{"v1", "members", "*", "leadership", NULL}, M_POST, RP_ROUTE_LEADERSHIP, -1, h_leadership},
     {{"v1", "kv", NULL}, R, RP_ROUTE_KV_LIST, RP_KIND_KV, h_kv_list},
-    {{"v1", "kv", "*", NULL}, R | M_PUT | M_DELETE, RP_ROUTE_KV, RP_KIND_KV, h_kv},
+    {{"v1", "kv", "**", NULL}, R | M_PUT | M_DELETE, RP_ROUTE_KV, RP_KIND_KV, h_kv},
     ITEM("clusters", RP_KIND_CLUSTERS),
     ITEM("routes", RP_KIND_ROUTES),
     ITEM("listeners", RP_KIND_LISTENERS),
@@ -153,13 +155,19 @@ static int split(const char *p, size_t len, struct seg *segs)
 	}
 }
 
-static int matches(const struct route *r, const struct seg *segs, int n, int *param)
+/* 1 when @r matches; the raw parameter (if any) goes to *param. */
+static int matches(const struct route *r, const struct seg *segs, int n, struct seg *param)
 {
 	int i = 0;
-	*param = -1;
+	*param = (struct seg){NULL, 0};
 	for (; i < n && r->segs[i]; i++) {
+		if (strcmp(r->segs[i], "**") == 0) {
+			const char *end = segs[n - 1].p + segs[n - 1].len;
+			*param = (struct seg){segs[i].p, (size_t)(end - segs[i].p)};
+			return 1;
+		}
 		if (strcmp(r->segs[i], "*") == 0)
-			*param = i;
+			*param = segs[i];
 		else if (strlen(r->segs[i]) != segs[i].len ||
 			 memcmp(r->segs[i], segs[i].p, segs[i].len) != 0)
 			return 0;
@@ -209,7 +217,7 @@ void rp_route_request(struct rp_call *c)
 	unsigned bit = method_bit(req->method), allowed = 0;
 	for (size_t i = 0; n > 0 && i < sizeof table / sizeof table[0]; i++) {
 		const struct route *r = &table[i];
-		int param;
+		struct seg param;
 		if (!matches(r, segs, n, &param))
 			continue;
 		c->route = r->id;
@@ -219,8 +227,7 @@ void rp_route_request(struct rp_call *c)
 		char buf[3 * RP_MAX_NAME + 1] = "";
 		struct route_args a = {bit == M_HEAD ? "GET" : methods[__builtin_ctz(bit)].name, buf, 0,
 				       r->kind};
-		if (param >= 0 &&
-		    rp_path_decode(segs[param].p, segs[param].len, buf, sizeof buf, &a.param_len) != 0) {
+		if (param.p && rp_path_decode(param.p, param.len, buf, sizeof buf, &a.param_len) != 0) {
 			rp_respond_error(c, RP_ERR_INVALID,
 					 "a path parameter is too long or badly percent-encoded", -1);
 			return;
