@@ -523,6 +523,10 @@ def test_numbers():
         for mid in ("0x1", "+1", "-1", "%201", "0", "9223372036854775808"):
             check_json_error(req(a, "DELETE", "/v1/members/" + mid), 400, "invalid_argument",
                              "member " + mid)
+        for addr in ("127.0.0.1:+80", "127.0.0.1: 80", "127.0.0.1:0x50", "127.0.0.1:-1"):
+            m = json.dumps({"id": 9, "raft": addr, "http": "127.0.0.1:80"})
+            check_json_error(req(a, "POST", "/v1/members", m), 400, "invalid_argument",
+                             "member address %r" % addr)
         j = c.status(c.node(1))
         for k in ("term", "commit_index", "applied_index", "last_index", "revision", "id"):
             check(isinstance(j[k], (int, float)) and j[k] >= 0, "status %s is %r" % (k, j[k]))
