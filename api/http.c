@@ -434,10 +434,15 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 		return -1;
 	c->forwarded = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-raftplane-forwarded"),
 					      -1) >= 0;
-	if (req->entity.base && req->entity.len > RP_MAX_BODY)
+	const char *bad_framing = rp_framing_check(req);
+	if (bad_framing) {
+		req->http1_is_persistent = 0; /* never read what follows as a request */
+		rp_respond_error(c, RP_ERR_INVALID, bad_framing, -1);
+	} else if (req->entity.base && req->entity.len > RP_MAX_BODY) {
 		rp_respond_error(c, RP_ERR_TOO_LARGE, "body over 1 MiB", -1);
-	else
+	} else {
 		rp_route_request(c);
+	}
 	return 0;
 }
 

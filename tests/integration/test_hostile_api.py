@@ -8,6 +8,7 @@ costs bounded memory. Run one test: test_hostile_api.py test_body_flood.
 
 import json
 import os
+import re
 import select
 import socket
 import sys
@@ -410,6 +411,73 @@ def test_if_match_list():
         check(revision(c, lead) == rev, "a stale If-Match behind a long Content-Type applied")
 
 
+# ---- item 13: message framing (RFC 9112) ---------------------------------------
+
+def raw_all(addr, data, timeout=5.0):
+    """Send raw bytes; return every byte the server sent until it closed."""
+    host, port = addr.rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=timeout)
+    buf = b""
+    try:
+        s.sendall(data)
+        while True:
+            try:
+                d = s.recv(65536)
+            except OSError:
+                break
+            if not d:
+                break
+            buf += d
+    finally:
+        s.close()
+    return buf
+
+
+STATUS_LINE = re.compile(rb"(?:^|\n)HTTP/1\.[01] [0-9]{3} ")
+
+
+def test_framing():
+    """Two Content-Lengths, Transfer-Encoding with Content-Length, two Hosts or
+    none: 400 and the connection closed, so nothing after the head can be read
+    as a second (smuggled) request."""
+    with Cluster(n=1, name="framing") as c:
+        node = c.node(1)
+        a = node.http
+        rev = revision(c, node)
+        smuggled = (b"PUT /v1/kv/smuggled HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nX")
+        cases = [
+            ("two content-lengths", b"PUT /v1/kv/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+             b"Content-Length: %d\r\n\r\nhello" % (5 + len(smuggled)) + smuggled),
+            ("two content-lengths, long first", b"PUT /v1/kv/a HTTP/1.1\r\nHost: x\r\n"
+             b"Content-Length: %d\r\nContent-Length: 5\r\n\r\nhello" % (5 + len(smuggled))
+             + smuggled),
+            ("te and cl", b"PUT /v1/kv/a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+             b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" + smuggled),
+            ("cl and te", b"PUT /v1/kv/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+             b"Content-Length: 4\r\n\r\n5\r\nhello\r\n0\r\n\r\n" + smuggled),
+            ("two hosts", b"PUT /v1/kv/a HTTP/1.1\r\nHost: x\r\nHost: y\r\n"
+             b"Content-Length: 5\r\n\r\nhello" + smuggled),
+            ("no host", b"PUT /v1/kv/a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello" + smuggled),
+        ]
+        for what, data in cases:
+            out = raw_all(a, data)
+            r = parse_response(out)
+            check_json_error(Resp(*r) if r else None, 400, "invalid_argument", what)
+            check(len(STATUS_LINE.findall(out)) == 1, "%s: more than one answer" % what, out)
+        for key in ("a", "smuggled"):
+            r = c.request(node, "GET", "/v1/kv/" + key)
+            check(r.status == 404, "%s was written" % key, r)
+        check(revision(c, node) == rev, "state changed")
+        # Well-formed requests still work, HTTP/1.0 needs no Host, keep-alive
+        # keeps working after a good request.
+        out = raw_all(a, b"GET /v1/status HTTP/1.0\r\n\r\n")
+        check(parse_response(out) and parse_response(out)[0] == 200, "HTTP/1.0 without Host", out)
+        out = raw_all(a, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                      b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        check(len(STATUS_LINE.findall(out)) == 2 and out.count(b"HTTP/1.1 200") == 2,
+              "two pipelined requests", out)
+
+
 # ---- item 14: every error body is the JSON shape, also with hostile text ---------
 
 def test_error_bodies():
@@ -533,5 +601,5 @@ def test_numbers():
 
 
 if __name__ == "__main__":
-    run([test_body_flood, test_encoded_paths, test_if_match_list, test_error_bodies,
+    run([test_body_flood, test_encoded_paths, test_if_match_list, test_framing, test_error_bodies,
          test_methods, test_numbers, test_rewrite_big_key])
