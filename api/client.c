@@ -97,7 +97,9 @@ int rp_parse_hostport(const char *hostport, struct sockaddr_storage *sa)
 	}
 	char *end;
 	long port = strtol(colon + 1, &end, 10);
-	if (*end || end == colon + 1 || port < 1 || port > 65535)
+	/* digits only: strtol alone also takes spaces and a sign */
+	if (*end || end == colon + 1 || colon[1] < '0' || colon[1] > '9' || port < 1 ||
+	    port > 65535)
 		return -1;
 	if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)sa) == 0)
 		return 0;

@@ -29,6 +29,12 @@ struct rp_node_config {
 	unsigned n_bootstrap;
 	unsigned snapshot_threshold;
 	unsigned snapshot_trailing;
+	/* snapshot also once the command bytes applied since the last one reach
+	 * max(snapshot_bytes, size of the last snapshot); 0: by entries only */
+	uint64_t snapshot_bytes;
+	/* keep at most this many bytes of entries after a snapshot (at least
+	 * one entry, at most snapshot_trailing entries); 0: by entries only */
+	uint64_t snapshot_trailing_bytes;
 	unsigned election_timeout_ms;
 	unsigned heartbeat_ms;
 	unsigned install_snapshot_timeout_ms;

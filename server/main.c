@@ -26,6 +26,11 @@ static const char usage[] =
     "  --join-role ROLE          voter (default), standby or spare\n"
     "  --snapshot-threshold N    log entries between snapshots (default 1024)\n"
     "  --snapshot-trailing N     entries kept after a snapshot (default 128)\n"
+    "  --snapshot-bytes N        also snapshot once N bytes of commands (or the size of\n"
+    "                            the last snapshot, if larger) were applied since the\n"
+    "                            last one; 0: by entries only (default 33554432)\n"
+    "  --snapshot-trailing-bytes N  keep at most N bytes of entries after a snapshot\n"
+    "                            (at least one entry); 0: by entries only (default 8388608)\n"
     "  --election-timeout-ms N   raft election timeout (default 1000)\n"
     "  --heartbeat-ms N          raft heartbeat interval (default 100)\n"
     "  --install-snapshot-timeout-ms N  retry an unanswered snapshot install after N ms\n"
@@ -74,7 +79,8 @@ static unsigned parse_uint(const char *flag, const char *s, unsigned lo, unsigne
 	char *end;
 	errno = 0;
 	unsigned long v = strtoul(s, &end, 10);
-	if (errno || *end || end == s || s[0] == '-' || v < lo || v > hi) {
+	/* digits only: strtoul alone also takes spaces, '+' and '-' (wrapping) */
+	if (errno || *end || end == s || s[0] < '0' || s[0] > '9' || v < lo || v > hi) {
 		fprintf(stderr, "raftplane-server: %s must be an integer in [%u, %u], got \"%s\"\n",
 			flag, lo, hi, s);
 		exit(2);
@@ -155,6 +161,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 {
 	const char *bootstrap = NULL, *role = "voter";
 	o->node = (struct rp_node_config){.snapshot_threshold = 1024, .snapshot_trailing = 128,
+					  .snapshot_bytes = 32u << 20,
+					  .snapshot_trailing_bytes = 8u << 20,
 					  .election_timeout_ms = 1000, .heartbeat_ms = 100,
 					  .install_snapshot_timeout_ms = 3000, .commit_push = 1};
 	o->api = (struct rp_api_options){.leader_wait_ms = 3000, .forward_timeout_ms = 5000,
@@ -182,6 +190,11 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->node.snapshot_threshold = parse_uint(a, need(argc, argv, &i), 2, 1u << 24);
 		} else if (!strcmp(a, "--snapshot-trailing")) {
 			o->node.snapshot_trailing = parse_uint(a, need(argc, argv, &i), 1, 1u << 24);
+		} else if (!strcmp(a, "--snapshot-bytes")) {
+			o->node.snapshot_bytes = parse_uint(a, need(argc, argv, &i), 0, UINT32_MAX);
+		} else if (!strcmp(a, "--snapshot-trailing-bytes")) {
+			o->node.snapshot_trailing_bytes =
+			    parse_uint(a, need(argc, argv, &i), 0, UINT32_MAX);
 		} else if (!strcmp(a, "--election-timeout-ms")) {
 			o->node.election_timeout_ms = parse_uint(a, need(argc, argv, &i), 50, 60000);
 		} else if (!strcmp(a, "--heartbeat-ms")) {
