@@ -495,6 +495,10 @@ static void on_json_error_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t 
 	struct json_error_ostream *o = (struct json_error_ostream *)self;
 	char text[RP_MAX_ERROR_MESSAGE] = "", msg[RP_MAX_ERROR_MESSAGE], *body = NULL;
 	int err = h2o_status_err(req->res.status);
+	if (o->sent) { /* our body went out with the first call */
+		h2o_ostream_send_next(self, req, NULL, 0, state);
+		return;
+	}
 	for (size_t i = 0; i < bufcnt; i++)
 		snprintf(text + strlen(text), sizeof text - strlen(text), "%.*s", (int)bufs[i].len,
 			 bufs[i].base);
@@ -512,10 +516,8 @@ static void on_json_error_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t 
 		free(body);
 	}
 	req->res.content_length = b.len; /* headers go out with the first send below */
-	if (!o->sent) {
-		o->sent = 1;
-		o->api->requests[RP_ROUTE_OTHER][req->res.status]++;
-	}
+	o->sent = 1;
+	o->api->requests[RP_ROUTE_OTHER][req->res.status]++;
 	h2o_ostream_send_next(self, req, bufcnt ? &b : NULL, bufcnt ? 1 : 0, state);
 }
 
