@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "httpcheck.h"
 #include "raftplane/err.h"
 
 const char *const rp_route_names[RP_ROUTE__COUNT] = {
@@ -434,7 +435,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 		return -1;
 	c->forwarded = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-raftplane-forwarded"),
 					      -1) >= 0;
-	const char *bad_framing = rp_framing_check(req);
+	struct rp_http_head head;
+	const char *bad_framing = rp_http_check_request(req, &head); /* net/httpcheck.h */
 	if (bad_framing) {
 		req->http1_is_persistent = 0; /* never read what follows as a request */
 		rp_respond_error(c, RP_ERR_INVALID, bad_framing, -1);

@@ -458,6 +458,10 @@ def test_framing():
             ("two hosts", b"PUT /v1/kv/a HTTP/1.1\r\nHost: x\r\nHost: y\r\n"
              b"Content-Length: 5\r\n\r\nhello" + smuggled),
             ("no host", b"PUT /v1/kv/a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello" + smuggled),
+            ("bad host", b"PUT /v1/kv/a HTTP/1.1\r\nHost: a/b@c\r\nContent-Length: 5\r\n\r\nhello"
+             + smuggled),
+            ("folded header", b"PUT /v1/kv/a HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n Content-Length: 99"
+             b"\r\nContent-Length: 5\r\n\r\nhello" + smuggled),
         ]
         for what, data in cases:
             out = raw_all(a, data)
