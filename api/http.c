@@ -585,6 +585,9 @@ int rp_api_start(struct rp_api *api, uv_loop_t *loop, struct rp_node *node, cons
 	 * once, a chunked body when it reaches this size. A Content-Length of
 	 * exactly RP_MAX_BODY + 1 gets through and is refused by on_req. */
 	api->config.max_request_entity_size = RP_MAX_BODY + 1;
+	/* HTTP/1.1 only, as documented: no h2c upgrade, no prior-knowledge
+	 * HTTP/2 (the framing checks and close watches are HTTP/1's) */
+	api->config.http1.upgrade_to_http2 = 0;
 	h2o_hostconf_t *host =
 	    h2o_config_register_host(&api->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
 	h2o_pathconf_t *paths[2] = {h2o_config_register_path(host, "/", 0), &host->fallback_path};
