@@ -556,8 +556,9 @@ def test_methods():
         rev = revision(c, c.node(1))
         for path, allow in ENDPOINTS:
             allowed = allow.split(", ")
-            wrong = [m[:-1] for m in allowed] + [m.lower() for m in allowed] + [
-                m + "X" for m in allowed] + ["PATCH", "OPTIONS", "TRACE", "CONNECT"]
+            wrong = [m[:k] for m in allowed for k in range(1, len(m))] + [
+                m.lower() for m in allowed] + [m + "X" for m in allowed] + [
+                "PATCH", "OPTIONS", "TRACE", "CONNECT"]
             wrong += [m for m in ("GET", "PUT", "POST", "DELETE") if m not in allowed]
             for m in wrong:
                 if m in allowed or not m:
