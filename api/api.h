@@ -156,11 +156,6 @@ void rp_utf8_sanitize(const char *in, char *out, size_t cap);
  * (jansson's json_int_t is signed), a real above (never negative). */
 json_t *rp_json_u64(uint64_t v);
 
-/* framing.c: RFC 9112 framing of the raw HTTP/1 head (duplicate or
- * conflicting Content-Length / Transfer-Encoding, Host); NULL when fine,
- * else why the request must be refused with 400 and the connection closed. */
-const char *rp_framing_check(h2o_req_t *req);
-
 /* route.c: the routing table, with exact method checks and 405 + Allow. */
 void rp_route_request(struct rp_call *c);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "httpcheck.h"
 #include "raftplane/err.h"
 
 const char *const rp_route_names[RP_ROUTE__COUNT] = {
@@ -434,7 +435,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 		return -1;
 	c->forwarded = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-raftplane-forwarded"),
 					      -1) >= 0;
-	const char *bad_framing = rp_framing_check(req);
+	struct rp_http_head head;
+	const char *bad_framing = rp_http_check_request(req, &head); /* net/httpcheck.h */
 	if (bad_framing) {
 		req->http1_is_persistent = 0; /* never read what follows as a request */
 		rp_respond_error(c, RP_ERR_INVALID, bad_framing, -1);
@@ -495,6 +497,10 @@ static void on_json_error_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t 
 	struct json_error_ostream *o = (struct json_error_ostream *)self;
 	char text[RP_MAX_ERROR_MESSAGE] = "", msg[RP_MAX_ERROR_MESSAGE], *body = NULL;
 	int err = h2o_status_err(req->res.status);
+	if (o->sent) { /* our body went out with the first call */
+		h2o_ostream_send_next(self, req, NULL, 0, state);
+		return;
+	}
 	for (size_t i = 0; i < bufcnt; i++)
 		snprintf(text + strlen(text), sizeof text - strlen(text), "%.*s", (int)bufs[i].len,
 			 bufs[i].base);
@@ -512,10 +518,8 @@ static void on_json_error_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t 
 		free(body);
 	}
 	req->res.content_length = b.len; /* headers go out with the first send below */
-	if (!o->sent) {
-		o->sent = 1;
-		o->api->requests[RP_ROUTE_OTHER][req->res.status]++;
-	}
+	o->sent = 1;
+	o->api->requests[RP_ROUTE_OTHER][req->res.status]++;
 	h2o_ostream_send_next(self, req, bufcnt ? &b : NULL, bufcnt ? 1 : 0, state);
 }
 
@@ -581,6 +585,9 @@ int rp_api_start(struct rp_api *api, uv_loop_t *loop, struct rp_node *node, cons
 	 * once, a chunked body when it reaches this size. A Content-Length of
 	 * exactly RP_MAX_BODY + 1 gets through and is refused by on_req. */
 	api->config.max_request_entity_size = RP_MAX_BODY + 1;
+	/* HTTP/1.1 only, as documented: no h2c upgrade, no prior-knowledge
+	 * HTTP/2 (the framing checks and close watches are HTTP/1's) */
+	api->config.http1.upgrade_to_http2 = 0;
 	h2o_hostconf_t *host =
 	    h2o_config_register_host(&api->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
 	h2o_pathconf_t *paths[2] = {h2o_config_register_path(host, "/", 0), &host->fallback_path};

@@ -54,6 +54,8 @@ static void on_forwarded(void *arg, int err, const struct rp_http_response *res)
 		rp_call_unref(c);
 		return;
 	}
+	if (!err && (res->status < 200 || res->status > 599)) /* not a final HTTP status */
+		err = RP_ERR_UNKNOWN_OUTCOME;                   /* never relay it */
 	if (err == RP_ERR_NO_LEADER || (err && !c->is_write)) {
 		wait_for_leader(c, RETRY_MS); /* nothing applied, or a read: retry */
 	} else if (err) {

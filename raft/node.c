@@ -36,6 +36,7 @@
 
 #include "codec.h"
 #include "raftplane/err.h"
+#include "snapbytes.h"
 
 #define TICK_MS 10
 
@@ -93,10 +94,7 @@ struct rp_node {
 	int read_inflight;
 	struct read_waiter *read_queue, *read_batch;
 
-	/* snapshots by bytes */
-	uint64_t log_bytes;     /* command bytes applied since the last snapshot */
-	uint64_t snapshot_len;  /* size of the last snapshot taken */
-	int snapshot_armed;     /* raft's threshold lowered to snapshot at once */
+	struct rp_snapbytes snapbytes; /* snapshots by bytes (snapbytes.h) */
 
 	rp_node_change_cb change_cb;
 	void *change_arg;
@@ -154,79 +152,13 @@ static void on_push_timer(uv_timer_t *t)
 	start_push(n);
 }
 
-/* ---- snapshots by bytes ---------------------------------------------------
- *
- * canonical/raft snapshots every snapshot_threshold entries and keeps
- * snapshot_trailing entries after it, whatever their size: 1024 entries of
- * 1 MiB are 1 GiB of log in memory and on disk. So we also count the bytes
- * of applied commands; once they reach max(snapshot_bytes, the last
- * snapshot's size) we lower raft's threshold to 1, which makes raft
- * snapshot right after the entries it is applying now (the second term
- * keeps snapshot cost proportional to the writes when the data is large).
- * When the snapshot is taken (fsm_snapshot) the threshold goes back and the
- * trailing count is set so that the kept entries hold at most
- * snapshot_trailing_bytes (at least one entry). Memory and disk of the log
- * are then about max(snapshot_bytes, data) + snapshot_trailing_bytes + one
- * batch, whatever the number of writes. */
-
-static void count_applied(struct rp_node *n, size_t len)
-{
-	uint64_t limit = n->cfg.snapshot_bytes;
-	n->log_bytes += len;
-	if (!limit || n->snapshot_armed)
-		return;
-	if (n->snapshot_len > limit)
-		limit = n->snapshot_len;
-	if (n->log_bytes >= limit) {
-		n->snapshot_armed = 1;
-		raft_set_snapshot_threshold(&n->raft, 1);
-	}
-}
-
-/* How many entries up to last_applied fit in snapshot_trailing_bytes.
- * Reads raft's in-memory log (struct raft_log, public in raft.h 0.15). */
-static unsigned trailing_for_bytes(struct rp_node *n)
-{
-	const struct raft_log *l = &n->raft.log;
-	size_t count = l->back >= l->front ? l->back - l->front : l->size - l->front + l->back;
-	raft_index last = raft_last_applied(&n->raft);
-	uint64_t sum = 0;
-	unsigned keep = 0;
-	if (!n->cfg.snapshot_trailing_bytes)
-		return n->cfg.snapshot_trailing;
-	for (raft_index i = last; i > l->offset && keep < n->cfg.snapshot_trailing; i--) {
-		size_t pos = (size_t)(i - l->offset - 1);
-		if (pos >= count)
-			continue;
-		size_t len = l->entries[(l->front + pos) % l->size].buf.len;
-		if (keep > 0 && sum + len > n->cfg.snapshot_trailing_bytes)
-			break;
-		sum += len;
-		keep++;
-	}
-	return keep ? keep : 1;
-}
-
-/* Raft is taking a snapshot now: reset the byte count, restore the entry
- * threshold, size the trailing entries by bytes (raft reads it after). */
-static void on_snapshot_taken(struct rp_node *n, size_t len)
-{
-	n->log_bytes = 0;
-	n->snapshot_len = len;
-	if (n->snapshot_armed) {
-		n->snapshot_armed = 0;
-		raft_set_snapshot_threshold(&n->raft, n->cfg.snapshot_threshold);
-	}
-	raft_set_snapshot_trailing(&n->raft, trailing_for_bytes(n));
-}
-
 /* ---- FSM ---------------------------------------------------------------- */
 
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
 	struct rp_node *n = fsm->data;
 	uint64_t t0 = uv_hrtime();
-	count_applied(n, buf->len);
+	rp_snapbytes_applied(&n->snapbytes, &n->raft, &n->cfg, buf->len);
 	int rv = rp_store_apply(n->store, buf->base, buf->len, &n->last_result);
 	if (rv == RP_ERR_STORAGE || rv == RP_ERR_NOMEM) {
 		fprintf(stderr, "node %" PRIu64 ": FATAL: applying a log entry failed (%s); "
@@ -264,7 +196,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 	(*bufs)[0].len = len;
 	*n_bufs = 1;
 	n->stats.snapshots_taken++;
-	on_snapshot_taken(n, len);
+	rp_snapbytes_taken(&n->snapbytes, &n->raft, &n->cfg, len);
 	return 0;
 }
 
@@ -294,8 +226,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 		return RAFT_CORRUPT;
 	}
 	raft_free(buf->base);
-	n->log_bytes = 0;
-	n->snapshot_len = buf->len;
+	rp_snapbytes_restored(&n->snapbytes, buf->len);
 	n->stats.snapshots_restored++;
 	fprintf(stderr, "node %" PRIu64 ": restored snapshot at revision %" PRIu64 "\n", n->cfg.id,
 		rp_store_revision(n->store));

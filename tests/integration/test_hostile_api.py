@@ -458,6 +458,10 @@ def test_framing():
             ("two hosts", b"PUT /v1/kv/a HTTP/1.1\r\nHost: x\r\nHost: y\r\n"
              b"Content-Length: 5\r\n\r\nhello" + smuggled),
             ("no host", b"PUT /v1/kv/a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello" + smuggled),
+            ("bad host", b"PUT /v1/kv/a HTTP/1.1\r\nHost: a/b@c\r\nContent-Length: 5\r\n\r\nhello"
+             + smuggled),
+            ("folded header", b"PUT /v1/kv/a HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n Content-Length: 99"
+             b"\r\nContent-Length: 5\r\n\r\nhello" + smuggled),
         ]
         for what, data in cases:
             out = raw_all(a, data)
@@ -468,6 +472,15 @@ def test_framing():
             r = c.request(node, "GET", "/v1/kv/" + key)
             check(r.status == 404, "%s was written" % key, r)
         check(revision(c, node) == rev, "state changed")
+        # HTTP/1.1 only: an h2c upgrade is ignored, HTTP/2 prior knowledge refused.
+        out = raw_all(a, b"GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, "
+                      b"HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA"
+                      b"\r\n\r\n")
+        r = parse_response(out)
+        check(r is not None and r[0] == 200 and out.startswith(b"HTTP/1.1 200"),
+              "h2c upgrade: not a plain HTTP/1.1 answer", out[:300])
+        out = raw_all(a, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        check(out.startswith(b"HTTP/1.1 400"), "HTTP/2 prior knowledge accepted", out[:300])
         # Well-formed requests still work, HTTP/1.0 needs no Host, keep-alive
         # keeps working after a good request.
         out = raw_all(a, b"GET /v1/status HTTP/1.0\r\n\r\n")
@@ -543,8 +556,9 @@ def test_methods():
         rev = revision(c, c.node(1))
         for path, allow in ENDPOINTS:
             allowed = allow.split(", ")
-            wrong = [m[:-1] for m in allowed] + [m.lower() for m in allowed] + [
-                m + "X" for m in allowed] + ["PATCH", "OPTIONS", "TRACE", "CONNECT"]
+            wrong = [m[:k] for m in allowed for k in range(1, len(m))] + [
+                m.lower() for m in allowed] + [m + "X" for m in allowed] + [
+                "PATCH", "OPTIONS", "TRACE", "CONNECT"]
             wrong += [m for m in ("GET", "PUT", "POST", "DELETE") if m not in allowed]
             for m in wrong:
                 if m in allowed or not m:
