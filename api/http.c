@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "closewatch.h"
 #include "raftplane/err.h"
 
 const char *const rp_route_names[RP_ROUTE__COUNT] = {
@@ -78,6 +79,8 @@ void rp_call_stop_timer(struct rp_call *c)
 /* Stop everything the call waits for; it can then only be freed. */
 static void call_quiesce(struct rp_call *c)
 {
+	rp_closewatch_destroy(c->cw); /* park.c */
+	c->cw = NULL;
 	rp_leader_cancel(c);
 	rp_watch_cancel(c);
 	rp_subscribe_cancel(c);
@@ -129,6 +132,7 @@ static const char *reason_phrase(int status)
 	case 410: return "Gone";
 	case 412: return "Precondition Failed";
 	case 413: return "Payload Too Large";
+	case 499: return "Client Closed Request";
 	case 500: return "Internal Server Error";
 	case 503: return "Service Unavailable";
 	case 504: return "Gateway Timeout";
