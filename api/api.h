@@ -46,6 +46,8 @@ struct rp_api_options {
 struct rp_call;
 struct rp_sub_node;
 struct rp_mesh;
+struct rp_closewatch;
+struct rp_fleet_share;
 
 struct rp_api {
 	uv_loop_t *loop;
@@ -65,6 +67,12 @@ struct rp_api {
 	uv_timer_t sub_gc;
 	uint64_t snapshots_encoded, snapshots_sent, subscribers;
 	unsigned proxy_ttl_ms;
+	uint64_t sub_seq;         /* orders sends, ACKs and NACKs (subscribe.c) */
+	uv_timer_t sub_cid;       /* proposes/notices the cluster id (subscribe.c) */
+	int cid_inflight;
+	char cid_seen[33];        /* cluster id the subscriptions last saw */
+	uint64_t watch_seen_rev;  /* revision rp_watch_notify last looked at (watch.c) */
+	struct rp_fleet_share *fleet; /* shared fan-out of rollout waits (fleet.c) */
 };
 
 /*
@@ -110,6 +118,11 @@ struct rp_call {
 	uint64_t held, nack_version;
 	int has_held, has_nack, sub_validated, sub_parked;
 	uint64_t sub_deadline, behind_deadline;
+	const char *sub_nack_error; /* validated NACK text (request pool) */
+	char sub_cluster[33];       /* cluster id the request's versions refer to */
+	int sub_foreign;            /* versions are another cluster's: ignored */
+	/* parked: the client's connection is watched (park.c) */
+	struct rp_closewatch *cw;
 	/* watch */
 	struct rp_call *wprev, *wnext;
 	uint64_t watch_after;
@@ -151,13 +164,19 @@ const char *rp_header_list(h2o_req_t *req, const h2o_token_t *token);
 int rp_path_decode(const char *v, size_t len, char *out, size_t outcap, size_t *outlen);
 /** Copy @in to @out (at most @cap bytes with the NUL), each byte that is not
  * part of well-formed UTF-8 replaced by '?', cut only between characters. */
-void rp_utf8_sanitize(const char *in, char *out, size_t cap);
 /** A JSON number for an unsigned 64-bit value: an integer up to 2^63-1
  * (jansson's json_int_t is signed), a real above (never negative). */
 json_t *rp_json_u64(uint64_t v);
 
 /* route.c: the routing table, with exact method checks and 405 + Allow. */
 void rp_route_request(struct rp_call *c);
+
+/* park.c: a parked request notices its client leaving. */
+/** Watch @c's connection while it is parked: when the client closes (or TCP
+ * keepalive finds it dead) the call answers 499 at once, which fails to
+ * write, so h2o disposes the request and every parked resource goes. Also
+ * turns on TCP keepalive with short probes on the socket. Idempotent. */
+void rp_call_watch_close(struct rp_call *c);
 
 /* leader.c: run c->local on the ready leader, forwarding or waiting. */
 void rp_leader_dispatch(struct rp_call *c);

@@ -55,6 +55,8 @@ void rp_route_status(struct rp_call *c)
 			      rp_json_u64(raft_last_index(r)), "revision",
 			      rp_json_u64(rp_store_revision(rp_node_store(n))), "leader_ready",
 			      rp_node_leader_ready(n));
+	const char *cid = rp_store_cluster_id(rp_node_store(n));
+	json_object_set_new(o, "cluster_id", cid[0] ? json_string(cid) : json_null());
 	rp_respond_json(c, 200, o, 0);
 }
 

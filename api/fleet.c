@@ -2,9 +2,21 @@
  *
  * Each server knows the proxies attached to it (subscribe.c, soft state).
  * These endpoints ask every other member for its local entries
- * (GET /v1/proxies?scope=local, 1 s timeout) and merge them, keeping for
- * each node id the entry seen most recently. Members that do not answer are
- * listed in "unreachable". */
+ * (GET /v1/proxies?scope=local, 1 s timeout) and merge them per node id
+ * (merge_node). Members that do not answer are listed in "unreachable".
+ *
+ * Invariants
+ * 1. Rollout waits never fan out on their own: they read a merged view
+ *    shared by every waiter of this server (api->fleet), refreshed by at
+ *    most one fan-out in flight and at most once per SHARE_MS. The peer load
+ *    is therefore independent of the number of waiters.
+ * 2. A waiter holds a reference on its call while it is on a fan-out's
+ *    list; a call that answered meanwhile (client gone, deadline) is only
+ *    unreferenced when the fan-out ends.
+ * 3. Merging keeps each node's most recent entry, but a NACK recorded by any
+ *    server stands unless some server saw an ACK that clears it (an ACK of
+ *    a newer version, or of that version after it was sent again): the rule
+ *    of subscribe.c invariant 6 applied across servers. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,41 +26,124 @@
 #include "raftplane/err.h"
 
 #define PEER_TIMEOUT_MS 1000
-#define ROLLOUT_POLL_MS 50
+#define ROLLOUT_POLL_MS 250
+#define SHARE_MS 250
 #define MAX_ROLLOUT_WAIT_MS (600 * 1000)
 
+typedef void (*view_cb)(struct rp_call *c, json_t *by_node, json_t *unreachable);
+
 struct fanout {
-	struct rp_call *c;
+	struct rp_api *api;
 	int pending;
-	json_t *by_node;
+	int shared;        /* refreshes api->fleet */
+	json_t *by_node;   /* node id -> array of entries, then -> merged entry */
 	json_t *unreachable;
-	uint64_t revision; /* rollouts: the revision asked about; 0 for /v1/proxies */
+	struct rp_call **waiters;
+	view_cb *cbs;
+	size_t n_waiters, cap;
 };
 
-static void merge(json_t *by_node, json_t *entries)
+struct rp_fleet_share {
+	struct fanout *inflight;
+	json_t *by_node, *unreachable; /* last merged view, NULL before the first */
+	uint64_t at;                   /* uv_now() when it was merged */
+};
+
+/* ---- merging ------------------------------------------------------------ */
+
+static void collect(json_t *by_node, json_t *entries)
 {
 	size_t i;
 	json_t *e;
 	json_array_foreach(entries, i, e)
 	{
 		const char *id = json_string_value(json_object_get(e, "node_id"));
-		if (!id)
+		if (!id || !json_is_object(e))
 			continue;
-		json_t *cur = json_object_get(by_node, id);
-		json_int_t seen = json_integer_value(json_object_get(e, "last_seen"));
-		if (!cur || seen > json_integer_value(json_object_get(cur, "last_seen")))
-			json_object_set(by_node, id, e);
+		json_t *list = json_object_get(by_node, id);
+		if (!list) {
+			list = json_array();
+			json_object_set_new(by_node, id, list);
+		}
+		json_array_append(list, e);
 	}
 }
 
-static void answer_proxies(struct fanout *f)
+static json_int_t ival(json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
+/* Does some entry of @list clear the NACK @nack (invariant 3)? */
+static int nack_cleared(json_t *list, json_t *nack)
+{
+	json_int_t v = ival(nack, "version"), at = ival(nack, "at");
+	size_t i;
+	json_t *e;
+	json_array_foreach(list, i, e)
+	{
+		json_t *a = json_object_get(e, "acked_version");
+		if (!json_is_integer(a))
+			continue;
+		if (json_integer_value(a) > v ||
+		    (json_integer_value(a) == v && json_is_true(json_object_get(e, "ack_backed")) &&
+		     ival(e, "acked_at") > at))
+			return 1;
+	}
+	return 0;
+}
+
+/* One entry for a node from what every server said about it. */
+static json_t *merge_node(json_t *list)
+{
+	json_t *base = NULL, *best = NULL, *e;
+	size_t i;
+	json_array_foreach(list, i, e) if (!base || ival(e, "last_seen") > ival(base, "last_seen"))
+		base = e;
+	json_array_foreach(list, i, e)
+	{
+		json_t *n = json_object_get(e, "nack");
+		if (json_is_object(n) && !nack_cleared(list, n) &&
+		    (!best || ival(n, "version") > ival(best, "version")))
+			best = n;
+	}
+	base = json_copy(base);
+	json_object_set(base, "nack", best ? best : json_null());
+	json_t *acked = json_object_get(base, "acked_version");
+	if (best && json_is_integer(acked) && json_integer_value(acked) >= ival(best, "version")) {
+		/* that ACK does not clear the NACK: report the newest one below it */
+		json_t *below = json_null();
+		json_array_foreach(list, i, e)
+		{
+			json_t *a = json_object_get(e, "acked_version");
+			if (json_is_integer(a) && json_integer_value(a) < ival(best, "version") &&
+			    (!json_is_integer(below) || json_integer_value(a) > json_integer_value(below)))
+				below = a;
+		}
+		json_object_set(base, "acked_version", below);
+	}
+	return base;
+}
+
+static void merge_all(json_t *by_node)
+{
+	const char *key;
+	json_t *list;
+	void *tmp;
+	json_object_foreach_safe(by_node, tmp, key, list)
+	    json_object_set_new(by_node, key, merge_node(list));
+}
+
+/* ---- answers ------------------------------------------------------------ */
+
+static void answer_proxies(struct rp_call *c, json_t *by_node, json_t *unreachable)
 {
 	json_t *arr = json_array();
 	const char *key;
 	json_t *e;
-	json_object_foreach(f->by_node, key, e) json_array_append(arr, e);
-	rp_respond_json(f->c, 200, json_pack("{s:o,s:O}", "proxies", arr, "unreachable",
-					     f->unreachable), 0);
+	json_object_foreach(by_node, key, e) json_array_append(arr, e);
+	rp_respond_json(c, 200, json_pack("{s:o,s:O}", "proxies", arr, "unreachable", unreachable),
+			0);
 }
 
 /* @v covers revision @r for the proxy of entry @e when it is at least r, or
@@ -64,20 +159,19 @@ static int has_reached(json_t *e, json_t *jv, uint64_t r)
 
 static void rollout_poll(struct rp_call *c);
 
-static void answer_rollout(struct fanout *f)
+static void answer_rollout(struct rp_call *c, json_t *by_node, json_t *unreachable)
 {
-	struct rp_call *c = f->c;
+	uint64_t r = c->if_version;
 	json_int_t acked = 0, nacked = 0, pending = 0;
 	json_t *nacks = json_array(), *waiting = json_array();
 	const char *key;
 	json_t *e;
-	json_object_foreach(f->by_node, key, e)
+	json_object_foreach(by_node, key, e)
 	{
 		json_t *nack = json_object_get(e, "nack");
-		if (has_reached(e, json_object_get(e, "acked_version"), f->revision)) {
+		if (has_reached(e, json_object_get(e, "acked_version"), r)) {
 			acked++;
-		} else if (json_is_object(nack) &&
-			   has_reached(e, json_object_get(nack, "version"), f->revision)) {
+		} else if (json_is_object(nack) && has_reached(e, json_object_get(nack, "version"), r)) {
 			nacked++;
 			json_array_append_new(nacks, json_pack("{s:s,s:O,s:O}", "node_id", key, "version",
 							       json_object_get(nack, "version"), "error",
@@ -96,22 +190,54 @@ static void answer_rollout(struct fanout *f)
 		return;
 	}
 	rp_respond_json(c, 200,
-			json_pack("{s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:O}", "revision",
-				  (json_int_t)f->revision, "proxies", acked + nacked + pending, "acked",
-				  acked, "nacked", nacked, "pending", pending, "nacks", nacks,
-				  "pending_nodes", waiting, "unreachable", f->unreachable),
+			json_pack("{s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:O}", "revision", (json_int_t)r,
+				  "proxies", acked + nacked + pending, "acked", acked, "nacked", nacked,
+				  "pending", pending, "nacks", nacks, "pending_nodes", waiting,
+				  "unreachable", unreachable),
 			0);
+}
+
+/* ---- fan-out ------------------------------------------------------------ */
+
+static int add_waiter(struct fanout *f, struct rp_call *c, view_cb cb)
+{
+	if (f->n_waiters == f->cap) {
+		size_t cap = f->cap ? 2 * f->cap : 4;
+		struct rp_call **w = realloc(f->waiters, cap * sizeof *w);
+		if (w)
+			f->waiters = w;
+		view_cb *cbs = w ? realloc(f->cbs, cap * sizeof *cbs) : NULL;
+		if (!cbs)
+			return -1;
+		f->cbs = cbs;
+		f->cap = cap;
+	}
+	rp_call_ref(c);
+	f->waiters[f->n_waiters] = c;
+	f->cbs[f->n_waiters++] = cb;
+	return 0;
 }
 
 static void fanout_done(struct fanout *f)
 {
-	if (f->c->req && !f->c->responded) {
-		if (f->revision)
-			answer_rollout(f);
-		else
-			answer_proxies(f);
+	merge_all(f->by_node);
+	struct rp_fleet_share *sh = f->api->fleet;
+	if (f->shared && sh) {
+		json_decref(sh->by_node);
+		json_decref(sh->unreachable);
+		sh->by_node = json_incref(f->by_node);
+		sh->unreachable = json_incref(f->unreachable);
+		sh->at = uv_now(f->api->loop);
+		sh->inflight = NULL;
 	}
-	rp_call_unref(f->c);
+	for (size_t i = 0; i < f->n_waiters; i++) {
+		struct rp_call *c = f->waiters[i];
+		if (c->req && !c->responded)
+			f->cbs[i](c, f->by_node, f->unreachable);
+		rp_call_unref(c);
+	}
+	free(f->waiters);
+	free(f->cbs);
 	json_decref(f->by_node);
 	json_decref(f->unreachable);
 	free(f);
@@ -130,7 +256,7 @@ static void on_peer(void *arg, int err, const struct rp_http_response *res)
 						   : NULL;
 	json_t *entries = json_object_get(body, "proxies");
 	if (json_is_array(entries))
-		merge(f->by_node, entries);
+		collect(f->by_node, entries);
 	else
 		json_array_append_new(f->unreachable, json_string(p->http));
 	json_decref(body);
@@ -139,40 +265,67 @@ static void on_peer(void *arg, int err, const struct rp_http_response *res)
 		fanout_done(f);
 }
 
-static void start_fanout(struct rp_call *c, uint64_t revision)
+/* Ask every member; @c (with @cb) is the first waiter. NULL if out of memory
+ * (then @c was answered). */
+static struct fanout *start_fanout(struct rp_call *c, view_cb cb, int shared)
 {
-	struct rp_node *n = c->api->node;
-	struct raft_configuration *conf = &rp_node_raft(n)->configuration;
+	struct rp_api *api = c->api;
+	struct raft_configuration *conf = &rp_node_raft(api->node)->configuration;
 	struct fanout *f = calloc(1, sizeof *f);
-	if (!f) {
+	if (!f || add_waiter(f, c, cb) != 0) {
+		free(f);
 		rp_respond_error(c, RP_ERR_NOMEM, NULL, -1);
-		return;
+		return NULL;
 	}
-	f->c = c;
-	f->revision = revision;
+	f->api = api;
+	f->shared = shared;
 	f->by_node = json_object();
 	f->unreachable = json_array();
 	f->pending = 1; /* ourselves, released below */
-	rp_call_ref(c);
-	json_t *mine = rp_subscribe_local_fleet(c->api);
-	merge(f->by_node, mine);
+	if (shared)
+		api->fleet->inflight = f;
+	json_t *mine = rp_subscribe_local_fleet(api);
+	collect(f->by_node, mine);
 	json_decref(mine);
 	for (unsigned i = 0; i < conf->n; i++) {
-		if (conf->servers[i].id == rp_node_config(n)->id)
+		if (conf->servers[i].id == rp_node_config(api->node)->id)
 			continue;
 		struct peer_req *p = calloc(1, sizeof *p);
 		if (!p)
 			continue;
 		p->f = f;
-		rp_node_member_http(n, conf->servers[i].id, p->http, sizeof p->http);
+		rp_node_member_http(api->node, conf->servers[i].id, p->http, sizeof p->http);
 		f->pending++;
 		if (!p->http[0] ||
-		    rp_http_request(c->api->loop, p->http, "GET", "/v1/proxies?scope=local", "", NULL,
-				    0, PEER_TIMEOUT_MS, on_peer, p, NULL) != 0)
+		    rp_http_request(api->loop, p->http, "GET", "/v1/proxies?scope=local", "", NULL, 0,
+				    PEER_TIMEOUT_MS, on_peer, p, NULL) != 0)
 			on_peer(p, RP_ERR_NO_LEADER, NULL);
 	}
 	if (--f->pending == 0)
 		fanout_done(f);
+	return f;
+}
+
+/* Give @c the shared view: at once when fresh (unless @fresh), else after
+ * the fan-out in flight or a new one (invariant 1). */
+static void shared_view(struct rp_call *c, view_cb cb, int fresh)
+{
+	struct rp_api *api = c->api;
+	if (!api->fleet && !(api->fleet = calloc(1, sizeof *api->fleet))) {
+		rp_respond_error(c, RP_ERR_NOMEM, NULL, -1);
+		return;
+	}
+	struct rp_fleet_share *sh = api->fleet;
+	if (!fresh && sh->by_node && uv_now(api->loop) - sh->at < SHARE_MS) {
+		cb(c, sh->by_node, sh->unreachable);
+		return;
+	}
+	if (sh->inflight) {
+		if (add_waiter(sh->inflight, c, cb) != 0)
+			rp_respond_error(c, RP_ERR_NOMEM, NULL, -1);
+		return;
+	}
+	start_fanout(c, cb, 1);
 }
 
 void rp_route_proxies(struct rp_call *c)
@@ -192,12 +345,12 @@ void rp_route_proxies(struct rp_call *c)
 				0);
 		return;
 	}
-	start_fanout(c, 0);
+	start_fanout(c, answer_proxies, 0);
 }
 
 static void rollout_poll(struct rp_call *c)
 {
-	start_fanout(c, c->if_version);
+	shared_view(c, answer_rollout, 0);
 }
 
 void rp_route_rollout(struct rp_call *c, const char *rev, size_t len)
@@ -222,5 +375,9 @@ void rp_route_rollout(struct rp_call *c, const char *rev, size_t len)
 		return;
 	}
 	c->deadline = uv_now(c->api->loop) + wait_ms;
-	start_fanout(c, c->if_version);
+	if (wait_ms > 0)
+		rp_call_watch_close(c);
+	/* the first look does not take the cached view (it may join a fan-out
+	 * in flight, at most PEER_TIMEOUT_MS old); re-checks share it */
+	shared_view(c, answer_rollout, 1);
 }

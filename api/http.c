@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "api.h"
+#include "closewatch.h"
 #include "httpcheck.h"
+#include "utf8.h"
 #include "raftplane/err.h"
 
 const char *const rp_route_names[RP_ROUTE__COUNT] = {
@@ -79,6 +81,8 @@ void rp_call_stop_timer(struct rp_call *c)
 /* Stop everything the call waits for; it can then only be freed. */
 static void call_quiesce(struct rp_call *c)
 {
+	rp_closewatch_destroy(c->cw); /* park.c */
+	c->cw = NULL;
 	rp_leader_cancel(c);
 	rp_watch_cancel(c);
 	rp_subscribe_cancel(c);
@@ -130,6 +134,7 @@ static const char *reason_phrase(int status)
 	case 410: return "Gone";
 	case 412: return "Precondition Failed";
 	case 413: return "Payload Too Large";
+	case 499: return "Client Closed Request";
 	case 500: return "Internal Server Error";
 	case 503: return "Service Unavailable";
 	case 504: return "Gateway Timeout";
@@ -217,53 +222,12 @@ void rp_respond_json(struct rp_call *c, int status, json_t *body, uint64_t etag)
 	free(text);
 }
 
-/* Length of the well-formed UTF-8 sequence at @p (at most @n bytes), 0 when
- * it is not one (overlong forms, surrogates and code points over U+10FFFF
- * included: jansson refuses them). */
-static size_t utf8_char_len(const unsigned char *p, size_t n)
-{
-	unsigned c = p[0];
-	size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
-				   : (c & 0xf8) == 0xf0 ? 4 : 0;
-	if (len == 0 || len > n)
-		return 0;
-	unsigned cp = len == 1 ? c : c & (0x7f >> len);
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3f);
-	}
-	static const unsigned min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-	if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
-void rp_utf8_sanitize(const char *in, char *out, size_t cap)
-{
-	const unsigned char *p = (const unsigned char *)in;
-	size_t n = strlen(in), o = 0;
-	if (cap == 0)
-		return;
-	for (size_t i = 0; i < n;) {
-		size_t len = utf8_char_len(p + i, n - i);
-		const char *src = len ? in + i : "?";
-		size_t w = len ? len : 1;
-		if (o + w >= cap) /* cut before a whole character only */
-			break;
-		memcpy(out + o, src, w);
-		o += w;
-		i += len ? len : 1;
-	}
-	out[o] = '\0';
-}
-
 void rp_respond_error(struct rp_call *c, int err, const char *message, int index)
 {
 	char msg[RP_MAX_ERROR_MESSAGE];
 	if (!c->req || c->responded)
 		return;
-	rp_utf8_sanitize(message && *message ? message : rp_err_message(err), msg, sizeof msg);
+	rp_utf8_sanitize(msg, sizeof msg, message && *message ? message : rp_err_message(err));
 	json_t *e = json_pack("{s:s,s:s}", "code", rp_err_code(err), "message", msg);
 	if (e && index >= 0)
 		json_object_set_new(e, "index", json_integer(index));
@@ -504,8 +468,10 @@ static void on_json_error_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t 
 	for (size_t i = 0; i < bufcnt; i++)
 		snprintf(text + strlen(text), sizeof text - strlen(text), "%.*s", (int)bufs[i].len,
 			 bufs[i].base);
-	rp_utf8_sanitize(err == RP_ERR_TOO_LARGE ? "body over 1 MiB" : text[0] ? text
-							   : rp_err_message(err), msg, sizeof msg);
+	rp_utf8_sanitize(msg, sizeof msg,
+			 err == RP_ERR_TOO_LARGE ? "body over 1 MiB"
+			 : text[0]		 ? text
+						 : rp_err_message(err));
 	json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", rp_err_code(err), "message", msg);
 	body = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);

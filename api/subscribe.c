@@ -17,24 +17,43 @@
  *    c->sub_parked; every revision change re-evaluates the waiting lists of
  *    nodes whose version may have moved.
  * 4. Fleet entries (soft state, not replicated) age out proxy_ttl_ms after
- *    the last request ended, unless a request is parked.
+ *    the last request ended, unless a request is parked. An entry is shown
+ *    (n->known) only once a request carrying an ACK, a NACK or another
+ *    cluster's id passed every check: first contacts and rejected requests
+ *    record nothing (docs/protocol.md, "fleet state").
  * 5. At most opts.max_subscribers polls are parked at once; beyond that a
  *    poll that would wait gets 503 (memory stays bounded when a fleet
- *    reconnects at once). */
+ *    reconnects at once). A parked poll whose client leaves is released at
+ *    once (park.c), slot and `connected` included.
+ * 6. NACK rule: a NACK of version N stays until an ACK of a version > N, or
+ *    an ACK of N itself after this server sent N to the node again (a proxy
+ *    that restarted). An ACK that would not clear a NACK it is not above is
+ *    not recorded, so ACKs of older attempts never mask a later NACK.
+ *    Ordering uses api->sub_seq (local), exported as wall times for merging.
+ * 7. Cluster id: the first ready leader proposes SET_CLUSTER_ID (random 128
+ *    bits); every snapshot carries the store's id. A request whose versions
+ *    refer to another cluster (cluster_id set and different) is answered as
+ *    a first contact, its versions ignored. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/time.h>
 
 #include "api.h"
 #include "raftplane/err.h"
 #include "snapshot.h"
+#include "wire.h"
 
 #define BUCKETS 4096
 #define MAX_REQUEST (64 * 1024)
 #define MAX_WAIT_MS (600 * 1000)
 #define BEHIND_WAIT_MS 5000
+#define MAX_NACK_ERROR 511
+#define CLUSTER_ID_TICK_MS 200
+/* string fields of SubscribeRequest: node_id, nack_error, cluster_id */
+#define REQUEST_STRINGS ((1u << 1) | (1u << 4) | (1u << 8))
 
 struct sbuf {
 	int refs;
@@ -49,15 +68,21 @@ struct rp_sub_node {
 	uint64_t version;
 	uint64_t checked_rev; /* mesh revision version was computed at */
 	struct sbuf *buf;
+	int buf_cid; /* buf was encoded with a cluster id */
 	/* waiting requests */
 	struct rp_call *waiting;
 	unsigned n_parked;
-	/* fleet entry */
+	/* fleet entry (invariant 6) */
 	uint64_t sent_version, acked_version, nack_version;
-	int has_nack, has_acked;
-	char nack_error[512];
+	int has_nack, has_acked, has_sent;
+	uint64_t sent_seq, nack_seq;          /* api->sub_seq when recorded */
+	uint64_t acked_at_ms, nack_at_ms;     /* wall clock, for the merge */
+	int ack_backed; /* the acked version was sent by this server after any NACK */
+	char nack_error[MAX_NACK_ERROR + 1];  /* valid UTF-8 (checked on input) */
+	char cluster_id[33];                  /* what the proxy's versions refer to */
+	int foreign;                          /* ... another cluster's */
 	uint64_t last_seen_ms;
-	int known; /* has made at least one valid request */
+	int known; /* has made at least one valid ACK/NACK/foreign request */
 };
 
 static void sbuf_unref(struct sbuf *b)
@@ -104,7 +129,8 @@ static struct rp_sub_node *node_get(struct rp_api *api, const char *id, int crea
 static struct rp_mesh *current_mesh(struct rp_api *api)
 {
 	struct rp_store *s = rp_node_store(api->node);
-	if (api->mesh && rp_mesh_revision(api->mesh) == rp_store_revision(s))
+	if (api->mesh && rp_mesh_revision(api->mesh) == rp_store_revision(s) &&
+	    strcmp(rp_mesh_cluster_id(api->mesh), rp_store_cluster_id(s)) == 0)
 		return api->mesh;
 	rp_mesh_destroy(api->mesh);
 	api->mesh = NULL;
@@ -115,11 +141,12 @@ static struct rp_mesh *current_mesh(struct rp_api *api)
 /* Make n->buf the encoding of n's current version. */
 static int refresh_node(struct rp_api *api, struct rp_sub_node *n, struct rp_mesh *m)
 {
-	if (n->buf && n->checked_rev == rp_mesh_revision(m))
+	int cid = rp_mesh_cluster_id(m)[0] != '\0';
+	if (n->buf && n->checked_rev == rp_mesh_revision(m) && n->buf_cid == cid)
 		return RP_OK;
 	uint64_t v = rp_mesh_node_version(m, n->id);
 	n->checked_rev = rp_mesh_revision(m);
-	if (n->buf && v == n->version)
+	if (n->buf && v == n->version && n->buf_cid == cid)
 		return RP_OK;
 	void *data;
 	size_t len;
@@ -137,6 +164,7 @@ static int refresh_node(struct rp_api *api, struct rp_sub_node *n, struct rp_mes
 	free(data);
 	sbuf_unref(n->buf);
 	n->buf = b;
+	n->buf_cid = cid;
 	n->version = v;
 	api->snapshots_encoded++;
 	return RP_OK;
@@ -178,6 +206,8 @@ static void send_snapshot(struct rp_call *c)
 	h2o_start_response(req, &generator);
 	h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
 	n->sent_version = n->version;
+	n->has_sent = 1;
+	n->sent_seq = ++c->api->sub_seq;
 	c->api->snapshots_sent++;
 }
 
@@ -218,15 +248,78 @@ static void park(struct rp_call *c)
 	n->n_parked++;
 	c->sub_parked = 1;
 	c->api->subscribers++;
+	rp_call_watch_close(c);
 }
 
+/* ---- fleet entry updates (invariant 6) ----------------------------------- */
+
+static void record_ack(struct rp_api *api, struct rp_sub_node *n, uint64_t a)
+{
+	/* sent again after the NACK was recorded (or no NACK known) */
+	int backed = n->has_sent && n->sent_version == a && (!n->has_nack || n->sent_seq > n->nack_seq);
+	if (n->has_nack && a <= n->nack_version && !(a == n->nack_version && backed))
+		return; /* an older attempt's ACK: the NACK stands, nothing recorded */
+	if (n->has_nack) /* a > nack_version, or the re-sent version applied */
+		n->has_nack = 0;
+	n->acked_version = a;
+	n->has_acked = 1;
+	n->ack_backed = backed;
+	n->acked_at_ms = wall_ms();
+	(void)api;
+}
+
+static void record_nack(struct rp_api *api, struct rp_sub_node *n, uint64_t v, const char *text)
+{
+	if (n->has_acked && v <= n->acked_version)
+		return; /* refusing what it already runs, or older: stale */
+	if (n->has_nack && v < n->nack_version)
+		return; /* an older attempt */
+	n->nack_version = v;
+	n->has_nack = 1;
+	n->nack_seq = ++api->sub_seq;
+	n->nack_at_ms = wall_ms();
+	snprintf(n->nack_error, sizeof n->nack_error, "%s", text);
+}
+
+/* The request passed every check: record what it reports. */
+static void record_request(struct rp_call *c)
+{
+	struct rp_sub_node *n = c->sub;
+	if (c->has_held || c->has_nack || c->sub_foreign)
+		n->known = 1;
+	n->last_seen_ms = wall_ms();
+	n->foreign = c->sub_foreign;
+	snprintf(n->cluster_id, sizeof n->cluster_id, "%s", c->sub_cluster);
+	if (c->has_held)
+		record_ack(c->api, n, c->held);
+	if (c->has_nack)
+		record_nack(c->api, n, c->nack_version, c->sub_nack_error);
+}
+
+/* ---- evaluation ----------------------------------------------------------- */
+
 static void on_sub_timer(struct rp_call *c);
+
+/* A request about another cluster's versions: they mean nothing here, so
+ * answer as on a first contact (invariant 7). Decided once this server
+ * knows its own id. */
+static void check_foreign(struct rp_call *c)
+{
+	const char *ours = rp_store_cluster_id(rp_node_store(c->api->node));
+	if (c->sub_validated || c->sub_foreign || !c->sub_cluster[0] || !ours[0] ||
+	    strcmp(ours, c->sub_cluster) == 0)
+		return;
+	c->sub_foreign = 1;
+	c->has_held = c->has_nack = 0;
+	c->held = c->nack_version = 0;
+}
 
 /* Decide what to do with a subscription now; re-run on every change. */
 static void evaluate(struct rp_call *c)
 {
 	struct rp_api *api = c->api;
 	struct rp_sub_node *n = c->sub;
+	check_foreign(c);
 	uint64_t rev = rp_store_revision(rp_node_store(api->node));
 	uint64_t claimed = c->held > c->nack_version ? c->held : c->nack_version;
 	if (claimed > rev) { /* the proxy has seen more than this server */
@@ -248,16 +341,7 @@ static void evaluate(struct rp_call *c)
 			return;
 		}
 		c->sub_validated = 1;
-		n->known = 1;
-		n->last_seen_ms = wall_ms();
-		if (c->has_held) {
-			n->acked_version = c->held;
-			n->has_acked = 1;
-		}
-		if (c->has_nack) {
-			n->nack_version = c->nack_version;
-			n->has_nack = 1;
-		}
+		record_request(c);
 		uint64_t now = uv_now(api->loop);
 		rp_call_set_timer(c, c->sub_deadline > now ? c->sub_deadline - now : 0, on_sub_timer);
 	}
@@ -296,6 +380,47 @@ void rp_subscribe_notify(struct rp_api *api)
 
 /* ---- request ------------------------------------------------------------ */
 
+/* Check a decoded request; 0 or RP_ERR_INVALID with @msg. Strings were
+ * checked for NUL/UTF-8 on the wire already. */
+static int check_request(const Raftplane__SubscribeRequest *r, char *msg, size_t msglen)
+{
+	if (!rp_name_valid(r->node_id, strlen(r->node_id)))
+		snprintf(msg, msglen, "node_id must match [A-Za-z0-9._-]{1,128}");
+	else if (r->wait_ms > MAX_WAIT_MS)
+		snprintf(msg, msglen, "wait_ms at most %d", MAX_WAIT_MS);
+	else if (strlen(r->nack_error) > MAX_NACK_ERROR)
+		snprintf(msg, msglen, "nack_error over %d bytes", MAX_NACK_ERROR);
+	else if (r->has_nack && !r->nack_error[0])
+		snprintf(msg, msglen, "a NACK needs nack_error");
+	else if (!r->has_nack && (r->nack_version || r->nack_error[0]))
+		snprintf(msg, msglen, "nack_version/nack_error given without has_nack");
+	else if (!r->has_version && r->version)
+		snprintf(msg, msglen, "version given without has_version");
+	else if (r->cluster_id[0] && !rp_cluster_id_valid(r->cluster_id))
+		snprintf(msg, msglen, "cluster_id must be empty or 32 lowercase hex digits");
+	else
+		return RP_OK;
+	return RP_ERR_INVALID;
+}
+
+/* Copy the checked request into the call (nothing recorded yet). */
+static int take_request(struct rp_call *c, const Raftplane__SubscribeRequest *r)
+{
+	c->sub = node_get(c->api, r->node_id, 1); /* snapshot cache; not yet a fleet entry */
+	if (!c->sub)
+		return RP_ERR_NOMEM;
+	c->held = r->version;
+	c->has_held = r->has_version;
+	c->nack_version = r->nack_version;
+	c->has_nack = r->has_nack;
+	c->sub_nack_error = h2o_strdup(&c->req->pool, r->nack_error, SIZE_MAX).base;
+	snprintf(c->sub_cluster, sizeof c->sub_cluster, "%s", r->cluster_id);
+	/* a NACK waits like an ACK: its version is not sent again (item 5) */
+	uint64_t now = uv_now(c->api->loop);
+	c->sub_deadline = now + (r->has_version || r->has_nack ? r->wait_ms : 0);
+	return RP_OK;
+}
+
 static int parse_request(struct rp_call *c, char *msg, size_t msglen)
 {
 	h2o_iovec_t e = c->req->entity;
@@ -307,43 +432,18 @@ static int parse_request(struct rp_call *c, char *msg, size_t msglen)
 		snprintf(msg, msglen, "SubscribeRequest over %d bytes", MAX_REQUEST);
 		return RP_ERR_TOO_LARGE;
 	}
+	if (rp_pb_check_strings((const uint8_t *)e.base, e.len, REQUEST_STRINGS, MAX_REQUEST, msg,
+				msglen) != 0)
+		return RP_ERR_INVALID;
 	Raftplane__SubscribeRequest *r =
 	    raftplane__subscribe_request__unpack(NULL, e.len, (const uint8_t *)e.base);
-	int rv = RP_ERR_INVALID;
 	if (!r) {
 		snprintf(msg, msglen, "malformed SubscribeRequest");
-		return rv;
+		return RP_ERR_INVALID;
 	}
-	if (!rp_name_valid(r->node_id, strlen(r->node_id)))
-		snprintf(msg, msglen, "node_id must match [A-Za-z0-9._-]{1,128}");
-	else if (r->wait_ms > MAX_WAIT_MS)
-		snprintf(msg, msglen, "wait_ms at most %d", MAX_WAIT_MS);
-	else if (strlen(r->nack_error) >= sizeof c->sub->nack_error)
-		snprintf(msg, msglen, "nack_error over %zu bytes", sizeof c->sub->nack_error - 1);
-	else if (r->has_nack && !r->nack_error[0])
-		snprintf(msg, msglen, "a NACK needs nack_error");
-	else if (!r->has_nack && (r->nack_version || r->nack_error[0]))
-		snprintf(msg, msglen, "nack_version/nack_error given without has_nack");
-	else if (!r->has_version && r->version)
-		snprintf(msg, msglen, "version given without has_version");
-	else
-		rv = RP_OK;
-	if (rv == RP_OK) {
-		c->sub = node_get(c->api, r->node_id, 1);
-		if (!c->sub) {
-			rv = RP_ERR_NOMEM;
-		} else {
-			c->held = r->version;
-			c->has_held = r->has_version;
-			c->nack_version = r->nack_version;
-			c->has_nack = r->has_nack;
-			if (r->has_nack)
-				snprintf(c->sub->nack_error, sizeof c->sub->nack_error, "%s",
-					 r->nack_error);
-			uint64_t now = uv_now(c->api->loop);
-			c->sub_deadline = now + (r->has_version ? r->wait_ms : 0);
-		}
-	}
+	int rv = check_request(r, msg, msglen);
+	if (rv == RP_OK && (rv = take_request(c, r)) != RP_OK)
+		snprintf(msg, msglen, "out of memory");
 	raftplane__subscribe_request__free_unpacked(r, NULL);
 	return rv;
 }
@@ -369,6 +469,32 @@ void rp_route_subscribe(struct rp_call *c)
 
 /* ---- fleet entries ------------------------------------------------------ */
 
+static json_t *entry_json(struct rp_api *api, struct rp_sub_node *n, const char *http,
+			  struct rp_mesh *m, uint64_t rev)
+{
+	json_t *nack = n->has_nack ? json_pack("{s:I,s:s,s:I}", "version",
+					       (json_int_t)n->nack_version, "error", n->nack_error,
+					       "at", (json_int_t)n->nack_at_ms)
+				   : json_null();
+	json_t *e = json_pack(
+	    "{s:s,s:s,s:I,s:o,s:o,s:I,s:b,s:I,s:I}", "node_id", n->id, "server", http,
+	    "snapshot_version", (json_int_t)n->sent_version, "acked_version",
+	    n->has_acked ? json_integer((json_int_t)n->acked_version) : json_null(), "nack", nack,
+	    "last_seen", (json_int_t)(n->n_parked ? wall_ms() : n->last_seen_ms), "connected",
+	    n->n_parked > 0, "current_version",
+	    (json_int_t)(m ? rp_mesh_node_version(m, n->id) : n->version), "server_revision",
+	    (json_int_t)rev);
+	if (!e) /* never hide a proxy: every string above is checked, but be safe */
+		e = json_pack("{s:s,s:s}", "node_id", n->id, "server", http);
+	json_object_set_new(e, "acked_at", json_integer((json_int_t)n->acked_at_ms));
+	json_object_set_new(e, "ack_backed", json_boolean(n->ack_backed));
+	json_object_set_new(e, "cluster_id",
+			    n->cluster_id[0] ? json_string(n->cluster_id) : json_null());
+	json_object_set_new(e, "foreign_cluster", json_boolean(n->foreign));
+	(void)api;
+	return e;
+}
+
 json_t *rp_subscribe_local_fleet(struct rp_api *api)
 {
 	json_t *arr = json_array();
@@ -376,32 +502,15 @@ json_t *rp_subscribe_local_fleet(struct rp_api *api)
 	rp_node_member_http(api->node, rp_node_config(api->node)->id, http, sizeof http);
 	uint64_t rev = rp_store_revision(rp_node_store(api->node));
 	struct rp_mesh *m = current_mesh(api);
-	for (size_t b = 0; b < BUCKETS; b++) {
-		for (struct rp_sub_node *n = api->sub_buckets[b]; n; n = n->next) {
-			if (!n->known)
-				continue;
-			json_t *nack = n->has_nack && (!n->has_acked ||
-							n->nack_version > n->acked_version)
-					   ? json_pack("{s:I,s:s}", "version", (json_int_t)n->nack_version,
-						       "error", n->nack_error)
-					   : json_null();
-			json_array_append_new(
-			    arr, json_pack("{s:s,s:s,s:I,s:o,s:o,s:I,s:b,s:I,s:I}", "node_id", n->id,
-					   "server", http, "snapshot_version", (json_int_t)n->sent_version,
-					   "acked_version",
-					   n->has_acked ? json_integer((json_int_t)n->acked_version)
-							: json_null(),
-					   "nack", nack,
-					   "last_seen", (json_int_t)(n->n_parked ? wall_ms() : n->last_seen_ms),
-					   "connected", n->n_parked > 0, "current_version",
-					   (json_int_t)(m ? rp_mesh_node_version(m, n->id) : n->version),
-					   "server_revision", (json_int_t)rev));
-		}
-	}
+	for (size_t b = 0; b < BUCKETS; b++)
+		for (struct rp_sub_node *n = api->sub_buckets[b]; n; n = n->next)
+			if (n->known)
+				json_array_append_new(arr, entry_json(api, n, http, m, rev));
 	return arr;
 }
 
-/* Drop fleet entries idle for longer than the TTL. */
+/* Drop fleet entries idle for longer than the TTL, and at once the snapshot
+ * caches of node ids that never became fleet entries. */
 static void on_gc(uv_timer_t *t)
 {
 	struct rp_api *api = t->data;
@@ -410,7 +519,7 @@ static void on_gc(uv_timer_t *t)
 		struct rp_sub_node **pp = &api->sub_buckets[b];
 		while (*pp) {
 			struct rp_sub_node *n = *pp;
-			if (n->n_parked == 0 && now - n->last_seen_ms > api->proxy_ttl_ms) {
+			if (n->n_parked == 0 && (!n->known || now - n->last_seen_ms > api->proxy_ttl_ms)) {
 				*pp = n->next;
 				sbuf_unref(n->buf);
 				free(n);
@@ -419,6 +528,47 @@ static void on_gc(uv_timer_t *t)
 				pp = &n->next;
 			}
 		}
+	}
+}
+
+/* ---- cluster id (invariant 7) --------------------------------------------- */
+
+static void on_cid_proposed(void *arg, int status, const struct rp_apply_result *res)
+{
+	struct rp_api *api = arg;
+	(void)status;
+	(void)res;
+	api->cid_inflight = 0;
+}
+
+static void propose_cluster_id(struct rp_api *api)
+{
+	unsigned char rnd[16];
+	char hex[33];
+	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+		return; /* tried again on the next tick */
+	for (int i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+	Raftplane__Command cmd;
+	raftplane__command__init(&cmd);
+	cmd.type = RAFTPLANE__COMMAND__TYPE__SET_CLUSTER_ID;
+	cmd.cluster_id = hex;
+	if (rp_node_propose(api->node, &cmd, on_cid_proposed, api) == RP_OK)
+		api->cid_inflight = 1;
+}
+
+/* The first ready leader proposes the id (applied only if none is set, so
+ * racing leaders agree); every node wakes its subscriptions once it learns
+ * the id (no revision marks that change). */
+static void on_cid_tick(uv_timer_t *t)
+{
+	struct rp_api *api = t->data;
+	const char *cid = rp_store_cluster_id(rp_node_store(api->node));
+	if (!cid[0] && !api->cid_inflight && rp_node_leader_ready(api->node))
+		propose_cluster_id(api);
+	if (strcmp(cid, api->cid_seen) != 0) {
+		snprintf(api->cid_seen, sizeof api->cid_seen, "%s", cid);
+		rp_subscribe_notify(api);
 	}
 }
 
@@ -432,6 +582,9 @@ int rp_subscribe_init(struct rp_api *api)
 	uv_timer_init(api->loop, &api->sub_gc);
 	api->sub_gc.data = api;
 	uv_timer_start(&api->sub_gc, on_gc, 1000, 1000);
+	uv_timer_init(api->loop, &api->sub_cid);
+	api->sub_cid.data = api;
+	uv_timer_start(&api->sub_cid, on_cid_tick, 0, CLUSTER_ID_TICK_MS);
 	return RP_OK;
 }
 
@@ -439,4 +592,6 @@ void rp_subscribe_close(struct rp_api *api)
 {
 	uv_timer_stop(&api->sub_gc);
 	uv_close((uv_handle_t *)&api->sub_gc, NULL);
+	uv_timer_stop(&api->sub_cid);
+	uv_close((uv_handle_t *)&api->sub_cid, NULL);
 }

@@ -3,7 +3,14 @@
  * Served from this node's applied state (like etcd watches): it answers as
  * soon as a change with revision > after and a matching kind is applied
  * here, or with no changes when the wait ends. A parked watch sits on the
- * api's watcher list until it answers or its client goes away. */
+ * api's watcher list until it answers or its client goes away (a close
+ * watch notices that at once, park.c).
+ *
+ * Cost per write: rp_watch_notify reads the changes since the revision it
+ * last looked at once (api->watch_seen_rev) and wakes only the watchers
+ * whose kinds changed, so a parked watcher costs a mask test per write, not
+ * a query of its whole history. Invariant: a parked watcher has no change
+ * of its kinds in (watch_after, revision at which it parked]. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,12 +88,31 @@ void rp_watch_cancel(struct rp_call *c)
 	c->wprev = c->wnext = NULL;
 }
 
+static int add_kind(void *arg, const struct rp_change *ch)
+{
+	unsigned *mask = arg;
+	*mask |= 1u << ch->kind;
+	return 0;
+}
+
 void rp_watch_notify(struct rp_api *api)
 {
+	struct rp_store *s = rp_node_store(api->node);
+	uint64_t rev = rp_store_revision(s);
+	unsigned changed = 0;
+	if (rev == api->watch_seen_rev)
+		return;
+	/* after a restored snapshot the history may start later: wake all */
+	if (rev < api->watch_seen_rev ||
+	    rp_store_changes(s, api->watch_seen_rev, ~0u, add_kind, &changed) != RP_OK)
+		changed = ~0u;
+	api->watch_seen_rev = rev;
+	uint64_t compacted = rp_store_compacted(s);
 	struct rp_call *c = api->watchers;
 	while (c) {
 		struct rp_call *next = c->wnext;
-		try_answer(c, 0); /* answering unlinks c via rp_watch_cancel */
+		if ((c->watch_mask & changed) || c->watch_after < compacted)
+			try_answer(c, 0); /* answering unlinks c via rp_watch_cancel */
 		c = next;
 	}
 }
@@ -103,7 +129,7 @@ static int parse_kinds(const char *s, unsigned *mask)
 		const char *comma = strchr(s, ',');
 		size_t len = comma ? (size_t)(comma - s) : strlen(s);
 		int k = rp_kind_parse(s, len);
-		if (k < 0)
+		if (k < 0 || (comma && comma[1] == '\0')) /* "kv," has an empty element */
 			return -1;
 		*mask |= 1u << k;
 		s += len + (comma ? 1 : 0);
@@ -150,4 +176,5 @@ void rp_route_watch(struct rp_call *c)
 		c->wnext->wprev = c;
 	c->api->watchers = c;
 	rp_call_set_timer(c, wait_ms, on_watch_timeout);
+	rp_call_watch_close(c);
 }

@@ -46,6 +46,18 @@ static void respond_json(h2o_req_t *req, int status, json_t *j)
 
 /* ---- /ready --------------------------------------------------------------- */
 
+/* Which control plane the config is from; foreign_cluster: a server of
+ * another cluster offered a config that could not be applied yet. */
+static void add_cluster_fields(struct rp_proxy *p, json_t *j)
+{
+	const struct rp_sub_client *s = &p->sub;
+	json_object_set_new(j, "cluster_id", s->cluster_id[0] ? json_string(s->cluster_id)
+							     : json_null());
+	json_object_set_new(j, "previous_cluster_id",
+			    s->prev_cluster_id[0] ? json_string(s->prev_cluster_id) : json_null());
+	json_object_set_new(j, "foreign_cluster", json_boolean(s->foreign));
+}
+
 static void on_ready(struct rp_proxy *p, h2o_req_t *req)
 {
 	const struct rp_generation *g = p->published;
@@ -53,6 +65,7 @@ static void on_ready(struct rp_proxy *p, h2o_req_t *req)
 			      (json_int_t)(g ? g->version : 0), "source",
 			      !g ? "none" : p->from_cache ? "cache" : "server",
 			      "control_plane_connected", p->sub.connected);
+	add_cluster_fields(p, j);
 	respond_json(req, p->ready && g ? 200 : 503, j);
 }
 
@@ -144,6 +157,7 @@ static void on_config_dump(struct rp_proxy *p, h2o_req_t *req)
 			      p->ready && g, "control_plane", "connected", p->sub.connected,
 			      "server", rp_sub_server(&p->sub), "last_error",
 			      p->sub.connected ? "" : p->sub.last_error);
+	add_cluster_fields(p, j);
 	if (p->last_nack_version || p->last_nack[0])
 		json_object_set_new(j, "last_nack",
 				    json_pack("{s:I,s:s}", "version",

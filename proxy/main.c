@@ -240,6 +240,7 @@ static int start_from_cache(struct rp_proxy *p, uint64_t *version)
 	g->applied_at = rp_wall_ms();
 	p->from_cache = 1;
 	*version = g->version;
+	rp_sub_set_cluster(&p->sub, g->snap->cluster_id); /* versions are this cluster's */
 	rp_log("cache: starting from cached version %" PRIu64, g->version);
 	publish(p, g, 0);
 	return 1;

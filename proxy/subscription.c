@@ -3,7 +3,19 @@
  * States: polling (a request in flight) -> answer 200: handed to the app
  * (awaiting_answer) -> app ACKs/NACKs -> polling; 304 -> polling; error ->
  * backoff timer (next server) -> polling. Exactly one of req, retry timer or
- * awaiting_answer is active at a time unless stopped. */
+ * awaiting_answer is active at a time unless stopped.
+ *
+ * Pacing: a useless answer (a NACKed or stale snapshot, a 304) that came
+ * within FAST_MS of the poll counts as fast; from the second fast answer in a row
+ * the next poll waits FAST_BACKOFF_MS << n (at most BACKOFF_MAX_MS), so a
+ * server that answers at once never makes a tight loop. While not connected
+ * the poll has wait 0 (a probe): connected is known after one round trip.
+ *
+ * Cluster identity: versions are numbers of one cluster (cluster_id). A
+ * snapshot from another cluster is handed over even with a lower version
+ * (the control plane was rebuilt); once ACKed it becomes the held cluster.
+ * A NACK remembers the cluster it refers to; a request whose NACK is of
+ * another cluster than the version held claims no version. */
 #include "subscription.h"
 
 #include <stdio.h>
@@ -12,9 +24,13 @@
 
 #include "client.h"
 #include "raftplane/err.h"
+#include "store.h"
+#include "utf8.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+#define FAST_MS 500
+#define FAST_BACKOFF_MS 100
 
 static void poll_now(struct rp_sub_client *c);
 
@@ -88,6 +104,71 @@ static void fail_over(struct rp_sub_client *c, const char *why)
 		uv_timer_start(&c->retry, on_retry, delay, 0);
 }
 
+/* Poll again now, or after a pause when answers keep coming at once. */
+static void next_poll(struct rp_sub_client *c)
+{
+	if (c->fast < 2) {
+		poll_now(c);
+		return;
+	}
+	unsigned shift = c->fast - 2 < 6 ? c->fast - 2 : 6;
+	unsigned base = FAST_BACKOFF_MS << shift;
+	if (base > BACKOFF_MAX_MS)
+		base = BACKOFF_MAX_MS;
+	unsigned delay = base / 2 + (unsigned)(rand() % (int)(base / 2 + 1));
+	if (!c->stopped)
+		uv_timer_start(&c->retry, on_retry, delay, 0);
+}
+
+/* An answer arrived: was it at once (probes excepted)? */
+static void note_pace(struct rp_sub_client *c)
+{
+	c->quick = !c->probe && uv_now(c->loop) - c->sent_at < FAST_MS;
+	c->connected = 1;
+	c->failures = 0;
+}
+
+/* A useless answer (304, stale or refused snapshot): count it if quick. */
+static void count_useless(struct rp_sub_client *c)
+{
+	c->fast = c->quick ? c->fast + 1 : 0;
+}
+
+static void on_snapshot_answer(struct rp_sub_client *c, const struct rp_http_response *res)
+{
+	Raftplane__Snapshot *snap =
+	    raftplane__snapshot__unpack(NULL, res->body_len, (const uint8_t *)res->body);
+	if (!snap || strcmp(snap->node_id, c->node_id) != 0 ||
+	    (snap->cluster_id[0] && !rp_cluster_id_valid(snap->cluster_id))) {
+		if (snap)
+			raftplane__snapshot__free_unpacked(snap, NULL);
+		fail_over(c, "malformed snapshot");
+		return;
+	}
+	note_pace(c);
+	int other = snap->cluster_id[0] && c->cluster_id[0] && strcmp(snap->cluster_id, c->cluster_id);
+	if (!other && c->has_version && snap->version <= c->version) {
+		/* never go backwards within a cluster, whatever a server says */
+		raftplane__snapshot__free_unpacked(snap, NULL);
+		count_useless(c);
+		next_poll(c);
+		return;
+	}
+	if (other)
+		fprintf(stderr,
+			"subscription: control plane cluster changed from %s to %s (server %s): "
+			"offering its version %llu although version %llu of the old cluster is held\n",
+			c->cluster_id, snap->cluster_id, c->servers[c->cur],
+			(unsigned long long)snap->version, (unsigned long long)c->version);
+	c->foreign = other;
+	c->offered_version = snap->version;
+	snprintf(c->offered_cluster, sizeof c->offered_cluster, "%s", snap->cluster_id);
+	c->snapshots++;
+	c->awaiting_answer = 1;
+	c->on_snapshot(c, snap, res->body, res->body_len);
+	raftplane__snapshot__free_unpacked(snap, NULL);
+}
+
 static void on_answer(void *arg, int err, const struct rp_http_response *res)
 {
 	struct rp_sub_client *c = arg;
@@ -99,9 +180,9 @@ static void on_answer(void *arg, int err, const struct rp_http_response *res)
 		return;
 	}
 	if (res->status == 304) {
-		c->connected = 1;
-		c->failures = 0;
-		poll_now(c);
+		note_pace(c);
+		count_useless(c);
+		next_poll(c);
 		return;
 	}
 	if (res->status != 200) {
@@ -111,26 +192,7 @@ static void on_answer(void *arg, int err, const struct rp_http_response *res)
 		fail_over(c, why);
 		return;
 	}
-	Raftplane__Snapshot *snap =
-	    raftplane__snapshot__unpack(NULL, res->body_len, (const uint8_t *)res->body);
-	if (!snap || strcmp(snap->node_id, c->node_id) != 0) {
-		if (snap)
-			raftplane__snapshot__free_unpacked(snap, NULL);
-		fail_over(c, "malformed snapshot");
-		return;
-	}
-	c->connected = 1;
-	c->failures = 0;
-	if (c->has_version && snap->version <= c->version) {
-		/* never go backwards, whatever a server says */
-		raftplane__snapshot__free_unpacked(snap, NULL);
-		poll_now(c);
-		return;
-	}
-	c->snapshots++;
-	c->awaiting_answer = 1;
-	c->on_snapshot(c, snap, res->body, res->body_len);
-	raftplane__snapshot__free_unpacked(snap, NULL);
+	on_snapshot_answer(c, res);
 }
 
 static void poll_now(struct rp_sub_client *c)
@@ -141,20 +203,31 @@ static void poll_now(struct rp_sub_client *c)
 		return;
 	raftplane__subscribe_request__init(&r);
 	r.node_id = c->node_id;
-	r.version = c->version;
-	r.has_version = c->has_version;
+	/* a NACK of another cluster's version: we hold nothing of that cluster */
+	int nack_elsewhere = c->has_nack && strcmp(c->nack_cluster, c->cluster_id) != 0;
+	r.cluster_id = nack_elsewhere ? c->nack_cluster : c->cluster_id;
+	r.version = nack_elsewhere ? 0 : c->version;
+	r.has_version = nack_elsewhere ? 0 : c->has_version;
 	r.has_nack = c->has_nack;
 	r.nack_version = c->has_nack ? c->nack_version : 0;
 	r.nack_error = c->has_nack ? c->nack_error : "";
-	r.wait_ms = c->wait_ms;
+	c->probe = !c->connected;
+	r.wait_ms = c->probe ? 0 : c->wait_ms;
 	size_t len = raftplane__subscribe_request__pack(&r, buf);
 	c->polls++;
+	c->sent_at = uv_now(c->loop);
 	if (rp_http_request(c->loop, c->servers[c->cur], "POST", "/v1/subscribe",
 			    "Content-Type: application/x-protobuf\r\n", buf, len, c->wait_ms + 5000,
 			    on_answer, c, &c->req) != 0) {
 		c->req = NULL;
 		fail_over(c, "cannot connect");
 	}
+}
+
+void rp_sub_set_cluster(struct rp_sub_client *c, const char *cluster_id)
+{
+	if (cluster_id && rp_cluster_id_valid(cluster_id))
+		snprintf(c->cluster_id, sizeof c->cluster_id, "%s", cluster_id);
 }
 
 void rp_sub_start(struct rp_sub_client *c, int has_version, uint64_t version)
@@ -168,14 +241,28 @@ void rp_sub_start(struct rp_sub_client *c, int has_version, uint64_t version)
 void rp_sub_ack(struct rp_sub_client *c, uint64_t version)
 {
 	c->awaiting_answer = 0;
+	if (version == c->offered_version && c->offered_cluster[0] &&
+	    strcmp(c->offered_cluster, c->cluster_id) != 0) {
+		if (c->cluster_id[0]) {
+			fprintf(stderr, "subscription: now following cluster %s (was %s) at version "
+					"%llu\n",
+				c->offered_cluster, c->cluster_id, (unsigned long long)version);
+			snprintf(c->prev_cluster_id, sizeof c->prev_cluster_id, "%s", c->cluster_id);
+			c->cluster_switches++;
+		}
+		snprintf(c->cluster_id, sizeof c->cluster_id, "%s", c->offered_cluster);
+	}
+	c->foreign = 0;
+	c->fast = 0;
 	c->version = version;
 	c->has_version = 1;
-	if (c->has_nack && c->nack_version <= version) {
+	if (c->has_nack &&
+	    (c->nack_version <= version || strcmp(c->nack_cluster, c->cluster_id) != 0)) {
 		c->has_nack = 0;
 		c->nack_version = 0;
 		c->nack_error[0] = '\0';
 	}
-	poll_now(c);
+	next_poll(c);
 }
 
 void rp_sub_nack(struct rp_sub_client *c, uint64_t version, const char *error)
@@ -183,8 +270,13 @@ void rp_sub_nack(struct rp_sub_client *c, uint64_t version, const char *error)
 	c->awaiting_answer = 0;
 	c->has_nack = 1;
 	c->nack_version = version;
-	snprintf(c->nack_error, sizeof c->nack_error, "%s", error && *error ? error : "rejected");
-	poll_now(c);
+	snprintf(c->nack_cluster, sizeof c->nack_cluster, "%s",
+		 version == c->offered_version ? c->offered_cluster : c->cluster_id);
+	/* the server refuses NACK text that is not UTF-8 */
+	rp_utf8_sanitize(c->nack_error, sizeof c->nack_error,
+			 error && *error ? error : "rejected");
+	count_useless(c);
+	next_poll(c);
 }
 
 void rp_sub_stop(struct rp_sub_client *c)

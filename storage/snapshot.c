@@ -13,6 +13,7 @@
 #include "snapshot.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +55,7 @@ struct m_epoch {
 
 struct rp_mesh {
 	uint64_t revision;
+	char cluster_id[33]; /* the store's cluster id when built ("" if none yet) */
 	struct m_listener *listeners;
 	size_t n_listeners;
 	struct m_route *routes;
@@ -314,6 +316,7 @@ int rp_mesh_build(struct rp_store *s, struct rp_mesh **out)
 	if (!m)
 		return RP_ERR_NOMEM;
 	m->revision = rp_store_revision(s);
+	snprintf(m->cluster_id, sizeof m->cluster_id, "%s", rp_store_cluster_id(s));
 	rp_store_list(s, RP_KIND_LISTENERS, "", add_listener, m);
 	rp_store_list(s, RP_KIND_CLUSTERS, "", add_cluster, m);
 	rp_store_list(s, RP_KIND_ROUTES, "", add_route, m);
@@ -360,6 +363,11 @@ void rp_mesh_destroy(struct rp_mesh *m)
 uint64_t rp_mesh_revision(const struct rp_mesh *m)
 {
 	return m->revision;
+}
+
+const char *rp_mesh_cluster_id(const struct rp_mesh *m)
+{
+	return m->cluster_id;
 }
 
 /* ---- per node ----------------------------------------------------------- */
@@ -435,6 +443,7 @@ int rp_mesh_node_snapshot(const struct rp_mesh *m, const char *node, void **buf,
 	raftplane__snapshot__init(&snap);
 	snap.node_id = (char *)node;
 	snap.revision = m->revision;
+	snap.cluster_id = (char *)m->cluster_id;
 	snap.version = select_for(m, node, lsel, csel);
 	for (size_t i = 0; i < m->n_listeners; i++)
 		if (lsel[i])

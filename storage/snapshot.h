@@ -16,6 +16,9 @@ struct rp_mesh;
 int rp_mesh_build(struct rp_store *s, struct rp_mesh **out);
 void rp_mesh_destroy(struct rp_mesh *m);
 uint64_t rp_mesh_revision(const struct rp_mesh *m);
+/** The cluster id the mesh was built with ("" before the cluster had one);
+ * every snapshot encoded from @m carries it. */
+const char *rp_mesh_cluster_id(const struct rp_mesh *m);
 
 /**
  * Version of @node's snapshot: the highest revision that changed any part of

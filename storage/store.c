@@ -13,6 +13,10 @@
  *    and leaves the revision unchanged.
  * 4. revision and compacted live in the meta table so that snapshots carry
  *    them; the struct caches them.
+ * 5. The cluster id (128 bits, meta keys cluster_id_hi/lo/set) is written
+ *    once by SET_CLUSTER_ID, which is a no-op rejection when one is set and
+ *    makes no revision: it is identity, not configuration. Every node and
+ *    every snapshot therefore carries the id the first leader proposed.
  *
  * Schema: items(kind, name, value, version), refs(kind, name -> ref_kind,
  * ref_name) for routes, changes(rev, seq, kind, name, op, version) for
@@ -114,6 +118,7 @@ struct rp_store {
 	sqlite3_stmt *stmts[ST__COUNT];
 	uint64_t revision;
 	uint64_t compacted;
+	char cluster_id[33]; /* "" until SET_CLUSTER_ID applied */
 	unsigned seq; /* change rows written in the current command */
 	rp_store_change_cb change_cb;
 	void *change_arg;
@@ -237,6 +242,35 @@ uint64_t rp_store_revision(struct rp_store *s)
 uint64_t rp_store_compacted(struct rp_store *s)
 {
 	return s->compacted;
+}
+
+const char *rp_store_cluster_id(struct rp_store *s)
+{
+	return s->cluster_id;
+}
+
+int rp_cluster_id_valid(const char *id)
+{
+	size_t i = 0;
+	for (; id[i]; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+			return 0;
+	return i == 32;
+}
+
+/* Load the cached cluster id from the meta table ("" when none is set). */
+static int load_cluster_id(struct rp_store *s)
+{
+	uint64_t set, hi, lo;
+	if (meta_get(s, "cluster_id_set", &set) || meta_get(s, "cluster_id_hi", &hi) ||
+	    meta_get(s, "cluster_id_lo", &lo))
+		return RP_ERR_STORAGE;
+	if (set)
+		snprintf(s->cluster_id, sizeof s->cluster_id, "%016llx%016llx",
+			 (unsigned long long)hi, (unsigned long long)lo);
+	else
+		s->cluster_id[0] = '\0';
+	return RP_OK;
 }
 
 /* ---- apply helpers ------------------------------------------------------ */
@@ -681,6 +715,30 @@ static int notify_one(void *arg, const struct rp_change *c)
 	return 0;
 }
 
+static int apply_cluster_id(struct rp_store *s, const Raftplane__Command *cmd,
+			    struct rp_apply_result *res)
+{
+	uint64_t set, hi = 0, lo = 0;
+	int rv;
+	if (!rp_cluster_id_valid(cmd->cluster_id))
+		return reject(res, RP_ERR_INVALID, -1, "cluster id must be 32 lowercase hex digits");
+	if ((rv = meta_get(s, "cluster_id_set", &set)))
+		return rv;
+	if (set)
+		return reject(res, RP_ERR_CONFLICT, -1, "cluster id already set");
+	for (int i = 0; i < 32; i++) {
+		char ch = cmd->cluster_id[i];
+		uint64_t d = (uint64_t)(ch <= '9' ? ch - '0' : ch - 'a' + 10);
+		if (i < 16)
+			hi = hi << 4 | d;
+		else
+			lo = lo << 4 | d;
+	}
+	if ((rv = meta_put(s, "cluster_id_hi", hi)) || (rv = meta_put(s, "cluster_id_lo", lo)))
+		return rv;
+	return meta_put(s, "cluster_id_set", 1);
+}
+
 static int run_command(struct rp_store *s, const Raftplane__Command *cmd, uint64_t rev,
 		       struct rp_apply_result *res)
 {
@@ -697,6 +755,8 @@ static int run_command(struct rp_store *s, const Raftplane__Command *cmd, uint64
 	case RAFTPLANE__COMMAND__TYPE__MEMBER_DELETE:
 	case RAFTPLANE__COMMAND__TYPE__MEMBER_SEED:
 		return apply_members(s, cmd, rev, res);
+	case RAFTPLANE__COMMAND__TYPE__SET_CLUSTER_ID:
+		return apply_cluster_id(s, cmd, res);
 	default:
 		return reject(res, RP_ERR_INVALID, -1, "unknown command type %d", (int)cmd->type);
 	}
@@ -718,7 +778,8 @@ int rp_store_apply(struct rp_store *s, const void *buf, size_t len, struct rp_ap
 		goto out;
 	s->seq = 0;
 	rv = run_command(s, cmd, rev, res);
-	if (rv == RP_OK)
+	int identity = cmd->type == RAFTPLANE__COMMAND__TYPE__SET_CLUSTER_ID; /* no revision */
+	if (rv == RP_OK && !identity)
 		rv = finish_revision(s, rev);
 	if (rv != RP_OK) {
 		exec_simple(s, ST_ROLLBACK);
@@ -728,6 +789,10 @@ int rp_store_apply(struct rp_store *s, const void *buf, size_t len, struct rp_ap
 	}
 	if ((rv = exec_simple(s, ST_COMMIT)))
 		goto out;
+	if (identity) {
+		rv = load_cluster_id(s);
+		goto out;
+	}
 	s->revision = rev;
 	s->compacted = rev > RP_HISTORY_REVS ? rev - RP_HISTORY_REVS : 0;
 	res->revision = rev;
@@ -766,7 +831,8 @@ int rp_store_restore(struct rp_store *s, const void *buf, size_t len)
 		fprintf(stderr, "store: deserialize: %s\n", sqlite3_errstr(rc));
 		return RP_ERR_CORRUPT;
 	}
-	if (meta_get(s, "revision", &s->revision) || meta_get(s, "compacted", &s->compacted))
+	if (meta_get(s, "revision", &s->revision) || meta_get(s, "compacted", &s->compacted) ||
+	    load_cluster_id(s))
 		return RP_ERR_CORRUPT;
 	return RP_OK;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "utf8.h"
 
 static int failures;
 
@@ -63,7 +64,7 @@ static void test_wait(void)
 static void check_sanitized(const char *in, size_t cap, const char *want)
 {
 	char out[64];
-	rp_utf8_sanitize(in, out, cap);
+	rp_utf8_sanitize(out, cap, in);
 	json_t *s = json_string(out);
 	CHECK(s != NULL, "sanitised \"%s\" is not valid UTF-8", out);
 	CHECK(strlen(out) < cap, "sanitised text longer than the buffer");

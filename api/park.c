@@ -1,0 +1,57 @@
+/* Parked requests (watch, subscribe, rollout waits) notice their client
+ * leaving.
+ *
+ * A client that closes its connection is seen at once through a close
+ * watch (net/closewatch.h). A client that vanishes without a FIN (host
+ * gone, cable pulled, NAT state dropped) is found by TCP keepalive, turned on
+ * here for every parked socket: first probe after KEEPIDLE_S seconds of
+ * silence, then every KEEPINTVL_S, dead after KEEPCNT unanswered probes, so
+ * at most KEEPIDLE_S + KEEPINTVL_S * KEEPCNT = 35 s. The kernel then
+ * reports an error on the socket, which the close watch sees like a close.
+ * TCP_USER_TIMEOUT bounds an answer written to a dead peer the same way.
+ * A live idle peer costs one probe per KEEPIDLE_S. */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include "api.h"
+#include "closewatch.h"
+
+#define KEEPIDLE_S 20
+#define KEEPINTVL_S 5
+#define KEEPCNT 3
+
+static void on_client_gone(struct rp_closewatch *w, void *data)
+{
+	struct rp_call *c = data;
+	(void)w;
+	/* begin_response() releases everything parked (lists, slots, timers,
+	 * this watch); the write then fails and h2o disposes the request. */
+	rp_respond_raw(c, 499, "text/plain", "", 0, 0);
+}
+
+static void keepalive(h2o_req_t *req)
+{
+	if (!req->conn->callbacks->get_socket)
+		return;
+	h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+	int fd = sock ? h2o_socket_get_fd(sock) : -1;
+	if (fd < 0)
+		return;
+	int on = 1, idle = KEEPIDLE_S, intvl = KEEPINTVL_S, cnt = KEEPCNT;
+	unsigned user_ms = (KEEPIDLE_S + KEEPINTVL_S * KEEPCNT) * 1000;
+	/* best effort: a socket that refuses keeps the old behaviour */
+	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_ms, sizeof user_ms);
+}
+
+void rp_call_watch_close(struct rp_call *c)
+{
+	if (c->cw || !c->req || c->responded)
+		return;
+	keepalive(c->req);
+	c->cw = rp_closewatch_create(c->api->loop, c->req, on_client_gone, c);
+}

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Hostile long-poll clients for the API tests (standard library only).
+
+An AbandonedPolls opens N long polls (watch, subscribe or rollout wait) on raw
+sockets, each parked by the server, and then leaves: close() sends a FIN
+(the client closed), vanish() keeps the sockets open but never reads again.
+Also: a hand-rolled protobuf encoder for SubscribeRequest (fields per
+api/raftplane.proto) so tests can send anything, including garbage.
+
+Run standalone for manual experiments:
+  poll_client.py HOST:PORT watch|subscribe|rollout N [seconds]
+"""
+
+import os
+import socket
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "integration"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "subscribe"))
+
+
+def pb_varint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def pb_bytes(field, data):
+    if isinstance(data, str):
+        data = data.encode()
+    return pb_varint(field << 3 | 2) + pb_varint(len(data)) + data
+
+
+def pb_uint(field, v):
+    return pb_varint(field << 3) + pb_varint(v)
+
+
+def sub_request(node_id, version=None, wait_ms=0, nack=None, cluster_id=None):
+    """SubscribeRequest bytes. node_id/nack text may be bytes (anything goes)."""
+    msg = pb_bytes(1, node_id)
+    if version is not None:
+        msg += pb_uint(2, version) + pb_uint(6, 1)
+    if nack is not None:
+        msg += pb_uint(3, nack[0]) + pb_bytes(4, nack[1]) + pb_uint(7, 1)
+    if wait_ms:
+        msg += pb_uint(5, wait_ms)
+    if cluster_id is not None:
+        msg += pb_bytes(8, cluster_id)
+    return msg
+
+
+def http_bytes(addr, method, path, body=b"", ctype="application/x-protobuf"):
+    head = "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n" % (method, path, addr,
+                                                                   len(body))
+    if body:
+        head += "Content-Type: %s\r\n" % ctype
+    return head.encode() + b"\r\n" + body
+
+
+class AbandonedPolls:
+    """N parked long polls on raw sockets."""
+
+    def __init__(self, addr, n, request):
+        host, port = addr.rsplit(":", 1)
+        self.socks = []
+        for _ in range(n):
+            s = socket.create_connection((host, int(port)), timeout=10)
+            s.sendall(request)
+            self.socks.append(s)
+
+    def local_ports(self):
+        return [s.getsockname()[1] for s in self.socks]
+
+    def answered(self):
+        """How many sockets already have an answer (or EOF) waiting."""
+        n = 0
+        for s in self.socks:
+            s.setblocking(False)
+            try:
+                if s.recv(1, socket.MSG_PEEK) is not None:
+                    n += 1
+            except BlockingIOError:
+                pass
+            except OSError:
+                n += 1
+            s.setblocking(True)
+        return n
+
+    def close(self):
+        for s in self.socks:
+            s.close()
+        self.socks = []
+
+
+def watch_request(addr, after=1, kinds="members", wait="600s"):
+    return http_bytes(addr, "GET", "/v1/watch?after=%d&kinds=%s&wait=%s" % (after, kinds, wait))
+
+
+def subscribe_request(addr, node_id, version, wait_ms=600000):
+    return http_bytes(addr, "POST", "/v1/subscribe", sub_request(node_id, version, wait_ms))
+
+
+def rollout_request(addr, revision, wait="600s"):
+    return http_bytes(addr, "GET", "/v1/rollouts/%d?wait=%s" % (revision, wait))
+
+
+def fd_count(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def main():
+    addr, what, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    secs = float(sys.argv[4]) if len(sys.argv) > 4 else 5
+    req = {"watch": lambda: watch_request(addr),
+           "subscribe": lambda: subscribe_request(addr, "abandoned", 1),
+           "rollout": lambda: rollout_request(addr, 1)}[what]()
+    polls = AbandonedPolls(addr, n, req)
+    time.sleep(secs)
+    polls.close()
+
+
+if __name__ == "__main__":
+    main()
