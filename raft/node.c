@@ -37,6 +37,7 @@
 #include "codec.h"
 #include "raftplane/err.h"
 #include "snapbytes.h"
+#include "transport.h"
 
 #define TICK_MS 10
 
@@ -830,6 +831,11 @@ const struct rp_node_stats *rp_node_stats(struct rp_node *n)
 	return &n->stats;
 }
 
+struct raft_uv_transport *rp_node_transport(struct rp_node *n)
+{
+	return &n->transport;
+}
+
 const struct rp_node_config *rp_node_config(struct rp_node *n)
 {
 	return &n->cfg;
@@ -942,7 +948,9 @@ int rp_node_create(uv_loop_t *loop, const struct rp_node_config *cfg, struct rp_
 	n->fsm = (struct raft_fsm){.version = 2, .data = n, .apply = fsm_apply,
 				   .snapshot = fsm_snapshot, .restore = fsm_restore,
 				   .snapshot_finalize = fsm_snapshot_finalize};
-	if ((rv = raft_uv_tcp_init(&n->transport, loop)) != 0) {
+	struct rp_transport_config tcfg = {.handshake_timeout_ms = cfg->raft_handshake_timeout_ms,
+					   .max_pending = cfg->raft_max_pending};
+	if ((rv = rp_transport_init(&n->transport, loop, &tcfg)) != 0) {
 		snprintf(errmsg, errlen, "raft transport: %s", raft_strerror(rv));
 		goto err_after_store;
 	}
@@ -955,6 +963,7 @@ int rp_node_create(uv_loop_t *loop, const struct rp_node_config *cfg, struct rp_
 		goto err_after_io;
 	}
 	n->raft.data = n;
+	rp_transport_set_raft(&n->transport, &n->raft);
 	raft_set_pre_vote(&n->raft, true);
 	raft_set_election_timeout(&n->raft, cfg->election_timeout_ms);
 	raft_set_heartbeat_timeout(&n->raft, cfg->heartbeat_ms);
@@ -974,7 +983,7 @@ err_after_raft:
 err_after_io:
 	raft_uv_close(&n->io);
 err_after_transport:
-	raft_uv_tcp_close(&n->transport);
+	rp_transport_close(&n->transport);
 err_after_store:
 	rp_store_destroy(n->store);
 err:
@@ -1011,7 +1020,7 @@ static void on_raft_closed(struct raft *r)
 {
 	struct rp_node *n = r->data;
 	raft_uv_close(&n->io);
-	raft_uv_tcp_close(&n->transport);
+	rp_transport_close(&n->transport);
 	uv_close((uv_handle_t *)&n->push_timer, NULL);
 	uv_close((uv_handle_t *)&n->read_kick, NULL);
 	uv_close((uv_handle_t *)&n->tick, on_tick_closed);

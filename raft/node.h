@@ -40,6 +40,8 @@ struct rp_node_config {
 	unsigned install_snapshot_timeout_ms;
 	int unsafe_reads; /* test-only: serve linearizable reads without a barrier */
 	int commit_push;  /* append a barrier after commands so followers learn the commit */
+	unsigned raft_handshake_timeout_ms; /* raft transport: 0 = default (3000) */
+	unsigned raft_max_pending;          /* unauthenticated raft connections; 0 = 32 */
 };
 
 /* Metrics the node keeps for /metrics. */
@@ -65,7 +67,7 @@ struct rp_node_stats {
 };
 
 /**
- * Create a node: open the data dir, init raft_uv + TCP transport on @loop,
+ * Create a node: open the data dir, init raft_uv + our transport on @loop,
  * bootstrap when the config says so and the dir is pristine. Nothing runs
  * until rp_node_start(). On error returns non-zero with a reason in @errmsg.
  */
@@ -81,6 +83,8 @@ struct rp_store *rp_node_store(struct rp_node *n);
 struct raft *rp_node_raft(struct rp_node *n);
 const struct rp_node_stats *rp_node_stats(struct rp_node *n);
 const struct rp_node_config *rp_node_config(struct rp_node *n);
+/** Our raft transport (raft/transport.h): stats, join peers. */
+struct raft_uv_transport *rp_node_transport(struct rp_node *n);
 
 /** 1 when this node is leader and has committed a barrier in its term. */
 int rp_node_leader_ready(struct rp_node *n);
