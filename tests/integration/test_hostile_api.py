@@ -10,14 +10,17 @@ import json
 import os
 import re
 import select
+import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rpharness import (Cluster, TestFailure, check, check_error, log, raw_request,  # noqa: E402
-                       run, wait_until)
+from rpharness import (SERVER_BIN, Cluster, TestFailure, check, log, pick_ports,  # noqa: E402
+                       run)
 
 MiB = 1024 * 1024
 
@@ -578,6 +581,22 @@ def test_methods():
 
 # ---- item 17: numbers are plain decimal; u64 values are never negative ------------
 
+def check_flags():
+    """Numeric flags take digits only: strtoul alone accepts ' 5' and '+5'."""
+    tmp = tempfile.mkdtemp(prefix="rp-it-flags-", dir="/tmp")
+    try:
+        rp, hp = ["127.0.0.1:%d" % p for p in pick_ports(2)]
+        base = ["--id", "1", "--data-dir", os.path.join(tmp, "d"), "--raft", rp, "--http", hp,
+                "--bootstrap", "1=%s@%s" % (rp, hp)]
+        for flag, v in (("--election-timeout-ms", "+1000"), ("--election-timeout-ms", " 1000"),
+                        ("--snapshot-bytes", "0x100000"), ("--snapshot-bytes", "-1"),
+                        ("--heartbeat-ms", "\t100"), ("--snapshot-trailing-bytes", "1e6")):
+            p = subprocess.run([SERVER_BIN] + base + [flag, v], capture_output=True, timeout=20)
+            check(p.returncode == 2, "%s %r: exit %d" % (flag, v, p.returncode), p.stderr)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def test_numbers():
     with Cluster(n=1, name="numbers") as c:
         a = c.node(1).http
@@ -609,6 +628,7 @@ def test_numbers():
             m = json.dumps({"id": 9, "raft": addr, "http": "127.0.0.1:80"})
             check_json_error(req(a, "POST", "/v1/members", m), 400, "invalid_argument",
                              "member address %r" % addr)
+        check_flags()
         j = c.status(c.node(1))
         for k in ("term", "commit_index", "applied_index", "last_index", "revision", "id"):
             check(isinstance(j[k], (int, float)) and j[k] >= 0, "status %s is %r" % (k, j[k]))
