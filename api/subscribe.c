@@ -364,18 +364,36 @@ static void on_sub_timer(struct rp_call *c)
 	rp_respond_raw(c, 304, "application/x-protobuf", "", 0, 0);
 }
 
-void rp_subscribe_notify(struct rp_api *api)
+static void evaluate_all(struct rp_api *api, int only_behind)
 {
 	for (size_t b = 0; b < BUCKETS; b++) {
 		for (struct rp_sub_node *n = api->sub_buckets[b]; n; n = n->next) {
 			struct rp_call *c = n->waiting;
 			while (c) {
 				struct rp_call *next = c->snext;
-				evaluate(c); /* answering unlinks c */
+				if (!only_behind || !c->sub_validated)
+					evaluate(c); /* answering unlinks c */
 				c = next;
 			}
 		}
 	}
+}
+
+/* A revision that changed no listener, route or cluster (a kv write, a
+ * member record) moves no node's version: only polls waiting for this
+ * server to catch up need a look, so kv writes cost parked proxies
+ * nothing but this scan. */
+void rp_subscribe_notify(struct rp_api *api)
+{
+	const unsigned mesh = 1u << RP_KIND_LISTENERS | 1u << RP_KIND_ROUTES | 1u << RP_KIND_CLUSTERS;
+	unsigned changed = rp_changed_kinds(api, &api->sub_seen_rev);
+	evaluate_all(api, !(changed & mesh));
+}
+
+/* The cluster id arrived (no revision marks it): look at every poll. */
+static void notify_cluster_id(struct rp_api *api)
+{
+	evaluate_all(api, 0);
 }
 
 /* ---- request ------------------------------------------------------------ */
@@ -568,7 +586,7 @@ static void on_cid_tick(uv_timer_t *t)
 		propose_cluster_id(api);
 	if (strcmp(cid, api->cid_seen) != 0) {
 		snprintf(api->cid_seen, sizeof api->cid_seen, "%s", cid);
-		rp_subscribe_notify(api);
+		notify_cluster_id(api);
 	}
 }
 
