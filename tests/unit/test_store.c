@@ -301,12 +301,7 @@ static int set_cluster_id(struct rp_store *s, const char *id)
 	raftplane__command__init(&cmd);
 	cmd.type = RAFTPLANE__COMMAND__TYPE__SET_CLUSTER_ID;
 	cmd.cluster_id = (char *)id;
-	void *buf;
-	size_t len;
-	assert_int_equal(rp_command_pack(&cmd, malloc, &buf, &len), RP_OK);
-	assert_int_equal(rp_store_apply(s, buf, len, &res), RP_OK);
-	free(buf);
-	return res.status;
+	return apply_cmd(s, &cmd, &res);
 }
 
 /* The cluster id is set once, makes no revision and travels in snapshots. */
