@@ -72,6 +72,7 @@ struct rp_api {
 	int cid_inflight;
 	char cid_seen[33];        /* cluster id the subscriptions last saw */
 	uint64_t watch_seen_rev;  /* revision rp_watch_notify last looked at (watch.c) */
+	uint64_t sub_seen_rev;    /* revision rp_subscribe_notify last looked at */
 	struct rp_fleet_share *fleet; /* shared fan-out of rollout waits (fleet.c) */
 };
 
@@ -197,6 +198,8 @@ void rp_route_txn(struct rp_call *c);
 void rp_route_watch(struct rp_call *c);
 void rp_watch_notify(struct rp_api *api);
 void rp_watch_cancel(struct rp_call *c);
+/** Bit per kind changed in (*seen_rev, revision]; moves *seen_rev on. */
+unsigned rp_changed_kinds(struct rp_api *api, uint64_t *seen_rev);
 void rp_route_status(struct rp_call *c);
 void rp_route_members(struct rp_call *c, const char *method);
 void rp_route_member(struct rp_call *c, const char *method, const char *id, size_t id_len,

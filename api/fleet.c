@@ -183,10 +183,11 @@ static void answer_rollout(struct rp_call *c, json_t *by_node, json_t *unreachab
 		}
 	}
 	uint64_t now = uv_now(c->api->loop);
-	if (pending > 0 && now + ROLLOUT_POLL_MS < c->deadline) {
+	if (pending > 0 && now < c->deadline) { /* look again, last at the deadline */
+		uint64_t left = c->deadline - now;
 		json_decref(nacks);
 		json_decref(waiting);
-		rp_call_set_timer(c, ROLLOUT_POLL_MS, rollout_poll);
+		rp_call_set_timer(c, left < ROLLOUT_POLL_MS ? left : ROLLOUT_POLL_MS, rollout_poll);
 		return;
 	}
 	rp_respond_json(c, 200,

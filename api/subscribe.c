@@ -253,7 +253,7 @@ static void park(struct rp_call *c)
 
 /* ---- fleet entry updates (invariant 6) ----------------------------------- */
 
-static void record_ack(struct rp_api *api, struct rp_sub_node *n, uint64_t a)
+static void record_ack(struct rp_sub_node *n, uint64_t a)
 {
 	/* sent again after the NACK was recorded (or no NACK known) */
 	int backed = n->has_sent && n->sent_version == a && (!n->has_nack || n->sent_seq > n->nack_seq);
@@ -265,7 +265,6 @@ static void record_ack(struct rp_api *api, struct rp_sub_node *n, uint64_t a)
 	n->has_acked = 1;
 	n->ack_backed = backed;
 	n->acked_at_ms = wall_ms();
-	(void)api;
 }
 
 static void record_nack(struct rp_api *api, struct rp_sub_node *n, uint64_t v, const char *text)
@@ -291,7 +290,7 @@ static void record_request(struct rp_call *c)
 	n->foreign = c->sub_foreign;
 	snprintf(n->cluster_id, sizeof n->cluster_id, "%s", c->sub_cluster);
 	if (c->has_held)
-		record_ack(c->api, n, c->held);
+		record_ack(n, c->held);
 	if (c->has_nack)
 		record_nack(c->api, n, c->nack_version, c->sub_nack_error);
 }
@@ -364,18 +363,36 @@ static void on_sub_timer(struct rp_call *c)
 	rp_respond_raw(c, 304, "application/x-protobuf", "", 0, 0);
 }
 
-void rp_subscribe_notify(struct rp_api *api)
+static void evaluate_all(struct rp_api *api, int only_behind)
 {
 	for (size_t b = 0; b < BUCKETS; b++) {
 		for (struct rp_sub_node *n = api->sub_buckets[b]; n; n = n->next) {
 			struct rp_call *c = n->waiting;
 			while (c) {
 				struct rp_call *next = c->snext;
-				evaluate(c); /* answering unlinks c */
+				if (!only_behind || !c->sub_validated)
+					evaluate(c); /* answering unlinks c */
 				c = next;
 			}
 		}
 	}
+}
+
+/* A revision that changed no listener, route or cluster (a kv write, a
+ * member record) moves no node's version: only polls waiting for this
+ * server to catch up need a look, so kv writes cost parked proxies
+ * nothing but this scan. */
+void rp_subscribe_notify(struct rp_api *api)
+{
+	const unsigned mesh = 1u << RP_KIND_LISTENERS | 1u << RP_KIND_ROUTES | 1u << RP_KIND_CLUSTERS;
+	unsigned changed = rp_changed_kinds(api, &api->sub_seen_rev);
+	evaluate_all(api, !(changed & mesh));
+}
+
+/* The cluster id arrived (no revision marks it): look at every poll. */
+static void notify_cluster_id(struct rp_api *api)
+{
+	evaluate_all(api, 0);
 }
 
 /* ---- request ------------------------------------------------------------ */
@@ -469,8 +486,8 @@ void rp_route_subscribe(struct rp_call *c)
 
 /* ---- fleet entries ------------------------------------------------------ */
 
-static json_t *entry_json(struct rp_api *api, struct rp_sub_node *n, const char *http,
-			  struct rp_mesh *m, uint64_t rev)
+static json_t *entry_json(struct rp_sub_node *n, const char *http, struct rp_mesh *m,
+			  uint64_t rev)
 {
 	json_t *nack = n->has_nack ? json_pack("{s:I,s:s,s:I}", "version",
 					       (json_int_t)n->nack_version, "error", n->nack_error,
@@ -491,7 +508,6 @@ static json_t *entry_json(struct rp_api *api, struct rp_sub_node *n, const char 
 	json_object_set_new(e, "cluster_id",
 			    n->cluster_id[0] ? json_string(n->cluster_id) : json_null());
 	json_object_set_new(e, "foreign_cluster", json_boolean(n->foreign));
-	(void)api;
 	return e;
 }
 
@@ -505,7 +521,7 @@ json_t *rp_subscribe_local_fleet(struct rp_api *api)
 	for (size_t b = 0; b < BUCKETS; b++)
 		for (struct rp_sub_node *n = api->sub_buckets[b]; n; n = n->next)
 			if (n->known)
-				json_array_append_new(arr, entry_json(api, n, http, m, rev));
+				json_array_append_new(arr, entry_json(n, http, m, rev));
 	return arr;
 }
 
@@ -568,7 +584,7 @@ static void on_cid_tick(uv_timer_t *t)
 		propose_cluster_id(api);
 	if (strcmp(cid, api->cid_seen) != 0) {
 		snprintf(api->cid_seen, sizeof api->cid_seen, "%s", cid);
-		rp_subscribe_notify(api);
+		notify_cluster_id(api);
 	}
 }
 

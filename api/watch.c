@@ -95,19 +95,26 @@ static int add_kind(void *arg, const struct rp_change *ch)
 	return 0;
 }
 
-void rp_watch_notify(struct rp_api *api)
+unsigned rp_changed_kinds(struct rp_api *api, uint64_t *seen_rev)
 {
 	struct rp_store *s = rp_node_store(api->node);
 	uint64_t rev = rp_store_revision(s);
 	unsigned changed = 0;
-	if (rev == api->watch_seen_rev)
-		return;
-	/* after a restored snapshot the history may start later: wake all */
-	if (rev < api->watch_seen_rev ||
-	    rp_store_changes(s, api->watch_seen_rev, ~0u, add_kind, &changed) != RP_OK)
+	if (rev == *seen_rev)
+		return 0;
+	/* after a restored snapshot the history may start later: say all */
+	if (rev < *seen_rev || rp_store_changes(s, *seen_rev, ~0u, add_kind, &changed) != RP_OK)
 		changed = ~0u;
-	api->watch_seen_rev = rev;
-	uint64_t compacted = rp_store_compacted(s);
+	*seen_rev = rev;
+	return changed;
+}
+
+void rp_watch_notify(struct rp_api *api)
+{
+	unsigned changed = rp_changed_kinds(api, &api->watch_seen_rev);
+	if (!changed)
+		return;
+	uint64_t compacted = rp_store_compacted(rp_node_store(api->node));
 	struct rp_call *c = api->watchers;
 	while (c) {
 		struct rp_call *next = c->wnext;

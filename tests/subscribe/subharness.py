@@ -103,6 +103,18 @@ def route_obj(listener, cluster, prio=0, prefix="/"):
             "cluster": cluster}
 
 
+def pb_varint(n):
+    """Protobuf base-128 varint."""
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
 def check_monotonic(sub, node=None):
     versions = [s["version"] for s in sub.snapshots(node)]
     check(all(a < b for a, b in zip(versions, versions[1:])),

@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from subharness import (Subscriber, check, check_monotonic, cluster_obj, listener_obj,  # noqa: E402
-                        log, put, route_obj, rpharness, stop_all, wait_until)
+                        log, pb_varint, put, route_obj, rpharness, stop_all, wait_until)
 from rpharness import Cluster, check_error, run  # noqa: E402
 
 
@@ -147,17 +147,6 @@ def test_nack_and_rollouts():
               "untouched nodes count as acked (bad-1 as nacked: it refused its current version)",
               j)
         stop_all()
-
-
-def pb_varint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
 
 
 def pb_request(node_id, version=None, wait_ms=0, nack=None):

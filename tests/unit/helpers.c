@@ -19,6 +19,16 @@ struct rp_store *new_store(void)
 	return s;
 }
 
+int apply_cmd(struct rp_store *s, const Raftplane__Command *cmd, struct rp_apply_result *res)
+{
+	void *buf;
+	size_t len;
+	assert_int_equal(rp_command_pack(cmd, malloc, &buf, &len), RP_OK);
+	assert_int_equal(rp_store_apply(s, buf, len, res), RP_OK);
+	free(buf);
+	return res->status;
+}
+
 int txn(struct rp_store *s, const struct op_spec *spec, size_t n,
 	       struct rp_apply_result *res)
 {
@@ -34,12 +44,7 @@ int txn(struct rp_store *s, const struct op_spec *spec, size_t n,
 	}
 	cmd.ops = ptrs;
 	cmd.n_ops = n;
-	void *buf;
-	size_t len;
-	assert_int_equal(rp_command_pack(&cmd, malloc, &buf, &len), RP_OK);
-	assert_int_equal(rp_store_apply(s, buf, len, res), RP_OK);
-	free(buf);
-	return res->status;
+	return apply_cmd(s, &cmd, res);
 }
 
 int put(struct rp_store *s, const char *kind, const char *name, const char *value)
@@ -70,11 +75,6 @@ int members(struct rp_store *s, int type, uint64_t id, const char *http)
 	m.role = 1;
 	cmd.members = &mp;
 	cmd.n_members = 1;
-	void *buf;
-	size_t len;
-	assert_int_equal(rp_command_pack(&cmd, malloc, &buf, &len), RP_OK);
-	assert_int_equal(rp_store_apply(s, buf, len, &res), RP_OK);
-	free(buf);
-	return res.status;
+	return apply_cmd(s, &cmd, &res);
 }
 

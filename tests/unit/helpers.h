@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "raftplane.pb-c.h"
 #include "store.h"
 
 struct op_spec {
@@ -14,6 +15,8 @@ struct op_spec {
 };
 
 struct rp_store *new_store(void);
+/* Pack and apply @cmd (asserting it decodes); returns the user-level status. */
+int apply_cmd(struct rp_store *s, const Raftplane__Command *cmd, struct rp_apply_result *res);
 /* Apply a transaction of @n ops; returns the user-level status. */
 int txn(struct rp_store *s, const struct op_spec *spec, size_t n, struct rp_apply_result *res);
 int put(struct rp_store *s, const char *kind, const char *name, const char *value);

@@ -294,6 +294,45 @@ static void test_history_compaction(void **state)
 	rp_store_destroy(s);
 }
 
+static int set_cluster_id(struct rp_store *s, const char *id)
+{
+	Raftplane__Command cmd;
+	struct rp_apply_result res;
+	raftplane__command__init(&cmd);
+	cmd.type = RAFTPLANE__COMMAND__TYPE__SET_CLUSTER_ID;
+	cmd.cluster_id = (char *)id;
+	return apply_cmd(s, &cmd, &res);
+}
+
+/* The cluster id is set once, makes no revision and travels in snapshots. */
+static void test_cluster_id(void **state)
+{
+	(void)state;
+	const char *a = "0123456789abcdef00112233445566ff", *b = "ffffffffffffffff0000000000000000";
+	struct rp_store *s = new_store(), *t = new_store();
+	assert_string_equal(rp_store_cluster_id(s), "");
+	put(s, "kv", "k", "v");
+	assert_int_equal(set_cluster_id(s, "0123"), RP_ERR_INVALID);
+	assert_int_equal(set_cluster_id(s, "0123456789ABCDEF00112233445566FF"), RP_ERR_INVALID);
+	assert_int_equal(set_cluster_id(s, a), RP_OK);
+	assert_int_equal(rp_store_revision(s), 1);
+	assert_int_equal(set_cluster_id(s, b), RP_ERR_CONFLICT);
+	assert_string_equal(rp_store_cluster_id(s), a);
+	void *buf;
+	size_t len;
+	assert_int_equal(rp_store_serialize(s, &buf, &len), RP_OK);
+	assert_int_equal(rp_store_restore(t, buf, len), RP_OK);
+	sqlite3_free(buf);
+	assert_string_equal(rp_store_cluster_id(t), a);
+	assert_int_equal(set_cluster_id(t, b), RP_ERR_CONFLICT);
+	struct rp_store *u = new_store();
+	assert_int_equal(set_cluster_id(u, b), RP_OK);
+	assert_string_equal(rp_store_cluster_id(u), b);
+	rp_store_destroy(u);
+	rp_store_destroy(s);
+	rp_store_destroy(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -302,6 +341,7 @@ int main(void)
 	    cmocka_unit_test(test_txn_mesh_order),    cmocka_unit_test(test_members),
 	    cmocka_unit_test(test_corrupt_command),   cmocka_unit_test(test_determinism),
 	    cmocka_unit_test(test_snapshot_round_trip), cmocka_unit_test(test_history_compaction),
+	    cmocka_unit_test(test_cluster_id),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -72,6 +72,28 @@ def test_abandoned_watches_release_fds_and_keep_writes_fast():
         check(r.status == 200 and r.json()["changes"], "watch still works", r)
 
 
+def test_parked_subscribers_cost_kv_writes_nothing():
+    """500 parked proxies and a mesh of 100 listeners/routes: a kv write
+    (no mesh change) must not re-evaluate every parked poll."""
+    from subharness import cluster_obj, route_obj
+    with Cluster(1) as c:
+        n = c.node(1)
+        put(c, n, "/v1/clusters/a", cluster_obj(9001))
+        for i in range(100):
+            put(c, n, "/v1/listeners/l%d" % i, listener_obj(10000 + i, ["*"]))
+            put(c, n, "/v1/routes/r%d" % i, route_obj("l%d" % i, "a"))
+        base_p50 = write_p50(c, n, 30)
+        sub = Subscriber([n], prefix="p", count=500, extra=["--quiet", "--wait-ms", "60000"])
+        wait_until(lambda: sum(p["connected"] for p in local_fleet(c, n)) >= 500, 60,
+                   what="500 parked subscribers")
+        parked_p50 = write_p50(c, n, 30)
+        log("kv write p50: %.1f ms idle, %.1f ms with 500 parked subscribers" % (
+            base_p50, parked_p50))
+        check(parked_p50 < 2 * base_p50 + 4, "parked subscribers do not slow kv writes",
+              base_p50, parked_p50)
+        sub.stop()
+
+
 def local_fleet(c, node):
     return c.request(node, "GET", "/v1/proxies?scope=local").json()["proxies"]
 
@@ -263,6 +285,7 @@ def test_subscriber_backs_off_after_nack_and_early_304():
 
 if __name__ == "__main__":
     run([test_abandoned_watches_release_fds_and_keep_writes_fast,
+         test_parked_subscribers_cost_kv_writes_nothing,
          test_abandoned_subscriptions_free_slots_and_connected,
          test_abandoned_rollout_waits_bounded_fanout,
          test_parked_sockets_get_tcp_keepalive,

@@ -21,15 +21,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "integration"))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "subscribe"))
 
 
-def pb_varint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
+from subharness import pb_varint  # noqa: E402
 
 
 def pb_bytes(field, data):
