@@ -30,17 +30,23 @@ def test_two_node_ids():
         env.route("r1", "l1", "a")
         env.route("r2", "l2", "b")
         v = env.route("rs", "shared", "a")
-        p1.wait_version(v)
-        # a port belongs to one proxy process: edge-2 got the "*" listener too
-        # and cannot bind it while edge-1 holds it
-        wait_until(lambda: p2.stats()["updates"]["rejected"], 15,
-                   what="edge-2 to refuse the shared port")
-        check(str(port_all) in p2.log_text() and "in use" in p2.log_text(),
-              "edge-2 names the port it cannot own", p2.log_text()[-600:])
-        c1 = p1.config()
-        n1 = sorted(l["name"] for l in c1["listeners"])
-        check(n1 == ["l1", "shared"], "edge-1 listeners", n1)
-        check(body_of("127.0.0.1:%d" % port_all) == (200, "A"), "edge-1 serves shared")
+        # a port belongs to one proxy process: both proxies get the "*"
+        # listener, whichever binds it first owns it, the other NACKs
+        def settled():
+            got = [p.version() or 0 for p in (p1, p2)]
+            nacked = [p.stats()["updates"]["rejected"] for p in (p1, p2)]
+            return all(g >= v or n for g, n in zip(got, nacked)) and (got, nacked)
+        got, nacked = wait_until(settled, 15, what="both proxies to apply or refuse the shared port")
+        owners = [p for p, g in zip((p1, p2), got) if g >= v]
+        check(len(owners) == 1, "exactly one proxy owns the shared port", got, nacked)
+        owner, other = owners[0], (p2 if owners[0] is p1 else p1)
+        log("%s owns the shared port, %s refused it" % (owner.node_id, other.node_id))
+        check(str(port_all) in other.log_text() and "in use" in other.log_text(),
+              "the other proxy names the port it cannot own", other.log_text()[-600:])
+        names = sorted(l["name"] for l in owner.config()["listeners"])
+        want = ["l1", "shared"] if owner is p1 else ["l2", "shared"]
+        check(names == want, "owner listeners", names)
+        check(body_of("127.0.0.1:%d" % port_all) == (200, "A"), "the owner serves shared")
         # without the shared listener both apply their own
         rv = env.delete("routes", "rs")
         v = env.delete("listeners", "shared")
