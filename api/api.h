@@ -147,14 +147,30 @@ void rp_respond_relay(struct rp_call *c, int status, const char *ctype, const ch
 		      const char *retry_after, const void *body, size_t len);
 /** JSON error body for @err; @index >= 0 adds "index" (failing txn op). */
 void rp_respond_error(struct rp_call *c, int err, const char *message, int index);
-/** Value of query parameter @name, copied into @out; 1 if present. */
+/** Value of query parameter @name, decoded into @out; 1 if present, 0 if
+ * absent, -1 when malformed, too long or given more than once. */
 int rp_query_param(h2o_req_t *req, const char *name, char *out, size_t outlen);
 /** Parse @len decimal digits into *out; -1 on anything else or overflow. */
 int rp_parse_u64(const char *s, size_t len, uint64_t *out);
-/** Parse "30s", "500ms", "2m" or plain seconds into *ms; -1 if bad or > max. */
+/** Parse DIGITS[.DIGITS] + "ms", "s", "m" or nothing (seconds) into *ms;
+ * -1 on anything else (sign, space, hex, exponent, inf, nan) or > max. */
 int rp_parse_wait(const char *s, uint64_t max_ms, uint64_t *ms);
 /** Header value as a NUL-terminated pool string, NULL when absent. */
 const char *rp_header(h2o_req_t *req, const h2o_token_t *token);
+/** Every field line of list header @token joined with ", " (RFC 9110
+ * 5.3), as a pool string; NULL when absent. */
+const char *rp_header_list(h2o_req_t *req, const h2o_token_t *token);
+/** Percent-decode a path segment ('+' is literal) into @out; -1 on a bad
+ * escape, an encoded NUL or when it does not fit. */
+int rp_path_decode(const char *v, size_t len, char *out, size_t outcap, size_t *outlen);
+/** Copy @in to @out (at most @cap bytes with the NUL), each byte that is not
+ * part of well-formed UTF-8 replaced by '?', cut only between characters. */
+/** A JSON number for an unsigned 64-bit value: an integer up to 2^63-1
+ * (jansson's json_int_t is signed), a real above (never negative). */
+json_t *rp_json_u64(uint64_t v);
+
+/* route.c: the routing table, with exact method checks and 405 + Allow. */
+void rp_route_request(struct rp_call *c);
 
 /* park.c: a parked request notices its client leaving. */
 /** Watch @c's connection while it is parked: when the client closes (or TCP

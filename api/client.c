@@ -9,6 +9,13 @@
  * - struct rp_http_req: one request; owns a timer. Its callback runs at most
  *   once; after rp_http_cancel() never.
  *
+ * Framing (RFC 9112 6.3): Content-Length, chunked (decoded in place; it wins
+ * over a Content-Length, and such a connection is not reused) or the close
+ * of the connection; differing Content-Length values, a transfer coding
+ * other than chunked, a malformed chunk or a status outside 100-599 are a
+ * failed request. 1xx answers are skipped. Bodies are bounded by
+ * RP_CLIENT_MAX_RESPONSE.
+ *
  * Outcome rule: err is RP_ERR_NO_LEADER only when the request bytes cannot
  * have reached a server (connect failed); once written, a failure is
  * RP_ERR_UNKNOWN_OUTCOME. Requests are never retried here: a retry of a write
@@ -21,6 +28,15 @@
 #include <strings.h>
 
 #include "raftplane/err.h"
+
+/* picohttpparser's chunked decoder, as exported by libh2o */
+struct rp_phr_chunked_decoder {
+	size_t bytes_left_in_chunk;
+	char consume_trailer;
+	char _hex_count;
+	char _state;
+};
+ssize_t phr_decode_chunked(struct rp_phr_chunked_decoder *decoder, char *buf, size_t *bufsz);
 
 #define IDLE_MS 4000      /* below h2o's 10 s keep-alive timeout */
 #define MAX_IDLE_PER_LOOP 256 /* per thread */
@@ -36,6 +52,13 @@ struct conn {
 	int closing;
 	char *in;
 	size_t in_len, in_cap;
+	/* the response being read (reset for each request) */
+	size_t head_len;  /* 0 until the head is complete */
+	int chunked;      /* Transfer-Encoding: chunked */
+	int no_reuse;     /* framing forbids reusing the connection */
+	size_t length;    /* Content-Length, or SIZE_MAX (delimited by close) */
+	size_t dec_end;   /* chunked: c->in[..dec_end) is head + decoded body */
+	struct rp_phr_chunked_decoder dec;
 };
 
 struct rp_http_req {
@@ -74,7 +97,9 @@ int rp_parse_hostport(const char *hostport, struct sockaddr_storage *sa)
 	}
 	char *end;
 	long port = strtol(colon + 1, &end, 10);
-	if (*end || end == colon + 1 || port < 1 || port > 65535)
+	/* digits only: strtol alone also takes spaces and a sign */
+	if (*end || end == colon + 1 || colon[1] < '0' || colon[1] > '9' || port < 1 ||
+	    port > 65535)
 		return -1;
 	if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)sa) == 0)
 		return 0;
@@ -230,31 +255,137 @@ static void header_value(const char *head, size_t head_len, const char *name, ch
 	}
 }
 
+/* 1 when the comma-separated @v (@len bytes) is exactly one token @tok. */
+static int value_is(const char *v, size_t len, const char *tok)
+{
+	while (len && (*v == ' ' || *v == '\t'))
+		v++, len--;
+	while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+		len--;
+	return len == strlen(tok) && strncasecmp(v, tok, len) == 0;
+}
+
+/* The framing of the head c->in[0..head_len) (RFC 9112 6.1, 6.3): chunked
+ * wins over Content-Length (and the connection is then not reused);
+ * differing or malformed Content-Length values, or a transfer coding other
+ * than chunked, are an error (-1). */
+static int read_framing(struct conn *c, size_t head_len)
+{
+	unsigned ncl = 0, te = 0;
+	c->length = SIZE_MAX;
+	const char *end = c->in + head_len;
+	for (const char *p = memmem(c->in, head_len, "\r\n", 2) + 2; p < end;) {
+		const char *eol = memmem(p, (size_t)(end - p), "\r\n", 2);
+		const char *colon = memchr(p, ':', (size_t)(eol - p));
+		if (!colon)
+			return -1; /* obs-fold or garbage */
+		const char *v = colon + 1;
+		size_t vlen = (size_t)(eol - v), nlen = (size_t)(colon - p);
+		if (nlen == 17 && strncasecmp(p, "transfer-encoding", 17) == 0) {
+			if (te++ || !value_is(v, vlen, "chunked"))
+				return -1;
+		} else if (nlen == 14 && strncasecmp(p, "content-length", 14) == 0) {
+			while (vlen && (*v == ' ' || *v == '\t'))
+				v++, vlen--;
+			while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+				vlen--;
+			size_t n = 0;
+			if (vlen == 0 || vlen > 18)
+				return -1;
+			for (size_t i = 0; i < vlen; i++) {
+				if (v[i] < '0' || v[i] > '9')
+					return -1;
+				n = n * 10 + (size_t)(v[i] - '0');
+			}
+			if (ncl++ && n != c->length)
+				return -1;
+			c->length = n;
+		}
+		p = eol + 2;
+	}
+	c->chunked = te > 0;
+	if (c->chunked) {
+		c->no_reuse = ncl > 0;
+		c->length = SIZE_MAX;
+		memset(&c->dec, 0, sizeof c->dec);
+		c->dec.consume_trailer = 1;
+		c->dec_end = head_len + 2;
+	}
+	return 0;
+}
+
+/* Decode what arrived of a chunked body in place. 1 complete (extra bytes
+ * after it forbid reuse), 0 more to come, -1 malformed. */
+static int decode_chunked(struct conn *c)
+{
+	size_t sz = c->in_len - c->dec_end;
+	if (sz == 0)
+		return 0;
+	ssize_t rv = phr_decode_chunked(&c->dec, c->in + c->dec_end, &sz);
+	if (rv == -1)
+		return -1;
+	c->in_len = c->dec_end + sz;
+	c->dec_end = c->in_len;
+	c->in[c->in_len] = '\0';
+	if (rv == -2)
+		return 0;
+	if (rv > 0)
+		c->no_reuse = 1;
+	return 1;
+}
+
 /* Try to parse a complete response from c->in; 1 when r is finished. */
 static int try_parse(struct rp_http_req *r, struct conn *c, int eof)
 {
-	char *end = memmem(c->in, c->in_len, "\r\n\r\n", 4);
-	if (!end)
-		return 0;
-	size_t head_len = (size_t)(end - c->in) + 2;
 	int minor, status;
-	if (sscanf(c->in, "HTTP/1.%d %d", &minor, &status) != 2) {
-		finish(r, RP_ERR_UNKNOWN_OUTCOME, NULL, 0);
-		return 1;
-	}
-	char clen[32], ctype[128], etag[64], retry[32], connection[32];
-	header_value(c->in, head_len, "content-length", clen, sizeof clen);
-	header_value(c->in, head_len, "connection", connection, sizeof connection);
-	size_t body_off = head_len + 2, body_len = c->in_len - body_off;
-	int reuse = clen[0] && minor == 1 && strcasecmp(connection, "close") != 0;
-	if (clen[0]) {
-		size_t want = strtoull(clen, NULL, 10);
-		if (body_len < want)
+	if (!c->head_len) {
+		char *end = memmem(c->in, c->in_len, "\r\n\r\n", 4);
+		if (!end)
 			return 0;
-		reuse = reuse && body_len == want; /* nothing unexpected after it */
-		body_len = want;
+		size_t head_len = (size_t)(end - c->in) + 2;
+		if (sscanf(c->in, "HTTP/1.%d %d", &minor, &status) != 2 || status < 100 ||
+		    status > 599 || status == 101 || read_framing(c, head_len) != 0) {
+			finish(r, RP_ERR_UNKNOWN_OUTCOME, NULL, 0);
+			return 1;
+		}
+		if (status < 200) { /* informational: drop it, wait for the final head */
+			size_t skip = head_len + 2;
+			memmove(c->in, c->in + skip, c->in_len - skip + 1);
+			c->in_len -= skip;
+			return try_parse(r, c, eof);
+		}
+		c->head_len = head_len;
+	}
+	size_t head_len = c->head_len;
+	sscanf(c->in, "HTTP/1.%d %d", &minor, &status);
+	char ctype[128], etag[64], retry[32], connection[32];
+	header_value(c->in, head_len, "connection", connection, sizeof connection);
+	size_t body_off = head_len + 2, body_len;
+	int reuse = minor == 1 && strcasecmp(connection, "close") != 0 && !c->no_reuse;
+	if (c->chunked) {
+		int rv = decode_chunked(c);
+		if (rv < 0) {
+			finish(r, RP_ERR_UNKNOWN_OUTCOME, NULL, 0);
+			return 1;
+		}
+		if (rv == 0) {
+			if (eof)
+				finish(r, RP_ERR_UNKNOWN_OUTCOME, NULL, 0);
+			return eof;
+		}
+		reuse = reuse && !c->no_reuse;
+		body_len = c->in_len - body_off;
+	} else if (c->length != SIZE_MAX) {
+		body_len = c->in_len - body_off;
+		if (body_len < c->length)
+			return 0;
+		reuse = reuse && body_len == c->length; /* nothing unexpected after it */
+		body_len = c->length;
 	} else if (!eof) {
 		return 0; /* body delimited by connection close */
+	} else {
+		reuse = 0;
+		body_len = c->in_len - body_off;
 	}
 	header_value(c->in, head_len, "content-type", ctype, sizeof ctype);
 	header_value(c->in, head_len, "etag", etag, sizeof etag);
@@ -328,6 +459,9 @@ static void send_request(struct rp_http_req *r)
 	r->sent = 1;
 	c->write.data = c;
 	c->in_len = 0;
+	c->head_len = 0;
+	c->chunked = 0;
+	c->no_reuse = 0;
 	if (uv_write(&c->write, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0)
 		fail(r);
 }
@@ -353,6 +487,9 @@ int rp_http_request(uv_loop_t *loop, const char *hostport, const char *method, c
 	if (strlen(hostport) >= sizeof(((struct conn *)0)->hostport) ||
 	    rp_parse_hostport(hostport, &sa) != 0)
 		return RP_ERR_INVALID;
+	for (const char *t = target; *t; t++) /* never a byte that ends the request line */
+		if ((unsigned char)*t <= ' ' || *t == 0x7f)
+			return RP_ERR_INVALID;
 	struct rp_http_req *r = calloc(1, sizeof *r);
 	if (!r)
 		return RP_ERR_NOMEM;

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "raftplane/err.h"
+
 #define RP_CLIENT_MAX_RESPONSE (256 * 1024 * 1024)
 
 struct rp_http_req;
@@ -21,11 +23,18 @@ struct rp_http_response {
 	size_t body_len;
 };
 
+/* The two failures of a request, by how far it got (aliases of the
+ * raftplane error codes the API hands on: a forward to the leader that was
+ * never sent is "no leader", one that was sent has an unknown outcome). */
+#define RP_HTTP_ERR_NOT_SENT RP_ERR_NO_LEADER    /* bad address, connect refused */
+#define RP_HTTP_ERR_SENT RP_ERR_UNKNOWN_OUTCOME  /* sent, then failed, timed out, malformed */
+
 /*
  * @err is 0 with @res filled on a complete response. Otherwise @res is NULL
  * and @err says how far the request got:
- *   RP_ERR_NO_LEADER       nothing was sent (bad address, connect refused)
- *   RP_ERR_UNKNOWN_OUTCOME sent, then the link failed or timed out
+ *   RP_HTTP_ERR_NOT_SENT   nothing was sent (bad address, connect refused)
+ *   RP_HTTP_ERR_SENT       sent, then the link failed, timed out or the
+ *                          answer was malformed
  */
 typedef void (*rp_http_cb)(void *arg, int err, const struct rp_http_response *res);
 
@@ -33,7 +42,8 @@ typedef void (*rp_http_cb)(void *arg, int err, const struct rp_http_response *re
  * Start @method @target on @hostport ("1.2.3.4:80" or "[::1]:80").
  * @headers is preformatted ("Name: value\r\n"...), may be "". @body is copied.
  * The callback runs exactly once unless rp_http_cancel() is called first.
- * Returns 0, or RP_ERR_INVALID for a bad address (callback not called).
+ * Returns 0, or RP_ERR_INVALID for a bad address or a @target holding a
+ * control byte, space or DEL (callback not called).
  */
 int rp_http_request(uv_loop_t *loop, const char *hostport, const char *method, const char *target,
 		    const char *headers, const void *body, size_t body_len, unsigned timeout_ms,

@@ -39,24 +39,21 @@ static json_t *leader_json(struct rp_node *n)
 	for (unsigned i = 0; i < r->configuration.n; i++)
 		if (r->configuration.servers[i].id == id)
 			raft_addr = r->configuration.servers[i].address;
-	return json_pack("{s:I,s:s,s:s}", "id", (json_int_t)id, "raft", raft_addr, "http", http);
+	return json_pack("{s:o,s:s,s:s}", "id", rp_json_u64(id), "raft", raft_addr, "http", http);
 }
 
 void rp_route_status(struct rp_call *c)
 {
 	struct rp_node *n = c->api->node;
 	struct raft *r = rp_node_raft(n);
-	if (strncmp(c->req->method.base, "GET", c->req->method.len) != 0) {
-		rp_respond_error(c, RP_ERR_METHOD, "use GET", -1);
-		return;
-	}
-	json_t *o = json_pack("{s:I,s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:b}", "id",
-			      (json_int_t)rp_node_config(n)->id, "state", rp_node_state_name(n),
-			      "leader", leader_json(n), "term", (json_int_t)r->current_term,
-			      "commit_index", (json_int_t)r->commit_index, "applied_index",
-			      (json_int_t)raft_last_applied(r), "last_index",
-			      (json_int_t)raft_last_index(r), "revision",
-			      (json_int_t)rp_store_revision(rp_node_store(n)), "leader_ready",
+	/* raft's values are uint64: rp_json_u64, never a negative json_int_t */
+	json_t *o = json_pack("{s:o,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:b}", "id",
+			      rp_json_u64(rp_node_config(n)->id), "state", rp_node_state_name(n),
+			      "leader", leader_json(n), "term", rp_json_u64(r->current_term),
+			      "commit_index", rp_json_u64(r->commit_index), "applied_index",
+			      rp_json_u64(raft_last_applied(r)), "last_index",
+			      rp_json_u64(raft_last_index(r)), "revision",
+			      rp_json_u64(rp_store_revision(rp_node_store(n))), "leader_ready",
 			      rp_node_leader_ready(n));
 	const char *cid = rp_store_cluster_id(rp_node_store(n));
 	json_object_set_new(o, "cluster_id", cid[0] ? json_string(cid) : json_null());
@@ -73,8 +70,8 @@ static void list_members(struct rp_call *c)
 	for (unsigned i = 0; i < conf->n; i++) {
 		char http[64];
 		rp_node_member_http(n, conf->servers[i].id, http, sizeof http);
-		json_array_append_new(arr, json_pack("{s:I,s:s,s:s,s:s}", "id",
-						     (json_int_t)conf->servers[i].id, "raft",
+		json_array_append_new(arr, json_pack("{s:o,s:s,s:s,s:s}", "id",
+						     rp_json_u64(conf->servers[i].id), "raft",
 						     conf->servers[i].address, "http", http, "role",
 						     role_name(conf->servers[i].role)));
 	}

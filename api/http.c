@@ -7,6 +7,8 @@
 
 #include "api.h"
 #include "closewatch.h"
+#include "httpcheck.h"
+#include "utf8.h"
 #include "raftplane/err.h"
 
 const char *const rp_route_names[RP_ROUTE__COUNT] = {
@@ -196,23 +198,25 @@ void rp_respond_relay(struct rp_call *c, int status, const char *ctype, const ch
 	h2o_send_inline(c->req, body, len);
 }
 
+/* The answer when a JSON body cannot be built (allocation failure or our
+ * bug): still the documented error shape. */
+static const char internal_body[] =
+    "{\"error\":{\"code\":\"internal\",\"message\":\"could not encode the answer\"}}\n";
+
 void rp_respond_json(struct rp_call *c, int status, json_t *body, uint64_t etag)
 {
-	if (!body)
-		body = json_object();
-	char *text = json_dumps(body, JSON_COMPACT);
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
-	if (!text) {
-		rp_respond_raw(c, 500, "application/json",
-			       "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"encode\"}}", 54, 0);
+	if (!text) { /* a NULL body is a json_pack() that failed: never answer "{}" */
+		rp_respond_raw(c, 500, "application/json", internal_body, sizeof internal_body - 1, 0);
 		return;
 	}
 	size_t len = strlen(text);
-	text[len] = '\0';
 	char *nl = realloc(text, len + 2); /* trailing newline for curl users */
 	if (nl) {
 		text = nl;
 		text[len++] = '\n';
+		text[len] = '\0';
 	}
 	rp_respond_raw(c, status, "application/json", text, len, etag);
 	free(text);
@@ -220,16 +224,22 @@ void rp_respond_json(struct rp_call *c, int status, json_t *body, uint64_t etag)
 
 void rp_respond_error(struct rp_call *c, int err, const char *message, int index)
 {
+	char msg[RP_MAX_ERROR_MESSAGE];
 	if (!c->req || c->responded)
 		return;
-	json_t *e = json_pack("{s:s,s:s}", "code", rp_err_code(err), "message",
-			      message && *message ? message : rp_err_message(err));
-	if (index >= 0)
+	rp_utf8_sanitize(msg, sizeof msg, message && *message ? message : rp_err_message(err));
+	json_t *e = json_pack("{s:s,s:s}", "code", rp_err_code(err), "message", msg);
+	if (e && index >= 0)
 		json_object_set_new(e, "index", json_integer(index));
 	if (err == RP_ERR_NO_LEADER || err == RP_ERR_UNKNOWN_OUTCOME || err == RP_ERR_UNAVAILABLE)
 		h2o_add_header(&c->req->pool, &c->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
 			       H2O_STRLIT("1"));
-	rp_respond_json(c, rp_err_http_status(err), json_pack("{s:o}", "error", e), 0);
+	rp_respond_json(c, rp_err_http_status(err), e ? json_pack("{s:o}", "error", e) : NULL, 0);
+}
+
+json_t *rp_json_u64(uint64_t v)
+{
+	return v <= INT64_MAX ? json_integer((json_int_t)v) : json_real((double)v);
 }
 
 /* ---- request helpers ---------------------------------------------------- */
@@ -245,8 +255,10 @@ static int hexval(char c)
 	return -1;
 }
 
-/* Percent-decode @len bytes of @v into @out; -1 on bad escapes, NUL or overflow. */
-static int url_decode(const char *v, size_t len, char *out, size_t outlen)
+/* Percent-decode @len bytes of @v into @out (NUL-terminated, *outlen bytes);
+ * @plus: '+' means a space (query strings). -1 on bad escapes, NUL or overflow. */
+static int url_decode(const char *v, size_t len, char *out, size_t outcap, int plus,
+		      size_t *outlen)
 {
 	size_t o = 0;
 	for (size_t i = 0; i < len; i++) {
@@ -257,15 +269,22 @@ static int url_decode(const char *v, size_t len, char *out, size_t outlen)
 				return -1;
 			ch = (char)(hi * 16 + lo);
 			i += 2;
-		} else if (ch == '+') {
+		} else if (ch == '+' && plus) {
 			ch = ' ';
 		}
-		if (ch == '\0' || o + 1 >= outlen)
+		if (ch == '\0' || o + 1 >= outcap)
 			return -1;
 		out[o++] = ch;
 	}
 	out[o] = '\0';
+	if (outlen)
+		*outlen = o;
 	return 0;
+}
+
+int rp_path_decode(const char *v, size_t len, char *out, size_t outcap, size_t *outlen)
+{
+	return url_decode(v, len, out, outcap, 0, outlen);
 }
 
 int rp_query_param(h2o_req_t *req, const char *name, char *out, size_t outlen)
@@ -275,6 +294,7 @@ int rp_query_param(h2o_req_t *req, const char *name, char *out, size_t outlen)
 	const char *q = req->path.base + req->query_at + 1;
 	const char *end = req->path.base + req->path.len;
 	size_t nlen = strlen(name);
+	int found = 0;
 	while (q < end) {
 		const char *amp = memchr(q, '&', (size_t)(end - q));
 		if (!amp)
@@ -283,11 +303,12 @@ int rp_query_param(h2o_req_t *req, const char *name, char *out, size_t outlen)
 		const char *kend = eq ? eq : amp;
 		if ((size_t)(kend - q) == nlen && memcmp(q, name, nlen) == 0) {
 			const char *v = eq ? eq + 1 : amp;
-			return url_decode(v, (size_t)(amp - v), out, outlen) == 0 ? 1 : -1;
+			if (found++ || url_decode(v, (size_t)(amp - v), out, outlen, 1, NULL) != 0)
+				return -1; /* a repeated parameter is ambiguous: refused */
 		}
 		q = amp + 1;
 	}
-	return 0;
+	return found;
 }
 
 int rp_parse_u64(const char *s, size_t len, uint64_t *out)
@@ -307,20 +328,36 @@ int rp_parse_u64(const char *s, size_t len, uint64_t *out)
 	return 0;
 }
 
+/* DIGITS[.DIGITS] then ms, s, m or nothing (seconds); nothing else (no sign,
+ * space, hex, exponent, inf or nan). Integer arithmetic: exact, no overflow. */
 int rp_parse_wait(const char *s, uint64_t max_ms, uint64_t *ms)
 {
-	char *end;
-	double v = strtod(s, &end);
-	if (end == s || !(v >= 0) || v > 1e9)
+	size_t i = 0, int_len, frac_len = 0;
+	uint64_t whole, frac = 0, scale = 1, unit;
+	while (s[i] >= '0' && s[i] <= '9')
+		i++;
+	int_len = i;
+	if (int_len == 0 || int_len > 9 || rp_parse_u64(s, int_len, &whole) != 0)
 		return -1;
-	if (strcmp(end, "ms") == 0)
-		*ms = (uint64_t)v;
-	else if (strcmp(end, "s") == 0 || *end == '\0')
-		*ms = (uint64_t)(v * 1000);
-	else if (strcmp(end, "m") == 0)
-		*ms = (uint64_t)(v * 60000);
+	if (s[i] == '.') {
+		size_t f0 = ++i;
+		while (s[i] >= '0' && s[i] <= '9')
+			i++;
+		frac_len = i - f0;
+		if (frac_len == 0 || frac_len > 6 || rp_parse_u64(s + f0, frac_len, &frac) != 0)
+			return -1;
+		for (size_t k = 0; k < frac_len; k++)
+			scale *= 10;
+	}
+	if (strcmp(s + i, "ms") == 0)
+		unit = 1;
+	else if (strcmp(s + i, "s") == 0 || s[i] == '\0')
+		unit = 1000;
+	else if (strcmp(s + i, "m") == 0)
+		unit = 60000;
 	else
 		return -1;
+	*ms = whole * unit + frac * unit / scale;
 	return *ms <= max_ms ? 0 : -1;
 }
 
@@ -333,128 +370,146 @@ const char *rp_header(h2o_req_t *req, const h2o_token_t *token)
 	return h2o_strdup(&req->pool, v.base, v.len).base;
 }
 
-/* ---- routing ------------------------------------------------------------ */
-
-static int path_is(h2o_iovec_t p, const char *s)
+const char *rp_header_list(h2o_req_t *req, const h2o_token_t *token)
 {
-	return p.len == strlen(s) && memcmp(p.base, s, p.len) == 0;
+	size_t total = 0, n = 0;
+	for (ssize_t i = -1; (i = h2o_find_header(&req->headers, token, i)) >= 0; n++)
+		total += req->headers.entries[i].value.len + 2;
+	if (n == 0)
+		return NULL;
+	char *out = h2o_mem_alloc_pool(&req->pool, total + 1), *o = out;
+	for (ssize_t i = -1; (i = h2o_find_header(&req->headers, token, i)) >= 0;) {
+		h2o_iovec_t v = req->headers.entries[i].value;
+		if (o != out)
+			*o++ = ',', *o++ = ' ';
+		memcpy(o, v.base, v.len);
+		o += v.len;
+	}
+	*o = '\0';
+	return out;
 }
 
-static int path_prefix(h2o_iovec_t p, const char *s)
-{
-	size_t n = strlen(s);
-	return p.len > n && memcmp(p.base, s, n) == 0;
-}
-
-static void route_v1(struct rp_call *c, const char *method, const char *rest, size_t len)
-{
-	const char *slash = memchr(rest, '/', len);
-	size_t first = slash ? (size_t)(slash - rest) : len;
-	int kind = rp_kind_parse(rest, first);
-	if (kind == RP_KIND_KV || kind == RP_KIND_CLUSTERS || kind == RP_KIND_ROUTES ||
-	    kind == RP_KIND_LISTENERS) {
-		int is_kv = kind == RP_KIND_KV;
-		if (!slash) {
-			c->route = is_kv ? RP_ROUTE_KV_LIST : RP_ROUTE_MESH_LIST;
-			if (strcmp(method, "GET") != 0)
-				rp_respond_error(c, RP_ERR_METHOD, "use GET to list", -1);
-			else if (is_kv)
-				rp_route_kv_list(c);
-			else
-				rp_route_mesh_list(c, kind);
-			return;
-		}
-		c->route = is_kv ? RP_ROUTE_KV : RP_ROUTE_MESH;
-		if (is_kv)
-			rp_route_kv(c, method, slash + 1, len - first - 1);
-		else
-			rp_route_mesh(c, kind, method, slash + 1, len - first - 1);
-		return;
-	}
-	if (kind == RP_KIND_MEMBERS) {
-		if (!slash) {
-			c->route = RP_ROUTE_MEMBERS;
-			rp_route_members(c, method);
-			return;
-		}
-		const char *id = slash + 1, *end = rest + len;
-		const char *s2 = memchr(id, '/', (size_t)(end - id));
-		int leadership = s2 && (size_t)(end - s2) == strlen("/leadership") &&
-				 memcmp(s2, "/leadership", (size_t)(end - s2)) == 0;
-		if (s2 && !leadership) {
-			rp_respond_error(c, RP_ERR_NO_ROUTE, "no such endpoint", -1);
-			return;
-		}
-		c->route = leadership ? RP_ROUTE_LEADERSHIP : RP_ROUTE_MEMBER;
-		rp_route_member(c, method, id, (size_t)((s2 ? s2 : end) - id), leadership);
-		return;
-	}
-	if (len == 3 && memcmp(rest, "txn", 3) == 0) {
-		c->route = RP_ROUTE_TXN;
-		if (strcmp(method, "POST") != 0)
-			rp_respond_error(c, RP_ERR_METHOD, "use POST", -1);
-		else
-			rp_route_txn(c);
-		return;
-	}
-	if (len == 5 && memcmp(rest, "watch", 5) == 0) {
-		c->route = RP_ROUTE_WATCH;
-		rp_route_watch(c);
-		return;
-	}
-	if (len == 9 && memcmp(rest, "subscribe", 9) == 0) {
-		c->route = RP_ROUTE_SUBSCRIBE;
-		rp_route_subscribe(c);
-		return;
-	}
-	if (len == 7 && memcmp(rest, "proxies", 7) == 0) {
-		c->route = RP_ROUTE_PROXIES;
-		rp_route_proxies(c);
-		return;
-	}
-	if (len > 9 && memcmp(rest, "rollouts/", 9) == 0) {
-		c->route = RP_ROUTE_ROLLOUTS;
-		rp_route_rollout(c, rest + 9, len - 9);
-		return;
-	}
-	if (len == 6 && memcmp(rest, "status", 6) == 0) {
-		c->route = RP_ROUTE_STATUS;
-		rp_route_status(c);
-		return;
-	}
-	rp_respond_error(c, RP_ERR_NO_ROUTE, "no such endpoint", -1);
-}
+/* ---- requests ----------------------------------------------------------- */
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
 	struct rp_api *api = *(struct rp_api **)(self + 1);
 	struct rp_call *c = call_create(api, req);
-	char method[16];
 	if (!c)
 		return -1;
-	size_t mlen = req->method.len < sizeof method - 1 ? req->method.len : sizeof method - 1;
-	memcpy(method, req->method.base, mlen);
-	method[mlen] = '\0';
 	c->forwarded = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-raftplane-forwarded"),
 					      -1) >= 0;
-	h2o_iovec_t p = req->path_normalized;
-	if (req->entity.base && req->entity.len > RP_MAX_BODY) {
+	struct rp_http_head head;
+	const char *bad_framing = rp_http_check_request(req, &head); /* net/httpcheck.h */
+	if (bad_framing) {
+		req->http1_is_persistent = 0; /* never read what follows as a request */
+		rp_respond_error(c, RP_ERR_INVALID, bad_framing, -1);
+	} else if (req->entity.base && req->entity.len > RP_MAX_BODY) {
 		rp_respond_error(c, RP_ERR_TOO_LARGE, "body over 1 MiB", -1);
-	} else if (path_prefix(p, "/v1/")) {
-		route_v1(c, method, p.base + 4, p.len - 4);
-	} else if (path_is(p, "/healthz")) {
-		c->route = RP_ROUTE_HEALTHZ;
-		rp_route_healthz(c);
-	} else if (path_is(p, "/readyz")) {
-		c->route = RP_ROUTE_READYZ;
-		rp_route_readyz(c);
-	} else if (path_is(p, "/metrics")) {
-		c->route = RP_ROUTE_METRICS;
-		rp_route_metrics(c);
 	} else {
-		rp_respond_error(c, RP_ERR_NO_ROUTE, "no such endpoint", -1);
+		rp_route_request(c);
 	}
 	return 0;
+}
+
+/* ---- h2o's own error answers -------------------------------------------
+ *
+ * h2o answers some requests itself, before any handler runs, with a
+ * text/plain body from h2o_send_error_generic(): a body over
+ * max_request_entity_size (413: on Content-Length, or when a chunked body
+ * reaches it), a broken chunked encoding or Content-Length (400), an
+ * unknown Expect (417). Such answers are bound to the host's fallback path
+ * when no path was chosen yet. This filter, on every path including the
+ * fallback, turns them into our JSON error shape. It recognises them by
+ * their content type, which no handler of ours uses. (A request line or
+ * header h2o cannot parse at all still gets h2o's raw "400 Bad Request",
+ * written straight to the socket.) */
+
+struct json_error_ostream {
+	h2o_ostream_t super;
+	struct rp_api *api;
+	int sent;
+};
+
+struct error_filter {
+	h2o_filter_t super;
+	struct rp_api *api;
+};
+
+static int is_h2o_error(h2o_req_t *req)
+{
+	ssize_t i = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
+	return req->res.status >= 400 && i >= 0 &&
+	       h2o_memis(req->res.headers.entries[i].value.base,
+			 req->res.headers.entries[i].value.len, H2O_STRLIT("text/plain; charset=utf-8"));
+}
+
+static int h2o_status_err(int status)
+{
+	switch (status) {
+	case 413: return RP_ERR_TOO_LARGE;
+	case 404: return RP_ERR_NO_ROUTE;
+	case 405: return RP_ERR_METHOD;
+	default: return status < 500 ? RP_ERR_INVALID : RP_ERR_INTERNAL;
+	}
+}
+
+/* h2o_send_inline() sends its whole body in one final call (none for HEAD). */
+static void on_json_error_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs,
+			       size_t bufcnt, h2o_send_state_t state)
+{
+	struct json_error_ostream *o = (struct json_error_ostream *)self;
+	char text[RP_MAX_ERROR_MESSAGE] = "", msg[RP_MAX_ERROR_MESSAGE], *body = NULL;
+	int err = h2o_status_err(req->res.status);
+	if (o->sent) { /* our body went out with the first call */
+		h2o_ostream_send_next(self, req, NULL, 0, state);
+		return;
+	}
+	for (size_t i = 0; i < bufcnt; i++)
+		snprintf(text + strlen(text), sizeof text - strlen(text), "%.*s", (int)bufs[i].len,
+			 bufs[i].base);
+	rp_utf8_sanitize(msg, sizeof msg,
+			 err == RP_ERR_TOO_LARGE ? "body over 1 MiB"
+			 : text[0]		 ? text
+						 : rp_err_message(err));
+	json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", rp_err_code(err), "message", msg);
+	body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	h2o_iovec_t b = h2o_iovec_init(internal_body, sizeof internal_body - 1);
+	if (body) {
+		b.len = strlen(body) + 1;
+		b.base = h2o_mem_alloc_pool(&req->pool, b.len);
+		memcpy(b.base, body, b.len - 1);
+		b.base[b.len - 1] = '\n';
+		free(body);
+	}
+	req->res.content_length = b.len; /* headers go out with the first send below */
+	o->sent = 1;
+	o->api->requests[RP_ROUTE_OTHER][req->res.status]++;
+	h2o_ostream_send_next(self, req, bufcnt ? &b : NULL, bufcnt ? 1 : 0, state);
+}
+
+static void on_error_filter_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+	struct error_filter *f = (struct error_filter *)self;
+	if (is_h2o_error(req) && req->res.status < 600) {
+		ssize_t i = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
+		req->res.headers.entries[i].value = h2o_iovec_init(H2O_STRLIT("application/json"));
+		struct json_error_ostream *o =
+		    (struct json_error_ostream *)h2o_add_ostream(req, sizeof *o, slot);
+		o->super.do_send = on_json_error_send;
+		o->api = f->api;
+		o->sent = 0;
+		slot = &o->super.next;
+	}
+	h2o_setup_next_ostream(req, slot);
+}
+
+static void add_error_filter(h2o_pathconf_t *path, struct rp_api *api)
+{
+	struct error_filter *f = (struct error_filter *)h2o_create_filter(path, sizeof *f);
+	f->api = api;
+	f->super.on_setup_ostream = on_error_filter_setup;
 }
 
 /* ---- server ------------------------------------------------------------- */
@@ -492,16 +547,22 @@ int rp_api_start(struct rp_api *api, uv_loop_t *loop, struct rp_node *node, cons
 		return -1;
 	}
 	h2o_config_init(&api->config);
-	/* h2o refuses bodies over this with its own plain-text 413 before any
-	 * handler runs; ours (JSON) is 1 MiB. Between the two h2o buffers the
-	 * body (at most 64 MiB per request) so that the answer is JSON. */
-	api->config.max_request_entity_size = 64 * RP_MAX_BODY;
+	/* h2o refuses larger bodies before buffering them: on Content-Length at
+	 * once, a chunked body when it reaches this size. A Content-Length of
+	 * exactly RP_MAX_BODY + 1 gets through and is refused by on_req. */
+	api->config.max_request_entity_size = RP_MAX_BODY + 1;
+	/* HTTP/1.1 only, as documented: no h2c upgrade, no prior-knowledge
+	 * HTTP/2 (the framing checks and close watches are HTTP/1's) */
+	api->config.http1.upgrade_to_http2 = 0;
 	h2o_hostconf_t *host =
 	    h2o_config_register_host(&api->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-	h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
-	h2o_handler_t *h = h2o_create_handler(path, sizeof *h + sizeof(struct rp_api *));
-	*(struct rp_api **)(h + 1) = api;
-	h->on_req = on_req;
+	h2o_pathconf_t *paths[2] = {h2o_config_register_path(host, "/", 0), &host->fallback_path};
+	for (int i = 0; i < 2; i++) { /* the fallback: targets not starting with '/' */
+		h2o_handler_t *h = h2o_create_handler(paths[i], sizeof *h + sizeof(struct rp_api *));
+		*(struct rp_api **)(h + 1) = api;
+		h->on_req = on_req;
+		add_error_filter(paths[i], api);
+	}
 	h2o_context_init(&api->ctx, loop, &api->config);
 	api->accept_ctx.ctx = &api->ctx;
 	api->accept_ctx.hosts = api->config.hosts;

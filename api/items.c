@@ -47,38 +47,86 @@ void rp_propose_and_respond(struct rp_call *c, const Raftplane__Command *cmd,
 
 /* ---- request parsing ---------------------------------------------------- */
 
-/* Preconditions from If-Match / If-None-Match into c->cond / c->if_version. */
+/* The members of a comma-separated list header (RFC 9110 5.6.1: every field
+ * line joined, empty elements and optional whitespace ignored). Up to @max
+ * members are stored in @el as pool strings; returns the count (may be
+ * larger than @max), -1 when a member is not a token or quoted string. */
+static int split_list(h2o_req_t *req, const char *v, const char **el, int max)
+{
+	int n = 0;
+	while (*v) {
+		while (*v == ' ' || *v == '\t' || *v == ',')
+			v++;
+		if (!*v)
+			break;
+		const char *start = v;
+		int quoted = 0;
+		while (*v && (quoted || *v != ',')) {
+			if (*v == '"')
+				quoted = !quoted;
+			v++;
+		}
+		if (quoted)
+			return -1;
+		const char *end = v;
+		while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		if (n < max)
+			el[n] = h2o_strdup(&req->pool, start, (size_t)(end - start)).base;
+		n++;
+	}
+	return n;
+}
+
+/* An If-Match member: "*" or a strong tag "N" (quotes optional) with N the
+ * decimal version; 1 for "*", 0 for a tag, -1 otherwise. */
+static int parse_tag(const char *t, uint64_t *version)
+{
+	size_t len = strlen(t);
+	if (strcmp(t, "*") == 0)
+		return 1;
+	if (len >= 2 && t[0] == '"' && t[len - 1] == '"') {
+		t++;
+		len -= 2;
+	}
+	if (rp_parse_u64(t, len, version) != 0 || *version > INT64_MAX)
+		return -1;
+	return 0;
+}
+
+/* Preconditions from If-Match / If-None-Match into c->cond / c->if_version.
+ * Each header is a list (all its field lines, RFC 9110 13.1.1-2); a list
+ * that names more than one member is refused (400): a single-item write
+ * checks one version, and we do not guess which one was meant. */
 static int parse_preconditions(struct rp_call *c)
 {
-	const char *im = rp_header(c->req, H2O_TOKEN_IF_MATCH);
-	const char *inm = rp_header(c->req, H2O_TOKEN_IF_NONE_MATCH);
+	const char *im = rp_header_list(c->req, H2O_TOKEN_IF_MATCH);
+	const char *inm = rp_header_list(c->req, H2O_TOKEN_IF_NONE_MATCH);
+	const char *el[2];
+	int n;
 	c->cond = RAFTPLANE__OP__COND__IF_ANY;
 	if (im && inm) {
 		rp_respond_error(c, RP_ERR_INVALID, "use If-Match or If-None-Match, not both", -1);
 		return -1;
 	}
 	if (inm) {
-		if (strcmp(inm, "*") != 0) {
+		if (split_list(c->req, inm, el, 2) != 1 || strcmp(el[0], "*") != 0) {
 			rp_respond_error(c, RP_ERR_INVALID, "If-None-Match supports only *", -1);
 			return -1;
 		}
 		c->cond = RAFTPLANE__OP__COND__IF_ABSENT;
 	}
 	if (im) {
-		if (strcmp(im, "*") == 0) {
-			c->cond = RAFTPLANE__OP__COND__IF_EXISTS;
-			return 0;
-		}
-		size_t len = strlen(im);
-		if (len >= 2 && im[0] == '"' && im[len - 1] == '"') {
-			im++;
-			len -= 2;
-		}
-		if (rp_parse_u64(im, len, &c->if_version) != 0 || c->if_version > INT64_MAX) {
-			rp_respond_error(c, RP_ERR_INVALID, "If-Match must be \"<version>\" or *", -1);
+		int kind = (n = split_list(c->req, im, el, 2)) == 1 ? parse_tag(el[0], &c->if_version)
+								    : -1;
+		if (kind < 0) {
+			rp_respond_error(c, RP_ERR_INVALID,
+					 n > 1 ? "If-Match must name one version: \"<version>\" or *"
+					       : "If-Match must be \"<version>\" or *",
+					 -1);
 			return -1;
 		}
-		c->cond = RAFTPLANE__OP__COND__IF_VERSION;
+		c->cond = kind == 1 ? RAFTPLANE__OP__COND__IF_EXISTS : RAFTPLANE__OP__COND__IF_VERSION;
 	}
 	return 0;
 }

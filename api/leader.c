@@ -54,6 +54,8 @@ static void on_forwarded(void *arg, int err, const struct rp_http_response *res)
 		rp_call_unref(c);
 		return;
 	}
+	if (!err && (res->status < 200 || res->status > 599)) /* not a final HTTP status */
+		err = RP_ERR_UNKNOWN_OUTCOME;                   /* never relay it */
 	if (err == RP_ERR_NO_LEADER || (err && !c->is_write)) {
 		wait_for_leader(c, RETRY_MS); /* nothing applied, or a read: retry */
 	} else if (err) {
@@ -69,11 +71,18 @@ static void on_forwarded(void *arg, int err, const struct rp_http_response *res)
 	rp_call_unref(c);
 }
 
-static void append_header(char *buf, size_t cap, h2o_req_t *req, const h2o_token_t *t)
+/* Append header @t to @buf; -1 when it does not fit (a precondition must
+ * never be dropped: the leader would apply the write unconditionally). */
+static int append_header(char *buf, size_t cap, h2o_req_t *req, const h2o_token_t *t)
 {
-	const char *v = rp_header(req, t);
-	if (v && strlen(buf) + strlen(v) + 64 < cap && !strpbrk(v, "\r\n"))
-		snprintf(buf + strlen(buf), cap - strlen(buf), "%s: %s\r\n", t->buf.base, v);
+	/* preconditions are lists: forward all their field lines as one */
+	const char *v = t == H2O_TOKEN_CONTENT_TYPE ? rp_header(req, t) : rp_header_list(req, t);
+	if (!v)
+		return 0;
+	if (strlen(buf) + strlen(v) + 64 >= cap || strpbrk(v, "\r\n"))
+		return -1;
+	snprintf(buf + strlen(buf), cap - strlen(buf), "%s: %s\r\n", t->buf.base, v);
+	return 0;
 }
 
 static void forward(struct rp_call *c, const char *http)
@@ -91,9 +100,13 @@ static void forward(struct rp_call *c, const char *http)
 		strcpy(method, "GET");
 	memcpy(target, req->path.base, req->path.len);
 	target[req->path.len] = '\0';
-	append_header(headers, sizeof headers, req, H2O_TOKEN_CONTENT_TYPE);
-	append_header(headers, sizeof headers, req, H2O_TOKEN_IF_MATCH);
-	append_header(headers, sizeof headers, req, H2O_TOKEN_IF_NONE_MATCH);
+	if (append_header(headers, sizeof headers, req, H2O_TOKEN_CONTENT_TYPE) != 0 ||
+	    append_header(headers, sizeof headers, req, H2O_TOKEN_IF_MATCH) != 0 ||
+	    append_header(headers, sizeof headers, req, H2O_TOKEN_IF_NONE_MATCH) != 0) {
+		rp_respond_error(c, RP_ERR_INVALID, "Content-Type, If-Match and If-None-Match "
+				 "together must stay under 900 bytes", -1);
+		return;
+	}
 	rp_call_ref(c);
 	int rv = rp_http_request(c->api->loop, http, method, target, headers, req->entity.base,
 				 req->entity.base ? req->entity.len : 0, c->api->opts.forward_timeout_ms,

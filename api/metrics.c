@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "raftplane/err.h"
+#include "transport.h"
 
 struct buf {
 	char *p;
@@ -62,6 +63,28 @@ static void counter(struct buf *b, const char *name, const char *help, uint64_t 
 	put(b, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n", name, help, name, name, v);
 }
 
+/* The raft transport (raft/transport.h): refusals and drops by reason. */
+static void transport_metrics(struct buf *b, struct rp_node *n)
+{
+	const struct rp_transport_stats *ts = rp_transport_stats(rp_node_transport(n));
+	counter(b, "raftplane_raft_conns_accepted_total", "Raft peer handshakes accepted.",
+		ts->accepted);
+	gauge(b, "raftplane_raft_conns_pending", "Raft connections before their handshake.",
+	      ts->pending);
+	gauge(b, "raftplane_raft_conns_relayed", "Raft connections relayed (in + out).",
+	      ts->relayed_in + ts->relayed_out);
+	put(b, "# HELP raftplane_raft_conns_refused_total Raft connections refused, by reason.\n"
+	       "# TYPE raftplane_raft_conns_refused_total counter\n");
+	for (int i = 0; i < RP_REFUSE__N; i++)
+		put(b, "raftplane_raft_conns_refused_total{reason=\"%s\"} %" PRIu64 "\n",
+		    rp_refuse_reason_names[i], ts->refused[i]);
+	put(b, "# HELP raftplane_raft_msgs_dropped_total Inbound raft messages dropped, by reason.\n"
+	       "# TYPE raftplane_raft_msgs_dropped_total counter\n");
+	for (int i = 0; i < RP_DROP__N; i++)
+		put(b, "raftplane_raft_msgs_dropped_total{reason=\"%s\"} %" PRIu64 "\n",
+		    rp_drop_reason_names[i], ts->dropped[i]);
+}
+
 void rp_route_metrics(struct rp_call *c)
 {
 	struct rp_api *api = c->api;
@@ -93,6 +116,7 @@ void rp_route_metrics(struct rp_call *c)
 		st->snapshots_restored);
 	counter(&b, "raftplane_forwarded_total", "Requests forwarded to the leader.",
 		api->forwarded);
+	transport_metrics(&b, api->node);
 	histogram(&b, "raftplane_apply_seconds", "Time to apply one log entry to SQLite.",
 		  &st->apply);
 	histogram(&b, "raftplane_propose_seconds", "Leader: time from propose to applied.",

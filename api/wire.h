@@ -7,9 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/** Length of the longest prefix of @s (@len bytes) that is well-formed
- * UTF-8 (no overlongs, surrogates or code points above U+10FFFF). */
-size_t rp_utf8_prefix(const char *s, size_t len);
+#include "utf8.h"
 
 /**
  * Walk the top-level fields of the message in @buf. Every length-delimited
@@ -19,10 +17,5 @@ size_t rp_utf8_prefix(const char *s, size_t len);
  */
 int rp_pb_check_strings(const uint8_t *buf, size_t len, uint64_t string_fields, size_t max_len,
 			char *msg, size_t msglen);
-
-/** Copy @src into @dst (@dstlen bytes with the NUL) as valid UTF-8 without
- * control characters: bad bytes become '?', and the cut at @dstlen never
- * splits a character. */
-void rp_utf8_sanitize(char *dst, size_t dstlen, const char *src);
 
 #endif

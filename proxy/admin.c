@@ -226,6 +226,10 @@ static void on_stats(struct rp_proxy *p, h2o_req_t *req)
 	    (json_int_t)rp_get(&s->downstream_cx_active), "requests", (json_int_t)rp_get(&s->rq_total),
 	    "no_route", (json_int_t)rp_get(&s->no_route), "no_listener",
 	    (json_int_t)rp_get(&s->no_listener), "responses", classes_json(s->status));
+	json_t *ds = json_object_get(j, "downstream");
+	json_object_set_new(ds, "bad_requests", json_integer((json_int_t)rp_get(&s->bad_requests)));
+	json_object_set_new(ds, "loops", json_integer((json_int_t)rp_get(&s->loops)));
+	json_object_set_new(ds, "client_gone", json_integer((json_int_t)rp_get(&s->client_gone)));
 	static struct rp_stats *v[4096];
 	json_t *routes = json_object(), *clusters = json_object();
 	size_t n = rp_stats_list(RP_STATS_ROUTE, v, 4096);

@@ -9,6 +9,7 @@
 
 #include "balancer.h"
 #include "client.h"
+#include "router.h"
 
 static char *lower_dup(const char *s, size_t *len)
 {
@@ -120,19 +121,26 @@ static int build_route(struct rp_generation *g, struct rp_route *r, const Raftpl
 	r->version = pr->version;
 	r->priority = pr->priority;
 	r->exact = pr->path && pr->path[0];
-	r->match = r->exact ? pr->path : pr->prefix;
-	r->match_len = strlen(r->match);
-	if (r->match_len == 0 || r->match[0] != '/') {
+	const char *match = r->exact ? pr->path : pr->prefix;
+	if (match[0] != '/') {
 		snprintf(err, errlen, "route %s: match must be a path starting with /", pr->name);
 		return -1;
 	}
+	/* matched against normalised request paths: normalise it the same way */
+	if (!(r->match = rp_route_normalize(match, &r->match_len)))
+		goto oom;
 	r->timeout_ms = pr->timeout_ms ? pr->timeout_ms : 15000;
 	r->retries = pr->retry_attempts;
 	r->retry_connect_failure = pr->retry_connect_failure;
 	r->retry_5xx = pr->retry_5xx;
-	if (pr->has_prefix_rewrite) {
-		r->rewrite = pr->prefix_rewrite;
-		r->rewrite_len = strlen(pr->prefix_rewrite);
+	if (pr->has_prefix_rewrite && pr->prefix_rewrite[0] == '/') {
+		/* forwarded as is: only bytes legal in a request target */
+		if (!(r->rewrite = rp_route_normalize(pr->prefix_rewrite, &r->rewrite_len)))
+			goto oom;
+	} else if (pr->has_prefix_rewrite) {
+		r->rewrite = strdup("");
+		if (!r->rewrite)
+			goto oom;
 	}
 	if (!(r->stats = rp_stats_get(RP_STATS_ROUTE, pr->name)))
 		goto oom;
@@ -274,6 +282,8 @@ void rp_gen_free(struct rp_generation *g)
 			free(r->headers[j].name);
 		free(r->headers);
 		free(r->clusters);
+		free(r->match);
+		free(r->rewrite);
 	}
 	for (size_t i = 0; i < g->n_clusters; i++) {
 		struct rp_cluster *c = &g->clusters[i];

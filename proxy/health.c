@@ -49,7 +49,8 @@ static void on_check_done(void *arg, int err, const struct rp_http_response *res
 	h->check_failures++;
 	if (err)
 		snprintf(h->last_error, sizeof h->last_error, "%s",
-			 err == RP_ERR_NO_LEADER ? "connect failed" : "no answer in time");
+			 err == RP_HTTP_ERR_NOT_SENT ? "connect failed"
+						     : "no valid answer in time");
 	else
 		snprintf(h->last_error, sizeof h->last_error, "HTTP %d", res->status);
 	h->ok_run = 0;
@@ -66,7 +67,7 @@ static void on_check_timer(uv_timer_t *t)
 			    "User-Agent: raftplane-proxy-health\r\n", NULL, 0, h->hc.timeout_ms,
 			    on_check_done, h, &h->req) != 0) {
 		h->req = NULL;
-		on_check_done(h, RP_ERR_NO_LEADER, NULL);
+		on_check_done(h, RP_HTTP_ERR_NOT_SENT, NULL);
 	}
 }
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -35,10 +36,11 @@ static const char usage[] =
     "  --wait-ms N              subscription long-poll wait (default 30000)\n"
     "  --outlier-consecutive N  eject an endpoint after N errors in a row (default 5, 0 off)\n"
     "  --outlier-eject-ms N     how long an ejection lasts (default 10000)\n"
-    "  --outlier-max-percent N  at most N%% of a cluster ejected at once (default 50)\n"
+    "  --outlier-max-percent N  at most N% of a cluster ejected at once (default 50)\n"
     "  --pool-max-idle N        idle keep-alive connections per endpoint and worker (default 64)\n"
     "  --pool-idle-timeout-ms N close idle upstream connections after N ms (default 4000)\n"
-    "  --drain-ms N             on SIGTERM, wait up to N ms for requests in flight (default 2000)\n";
+    "  --drain-ms N             on SIGTERM, wait up to N ms for requests in flight (default 2000)\n"
+    "  --max-request-body N     largest request body in bytes, 413 beyond (default 1048576)\n";
 
 static struct rp_proxy P;
 static struct rp_admin A;
@@ -136,25 +138,76 @@ static void on_adopted(uv_async_t *a)
 		rp_sub_ack(&p->sub, g->version);
 }
 
+static void on_bind_retry(uv_timer_t *t);
+
+#define BIND_RETRY_EVERY_MS 100
+#define BIND_RETRY_FOR_MS 3000
+
+static void drop_retry(struct rp_proxy *p)
+{
+	uv_timer_stop(&p->bind_retry);
+	free(p->retry_raw);
+	p->retry_raw = NULL;
+}
+
+/* Build and publish snapshot @version, or refuse it. A port in use may be
+ * one that another proxy on this host is releasing right now (a listener
+ * moving from one node id to another), so that failure is tried again for
+ * BIND_RETRY_FOR_MS before the NACK; a port still held then belongs to
+ * someone else. */
+static void apply_snapshot(struct rp_proxy *p, const void *raw, size_t len, uint64_t version)
+{
+	char err[400];
+	unsigned busy = rp_lsock_busy_failures;
+	struct rp_generation *g = rp_gen_build(p->loop, raw, len, p->n_workers, err, sizeof err);
+	if (g) {
+		snprintf(g->server, sizeof g->server, "%s", rp_sub_server(&p->sub));
+		g->applied_at = rp_wall_ms();
+		p->from_cache = 0;
+		publish(p, g, 1);
+		return;
+	}
+	int again = rp_lsock_busy_failures != busy && !p->stopping;
+	if (again && raw != p->retry_raw) {
+		void *copy = malloc(len ? len : 1);
+		if (copy) {
+			drop_retry(p);
+			memcpy(copy, raw, len);
+			p->retry_raw = copy;
+			p->retry_len = len;
+			p->retry_version = version;
+			p->retry_since = uv_now(p->loop);
+		}
+		again = copy != NULL;
+	}
+	if (again && uv_now(p->loop) - p->retry_since < BIND_RETRY_FOR_MS) {
+		uv_timer_start(&p->bind_retry, on_bind_retry, BIND_RETRY_EVERY_MS, 0);
+		return;
+	}
+	rp_inc(&rp_gstats.updates_rejected);
+	rp_log("rejecting version %" PRIu64 " from %s: %s", version, rp_sub_server(&p->sub), err);
+	snprintf(p->last_nack, sizeof p->last_nack, "%s", err);
+	p->last_nack_version = version;
+	rp_sub_nack(&p->sub, version, err);
+}
+
+static void on_bind_retry(uv_timer_t *t)
+{
+	struct rp_proxy *p = t->data;
+	void *raw = p->retry_raw;
+	if (!raw)
+		return;
+	apply_snapshot(p, raw, p->retry_len, p->retry_version);
+	if (!uv_is_active((uv_handle_t *)&p->bind_retry) && p->retry_raw == raw)
+		drop_retry(p); /* applied or refused */
+}
+
 static void on_snapshot(struct rp_sub_client *c, const Raftplane__Snapshot *snap, const void *raw,
 			size_t len)
 {
 	struct rp_proxy *p = c->data;
-	char err[400];
-	struct rp_generation *g = rp_gen_build(p->loop, raw, len, p->n_workers, err, sizeof err);
-	if (!g) {
-		rp_inc(&rp_gstats.updates_rejected);
-		rp_log("rejecting version %" PRIu64 " from %s: %s", snap->version, rp_sub_server(c),
-		       err);
-		snprintf(p->last_nack, sizeof p->last_nack, "%s", err);
-		p->last_nack_version = snap->version;
-		rp_sub_nack(c, snap->version, err);
-		return;
-	}
-	snprintf(g->server, sizeof g->server, "%s", rp_sub_server(c));
-	g->applied_at = rp_wall_ms();
-	p->from_cache = 0;
-	publish(p, g, 1);
+	drop_retry(p);
+	apply_snapshot(p, raw, len, snap->version);
 }
 
 /* Start from the cached snapshot, if there is a usable one. Returns its
@@ -229,7 +282,8 @@ static void parse_flags(int argc, char **argv, struct rp_proxy_opts *o)
 				    .wait_ms = 30000,
 				    .pool_max_idle = 64,
 				    .pool_idle_timeout_ms = 4000,
-				    .drain_ms = 2000};
+				    .drain_ms = 2000,
+				    .max_request_body = 1024 * 1024};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -264,6 +318,8 @@ static void parse_flags(int argc, char **argv, struct rp_proxy_opts *o)
 			o->pool_idle_timeout_ms = (unsigned)num(a, v, 1, 3600000);
 		else if (!strcmp(a, "--drain-ms"))
 			o->drain_ms = (unsigned)num(a, v, 0, 600000);
+		else if (!strcmp(a, "--max-request-body"))
+			o->max_request_body = num(a, v, 0, 1024UL * 1024 * 1024);
 		else {
 			fprintf(stderr, "raftplane-proxy: unknown flag \"%s\" (see --help)\n", a);
 			exit(2);
@@ -305,6 +361,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	rp_log("signal %d: stopping", signum);
 	p->stopping = 1;
 	rp_sub_stop(&p->sub);
+	drop_retry(p);
 	rp_admin_close(&A);
 	rp_workers_stop(p);
 	/* every worker is joined: free the generations nobody holds any more */
@@ -325,11 +382,25 @@ static void on_signal(uv_signal_t *s, int signum)
 	uv_walk(p->loop, close_walk, NULL);
 }
 
+/* The Via pseudonym: "<node id>.<16 hex digits>", random per process. */
+static void make_via_id(struct rp_proxy *p)
+{
+	uint64_t r = 0;
+	if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+		r = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ rp_wall_ms();
+	int n = snprintf(p->via_id, sizeof p->via_id, "%s.%016" PRIx64, p->opts.node_id, r);
+	p->via_id_len = (size_t)n;
+}
+
 static void setup_data_plane_config(struct rp_proxy *p)
 {
 	h2o_config_init(&p->h2o_config);
 	p->h2o_config.server_name = h2o_iovec_init(H2O_STRLIT("raftplane-proxy"));
-	p->h2o_config.max_request_entity_size = 64 * 1024 * 1024;
+	/* h2o refuses a larger Content-Length at once and cuts a chunked body
+	 * when it reaches the limit, both with 413 and a closed connection */
+	p->h2o_config.max_request_entity_size = p->opts.max_request_body;
+	/* HTTP/1.1 only (docs/proxy.md): no h2c upgrade, no prior knowledge */
+	p->h2o_config.http1.upgrade_to_http2 = 0;
 	h2o_hostconf_t *host =
 	    h2o_config_register_host(&p->h2o_config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
 	h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
@@ -346,9 +417,12 @@ int main(int argc, char **argv)
 	srand((unsigned)(rp_wall_ms() ^ (uint64_t)getpid()));
 	p->loop = uv_default_loop();
 	p->n_workers = p->opts.workers;
+	make_via_id(p);
 	uv_mutex_init(&p->publish_lock);
 	uv_async_init(p->loop, &p->adopted, on_adopted);
 	p->adopted.data = p;
+	uv_timer_init(p->loop, &p->bind_retry);
+	p->bind_retry.data = p;
 	uv_timer_init(p->loop, &p->sweep);
 	p->sweep.data = p;
 	uv_timer_start(&p->sweep, on_sweep, 500, 500);

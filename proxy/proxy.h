@@ -4,7 +4,8 @@
  * Threads: the main thread runs the subscription client, the admin server,
  * the active health checks and every allocation or release of generations
  * and registries. N worker threads each run their own libuv loop and h2o
- * context, accept on their own listening sockets and forward requests.
+ * context, accept on their own descriptor of each listening socket (one
+ * bound socket per address:port, see listeners.h) and forward requests.
  *
  * Generation swap (invariants):
  *  1. The main thread builds a generation completely (listeners bound),
@@ -47,12 +48,17 @@ struct rp_proxy_opts {
 	unsigned pool_max_idle;
 	unsigned pool_idle_timeout_ms;
 	unsigned drain_ms;
+	size_t max_request_body; /* bytes; larger bodies get 413 before buffering */
 };
 
 struct rp_proxy {
 	struct rp_proxy_opts opts;
 	uv_loop_t *loop;
 	struct rp_sub_client sub;
+	/* this process's Via pseudonym (RFC 9110 7.6.3): node id and a random
+	 * per-process token, so that a request coming back is recognised */
+	char via_id[RP_MAX_NAME + 24];
+	size_t via_id_len;
 	h2o_globalconf_t h2o_config; /* data plane, shared by the workers */
 	struct rp_worker *workers;
 	unsigned n_workers;
@@ -73,6 +79,13 @@ struct rp_proxy {
 	int stopping;
 	char last_nack[400];
 	uint64_t last_nack_version;
+	/* a snapshot whose port was in use, tried again before it is NACKed
+	 * (main thread): retry_raw is our copy, NULL when none waits */
+	uv_timer_t bind_retry;
+	void *retry_raw;
+	size_t retry_len;
+	uint64_t retry_version;
+	uint64_t retry_since;
 };
 
 /** Wall-clock unix milliseconds. */

@@ -55,6 +55,9 @@ struct rp_global_stats {
 	rp_counter_t rq_total;
 	rp_counter_t no_listener; /* 404: the socket's listener is not in the generation */
 	rp_counter_t no_route;    /* 404: no route matched */
+	rp_counter_t bad_requests; /* 400: framing, Host or target refused */
+	rp_counter_t loops;        /* 508: this proxy already in Via, or too many hops */
+	rp_counter_t client_gone;  /* the client left while we waited: upstream cancelled */
 	rp_counter_t status[6];
 	rp_counter_t updates_applied;
 	rp_counter_t updates_rejected;

@@ -25,7 +25,7 @@
 #include "client.h"
 #include "raftplane/err.h"
 #include "store.h"
-#include "wire.h"
+#include "utf8.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000

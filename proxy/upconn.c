@@ -32,6 +32,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "httpcheck.h"
 #include "worker.h"
 
 #define MAX_HEADERS 100
@@ -295,52 +296,67 @@ void rp_uc_resume(struct rp_uc_exchange *x)
 
 /* ---- reading the response ------------------------------------------------------ */
 
-static int token_in(const char *v, size_t len, const char *tok)
-{
-	size_t tl = strlen(tok);
-	for (size_t i = 0; i + tl <= len; i++)
-		if (strncasecmp(v + i, tok, tl) == 0)
-			return 1;
-	return 0;
-}
-
 static int name_is(const struct rp_header_view *h, const char *name)
 {
 	return h->name_len == strlen(name) && strncasecmp(h->name, name, h->name_len) == 0;
 }
 
-/* Framing and keep-alive of a response head. -1 on a framing we refuse. */
-static int read_framing(struct rp_upconn *c, int minor, int status,
-			const struct rp_header_view *h, size_t n)
+static int has_token(const struct rp_header_view *h, const char *tok)
+{
+	return rp_http_has_token(h->value, h->value_len, tok, strlen(tok));
+}
+
+/* Framing and keep-alive of a response head (RFC 9112 6.1, 6.3). NULL, or
+ * why we refuse the response (the client gets a 502): a status outside
+ * 100-599, an obs-fold line, a transfer coding other than a lone chunked,
+ * Content-Length values that differ or are not a number. Transfer-Encoding
+ * overrides Content-Length; such a connection is not reused. */
+static const char *read_framing(struct rp_upconn *c, int minor, int status,
+				const struct rp_header_view *h, size_t n)
 {
 	int no_body = c->x->is_head || status == 204 || status == 304;
+	size_t cl = SIZE_MAX;
+	unsigned te = 0, ncl = 0;
+	if (status < 100 || status > 599)
+		return "invalid status code";
 	c->keepalive = minor >= 1;
 	c->framing = F_CLOSE;
 	for (size_t i = 0; i < n; i++) {
+		if (h[i].name == NULL || h[i].name_len == 0)
+			return "obsolete line folding";
 		if (name_is(&h[i], "connection")) {
-			if (token_in(h[i].value, h[i].value_len, "close"))
+			if (has_token(&h[i], "close"))
 				c->keepalive = 0;
-			else if (token_in(h[i].value, h[i].value_len, "keep-alive"))
+			else if (has_token(&h[i], "keep-alive"))
 				c->keepalive = 1;
 		} else if (name_is(&h[i], "transfer-encoding")) {
-			if (!token_in(h[i].value, h[i].value_len, "chunked"))
-				return -1;
-			c->framing = F_CHUNKED;
-			c->dec.consume_trailer = 1;
-		} else if (name_is(&h[i], "content-length") && c->framing != F_CHUNKED) {
+			if (!h2o_lcstris(h[i].value, h[i].value_len, H2O_STRLIT("chunked")) || te++)
+				return "unsupported transfer-encoding";
+		} else if (name_is(&h[i], "content-length")) {
 			size_t v = h2o_strtosize(h[i].value, h[i].value_len);
-			if (v == SIZE_MAX)
-				return -1;
-			c->framing = F_LENGTH;
-			c->left = v;
+			if (v == SIZE_MAX || (ncl++ && v != cl))
+				return "invalid content-length";
+			cl = v;
 		}
+	}
+	c->x->content_length = SIZE_MAX;
+	if (te) {
+		c->framing = F_CHUNKED;
+		c->dec.consume_trailer = 1;
+		if (ncl)
+			c->keepalive = 0; /* smuggling attempt or broken server: no reuse */
+	} else if (ncl) {
+		c->framing = F_LENGTH;
+		c->left = cl;
+		c->x->content_length = cl;
 	}
 	if (no_body) {
 		c->framing = F_NONE;
+		c->x->content_length = SIZE_MAX;
 	} else if (c->framing == F_CLOSE) {
 		c->keepalive = 0;
 	}
-	return 0;
+	return NULL;
 }
 
 /* Move @n bytes from the socket's input to the exchange's body. */
@@ -417,21 +433,22 @@ static int read_head(struct rp_upconn *c)
 					      &n, 0);
 		if (rlen == -2) {
 			if (in->size > MAX_HEAD_BYTES) {
-				fail(c, RP_UC_RESET, "response head too large");
+				fail(c, RP_UC_INVALID, "response head too large");
 				return -1;
 			}
 			return 0;
 		}
 		if (rlen < 0) {
-			fail(c, RP_UC_RESET, "malformed response");
+			fail(c, RP_UC_INVALID, "malformed response");
 			return -1;
 		}
 		if (status >= 100 && status < 200 && status != 101) {
 			h2o_buffer_consume(&c->sock->input, (size_t)rlen);
 			continue; /* informational: wait for the final answer */
 		}
-		if (status == 101 || read_framing(c, minor, status, h, n) != 0) {
-			fail(c, RP_UC_RESET, "unsupported response framing");
+		const char *why = status == 101 ? "protocol upgrade" : read_framing(c, minor, status, h, n);
+		if (why) {
+			fail(c, RP_UC_INVALID, why);
 			return -1;
 		}
 		/* detached during the call: on_head may start another exchange on

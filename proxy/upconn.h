@@ -31,6 +31,7 @@ enum rp_uc_error {
 	RP_UC_CONNECT, /* could not connect */
 	RP_UC_RESET,   /* connection failed or closed before a complete head */
 	RP_UC_BROKEN,  /* failed or closed in the middle of the body */
+	RP_UC_INVALID, /* the response head breaks HTTP/1.1 framing rules (502) */
 };
 
 struct rp_uc_exchange;
@@ -80,6 +81,9 @@ struct rp_uc_exchange {
 	size_t nbufs;
 	int is_head;
 	int reused; /* the connection came from the pool */
+	/* set before on_head: the body length when framed by Content-Length
+	 * (the only framing header relayed, and only then), else SIZE_MAX */
+	size_t content_length;
 	struct rp_upconn *conn;
 	h2o_buffer_t *body;
 };

@@ -24,13 +24,23 @@
  *     upstream: 504 before the response started, an aborted stream after.
  *  5. Retries of a cluster in flight stay under the retry budget:
  *     3 + 20% of the cluster's active requests, so that retries cannot
- *     multiply the load on a failing cluster. */
+ *     multiply the load on a failing cluster.
+ *  6. Nothing reaches the upstream that was not checked: the request head
+ *     (net/httpcheck.c: framing, Host), the target (normalised, only legal
+ *     bytes), no Via of ours (a loop), and no framing or hop-by-hop header
+ *     of either side is relayed; the upstream's framing is decided in
+ *     upconn.c and only its decoded length reaches the client.
+ *  7. A request still here after WATCH_AFTER_MS gets a close watch; when
+ *     the client is gone the upstream exchange is cancelled at once, and
+ *     on_dispose destroys the watch. Faster requests never pay for one. */
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "balancer.h"
+#include "closewatch.h"
+#include "httpcheck.h"
 #include "upconn.h"
 #include "health.h"
 #include "router.h"
@@ -39,10 +49,12 @@
 
 #define SEND_CHUNK (1024 * 1024)  /* at most this much per h2o_send */
 #define PAUSE_BYTES (1024 * 1024) /* stop reading upstream beyond this backlog */
+#define WATCH_AFTER_MS 1000 /* arm a close watch for requests still here after this */
+#define MAX_VIA_HOPS 16      /* more proxies than this in Via: 508 */
 #define RETRY_BUDGET_MIN 3
 #define RETRY_BUDGET_PERCENT 20
 
-enum fail_kind { FAIL_CONNECT, FAIL_RESET, FAIL_5XX };
+enum fail_kind { FAIL_CONNECT, FAIL_RESET, FAIL_5XX, FAIL_INVALID };
 
 struct fwd {
 	h2o_generator_t super; /* first: h2o hands it back to proceed/stop */
@@ -51,6 +63,8 @@ struct fwd {
 	struct rp_generation *gen;
 	const struct rp_route *route;
 	struct rp_cluster *cluster;
+	struct rp_http_target target;
+	h2o_iovec_t host; /* the host sent upstream */
 	h2o_iovec_t reqbufs[2];
 	size_t n_reqbufs;
 	int is_head, idempotent;
@@ -66,6 +80,8 @@ struct fwd {
 	uint64_t attempt_start_ns;
 	h2o_timeout_entry_t connect_timer;
 	h2o_timeout_entry_t route_timer;
+	h2o_timeout_entry_t watch_timer;
+	struct rp_closewatch *watch; /* armed by watch_timer: the client may leave */
 	/* the response */
 	int responding;
 	int broken; /* upstream failed or timed out mid-body: end with an error */
@@ -83,7 +99,10 @@ static void do_send(struct fwd *f);
 static const char *reason(int status)
 {
 	switch (status) {
+	case 400: return "Bad Request";
 	case 404: return "Not Found";
+	case 499: return "Client Closed Request";
+	case 508: return "Loop Detected";
 	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
 	case 504: return "Gateway Timeout";
@@ -127,15 +146,69 @@ static size_t peer_addr(h2o_req_t *req, char *out)
 
 #define APPEND(p, s, l) (memcpy((p), (s), (l)), (p) += (l))
 
-/* The request line and headers for the upstream, in the request's pool. */
-static void build_request(struct fwd *f)
+static int name_eq(const h2o_iovec_t *n, const char *s, size_t len)
+{
+	return n->len == len && h2o_lcstris(n->base, n->len, s, len);
+}
+
+/* Hop-by-hop headers (RFC 9110 7.6.1) and those we emit ourselves. */
+static int drop_for_upstream(const h2o_header_t *h, h2o_iovec_t connection)
+{
+	if (h2o_iovec_is_token(h->name)) {
+		const h2o_token_t *t = (const h2o_token_t *)h->name;
+		if (t->proxy_should_drop_for_req || t == H2O_TOKEN_CONTENT_LENGTH ||
+		    t == H2O_TOKEN_HOST || t == H2O_TOKEN_EXPECT || t == H2O_TOKEN_X_FORWARDED_FOR ||
+		    t == H2O_TOKEN_VIA)
+			return 1;
+	} else if (name_eq(h->name, H2O_STRLIT("proxy-connection")) ||
+		   name_eq(h->name, H2O_STRLIT("trailer"))) {
+		return 1;
+	}
+	return connection.len &&
+	       rp_http_has_token(connection.base, connection.len, h->name->base, h->name->len);
+}
+
+/* An HTTP/2 header h2o did not check for us: a name that is not a token or
+ * a value with CR, LF or NUL cannot be written on HTTP/1.1. */
+static int unsafe_header(const h2o_header_t *h)
+{
+	if (!rp_http_is_token(h->name->base, h->name->len))
+		return 1;
+	for (size_t i = 0; i < h->value.len; i++) {
+		char c = h->value.base[i];
+		if (c == '\r' || c == '\n' || c == '\0')
+			return 1;
+	}
+	return 0;
+}
+
+/* The combined value of every @token header of @req (into @pool). */
+static h2o_iovec_t combined(h2o_req_t *req, const h2o_token_t *token)
+{
+	ssize_t at = h2o_find_header(&req->headers, token, -1);
+	if (at < 0)
+		return h2o_iovec_init(NULL, 0);
+	h2o_iovec_t v = req->headers.entries[at].value;
+	while ((at = h2o_find_header(&req->headers, token, at)) >= 0)
+		v = h2o_concat(&req->pool, v, h2o_iovec_init(H2O_STRLIT(", ")),
+			       req->headers.entries[at].value);
+	return v;
+}
+
+/* The request line and headers for the upstream, in the request's pool.
+ * NULL, or why the request cannot be forwarded (a 400). */
+static const char *build_request(struct fwd *f)
 {
 	h2o_req_t *req = f->req;
-	h2o_iovec_t target = rp_route_target(f->route, req);
+	struct rp_proxy *px = f->w->proxy;
+	h2o_iovec_t target = rp_route_target(f->route, req, f->target.path, f->target.query);
+	h2o_iovec_t connection = combined(req, H2O_TOKEN_CONNECTION);
+	h2o_iovec_t xff = combined(req, H2O_TOKEN_X_FORWARDED_FOR);
+	h2o_iovec_t via = combined(req, H2O_TOKEN_VIA);
 	char peer[NI_MAXHOST];
 	size_t peer_len = peer_addr(req, peer);
-	size_t cap = req->method.len + target.len + req->authority.len + 256 +
-		     (peer_len == SIZE_MAX ? 0 : peer_len);
+	size_t cap = req->method.len + target.len + f->host.len + xff.len + via.len +
+		     px->via_id_len + 256 + (peer_len == SIZE_MAX ? 0 : peer_len);
 	for (size_t i = 0; i < req->headers.size; i++)
 		cap += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
 	char *buf = h2o_mem_alloc_pool(&req->pool, cap), *p = buf;
@@ -143,21 +216,14 @@ static void build_request(struct fwd *f)
 	*p++ = ' ';
 	APPEND(p, target.base, target.len);
 	APPEND(p, " HTTP/1.1\r\nhost: ", 17);
-	APPEND(p, req->authority.base, req->authority.len);
+	APPEND(p, f->host.base, f->host.len);
 	APPEND(p, "\r\n", 2);
-	h2o_iovec_t xff = {NULL, 0};
 	for (size_t i = 0; i < req->headers.size; i++) {
 		const h2o_header_t *h = &req->headers.entries[i];
-		if (h2o_iovec_is_token(h->name)) {
-			const h2o_token_t *t = (const h2o_token_t *)h->name;
-			if (t->proxy_should_drop_for_req || t == H2O_TOKEN_CONTENT_LENGTH ||
-			    t == H2O_TOKEN_HOST || t == H2O_TOKEN_EXPECT)
-				continue;
-			if (t == H2O_TOKEN_X_FORWARDED_FOR) {
-				xff = h->value;
-				continue;
-			}
-		}
+		if (drop_for_upstream(h, connection))
+			continue;
+		if (req->version >= 0x200 && unsafe_header(h))
+			return "header not allowed in HTTP/1.1";
 		APPEND(p, h->name->base, h->name->len);
 		APPEND(p, ": ", 2);
 		APPEND(p, h->value.base, h->value.len);
@@ -172,6 +238,14 @@ static void build_request(struct fwd *f)
 		APPEND(p, peer, peer_len);
 		APPEND(p, "\r\n", 2);
 	}
+	APPEND(p, "via: ", 5);
+	if (via.len) {
+		APPEND(p, via.base, via.len);
+		APPEND(p, ", ", 2);
+	}
+	p += sprintf(p, "%s %s\r\n",
+		     req->version >= 0x200 ? "2" : req->version == 0x100 ? "1.0" : "1.1",
+		     px->via_id);
 	if (req->entity.base)
 		p += sprintf(p, "content-length: %zu\r\n", req->entity.len);
 	APPEND(p, "\r\n", 2);
@@ -182,6 +256,7 @@ static void build_request(struct fwd *f)
 	f->is_head = method_is(req, "HEAD");
 	f->idempotent = f->is_head || method_is(req, "GET") || method_is(req, "PUT") ||
 			method_is(req, "DELETE") || method_is(req, "OPTIONS");
+	return NULL;
 }
 
 /* ---- attempts ------------------------------------------------------------ */
@@ -234,7 +309,7 @@ static void attempt_failed(struct fwd *f, enum fail_kind kind)
 	if (kind == FAIL_CONNECT) {
 		rp_inc(&c->stats->connect_fail);
 		rp_inc(&f->route->stats->connect_fail);
-	} else if (kind == FAIL_RESET) {
+	} else {
 		rp_inc(&c->stats->resets);
 		rp_inc(&f->route->stats->resets);
 	}
@@ -245,6 +320,8 @@ static void attempt_failed(struct fwd *f, enum fail_kind kind)
 	}
 	if (kind == FAIL_CONNECT)
 		respond_error(f, 503, "upstream connect error\n");
+	else if (kind == FAIL_INVALID)
+		respond_error(f, 502, "invalid upstream response\n");
 	else
 		respond_error(f, 502, "upstream reset\n");
 }
@@ -256,13 +333,46 @@ static void on_connect_timeout(h2o_timeout_entry_t *entry)
 	attempt_failed(f, FAIL_CONNECT);
 }
 
-/* Copy the upstream's status and headers into the response and start it. */
+/* Hop-by-hop response headers (RFC 9110 7.6.1), framing (ours to make) and
+ * those h2o sets itself. */
+static int drop_for_client(const h2o_token_t *t, const char *name, size_t len,
+			   h2o_iovec_t connection)
+{
+	if (t)
+		return t->proxy_should_drop_for_res || t == H2O_TOKEN_SERVER ||
+		       t == H2O_TOKEN_CONTENT_LENGTH || t == H2O_TOKEN_TRANSFER_ENCODING ||
+		       (connection.len && rp_http_has_token(connection.base, connection.len, name, len));
+	if ((len == 16 && memcmp(name, "proxy-connection", 16) == 0) ||
+	    (len == 7 && memcmp(name, "trailer", 7) == 0))
+		return 1;
+	return connection.len && rp_http_has_token(connection.base, connection.len, name, len);
+}
+
+static h2o_iovec_t connection_of(const struct rp_header_view *headers, size_t n, h2o_mem_pool_t *pool)
+{
+	h2o_iovec_t v = {NULL, 0};
+	for (size_t i = 0; i < n; i++) {
+		const struct rp_header_view *h = &headers[i];
+		if (h->name_len == 10 && strncasecmp(h->name, "connection", 10) == 0)
+			v = v.len ? h2o_concat(pool, v, h2o_iovec_init(H2O_STRLIT(",")),
+					       h2o_iovec_init(h->value, h->value_len))
+				  : h2o_iovec_init(h->value, h->value_len);
+	}
+	return v;
+}
+
+/* Copy the upstream's status and headers into the response and start it.
+ * The body length is the one the upstream connection framed (upconn.c);
+ * no framing header of the upstream's is relayed. */
 static void start_response(struct fwd *f, int status, h2o_iovec_t msg,
 			   const struct rp_header_view *headers, size_t n)
 {
 	h2o_req_t *req = f->req;
+	h2o_iovec_t connection = connection_of(headers, n, &req->pool);
 	req->res.status = status;
 	req->res.reason = h2o_strdup(&req->pool, msg.base, msg.len).base;
+	if (!f->is_head)
+		req->res.content_length = f->x.content_length;
 	for (size_t i = 0; i < n; i++) {
 		const struct rp_header_view *h = &headers[i];
 		char *name = h2o_mem_alloc_pool(&req->pool, h->name_len + 1);
@@ -270,13 +380,8 @@ static void start_response(struct fwd *f, int status, h2o_iovec_t msg,
 			name[k] = (char)h2o_tolower(h->name[k]);
 		name[h->name_len] = '\0';
 		const h2o_token_t *t = h2o_lookup_token(name, h->name_len);
-		if (t && (t->proxy_should_drop_for_res || t == H2O_TOKEN_SERVER))
+		if (drop_for_client(t, name, h->name_len, connection))
 			continue;
-		if (t == H2O_TOKEN_CONTENT_LENGTH) {
-			if (!f->is_head)
-				req->res.content_length = h2o_strtosize(h->value, h->value_len);
-			continue;
-		}
 		h2o_iovec_t v = h2o_strdup(&req->pool, h->value, h->value_len);
 		if (t)
 			h2o_add_header(&req->pool, &req->res.headers, t, NULL, v.base, v.len);
@@ -286,7 +391,7 @@ static void start_response(struct fwd *f, int status, h2o_iovec_t msg,
 	}
 	f->responding = 1;
 	rp_stats_status(f->route->stats, status);
-	rp_inc(&cstats(f)->status[status >= 100 && status < 600 ? status / 100 : 0]);
+	rp_inc(&cstats(f)->status[status / 100]);
 	h2o_doublebuffer_init(&f->db, &h2o_socket_buffer_prototype);
 	f->have_buffers = 1;
 	h2o_start_response(req, &f->super);
@@ -335,7 +440,9 @@ static void on_up_error(struct rp_uc_exchange *x, enum rp_uc_error kind, const c
 	struct fwd *f = x->data;
 	(void)why;
 	if (!f->responding) {
-		attempt_failed(f, kind == RP_UC_CONNECT ? FAIL_CONNECT : FAIL_RESET);
+		attempt_failed(f, kind == RP_UC_CONNECT	  ? FAIL_CONNECT
+				  : kind == RP_UC_INVALID ? FAIL_INVALID
+							  : FAIL_RESET);
 	} else { /* broken after the response started: abort the client's response */
 		struct rp_cluster *c = f->cluster;
 		rp_inc(&c->stats->resets);
@@ -440,6 +547,7 @@ static void quiesce(struct fwd *f)
 	rp_uc_cancel(&f->x);
 	end_attempt(f);
 	h2o_timeout_unlink(&f->route_timer);
+	h2o_timeout_unlink(&f->watch_timer);
 }
 
 static void on_stop(h2o_generator_t *gen, h2o_req_t *req)
@@ -470,6 +578,7 @@ static void on_dispose(void *p)
 {
 	struct fwd *f = p;
 	quiesce(f);
+	rp_closewatch_destroy(f->watch);
 	if (f->have_buffers)
 		h2o_doublebuffer_dispose(&f->db);
 	rp_uc_dispose(&f->x);
@@ -487,6 +596,102 @@ static int send_plain_error(h2o_req_t *req, int status, const char *body)
 {
 	rp_stats_status(NULL, status);
 	h2o_send_error_generic(req, status, reason(status), body, 0);
+	return 0;
+}
+
+/* A request we refuse to read further: 400 and close the connection (its
+ * remaining input cannot be trusted to start a request). */
+static int send_bad_request(h2o_req_t *req, const char *why)
+{
+	char *body = h2o_mem_alloc_pool(&req->pool, strlen(why) + 2);
+	sprintf(body, "%s\n", why);
+	req->http1_is_persistent = 0;
+	rp_inc(&rp_gstats.bad_requests);
+	rp_stats_status(NULL, 400);
+	h2o_send_error_generic(req, 400, reason(400), body, H2O_SEND_ERROR_HTTP1_CLOSE_CONNECTION);
+	return 0;
+}
+
+/* Loop detection (RFC 9110 7.6.3): a request whose Via already names this
+ * process went around a loop; one through too many proxies is refused too. */
+static int is_loop(h2o_req_t *req, const struct rp_proxy *px)
+{
+	size_t hops = 0;
+	for (ssize_t at = -1; (at = h2o_find_header(&req->headers, H2O_TOKEN_VIA, at)) >= 0;) {
+		h2o_iovec_t v = req->headers.entries[at].value;
+		if (memmem(v.base, v.len, px->via_id, px->via_id_len))
+			return 1;
+		hops++;
+		for (size_t i = 0; i < v.len; i++)
+			hops += v.base[i] == ',';
+	}
+	return hops >= MAX_VIA_HOPS;
+}
+
+/* The client may leave while we wait for the upstream; h2o would not
+ * notice. Watching costs a dup and two epoll_ctl, so only requests still
+ * here after WATCH_AFTER_MS get a watch. */
+static void on_client_gone(struct rp_closewatch *cw, void *data)
+{
+	struct fwd *f = data;
+	(void)cw;
+	rp_inc(&rp_gstats.client_gone);
+	rp_uc_cancel(&f->x);
+	end_attempt(f);
+	h2o_timeout_unlink(&f->route_timer);
+	if (!f->responding) {
+		respond_error(f, 499, "client closed the connection\n");
+		return;
+	}
+	f->broken = 1;
+	if (!f->sending)
+		do_send(f);
+}
+
+static void on_watch_timer(h2o_timeout_entry_t *entry)
+{
+	struct fwd *f = H2O_STRUCT_FROM_MEMBER(struct fwd, watch_timer, entry);
+	if (!f->final_sent)
+		f->watch = rp_closewatch_create(&f->w->loop, f->req, on_client_gone, f);
+}
+
+static h2o_iovec_t listener_host(h2o_req_t *req, struct rp_sockname *sn)
+{
+	char host[NI_MAXHOST];
+	size_t len = h2o_socket_getnumerichost((struct sockaddr *)&sn->sa, sn->len, host);
+	if (len == SIZE_MAX)
+		return h2o_iovec_init(H2O_STRLIT("localhost"));
+	int port = h2o_socket_getport((struct sockaddr *)&sn->sa);
+	char *out = h2o_mem_alloc_pool(&req->pool, len + 16);
+	int v6 = sn->sa.ss_family == AF_INET6;
+	int n = sprintf(out, "%s%.*s%s:%d", v6 ? "[" : "", (int)len, host, v6 ? "]" : "", port);
+	return h2o_iovec_init(out, (size_t)n);
+}
+
+/* Check the request and find what to forward. 0 with @t and @host set, or
+ * -1 when an answer was sent. */
+static int vet_request(h2o_req_t *req, struct rp_worker *w, struct rp_sockname *sn,
+		       struct rp_http_target *t, h2o_iovec_t *host)
+{
+	struct rp_http_head head;
+	const char *why = rp_http_check_request(req, &head);
+	if (!why)
+		why = rp_http_parse_target(&req->pool, req->input.path, t);
+	if (why) {
+		send_bad_request(req, why);
+		return -1;
+	}
+	if (is_loop(req, w->proxy)) {
+		rp_inc(&rp_gstats.loops);
+		send_plain_error(req, 508, "request loop: this proxy is already in Via\n");
+		return -1;
+	}
+	if (t->authority.base)
+		*host = t->authority; /* RFC 9112 3.2.2: the target's authority wins */
+	else if (head.no_host)
+		*host = listener_host(req, sn);
+	else
+		*host = req->input.authority;
 	return 0;
 }
 
@@ -509,7 +714,11 @@ int rp_upstream_on_req(h2o_handler_t *self, h2o_req_t *req)
 		rp_inc(&rp_gstats.no_listener);
 		return send_plain_error(req, 404, "no listener\n");
 	}
-	const struct rp_route *r = rp_route_match(l, req);
+	struct rp_http_target t;
+	h2o_iovec_t host;
+	if (vet_request(req, w, sn, &t, &host) != 0)
+		return 0;
+	const struct rp_route *r = rp_route_match(l, req, t.path, host);
 	if (!r) {
 		rp_inc(&rp_gstats.no_route);
 		return send_plain_error(req, 404, "no route\n");
@@ -525,15 +734,23 @@ int rp_upstream_on_req(h2o_handler_t *self, h2o_req_t *req)
 	w->active++;
 	f->route = r;
 	f->ep = -1;
+	f->target = t;
+	f->host = host;
 	rp_uc_init(&f->x, &up_callbacks, f);
 	f->cluster = rp_route_cluster(r, &w->rng);
 	rp_inc(&r->stats->rq_total);
 	rp_inc(&r->stats->rq_active);
 	rp_inc(&cstats(f)->rq_total);
 	rp_inc(&cstats(f)->rq_active);
-	build_request(f);
+	const char *why = build_request(f);
+	if (why) {
+		respond_error(f, 400, "header not allowed in HTTP/1.1\n");
+		return 0;
+	}
 	f->route_timer.cb = on_route_timeout;
 	h2o_timeout_link(&w->loop, rp_worker_timeout(w, r->timeout_ms), &f->route_timer);
+	f->watch_timer.cb = on_watch_timer;
+	h2o_timeout_link(&w->loop, rp_worker_timeout(w, WATCH_AFTER_MS), &f->watch_timer);
 	start_attempt(f);
 	return 0;
 }

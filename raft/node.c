@@ -15,6 +15,8 @@
  *    arrive; one barrier serves every read queued before it started.
  * 4. Pre-vote is on, so a partitioned node rejoining does not depose a
  *    healthy leader by inflating terms.
+ * 5. The raft log in memory (and its segments on disk) is bounded by bytes,
+ *    not only by entries: see "snapshots by bytes" below.
  *
  *    follower/candidate --elected--> leader(not ready) --barrier applied-->
  *    leader(ready) --term change/step down--> follower
@@ -34,6 +36,8 @@
 
 #include "codec.h"
 #include "raftplane/err.h"
+#include "snapbytes.h"
+#include "transport.h"
 
 #define TICK_MS 10
 
@@ -90,6 +94,8 @@ struct rp_node {
 	struct raft_barrier read_req;
 	int read_inflight;
 	struct read_waiter *read_queue, *read_batch;
+
+	struct rp_snapbytes snapbytes; /* snapshots by bytes (snapbytes.h) */
 
 	rp_node_change_cb change_cb;
 	void *change_arg;
@@ -153,6 +159,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 {
 	struct rp_node *n = fsm->data;
 	uint64_t t0 = uv_hrtime();
+	rp_snapbytes_applied(&n->snapbytes, &n->raft, &n->cfg, buf->len);
 	int rv = rp_store_apply(n->store, buf->base, buf->len, &n->last_result);
 	if (rv == RP_ERR_STORAGE || rv == RP_ERR_NOMEM) {
 		fprintf(stderr, "node %" PRIu64 ": FATAL: applying a log entry failed (%s); "
@@ -190,6 +197,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 	(*bufs)[0].len = len;
 	*n_bufs = 1;
 	n->stats.snapshots_taken++;
+	rp_snapbytes_taken(&n->snapbytes, &n->raft, &n->cfg, len);
 	return 0;
 }
 
@@ -219,6 +227,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 		return RAFT_CORRUPT;
 	}
 	raft_free(buf->base);
+	rp_snapbytes_restored(&n->snapbytes, buf->len);
 	n->stats.snapshots_restored++;
 	fprintf(stderr, "node %" PRIu64 ": restored snapshot at revision %" PRIu64 "\n", n->cfg.id,
 		rp_store_revision(n->store));
@@ -822,6 +831,11 @@ const struct rp_node_stats *rp_node_stats(struct rp_node *n)
 	return &n->stats;
 }
 
+struct raft_uv_transport *rp_node_transport(struct rp_node *n)
+{
+	return &n->transport;
+}
+
 const struct rp_node_config *rp_node_config(struct rp_node *n)
 {
 	return &n->cfg;
@@ -934,7 +948,9 @@ int rp_node_create(uv_loop_t *loop, const struct rp_node_config *cfg, struct rp_
 	n->fsm = (struct raft_fsm){.version = 2, .data = n, .apply = fsm_apply,
 				   .snapshot = fsm_snapshot, .restore = fsm_restore,
 				   .snapshot_finalize = fsm_snapshot_finalize};
-	if ((rv = raft_uv_tcp_init(&n->transport, loop)) != 0) {
+	struct rp_transport_config tcfg = {.handshake_timeout_ms = cfg->raft_handshake_timeout_ms,
+					   .max_pending = cfg->raft_max_pending};
+	if ((rv = rp_transport_init(&n->transport, loop, &tcfg)) != 0) {
 		snprintf(errmsg, errlen, "raft transport: %s", raft_strerror(rv));
 		goto err_after_store;
 	}
@@ -947,6 +963,7 @@ int rp_node_create(uv_loop_t *loop, const struct rp_node_config *cfg, struct rp_
 		goto err_after_io;
 	}
 	n->raft.data = n;
+	rp_transport_set_raft(&n->transport, &n->raft);
 	raft_set_pre_vote(&n->raft, true);
 	raft_set_election_timeout(&n->raft, cfg->election_timeout_ms);
 	raft_set_heartbeat_timeout(&n->raft, cfg->heartbeat_ms);
@@ -966,7 +983,7 @@ err_after_raft:
 err_after_io:
 	raft_uv_close(&n->io);
 err_after_transport:
-	raft_uv_tcp_close(&n->transport);
+	rp_transport_close(&n->transport);
 err_after_store:
 	rp_store_destroy(n->store);
 err:
@@ -1003,7 +1020,7 @@ static void on_raft_closed(struct raft *r)
 {
 	struct rp_node *n = r->data;
 	raft_uv_close(&n->io);
-	raft_uv_tcp_close(&n->transport);
+	rp_transport_close(&n->transport);
 	uv_close((uv_handle_t *)&n->push_timer, NULL);
 	uv_close((uv_handle_t *)&n->read_kick, NULL);
 	uv_close((uv_handle_t *)&n->tick, on_tick_closed);

@@ -29,11 +29,19 @@ struct rp_node_config {
 	unsigned n_bootstrap;
 	unsigned snapshot_threshold;
 	unsigned snapshot_trailing;
+	/* snapshot also once the command bytes applied since the last one reach
+	 * max(snapshot_bytes, size of the last snapshot); 0: by entries only */
+	uint64_t snapshot_bytes;
+	/* keep at most this many bytes of entries after a snapshot (at least
+	 * one entry, at most snapshot_trailing entries); 0: by entries only */
+	uint64_t snapshot_trailing_bytes;
 	unsigned election_timeout_ms;
 	unsigned heartbeat_ms;
 	unsigned install_snapshot_timeout_ms;
 	int unsafe_reads; /* test-only: serve linearizable reads without a barrier */
 	int commit_push;  /* append a barrier after commands so followers learn the commit */
+	unsigned raft_handshake_timeout_ms; /* raft transport: 0 = default (3000) */
+	unsigned raft_max_pending;          /* unauthenticated raft connections; 0 = 32 */
 };
 
 /* Metrics the node keeps for /metrics. */
@@ -59,7 +67,7 @@ struct rp_node_stats {
 };
 
 /**
- * Create a node: open the data dir, init raft_uv + TCP transport on @loop,
+ * Create a node: open the data dir, init raft_uv + our transport on @loop,
  * bootstrap when the config says so and the dir is pristine. Nothing runs
  * until rp_node_start(). On error returns non-zero with a reason in @errmsg.
  */
@@ -75,6 +83,8 @@ struct rp_store *rp_node_store(struct rp_node *n);
 struct raft *rp_node_raft(struct rp_node *n);
 const struct rp_node_stats *rp_node_stats(struct rp_node *n);
 const struct rp_node_config *rp_node_config(struct rp_node *n);
+/** Our raft transport (raft/transport.h): stats, join peers. */
+struct raft_uv_transport *rp_node_transport(struct rp_node *n);
 
 /** 1 when this node is leader and has committed a barrier in its term. */
 int rp_node_leader_ready(struct rp_node *n);

@@ -1,6 +1,7 @@
 /* raftplane-server: command line, start-up, join and shutdown. */
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,8 @@
 #include "client.h"
 #include "node.h"
 #include "raftplane/err.h"
+#include "reset_term.h"
+#include "transport.h"
 
 static const char usage[] =
     "usage: raftplane-server --id N --data-dir DIR --raft IP:PORT --http IP:PORT\n"
@@ -26,6 +29,11 @@ static const char usage[] =
     "  --join-role ROLE          voter (default), standby or spare\n"
     "  --snapshot-threshold N    log entries between snapshots (default 1024)\n"
     "  --snapshot-trailing N     entries kept after a snapshot (default 128)\n"
+    "  --snapshot-bytes N        also snapshot once N bytes of commands (or the size of\n"
+    "                            the last snapshot, if larger) were applied since the\n"
+    "                            last one; 0: by entries only (default 33554432)\n"
+    "  --snapshot-trailing-bytes N  keep at most N bytes of entries after a snapshot\n"
+    "                            (at least one entry); 0: by entries only (default 8388608)\n"
     "  --election-timeout-ms N   raft election timeout (default 1000)\n"
     "  --heartbeat-ms N          raft heartbeat interval (default 100)\n"
     "  --install-snapshot-timeout-ms N  retry an unanswered snapshot install after N ms\n"
@@ -33,12 +41,20 @@ static const char usage[] =
     "  --leader-wait-ms N        how long a request waits for a leader (default 3000)\n"
     "  --forward-timeout-ms N    timeout of a request forwarded to the leader (default 5000)\n"
     "  --max-subscribers N       proxy polls parked at once; more get 503 (default 20000)\n"
+    "  --raft-handshake-timeout-ms N  a raft peer must connect and complete its handshake\n"
+    "                            within N ms (default 3000)\n"
+    "  --raft-max-pending N      raft connections not yet past the handshake, at once;\n"
+    "                            more are refused (default 32)\n"
     "  --no-commit-push          do not append a barrier after writes to tell followers\n"
     "                            the commit index at once (they learn it with the next\n"
     "                            heartbeat instead)\n"
     "  --unsafe-stale-reads      TEST ONLY: serve linearizable reads from local state\n"
     "                            without a barrier (lets the checker prove it notices)\n"
-    "  --help                    this text\n";
+    "  --help                    this text\n"
+    "offline (node stopped; see docs/operations.md):\n"
+    "  raftplane-server --data-dir DIR --show-term      print term, vote, highest log term\n"
+    "  raftplane-server --data-dir DIR --reset-term T   persist term T (above every log\n"
+    "                            term of every node), no vote\n";
 
 struct options {
 	struct rp_node_config node;
@@ -74,7 +90,8 @@ static unsigned parse_uint(const char *flag, const char *s, unsigned lo, unsigne
 	char *end;
 	errno = 0;
 	unsigned long v = strtoul(s, &end, 10);
-	if (errno || *end || end == s || s[0] == '-' || v < lo || v > hi) {
+	/* digits only: strtoul alone also takes spaces, '+' and '-' (wrapping) */
+	if (errno || *end || end == s || s[0] < '0' || s[0] > '9' || v < lo || v > hi) {
 		fprintf(stderr, "raftplane-server: %s must be an integer in [%u, %u], got \"%s\"\n",
 			flag, lo, hi, s);
 		exit(2);
@@ -155,6 +172,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 {
 	const char *bootstrap = NULL, *role = "voter";
 	o->node = (struct rp_node_config){.snapshot_threshold = 1024, .snapshot_trailing = 128,
+					  .snapshot_bytes = 32u << 20,
+					  .snapshot_trailing_bytes = 8u << 20,
 					  .election_timeout_ms = 1000, .heartbeat_ms = 100,
 					  .install_snapshot_timeout_ms = 3000, .commit_push = 1};
 	o->api = (struct rp_api_options){.leader_wait_ms = 3000, .forward_timeout_ms = 5000,
@@ -182,6 +201,11 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->node.snapshot_threshold = parse_uint(a, need(argc, argv, &i), 2, 1u << 24);
 		} else if (!strcmp(a, "--snapshot-trailing")) {
 			o->node.snapshot_trailing = parse_uint(a, need(argc, argv, &i), 1, 1u << 24);
+		} else if (!strcmp(a, "--snapshot-bytes")) {
+			o->node.snapshot_bytes = parse_uint(a, need(argc, argv, &i), 0, UINT32_MAX);
+		} else if (!strcmp(a, "--snapshot-trailing-bytes")) {
+			o->node.snapshot_trailing_bytes =
+			    parse_uint(a, need(argc, argv, &i), 0, UINT32_MAX);
 		} else if (!strcmp(a, "--election-timeout-ms")) {
 			o->node.election_timeout_ms = parse_uint(a, need(argc, argv, &i), 50, 60000);
 		} else if (!strcmp(a, "--heartbeat-ms")) {
@@ -195,6 +219,11 @@ static void parse_args(int argc, char **argv, struct options *o)
 			    parse_uint(a, need(argc, argv, &i), 100, 600000);
 		} else if (!strcmp(a, "--max-subscribers")) {
 			o->api.max_subscribers = parse_uint(a, need(argc, argv, &i), 1, 1000000);
+		} else if (!strcmp(a, "--raft-handshake-timeout-ms")) {
+			o->node.raft_handshake_timeout_ms =
+			    parse_uint(a, need(argc, argv, &i), 100, 60000);
+		} else if (!strcmp(a, "--raft-max-pending")) {
+			o->node.raft_max_pending = parse_uint(a, need(argc, argv, &i), 1, 10000);
 		} else if (!strcmp(a, "--no-commit-push")) {
 			o->node.commit_push = 0;
 		} else if (!strcmp(a, "--unsafe-stale-reads")) {
@@ -282,10 +311,49 @@ static void on_join_answer(void *arg, int err, const struct rp_http_response *re
 	exit(1);
 }
 
+/* The raft transport accepts only members of our configuration, and a node
+ * that joins has none until the leader replicated it: until then it accepts
+ * the members the cluster lists now (the leader among them). */
+static int set_join_peers(const struct rp_http_response *res)
+{
+	struct rp_transport_peer peers[64];
+	unsigned n = 0;
+	json_t *root = json_loadb(res->body, res->body_len, 0, NULL), *arr, *m;
+	size_t i;
+	arr = json_object_get(root, "members");
+	json_array_foreach(arr, i, m)
+	{
+		json_t *id = json_object_get(m, "id");
+		const char *raft = json_string_value(json_object_get(m, "raft"));
+		if (n < 64 && json_is_integer(id) && json_integer_value(id) > 0 && raft &&
+		    strlen(raft) < sizeof peers[n].raft) {
+			peers[n].id = (uint64_t)json_integer_value(id);
+			snprintf(peers[n].raft, sizeof peers[n].raft, "%s", raft);
+			n++;
+		}
+	}
+	json_decref(root);
+	if (n > 0)
+		rp_transport_set_join_peers(rp_node_transport(srv.node), peers, n);
+	return n > 0 ? 0 : -1;
+}
+
+static void post_join(void);
+
+static void on_join_members(void *arg, int err, const struct rp_http_response *res)
+{
+	(void)arg;
+	if (self_in_config())
+		return;
+	if (err || res->status != 200 || set_join_peers(res) != 0) {
+		join_again(500);
+		return;
+	}
+	post_join();
+}
+
 static void on_join_timer(uv_timer_t *t)
 {
-	char body[256];
-	static const char *roles[] = {"standby", "voter", "spare"};
 	(void)t;
 	if (self_in_config())
 		return;
@@ -293,6 +361,15 @@ static void on_join_timer(uv_timer_t *t)
 		fprintf(stderr, "raftplane-server: could not join via %s\n", srv.opt.join);
 		exit(1);
 	}
+	if (rp_http_request(srv.loop, srv.opt.join, "GET", "/v1/members", "", NULL, 0, 10000,
+			    on_join_members, NULL, NULL) != 0)
+		join_again(500);
+}
+
+static void post_join(void)
+{
+	char body[256];
+	static const char *roles[] = {"standby", "voter", "spare"};
 	snprintf(body, sizeof body, "{\"id\":%" PRIu64 ",\"raft\":\"%s\",\"http\":\"%s\",\"role\":\"%s\"}",
 		 srv.opt.node.id, srv.opt.node.raft_addr, srv.opt.node.http_addr,
 		 roles[srv.opt.join_role]);
@@ -305,6 +382,48 @@ static void on_join_timer(uv_timer_t *t)
 static void join_again(unsigned ms)
 {
 	uv_timer_start(&srv.join_timer, on_join_timer, ms, 0);
+}
+
+/* ---- offline term repair ------------------------------------------------ */
+
+/* --show-term / --reset-term T: run instead of the server, then exit. */
+static void offline_term(int argc, char **argv)
+{
+	const char *dir = NULL, *reset = NULL;
+	int show = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--show-term"))
+			show = 1;
+		else if (!strcmp(argv[i], "--reset-term"))
+			reset = need(argc, argv, &i);
+		else if (!strcmp(argv[i], "--data-dir"))
+			dir = need(argc, argv, &i);
+	}
+	if (!show && !reset)
+		return;
+	if (!dir)
+		die("%s", "--show-term and --reset-term need --data-dir");
+	uint64_t term = 0;
+	if (reset) {
+		char *end;
+		errno = 0;
+		term = strtoull(reset, &end, 10);
+		if (errno || *end || end == reset || reset[0] == '-' || term == 0 ||
+		    term >= RP_TERM_CEILING)
+			die("--reset-term must be an integer in [1, 2^62), got \"%s\"", reset);
+	}
+	struct rp_term_info info;
+	char err[512];
+	if (rp_term_repair(dir, term, &info, err, sizeof err) != 0)
+		die("%s", err);
+	printf("term=%" PRIu64 " voted_for=%" PRIu64 " max_log_term=%" PRIu64 " last_index=%" PRIu64
+	       " entries=%" PRIu64 " snapshot_index=%" PRIu64 "\n",
+	       reset ? term : info.term, reset ? 0 : info.voted_for, info.max_log_term,
+	       info.last_index, info.n_entries, info.snapshot_index);
+	if (reset)
+		fprintf(stderr, "raftplane-server: %s: term %" PRIu64 " -> %" PRIu64 "\n", dir,
+			info.term, term);
+	exit(0);
 }
 
 /* ---- shutdown ----------------------------------------------------------- */
@@ -330,6 +449,7 @@ int main(int argc, char **argv)
 	char err[512];
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stderr, NULL, _IOLBF, 0);
+	offline_term(argc, argv);
 	parse_args(argc, argv, &srv.opt);
 	check_bindable("--raft", srv.opt.node.raft_addr);
 	check_bindable("--http", srv.opt.node.http_addr);

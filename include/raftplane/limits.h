@@ -13,5 +13,6 @@
 #define RP_HISTORY_REVS 10000         /* watch history retained, in revisions */
 #define RP_MAX_WATCH_CHANGES 10000    /* changes returned by one watch answer */
 #define RP_MAX_LIST_ITEMS 100000      /* items in one list answer */
+#define RP_MAX_ERROR_MESSAGE 512      /* bytes of an error message, cut at a character */
 
 #endif

@@ -18,6 +18,8 @@
 #include "cache.h"
 #include "generation.h"
 #include "health.h"
+#include "httpcheck.h"
+#include "router.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
 
@@ -257,12 +259,87 @@ static void test_cache_roundtrip(void **state)
 	rmdir(dir);
 }
 
+/* The request target forwarded: one pass, escapes kept or decoded, dot
+ * segments removed, unsafe bytes escaped (net/httpcheck.c). */
+static void check_target(const char *raw, const char *want_path, const char *want_query,
+			 const char *want_authority)
+{
+	h2o_mem_pool_t pool;
+	h2o_mem_init_pool(&pool);
+	struct rp_http_target t;
+	const char *why = rp_http_parse_target(&pool, h2o_iovec_init(raw, strlen(raw)), &t);
+	if (!want_path) {
+		assert_non_null(why);
+	} else {
+		assert_null(why);
+		assert_int_equal(t.path.len, strlen(want_path));
+		assert_memory_equal(t.path.base, want_path, t.path.len);
+		assert_int_equal(t.query.len, strlen(want_query));
+		assert_memory_equal(t.query.base, want_query, t.query.len);
+		if (want_authority) {
+			assert_int_equal(t.authority.len, strlen(want_authority));
+			assert_memory_equal(t.authority.base, want_authority, t.authority.len);
+		} else {
+			assert_null(t.authority.base);
+		}
+	}
+	h2o_mem_clear_pool(&pool);
+}
+
+static void test_target_normalisation(void **state)
+{
+	(void)state;
+	check_target("/", "/", "", NULL);
+	check_target("/a/b", "/a/b", "", NULL);
+	check_target("/a%0d%0aX:%20y", "/a%0D%0AX:%20y", "", NULL);
+	check_target("/a%2fb%3f%00", "/a%2Fb%3F%00", "", NULL);
+	check_target("/%41%7e%2D%5f%2e", "/A~-_.", "", NULL);
+	check_target("/a/./b/../c", "/a/c", "", NULL);
+	check_target("/a/%2e%2E/b", "/b", "", NULL);
+	check_target("/..", "/", "", NULL);
+	check_target("/../../x", "/x", "", NULL);
+	check_target("/a/b/..", "/a/", "", NULL);
+	check_target("/a/.", "/a/", "", NULL);
+	check_target("/a/..%2f..", "/a/..%2F..", "", NULL);
+	check_target("//a//b", "//a//b", "", NULL);
+	check_target("/.a/..b/...", "/.a/..b/...", "", NULL);
+	check_target("/q?x=%0d&y=\"<>", "/q", "?x=%0d&y=%22%3C%3E", NULL);
+	check_target("/\x01\x7f\x80 #", "/%01%7F%80%20%23", "", NULL);
+	check_target("http://h.test:81/p?q", "/p", "?q", "h.test:81");
+	check_target("HTTP://h.test", "/", "", "h.test");
+	check_target("https://h.test?q", "/", "?q", "h.test");
+	check_target("/%zz", NULL, NULL, NULL);
+	check_target("/%4", NULL, NULL, NULL);
+	check_target("/%", NULL, NULL, NULL);
+	check_target("*", NULL, NULL, NULL);
+	check_target("h.test:443", NULL, NULL, NULL);
+	check_target("ftp://h/p", NULL, NULL, NULL);
+	check_target("http://a b/p", NULL, NULL, NULL);
+	check_target("http:///p", NULL, NULL, NULL);
+}
+
+static void test_route_normalise(void **state)
+{
+	(void)state;
+	size_t n;
+	char *s = rp_route_normalize("/a?b%zz/x/%2e%2e/c%2f", &n);
+	assert_string_equal(s, "/a%3Fb%25zz/c%2F");
+	assert_int_equal(n, strlen(s));
+	free(s);
+	assert_true(rp_http_has_token("close, X-Hop ,keep-alive", 24, "x-hop", 5));
+	assert_false(rp_http_has_token("x-hopper", 8, "x-hop", 5));
+	assert_true(rp_http_valid_authority("[::1]:80", 8));
+	assert_false(rp_http_valid_authority("a/b", 3));
+	assert_false(rp_http_valid_authority("", 0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_round_robin_weights),  cmocka_unit_test(test_random_weights),
 	    cmocka_unit_test(test_least_request),        cmocka_unit_test(test_ring_hash_consistency),
 	    cmocka_unit_test(test_generation_build),     cmocka_unit_test(test_cache_roundtrip),
+	    cmocka_unit_test(test_target_normalisation), cmocka_unit_test(test_route_normalise),
 	};
 	int rv = cmocka_run_group_tests(tests, NULL, NULL);
 	uv_loop_close(uv_default_loop());

@@ -1,0 +1,570 @@
+/* raftplane's struct raft_uv_transport: TCP with our own handshake, peer
+ * admission by configuration and source address, bounded unauthenticated
+ * state; the relay (relay.c) carries the bytes afterwards.
+ *
+ * Invariants
+ *
+ * 1. libraft never sees a connection whose handshake we did not check:
+ *    magic, version, flags, address length 1..255, non-zero sender id,
+ *    receiver id equal to ours.
+ * 2. An inbound connection is admitted only when the sender id is in the
+ *    current raft configuration (r->configuration, including an uncommitted
+ *    change) and the source IP equals the host of that member's raft
+ *    address; while the configuration is empty (a node that joins) the join
+ *    peers set by main.c stand in for it.
+ * 3. Unauthenticated inbound connections are at most cfg.max_pending; each
+ *    holds at most RP_HS_FIXED + RP_HS_MAX_ADDR bytes and dies at the
+ *    handshake deadline. Authenticated ones are at most
+ *    RP_MAX_CONNS_PER_PEER per id (the oldest goes).
+ * 4. Outbound connections bind to our own raft host so that peers see the
+ *    source address they expect, and give up at the same deadline.
+ * 5. A connection's memory is freed only after all its handles closed; the
+ *    close callback of the transport fires after the last one.
+ *
+ *   inbound:  accepted --handshake ok, admitted--> relay --EOF/error/drop--> closing
+ *   outbound: connecting --connected, handshake written--> relay --> closing
+ */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "transport_conn.h"
+
+const char *const rp_refuse_reason_names[RP_REFUSE__N] = {
+    "pending_limit", "handshake_timeout", "bad_handshake", "not_member", "wrong_address"};
+const char *const rp_drop_reason_names[RP_DROP__N] = {"malformed", "term", "timeout_now",
+						      "not_member"};
+
+struct rp_tp {
+	uv_loop_t *loop;
+	struct rp_transport_config cfg;
+	struct raft_uv_transport *t;
+	struct raft *raft;
+	uint64_t id;
+	char addr[64];
+	uv_tcp_t listener;
+	int listening;
+	raft_uv_accept_cb accept_cb;
+	struct rp_conn conns; /* sentinel of a circular list, oldest first */
+	struct rp_transport_peer join[64];
+	unsigned n_join;
+	struct rp_transport_stats stats;
+	int closing;
+	raft_uv_transport_close_cb close_cb;
+	/* rate-limited log of refusals and drops */
+	uint64_t log_at, log_suppressed;
+};
+
+struct raft *rp_tp_raft(struct rp_tp *tp)
+{
+	return tp->raft;
+}
+
+/* ---- addresses --------------------------------------------------------- */
+
+int rp_transport_parse_addr(const char *s, struct sockaddr_storage *sa)
+{
+	char host[64];
+	const char *colon = strrchr(s, ':');
+	size_t hl;
+	if (!colon || !colon[1] || strlen(colon + 1) > 5)
+		return -1;
+	char *end;
+	long port = strtol(colon + 1, &end, 10);
+	if (*end || port <= 0 || port > 65535)
+		return -1;
+	hl = (size_t)(colon - s);
+	if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') {
+		s++;
+		hl -= 2;
+	}
+	if (hl == 0 || hl >= sizeof host)
+		return -1;
+	memcpy(host, s, hl);
+	host[hl] = 0;
+	if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)sa) == 0)
+		return 0;
+	if (strchr(host, ':') && uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)sa) == 0)
+		return 0;
+	return -1;
+}
+
+/* The IPv4 address in @sa (also when v4-mapped IPv6), 0 and *v6 set
+ * otherwise. */
+static int same_host(const struct sockaddr *a, const struct sockaddr_storage *b)
+{
+	unsigned char x[16], y[16];
+	const struct sockaddr *s[2] = {a, (const struct sockaddr *)b};
+	unsigned char *o[2] = {x, y};
+	for (int i = 0; i < 2; i++) {
+		memset(o[i], 0, 16);
+		if (s[i]->sa_family == AF_INET) {
+			o[i][10] = o[i][11] = 0xff;
+			memcpy(o[i] + 12, &((const struct sockaddr_in *)s[i])->sin_addr, 4);
+		} else if (s[i]->sa_family == AF_INET6) {
+			memcpy(o[i], &((const struct sockaddr_in6 *)s[i])->sin6_addr, 16);
+		} else {
+			return 0;
+		}
+	}
+	return memcmp(x, y, 16) == 0;
+}
+
+static void format_ip(const struct sockaddr *sa, char *out, size_t len)
+{
+	if (sa->sa_family == AF_INET6)
+		uv_ip6_name((const struct sockaddr_in6 *)sa, out, len);
+	else
+		uv_ip4_name((const struct sockaddr_in *)sa, out, len);
+}
+
+/* Is (@id, @peer) allowed to talk raft to us? On yes, copy the member's
+ * configured raft address into @addr (when non-NULL). */
+int rp_tp_admit(struct rp_tp *tp, uint64_t id, const struct sockaddr *peer,
+		enum rp_refuse_reason *why, char *addr, size_t addrlen)
+{
+	const struct raft_configuration *conf = &tp->raft->configuration;
+	const char *cfg_addr = NULL;
+	for (unsigned i = 0; i < conf->n && !cfg_addr; i++)
+		if (conf->servers[i].id == id)
+			cfg_addr = conf->servers[i].address;
+	for (unsigned i = 0; conf->n == 0 && i < tp->n_join && !cfg_addr; i++)
+		if (tp->join[i].id == id)
+			cfg_addr = tp->join[i].raft;
+	if (!cfg_addr || id == tp->id) {
+		*why = RP_REFUSE_NOT_MEMBER;
+		return -1;
+	}
+	struct sockaddr_storage sa;
+	if (rp_transport_parse_addr(cfg_addr, &sa) != 0 || !same_host(peer, &sa)) {
+		*why = RP_REFUSE_WRONG_ADDRESS;
+		return -1;
+	}
+	if (addr)
+		snprintf(addr, addrlen, "%s", cfg_addr);
+	return 0;
+}
+
+/* ---- logging and counting ---------------------------------------------- */
+
+/* At most one line a second; the next line says how many were left out. */
+static void log_line(struct rp_tp *tp, const char *fmt, const char *ip, uint64_t id,
+		     const char *what)
+{
+	uint64_t now = uv_now(tp->loop);
+	if (tp->log_at && now - tp->log_at < 1000) {
+		tp->log_suppressed++;
+		return;
+	}
+	char more[64] = "";
+	if (tp->log_suppressed)
+		snprintf(more, sizeof more, " (+%" PRIu64 " more not logged)", tp->log_suppressed);
+	fprintf(stderr, fmt, tp->id, ip, id, what, more);
+	tp->log_at = now;
+	tp->log_suppressed = 0;
+}
+
+static void refuse(struct rp_conn *c, enum rp_refuse_reason r)
+{
+	c->tp->stats.refused[r]++;
+	log_line(c->tp, "node %" PRIu64 ": raft: refused connection from %s (id %" PRIu64
+			"): %s%s\n",
+		 c->peer_ip, c->id, rp_refuse_reason_names[r]);
+	rp_conn_close(c);
+}
+
+void rp_tp_count_drop(struct rp_tp *tp, struct rp_conn *c, enum rp_drop_reason r,
+		      const char *detail)
+{
+	char what[160];
+	tp->stats.dropped[r]++;
+	snprintf(what, sizeof what, "%s (%s)", rp_drop_reason_names[r], detail);
+	log_line(tp, "node %" PRIu64 ": raft: dropped a message from %s (id %" PRIu64
+		     ") and closed its connection: %s%s\n",
+		 c->peer_ip, c->id, what);
+}
+
+/* ---- connection lifecycle ---------------------------------------------- */
+
+static void maybe_fire_close(struct rp_tp *tp)
+{
+	if (tp->closing && tp->close_cb && !tp->listening && tp->conns.next == &tp->conns) {
+		raft_uv_transport_close_cb cb = tp->close_cb;
+		tp->close_cb = NULL;
+		cb(tp->t);
+	}
+}
+
+static void on_conn_handle_closed(uv_handle_t *h)
+{
+	struct rp_conn *c = h->data;
+	struct rp_tp *tp = c->tp;
+	if (--c->open_handles > 0)
+		return;
+	c->prev->next = c->next;
+	c->next->prev = c->prev;
+	rp_relay_release(c);
+	free(c);
+	maybe_fire_close(tp);
+}
+
+static void finish_connect(struct rp_conn *c, uv_stream_t *stream, int status)
+{
+	struct raft_uv_connect *req = c->req;
+	c->req = NULL;
+	if (req)
+		c->cb(req, stream, status);
+}
+
+void rp_conn_close(struct rp_conn *c)
+{
+	if (c->state == CONN_CLOSING)
+		return;
+	if (c->kind == CONN_IN && c->state == CONN_HANDSHAKE)
+		c->tp->stats.pending--;
+	if (c->state == CONN_RELAY) {
+		if (c->kind == CONN_IN)
+			c->tp->stats.relayed_in--;
+		else
+			c->tp->stats.relayed_out--;
+	}
+	c->state = CONN_CLOSING;
+	finish_connect(c, NULL, c->tp->closing ? RAFT_CANCELED : RAFT_NOCONNECTION);
+	uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+	uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+	if (c->pipe_inited)
+		uv_close((uv_handle_t *)&c->pipe, on_conn_handle_closed);
+}
+
+static struct rp_conn *conn_new(struct rp_tp *tp, enum conn_kind kind)
+{
+	struct rp_conn *c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	c->tp = tp;
+	c->kind = kind;
+	c->state = CONN_HANDSHAKE;
+	uv_tcp_init(tp->loop, &c->tcp);
+	uv_timer_init(tp->loop, &c->timer);
+	c->tcp.data = c->timer.data = c;
+	c->open_handles = 2;
+	c->next = &tp->conns;
+	c->prev = tp->conns.prev;
+	c->prev->next = c;
+	tp->conns.prev = c;
+	return c;
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+	struct rp_conn *c = t->data;
+	if (c->kind == CONN_IN)
+		refuse(c, RP_REFUSE_TIMEOUT);
+	else
+		rp_conn_close(c);
+}
+
+/* ---- inbound ------------------------------------------------------------ */
+
+/* Keep at most RP_MAX_CONNS_PER_PEER relayed inbound connections per id. */
+static void limit_per_peer(struct rp_tp *tp, uint64_t id)
+{
+	unsigned n = 0;
+	for (struct rp_conn *c = tp->conns.next; c != &tp->conns; c = c->next)
+		n += c->kind == CONN_IN && c->state == CONN_RELAY && c->id == id;
+	for (struct rp_conn *c = tp->conns.next; c != &tp->conns && n >= RP_MAX_CONNS_PER_PEER;
+	     c = c->next) {
+		if (c->kind == CONN_IN && c->state == CONN_RELAY && c->id == id) {
+			rp_conn_close(c);
+			n--;
+		}
+	}
+}
+
+static void on_handshake_done(struct rp_conn *c)
+{
+	const unsigned char *h = c->hs;
+	enum rp_refuse_reason why;
+	char addr[64];
+	uv_stream_t *stream;
+	uint64_t to = 0;
+	for (int i = 7; i >= 0; i--)
+		to = (to << 8) | h[16 + i];
+	if (to != c->tp->id) {
+		refuse(c, RP_REFUSE_BAD_HANDSHAKE);
+		return;
+	}
+	if (rp_tp_admit(c->tp, c->id, (struct sockaddr *)&c->peer, &why, addr, sizeof addr) != 0) {
+		refuse(c, why);
+		return;
+	}
+	uv_read_stop((uv_stream_t *)&c->tcp);
+	uv_timer_stop(&c->timer);
+	limit_per_peer(c->tp, c->id);
+	if (rp_relay_start(c, &stream) != 0) {
+		rp_conn_close(c);
+		return;
+	}
+	c->state = CONN_RELAY;
+	c->tp->stats.pending--;
+	c->tp->stats.accepted++;
+	c->tp->stats.relayed_in++;
+	c->tp->accept_cb(c->tp->t, c->id, addr, stream);
+}
+
+static void on_hs_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct rp_conn *c = h->data;
+	(void)suggested;
+	/* exactly what is missing: raft bytes after it stay in the kernel */
+	*buf = uv_buf_init((char *)c->hs + c->hs_have, (unsigned)(c->hs_need - c->hs_have));
+}
+
+static void on_hs_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct rp_conn *c = s->data;
+	(void)buf;
+	if (nread == 0 || c->state != CONN_HANDSHAKE)
+		return;
+	if (nread < 0) {
+		refuse(c, RP_REFUSE_BAD_HANDSHAKE);
+		return;
+	}
+	c->hs_have += (size_t)nread;
+	if (c->hs_have < c->hs_need)
+		return;
+	if (c->hs_need == RP_HS_FIXED) {
+		const unsigned char *h = c->hs;
+		unsigned alen = h[6] | (unsigned)h[7] << 8;
+		for (int i = 7; i >= 0; i--)
+			c->id = (c->id << 8) | h[8 + i];
+		if (memcmp(h, RP_HS_MAGIC, 4) != 0 || h[4] != RP_HS_VERSION || h[5] != 0 ||
+		    alen == 0 || alen > RP_HS_MAX_ADDR || c->id == 0) {
+			refuse(c, RP_REFUSE_BAD_HANDSHAKE);
+			return;
+		}
+		c->hs_need += alen;
+		return;
+	}
+	on_handshake_done(c);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct rp_tp *tp = server->data;
+	if (status < 0 || tp->closing)
+		return;
+	struct rp_conn *c = conn_new(tp, CONN_IN);
+	if (!c)
+		return;
+	tp->stats.pending++;
+	int len = sizeof c->peer;
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
+	    uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &len) != 0) {
+		rp_conn_close(c);
+		return;
+	}
+	format_ip((struct sockaddr *)&c->peer, c->peer_ip, sizeof c->peer_ip);
+	if (tp->stats.pending > tp->cfg.max_pending) {
+		refuse(c, RP_REFUSE_PENDING_LIMIT);
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	c->hs_need = RP_HS_FIXED;
+	uv_timer_start(&c->timer, on_deadline, tp->cfg.handshake_timeout_ms, 0);
+	if (uv_read_start((uv_stream_t *)&c->tcp, on_hs_alloc, on_hs_read) != 0)
+		rp_conn_close(c);
+}
+
+/* ---- outbound ----------------------------------------------------------- */
+
+static void on_hs_written(uv_write_t *w, int status)
+{
+	struct rp_conn *c = w->data;
+	uv_stream_t *stream;
+	if (c->state != CONN_HANDSHAKE)
+		return;
+	if (status < 0 || rp_relay_start(c, &stream) != 0) {
+		rp_conn_close(c);
+		return;
+	}
+	uv_timer_stop(&c->timer);
+	c->state = CONN_RELAY;
+	c->tp->stats.relayed_out++;
+	finish_connect(c, stream, 0);
+}
+
+static void on_connected(uv_connect_t *req, int status)
+{
+	struct rp_conn *c = req->data;
+	struct rp_tp *tp = c->tp;
+	size_t alen = strlen(tp->addr);
+	if (c->state != CONN_HANDSHAKE)
+		return;
+	if (status < 0) {
+		rp_conn_close(c);
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	unsigned char *h = c->hs;
+	memcpy(h, RP_HS_MAGIC, 4);
+	h[4] = RP_HS_VERSION;
+	h[5] = 0;
+	h[6] = (unsigned char)alen;
+	h[7] = (unsigned char)(alen >> 8);
+	for (int i = 0; i < 8; i++) {
+		h[8 + i] = (unsigned char)(tp->id >> (8 * i));
+		h[16 + i] = (unsigned char)(c->id >> (8 * i));
+	}
+	memcpy(h + RP_HS_FIXED, tp->addr, alen);
+	uv_buf_t b = uv_buf_init((char *)h, (unsigned)(RP_HS_FIXED + alen));
+	c->hs_write.data = c;
+	if (uv_write(&c->hs_write, (uv_stream_t *)&c->tcp, &b, 1, on_hs_written) != 0)
+		rp_conn_close(c);
+}
+
+static int tp_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
+		      const char *address, raft_uv_connect_cb cb)
+{
+	struct rp_tp *tp = t->impl;
+	struct sockaddr_storage sa, self;
+	if (tp->closing)
+		return RAFT_CANCELED;
+	if (rp_transport_parse_addr(address, &sa) != 0) {
+		snprintf(t->errmsg, sizeof t->errmsg, "bad raft address %s", address);
+		return RAFT_NOCONNECTION;
+	}
+	struct rp_conn *c = conn_new(tp, CONN_OUT);
+	if (!c)
+		return RAFT_NOMEM;
+	c->id = id;
+	snprintf(c->addr, sizeof c->addr, "%s", address);
+	snprintf(c->peer_ip, sizeof c->peer_ip, "%s", address);
+	/* the source address peers check: our own raft host (port: any) */
+	if (rp_transport_parse_addr(tp->addr, &self) == 0) {
+		if (self.ss_family == AF_INET)
+			((struct sockaddr_in *)&self)->sin_port = 0;
+		else
+			((struct sockaddr_in6 *)&self)->sin6_port = 0;
+		uv_tcp_bind(&c->tcp, (struct sockaddr *)&self, 0);
+	}
+	c->connect.data = c;
+	if (uv_tcp_connect(&c->connect, &c->tcp, (struct sockaddr *)&sa, on_connected) != 0) {
+		rp_conn_close(c); /* c->req not set yet: no callback */
+		return RAFT_NOCONNECTION;
+	}
+	c->req = req;
+	c->cb = cb;
+	uv_timer_start(&c->timer, on_deadline, tp->cfg.handshake_timeout_ms, 0);
+	return 0;
+}
+
+/* ---- the raft_uv_transport interface ------------------------------------ */
+
+static int tp_init(struct raft_uv_transport *t, raft_id id, const char *address)
+{
+	struct rp_tp *tp = t->impl;
+	struct sockaddr_storage sa;
+	if (strlen(address) >= sizeof tp->addr || strlen(address) > RP_HS_MAX_ADDR ||
+	    rp_transport_parse_addr(address, &sa) != 0) {
+		snprintf(t->errmsg, sizeof t->errmsg, "bad raft address %s", address);
+		return RAFT_INVALID;
+	}
+	tp->id = id;
+	snprintf(tp->addr, sizeof tp->addr, "%s", address);
+	return 0;
+}
+
+static int tp_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
+{
+	struct rp_tp *tp = t->impl;
+	struct sockaddr_storage sa;
+	int rv;
+	if (!tp->raft) {
+		snprintf(t->errmsg, sizeof t->errmsg, "transport has no raft instance");
+		return RAFT_INVALID;
+	}
+	rp_transport_parse_addr(tp->addr, &sa);
+	uv_tcp_init(tp->loop, &tp->listener);
+	tp->listener.data = tp;
+	tp->listening = 1;
+	if ((rv = uv_tcp_bind(&tp->listener, (struct sockaddr *)&sa, 0)) != 0 ||
+	    (rv = uv_listen((uv_stream_t *)&tp->listener, 128, on_connection)) != 0) {
+		snprintf(t->errmsg, sizeof t->errmsg, "listen on %s: %s", tp->addr, uv_strerror(rv));
+		return RAFT_IOERR;
+	}
+	tp->accept_cb = cb;
+	return 0;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+	struct rp_tp *tp = h->data;
+	tp->listening = 0;
+	maybe_fire_close(tp);
+}
+
+static void tp_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
+{
+	struct rp_tp *tp = t->impl;
+	tp->closing = 1;
+	tp->close_cb = cb;
+	if (tp->listening)
+		uv_close((uv_handle_t *)&tp->listener, on_listener_closed);
+	for (struct rp_conn *c = tp->conns.next, *nx; c != &tp->conns; c = nx) {
+		nx = c->next;
+		rp_conn_close(c);
+	}
+	maybe_fire_close(tp);
+}
+
+int rp_transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
+		      const struct rp_transport_config *cfg)
+{
+	struct rp_tp *tp = calloc(1, sizeof *tp);
+	if (!tp)
+		return RAFT_NOMEM;
+	tp->loop = loop;
+	tp->cfg = *cfg;
+	if (tp->cfg.handshake_timeout_ms == 0)
+		tp->cfg.handshake_timeout_ms = 3000;
+	if (tp->cfg.max_pending == 0)
+		tp->cfg.max_pending = 32;
+	tp->t = t;
+	tp->conns.next = tp->conns.prev = &tp->conns;
+	memset(t, 0, sizeof *t);
+	t->impl = tp;
+	t->init = tp_init;
+	t->listen = tp_listen;
+	t->connect = tp_connect;
+	t->close = tp_close;
+	return 0;
+}
+
+void rp_transport_close(struct raft_uv_transport *t)
+{
+	free(t->impl);
+	t->impl = NULL;
+}
+
+void rp_transport_set_raft(struct raft_uv_transport *t, struct raft *r)
+{
+	((struct rp_tp *)t->impl)->raft = r;
+}
+
+void rp_transport_set_join_peers(struct raft_uv_transport *t, const struct rp_transport_peer *p,
+				 unsigned n)
+{
+	struct rp_tp *tp = t->impl;
+	if (n > sizeof tp->join / sizeof tp->join[0])
+		n = sizeof tp->join / sizeof tp->join[0];
+	memcpy(tp->join, p, n * sizeof *p);
+	tp->n_join = n;
+}
+
+const struct rp_transport_stats *rp_transport_stats(struct raft_uv_transport *t)
+{
+	return &((struct rp_tp *)t->impl)->stats;
+}
