@@ -12,7 +12,8 @@
  *    change) and the source IP equals the host of that member's raft
  *    address; while the configuration is empty (a node that joins) the join
  *    peers set by main.c stand in for it.
- * 3. Unauthenticated inbound connections are at most cfg.max_pending; each
+ * 3. Unauthenticated inbound connections are at most cfg.max_pending, and a
+ *    quarter of that per source address; each
  *    holds at most RP_HS_FIXED + RP_HS_MAX_ADDR bytes and dies at the
  *    handshake deadline. Authenticated ones are at most
  *    RP_MAX_CONNS_PER_PEER per id (the oldest goes).
@@ -351,6 +352,22 @@ static void on_hs_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	on_handshake_done(c);
 }
 
+/* A quarter of the pending slots per source address: a flood from one host
+ * cannot keep peers on other hosts out. */
+static unsigned per_ip_limit(const struct rp_tp *tp)
+{
+	return tp->cfg.max_pending >= 4 ? tp->cfg.max_pending / 4 : 1;
+}
+
+static unsigned pending_from(struct rp_tp *tp, struct rp_conn *c)
+{
+	unsigned n = 0;
+	for (struct rp_conn *o = tp->conns.next; o != &tp->conns; o = o->next)
+		n += o->kind == CONN_IN && o->state == CONN_HANDSHAKE &&
+		     same_host((struct sockaddr *)&o->peer, &c->peer);
+	return n;
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct rp_tp *tp = server->data;
@@ -367,7 +384,7 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	format_ip((struct sockaddr *)&c->peer, c->peer_ip, sizeof c->peer_ip);
-	if (tp->stats.pending > tp->cfg.max_pending) {
+	if (tp->stats.pending > tp->cfg.max_pending || pending_from(tp, c) > per_ip_limit(tp)) {
 		refuse(c, RP_REFUSE_PENDING_LIMIT);
 		return;
 	}
