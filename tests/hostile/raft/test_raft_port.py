@@ -13,6 +13,8 @@ server that still lets libraft read the handshake and passes against ours:
   malformed       short headers, absurd lengths and entry counts
   handshake_abuse 512 MiB address, garbage, slowloris, idle flood beyond the
                   limit: memory stays small, the node serves, peers connect
+  big_snapshot    honest traffic: a ~24 MB InstallSnapshot through the relay
+                  (both directions relayed), nothing dropped
   stuck_recovery  a cluster whose persisted term is absurd (as an older build
                   left it) is stuck; --show-term/--reset-term bring it back
                   with every acknowledged write
@@ -332,6 +334,35 @@ def handshake_abuse():
         check_keys(c, "c", 5, node=c.leader())
 
 
+# ---- the relay carries big snapshots, also on the outbound (TLS) path ---------------
+
+def big_snapshot():
+    """A follower that was down catches up by InstallSnapshot of ~24 MB
+    through the relay in both directions (--raft-relay-outbound)."""
+    with Cluster(3, extra_args=["--raft-relay-outbound", "--snapshot-threshold", "8",
+                                "--snapshot-trailing", "2"]) as c:
+        lead = c.leader()
+        fol = [n for n in c.nodes.values() if n is not lead][0]
+        check(metrics(c, lead)["raftplane_raft_conns_relayed"] >= 2,
+              "leader relays its connections", metrics(c, lead))
+        c.stop(fol.id)
+        big = [os.urandom(500000).hex().encode() for _ in range(24)]  # 1 MB each
+        for i, v in enumerate(big):
+            r = c.request(lead, "PUT", "/v1/kv/big%d" % i, body=v)
+            check(r.status in (200, 201), "PUT big%d" % i, r)
+        wait_until(lambda: metrics(c, lead)["raftplane_snapshots_taken_total"] >= 1, 20,
+                   what="a snapshot on the leader")
+        c.restart(fol.id)
+        c.wait_applied(fol, c.status(lead)["revision"], timeout=60)
+        check(metrics(c, fol)["raftplane_snapshots_restored_total"] >= 1,
+              "the follower caught up without a snapshot: the test proves nothing")
+        for i, v in enumerate(big):
+            r = c.request(fol, "GET", "/v1/kv/big%d?consistency=stale" % i)
+            check(r.status == 200 and r.body == v, "big%d on the follower" % i, r.status)
+        check(sum(dropped(c, n, "malformed") for n in c.nodes.values()) == 0,
+              "honest traffic dropped as malformed")
+
+
 # ---- (3) recovery of a cluster stuck at an absurd term ------------------------------
 
 def read_metadata(d):
@@ -398,4 +429,5 @@ def stuck_recovery():
 
 
 if __name__ == "__main__":
-    run([outsiders, member_term, timeout_now, malformed, handshake_abuse, stuck_recovery])
+    run([outsiders, member_term, timeout_now, malformed, handshake_abuse, big_snapshot,
+         stuck_recovery])
