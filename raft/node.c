@@ -949,7 +949,8 @@ int rp_node_create(uv_loop_t *loop, const struct rp_node_config *cfg, struct rp_
 				   .snapshot = fsm_snapshot, .restore = fsm_restore,
 				   .snapshot_finalize = fsm_snapshot_finalize};
 	struct rp_transport_config tcfg = {.handshake_timeout_ms = cfg->raft_handshake_timeout_ms,
-					   .max_pending = cfg->raft_max_pending};
+					   .max_pending = cfg->raft_max_pending,
+					   .relay_outbound = cfg->raft_relay_outbound};
 	if ((rv = rp_transport_init(&n->transport, loop, &tcfg)) != 0) {
 		snprintf(errmsg, errlen, "raft transport: %s", raft_strerror(rv));
 		goto err_after_store;

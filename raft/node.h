@@ -42,6 +42,7 @@ struct rp_node_config {
 	int commit_push;  /* append a barrier after commands so followers learn the commit */
 	unsigned raft_handshake_timeout_ms; /* raft transport: 0 = default (3000) */
 	unsigned raft_max_pending;          /* unauthenticated raft connections; 0 = 32 */
+	int raft_relay_outbound;            /* copy outbound raft bytes too (mutual TLS path) */
 };
 
 /* Metrics the node keeps for /metrics. */

@@ -26,11 +26,14 @@
  * 3. Payload bytes are streamed, never buffered by us; what we hold per
  *    connection is bounded (RP_HOLD_MAX + unacknowledged writes, with reads
  *    paused above RP_RELAY_HIGH queued bytes).
- * 4. Outbound connections (us -> peer; libraft only writes) are copied
- *    without parsing; anything the peer sends back closes them.
+ * 4. Relayed outbound connections (us -> peer; libraft only writes) are
+ *    copied without parsing; anything the peer sends back closes them.
  *
- * TLS (the security issue) fits in wire_write()/on_tcp_read(): both
- * directions already pass through our code.
+ * By default outbound connections are handed to libraft unrelayed (copying
+ * them bought nothing but CPU: there is nothing to check on what we send);
+ * rp_transport_config.relay_outbound copies them too, which is the path
+ * mutual TLS (the security issue) will take: then every byte of both
+ * directions passes through forward() and on_src_read().
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,12 +66,12 @@ static void chunk_unref(struct chunk *ch)
 
 static uv_stream_t *src_of(struct rp_conn *c)
 {
-	return c->kind == CONN_IN ? (uv_stream_t *)&c->tcp : (uv_stream_t *)&c->pipe;
+	return c->kind == CONN_IN ? (uv_stream_t *)c->tcp : (uv_stream_t *)&c->pipe;
 }
 
 static uv_stream_t *dst_of(struct rp_conn *c)
 {
-	return c->kind == CONN_IN ? (uv_stream_t *)&c->pipe : (uv_stream_t *)&c->tcp;
+	return c->kind == CONN_IN ? (uv_stream_t *)&c->pipe : (uv_stream_t *)c->tcp;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
@@ -97,8 +100,22 @@ static void on_written(uv_write_t *w, int status)
  * reference is taken) and @owned (ownership passes) backs them. */
 static int forward(struct rp_conn *c, char *base, size_t len, struct chunk *ch, void *owned)
 {
-	struct wreq *r = malloc(sizeof *r);
 	uv_buf_t b = uv_buf_init(base, (unsigned)len);
+	if (dst_of(c)->write_queue_size == 0) {
+		/* the common case: the kernel takes it all now, nothing to keep */
+		int n = uv_try_write(dst_of(c), &b, 1);
+		if (n < 0 && n != UV_EAGAIN) {
+			free(owned);
+			return -1;
+		}
+		if (n > 0 && (size_t)n == len) {
+			free(owned);
+			return 0;
+		}
+		if (n > 0)
+			b = uv_buf_init(base + n, (unsigned)(len - (size_t)n));
+	}
+	struct wreq *r = malloc(sizeof *r);
 	if (!r) {
 		free(owned);
 		return -1;
@@ -207,16 +224,50 @@ static int check_common(struct rp_conn *c, const unsigned char *h)
 	return 0;
 }
 
+/* Queue checked bytes of the current chunk; contiguous ones go out in one
+ * write when the chunk is done (flush_pending). */
+static int flush_pending(struct rp_conn *c, struct chunk *ch)
+{
+	struct msg_parser *m = &c->mp;
+	int rv = 0;
+	if (m->pend_len)
+		rv = forward(c, m->pend, m->pend_len, ch, NULL);
+	m->pend = NULL;
+	m->pend_len = 0;
+	return rv;
+}
+
+static int pass(struct rp_conn *c, struct chunk *ch, char *p, size_t len)
+{
+	struct msg_parser *m = &c->mp;
+	if (m->pend && m->pend + m->pend_len == p) {
+		m->pend_len += len;
+		return 0;
+	}
+	if (flush_pending(c, ch) != 0)
+		return -1;
+	m->pend = p;
+	m->pend_len = len;
+	return 0;
+}
+
 /* Release what is held and continue with @skip streamed bytes. */
 static int release_hold(struct rp_conn *c, uint64_t skip)
 {
 	struct msg_parser *m = &c->mp;
-	void *copy = malloc(m->have);
-	if (!copy)
-		return -1;
-	memcpy(copy, m->hold, m->have);
-	if (forward(c, copy, m->have, NULL, copy) != 0)
-		return -1;
+	if (m->hold_in_chunk) {
+		if (pass(c, c->spare, c->spare->data + m->hold_start, m->have) != 0)
+			return -1;
+	} else {
+		void *copy = malloc(m->have);
+		if (!copy || flush_pending(c, c->spare) != 0) {
+			free(copy);
+			return -1;
+		}
+		memcpy(copy, m->hold, m->have);
+		if (forward(c, copy, m->have, NULL, copy) != 0)
+			return -1;
+	}
 	m->skip = skip;
 	m->phase = MSG_SKIP;
 	if (skip == 0)
@@ -310,15 +361,21 @@ static int on_desc(struct rp_conn *c)
 	return 0;
 }
 
-/* Feed @len inbound bytes at @base (inside @ch). -1: close the connection. */
+/* Feed @len inbound bytes at @base (inside @ch, which is c->spare).
+ * -1: close the connection (nothing of the failing message was queued). */
 static int inspect(struct rp_conn *c, struct chunk *ch, char *base, size_t len)
 {
 	struct msg_parser *m = &c->mp;
 	size_t pos = 0;
+	m->hold_in_chunk = 0; /* a hold carried over from the last chunk is only in hold */
 	while (pos < len) {
 		size_t k, start = pos;
 		switch (m->phase) {
 		case MSG_HOLD:
+			if (m->have == 0) {
+				m->hold_in_chunk = 1;
+				m->hold_start = pos;
+			}
 			k = m->need - m->have < len - pos ? m->need - m->have : len - pos;
 			memcpy(m->hold + m->have, base + pos, k);
 			m->have += k;
@@ -332,12 +389,12 @@ static int inspect(struct rp_conn *c, struct chunk *ch, char *base, size_t len)
 				if (m->desc_have == 16 && on_desc(c) != 0)
 					return -1;
 			}
-			if (forward(c, base + start, pos - start, ch, NULL) != 0)
+			if (pass(c, ch, base + start, pos - start) != 0)
 				return -1;
 			break;
 		case MSG_SKIP:
 			k = m->skip < len - pos ? (size_t)m->skip : len - pos;
-			if (forward(c, base + pos, k, ch, NULL) != 0)
+			if (pass(c, ch, base + pos, k) != 0)
 				return -1;
 			pos += k;
 			if ((m->skip -= k) == 0)
@@ -345,7 +402,7 @@ static int inspect(struct rp_conn *c, struct chunk *ch, char *base, size_t len)
 			break;
 		}
 	}
-	return 0;
+	return flush_pending(c, ch);
 }
 
 /* ---- reading ----------------------------------------------------------- */
@@ -375,6 +432,8 @@ static void on_src_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 	int rv = c->kind == CONN_IN ? inspect(c, c->spare, c->spare->data, (size_t)nread)
 				    : forward(c, c->spare->data, (size_t)nread, c->spare, NULL);
+	c->mp.pend = NULL;
+	c->mp.pend_len = 0;
 	if (rv != 0)
 		rp_conn_close(c);
 }
@@ -404,7 +463,7 @@ static void on_libraft_pipe_closed(uv_handle_t *h)
 int rp_relay_start(struct rp_conn *c, uv_stream_t **libraft_end)
 {
 	int sv[2];
-	uv_loop_t *loop = c->tcp.loop;
+	uv_loop_t *loop = c->tcp->loop;
 	uv_pipe_t *theirs = raft_malloc(sizeof *theirs);
 	if (!theirs)
 		return -1;
@@ -430,7 +489,7 @@ int rp_relay_start(struct rp_conn *c, uv_stream_t **libraft_end)
 		return -1;
 	}
 	if (uv_read_start(src_of(c), on_alloc, on_src_read) != 0 ||
-	    uv_read_start(c->kind == CONN_IN ? (uv_stream_t *)&c->pipe : (uv_stream_t *)&c->tcp,
+	    uv_read_start(c->kind == CONN_IN ? (uv_stream_t *)&c->pipe : (uv_stream_t *)c->tcp,
 			  on_sink_alloc, on_sink_read) != 0) {
 		uv_close((uv_handle_t *)theirs, on_libraft_pipe_closed);
 		return -1;

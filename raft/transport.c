@@ -12,7 +12,8 @@
  *    change) and the source IP equals the host of that member's raft
  *    address; while the configuration is empty (a node that joins) the join
  *    peers set by main.c stand in for it.
- * 3. Unauthenticated inbound connections are at most cfg.max_pending; each
+ * 3. Unauthenticated inbound connections are at most cfg.max_pending, and a
+ *    quarter of that per source address; each
  *    holds at most RP_HS_FIXED + RP_HS_MAX_ADDR bytes and dies at the
  *    handshake deadline. Authenticated ones are at most
  *    RP_MAX_CONNS_PER_PEER per id (the oldest goes).
@@ -197,9 +198,8 @@ static void maybe_fire_close(struct rp_tp *tp)
 	}
 }
 
-static void on_conn_handle_closed(uv_handle_t *h)
+static void conn_handle_gone(struct rp_conn *c)
 {
-	struct rp_conn *c = h->data;
 	struct rp_tp *tp = c->tp;
 	if (--c->open_handles > 0)
 		return;
@@ -208,6 +208,18 @@ static void on_conn_handle_closed(uv_handle_t *h)
 	rp_relay_release(c);
 	free(c);
 	maybe_fire_close(tp);
+}
+
+static void on_conn_handle_closed(uv_handle_t *h)
+{
+	conn_handle_gone(h->data);
+}
+
+static void on_tcp_closed(uv_handle_t *h)
+{
+	struct rp_conn *c = h->data;
+	raft_free(h);
+	conn_handle_gone(c);
 }
 
 static void finish_connect(struct rp_conn *c, uv_stream_t *stream, int status)
@@ -232,7 +244,8 @@ void rp_conn_close(struct rp_conn *c)
 	}
 	c->state = CONN_CLOSING;
 	finish_connect(c, NULL, c->tp->closing ? RAFT_CANCELED : RAFT_NOCONNECTION);
-	uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+	if (c->tcp)
+		uv_close((uv_handle_t *)c->tcp, on_tcp_closed);
 	uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
 	if (c->pipe_inited)
 		uv_close((uv_handle_t *)&c->pipe, on_conn_handle_closed);
@@ -243,12 +256,16 @@ static struct rp_conn *conn_new(struct rp_tp *tp, enum conn_kind kind)
 	struct rp_conn *c = calloc(1, sizeof *c);
 	if (!c)
 		return NULL;
+	if ((c->tcp = raft_malloc(sizeof *c->tcp)) == NULL) {
+		free(c);
+		return NULL;
+	}
 	c->tp = tp;
 	c->kind = kind;
 	c->state = CONN_HANDSHAKE;
-	uv_tcp_init(tp->loop, &c->tcp);
+	uv_tcp_init(tp->loop, c->tcp);
 	uv_timer_init(tp->loop, &c->timer);
-	c->tcp.data = c->timer.data = c;
+	c->tcp->data = c->timer.data = c;
 	c->open_handles = 2;
 	c->next = &tp->conns;
 	c->prev = tp->conns.prev;
@@ -300,7 +317,7 @@ static void on_handshake_done(struct rp_conn *c)
 		refuse(c, why);
 		return;
 	}
-	uv_read_stop((uv_stream_t *)&c->tcp);
+	uv_read_stop((uv_stream_t *)c->tcp);
 	uv_timer_stop(&c->timer);
 	limit_per_peer(c->tp, c->id);
 	if (rp_relay_start(c, &stream) != 0) {
@@ -351,6 +368,22 @@ static void on_hs_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	on_handshake_done(c);
 }
 
+/* A quarter of the pending slots per source address: a flood from one host
+ * cannot keep peers on other hosts out. */
+static unsigned per_ip_limit(const struct rp_tp *tp)
+{
+	return tp->cfg.max_pending >= 4 ? tp->cfg.max_pending / 4 : 1;
+}
+
+static unsigned pending_from(struct rp_tp *tp, struct rp_conn *c)
+{
+	unsigned n = 0;
+	for (struct rp_conn *o = tp->conns.next; o != &tp->conns; o = o->next)
+		n += o->kind == CONN_IN && o->state == CONN_HANDSHAKE &&
+		     same_host((struct sockaddr *)&o->peer, &c->peer);
+	return n;
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct rp_tp *tp = server->data;
@@ -361,24 +394,34 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	tp->stats.pending++;
 	int len = sizeof c->peer;
-	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
-	    uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &len) != 0) {
+	if (uv_accept(server, (uv_stream_t *)c->tcp) != 0 ||
+	    uv_tcp_getpeername(c->tcp, (struct sockaddr *)&c->peer, &len) != 0) {
 		rp_conn_close(c);
 		return;
 	}
 	format_ip((struct sockaddr *)&c->peer, c->peer_ip, sizeof c->peer_ip);
-	if (tp->stats.pending > tp->cfg.max_pending) {
+	if (tp->stats.pending > tp->cfg.max_pending || pending_from(tp, c) > per_ip_limit(tp)) {
 		refuse(c, RP_REFUSE_PENDING_LIMIT);
 		return;
 	}
-	uv_tcp_nodelay(&c->tcp, 1);
 	c->hs_need = RP_HS_FIXED;
 	uv_timer_start(&c->timer, on_deadline, tp->cfg.handshake_timeout_ms, 0);
-	if (uv_read_start((uv_stream_t *)&c->tcp, on_hs_alloc, on_hs_read) != 0)
+	if (uv_read_start((uv_stream_t *)c->tcp, on_hs_alloc, on_hs_read) != 0)
 		rp_conn_close(c);
 }
 
 /* ---- outbound ----------------------------------------------------------- */
+
+/* Give libraft the TCP stream itself; our connection object goes away. */
+static void hand_over(struct rp_conn *c)
+{
+	uv_stream_t *stream = (uv_stream_t *)c->tcp;
+	c->tcp = NULL;
+	c->open_handles--;
+	c->state = CONN_CLOSING;
+	uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+	finish_connect(c, stream, 0);
+}
 
 static void on_hs_written(uv_write_t *w, int status)
 {
@@ -386,11 +429,19 @@ static void on_hs_written(uv_write_t *w, int status)
 	uv_stream_t *stream;
 	if (c->state != CONN_HANDSHAKE)
 		return;
-	if (status < 0 || rp_relay_start(c, &stream) != 0) {
+	if (status < 0) {
 		rp_conn_close(c);
 		return;
 	}
 	uv_timer_stop(&c->timer);
+	if (!c->tp->cfg.relay_outbound) {
+		hand_over(c);
+		return;
+	}
+	if (rp_relay_start(c, &stream) != 0) {
+		rp_conn_close(c);
+		return;
+	}
 	c->state = CONN_RELAY;
 	c->tp->stats.relayed_out++;
 	finish_connect(c, stream, 0);
@@ -407,7 +458,6 @@ static void on_connected(uv_connect_t *req, int status)
 		rp_conn_close(c);
 		return;
 	}
-	uv_tcp_nodelay(&c->tcp, 1);
 	unsigned char *h = c->hs;
 	memcpy(h, RP_HS_MAGIC, 4);
 	h[4] = RP_HS_VERSION;
@@ -421,7 +471,7 @@ static void on_connected(uv_connect_t *req, int status)
 	memcpy(h + RP_HS_FIXED, tp->addr, alen);
 	uv_buf_t b = uv_buf_init((char *)h, (unsigned)(RP_HS_FIXED + alen));
 	c->hs_write.data = c;
-	if (uv_write(&c->hs_write, (uv_stream_t *)&c->tcp, &b, 1, on_hs_written) != 0)
+	if (uv_write(&c->hs_write, (uv_stream_t *)c->tcp, &b, 1, on_hs_written) != 0)
 		rp_conn_close(c);
 }
 
@@ -448,10 +498,10 @@ static int tp_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, 
 			((struct sockaddr_in *)&self)->sin_port = 0;
 		else
 			((struct sockaddr_in6 *)&self)->sin6_port = 0;
-		uv_tcp_bind(&c->tcp, (struct sockaddr *)&self, 0);
+		uv_tcp_bind(c->tcp, (struct sockaddr *)&self, 0);
 	}
 	c->connect.data = c;
-	if (uv_tcp_connect(&c->connect, &c->tcp, (struct sockaddr *)&sa, on_connected) != 0) {
+	if (uv_tcp_connect(&c->connect, c->tcp, (struct sockaddr *)&sa, on_connected) != 0) {
 		rp_conn_close(c); /* c->req not set yet: no callback */
 		return RAFT_NOCONNECTION;
 	}

@@ -56,6 +56,8 @@ struct rp_transport_stats {
 struct rp_transport_config {
 	unsigned handshake_timeout_ms; /* connect + handshake deadline, both ways */
 	unsigned max_pending;          /* unauthenticated inbound connections at once */
+	int relay_outbound;            /* copy outbound bytes too (the mutual TLS path);
+					* else libraft writes to the TCP socket itself */
 };
 
 /* A peer a joining node accepts before it has a configuration of its own. */

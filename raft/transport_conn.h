@@ -36,6 +36,10 @@ struct msg_parser {
 	uint64_t payload;    /* sum of entry lengths seen so far */
 	uint64_t skip;       /* bytes to stream without looking */
 	uint64_t slack;      /* header bytes after the descriptors */
+	int hold_in_chunk;   /* what is held is also in the current read chunk... */
+	size_t hold_start;   /* ...from this offset */
+	char *pend;          /* checked bytes of the current chunk not yet forwarded */
+	size_t pend_len;
 };
 
 struct chunk {
@@ -47,7 +51,7 @@ struct rp_conn {
 	struct rp_tp *tp;
 	enum conn_kind kind;
 	enum conn_state state;
-	uv_tcp_t tcp;
+	uv_tcp_t *tcp;  /* raft_malloc'd: libraft owns it when handed over unrelayed */
 	uv_pipe_t pipe; /* our end of the socketpair; libraft has the other */
 	uv_timer_t timer;
 	int open_handles; /* freed when it drops to 0 */

@@ -45,6 +45,8 @@ static const char usage[] =
     "                            within N ms (default 3000)\n"
     "  --raft-max-pending N      raft connections not yet past the handshake, at once;\n"
     "                            more are refused (default 32)\n"
+    "  --raft-relay-outbound     copy outbound raft traffic through the transport's relay\n"
+    "                            too (the path mutual TLS will take; costs CPU)\n"
     "  --no-commit-push          do not append a barrier after writes to tell followers\n"
     "                            the commit index at once (they learn it with the next\n"
     "                            heartbeat instead)\n"
@@ -224,6 +226,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 			    parse_uint(a, need(argc, argv, &i), 100, 60000);
 		} else if (!strcmp(a, "--raft-max-pending")) {
 			o->node.raft_max_pending = parse_uint(a, need(argc, argv, &i), 1, 10000);
+		} else if (!strcmp(a, "--raft-relay-outbound")) {
+			o->node.raft_relay_outbound = 1;
 		} else if (!strcmp(a, "--no-commit-push")) {
 			o->node.commit_push = 0;
 		} else if (!strcmp(a, "--unsafe-stale-reads")) {

@@ -7,7 +7,8 @@ little endian) behind either handshake:
   NUL-padded address), what raftplane accepted before it had its own
   transport;
 - "new": raftplane's own (docs/design.md "Raft transport"): 4 bytes "RPRT",
-  u8 version 1, u8 flags 0, u16 address length (1..255), u64 id, address.
+  u8 version 1, u8 flags 0, u16 address length (1..255), u64 sender id,
+  u64 receiver id, address.
 
 Standard library only; used as a module by the tests and as a CLI for
 poking a node by hand: raftprobe.py HOST:PORT vote --term N --id ID."""
@@ -28,14 +29,16 @@ def old_handshake(node_id, address):
     return struct.pack("<QQQ", 1, node_id, len(a)) + a
 
 
-def new_handshake(node_id, address, version=1, declared_len=None):
+def new_handshake(node_id, to_id, address, version=1, declared_len=None):
     a = address.encode()
     n = len(a) if declared_len is None else declared_len
-    return b"RPRT" + struct.pack("<BBHQ", version, 0, n & 0xFFFF, node_id) + a
+    return b"RPRT" + struct.pack("<BBHQQ", version, 0, n & 0xFFFF, node_id, to_id) + a
 
 
-def handshake(kind, node_id, address):
-    return old_handshake(node_id, address) if kind == "old" else new_handshake(node_id, address)
+def handshake(kind, node_id, to_id, address):
+    if kind == "old":
+        return old_handshake(node_id, address)
+    return new_handshake(node_id, to_id, address)
 
 
 def frame(mtype, header, payload=b""):
@@ -91,12 +94,13 @@ def main():
     p.add_argument("addr")
     p.add_argument("what", choices=["vote", "timeout-now"])
     p.add_argument("--id", type=int, default=99)
+    p.add_argument("--to", type=int, default=1, help="receiver's raft id")
     p.add_argument("--term", type=int, default=MAX_TERM)
     p.add_argument("--handshake", choices=["old", "new"], default="new")
     p.add_argument("--source", default=None)
     a = p.parse_args()
     msg = request_vote(a.term, a.id) if a.what == "vote" else timeout_now(a.term, 0, 0)
-    closed = send_and_linger(a.addr, handshake(a.handshake, a.id, "127.0.0.1:1") + msg,
+    closed = send_and_linger(a.addr, handshake(a.handshake, a.id, a.to, "127.0.0.1:1") + msg,
                              a.source, 1.0)
     print("peer closed the connection" if closed else "connection left open")
 
