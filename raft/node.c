@@ -237,6 +237,12 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 static void on_store_change(void *arg, const struct rp_change *c)
 {
 	struct rp_node *n = arg;
+	if (c->kind == RP_KIND_MEMBERS && c->deleted) {
+		char *end;
+		unsigned long long id = strtoull(c->name, &end, 10);
+		if (*end == '\0' && id != 0) /* its name is the id, written by us */
+			rp_transport_forget_peer(&n->transport, id); /* the removal committed */
+	}
 	if (n->change_cb)
 		n->change_cb(n->change_arg, c);
 }
@@ -965,6 +971,7 @@ int rp_node_create(uv_loop_t *loop, const struct rp_node_config *cfg, struct rp_
 	}
 	n->raft.data = n;
 	rp_transport_set_raft(&n->transport, &n->raft);
+	rp_transport_set_data_dir(&n->transport, cfg->id, n->data_dir);
 	raft_set_pre_vote(&n->raft, true);
 	raft_set_election_timeout(&n->raft, cfg->election_timeout_ms);
 	raft_set_heartbeat_timeout(&n->raft, cfg->heartbeat_ms);

@@ -9,9 +9,12 @@
  *    receiver id equal to ours.
  * 2. An inbound connection is admitted only when the sender id is in the
  *    current raft configuration (r->configuration, including an uncommitted
- *    change) and the source IP equals the host of that member's raft
- *    address; while the configuration is empty (a node that joins) the join
- *    peers set by main.c stand in for it.
+ *    change) or was in one that is not yet superseded by a committed
+ *    configuration (peers.h: otherwise a node that appended a change removing
+ *    X refuses X as the leader that must discard that change), and the
+ *    source IP equals the host of that member's raft address; while the
+ *    configuration is empty (a node that joins) the join peers set by
+ *    main.c stand in for it.
  * 3. Unauthenticated inbound connections are at most cfg.max_pending, and a
  *    quarter of that per source address; each
  *    holds at most RP_HS_FIXED + RP_HS_MAX_ADDR bytes and dies at the
@@ -31,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "peers.h"
 #include "transport_conn.h"
 
 const char *const rp_refuse_reason_names[RP_REFUSE__N] = {
@@ -51,6 +55,7 @@ struct rp_tp {
 	struct rp_conn conns; /* sentinel of a circular list, oldest first */
 	struct rp_transport_peer join[64];
 	unsigned n_join;
+	struct rp_peerset known; /* admitted besides the configuration (peers.h) */
 	struct rp_transport_stats stats;
 	int closing;
 	raft_uv_transport_close_cb close_cb;
@@ -128,9 +133,12 @@ int rp_tp_admit(struct rp_tp *tp, uint64_t id, const struct sockaddr *peer,
 {
 	const struct raft_configuration *conf = &tp->raft->configuration;
 	const char *cfg_addr = NULL;
+	rp_peerset_update(&tp->known, tp->raft);
 	for (unsigned i = 0; i < conf->n && !cfg_addr; i++)
 		if (conf->servers[i].id == id)
 			cfg_addr = conf->servers[i].address;
+	if (!cfg_addr)
+		cfg_addr = rp_peerset_find(&tp->known, id);
 	for (unsigned i = 0; conf->n == 0 && i < tp->n_join && !cfg_addr; i++)
 		if (tp->join[i].id == id)
 			cfg_addr = tp->join[i].raft;
@@ -591,6 +599,18 @@ int rp_transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
 	t->connect = tp_connect;
 	t->close = tp_close;
 	return 0;
+}
+
+void rp_transport_set_data_dir(struct raft_uv_transport *t, uint64_t id, const char *dir)
+{
+	struct rp_tp *tp = t->impl;
+	rp_peerset_load(&tp->known, id, dir);
+}
+
+void rp_transport_forget_peer(struct raft_uv_transport *t, uint64_t id)
+{
+	struct rp_tp *tp = t->impl;
+	rp_peerset_forget(&tp->known, id);
 }
 
 void rp_transport_close(struct raft_uv_transport *t)

@@ -81,6 +81,14 @@ void rp_transport_close(struct raft_uv_transport *t);
  * and drops. Must be set before raft_start(). Not owned. */
 void rp_transport_set_raft(struct raft_uv_transport *t, struct raft *r);
 
+/** Load and keep, in @dir/raft-peers, the peers admitted besides the
+ * current configuration (see peers.h). Call before raft_start(). */
+void rp_transport_set_data_dir(struct raft_uv_transport *t, uint64_t id, const char *dir);
+
+/** Stop admitting @id unless the configuration names it: its removal
+ * committed (the node applied the deletion of its member row). */
+void rp_transport_forget_peer(struct raft_uv_transport *t, uint64_t id);
+
 /** Replace the join peers (copied). Used only while the configuration is
  * empty, i.e. until a node that joins has received one. */
 void rp_transport_set_join_peers(struct raft_uv_transport *t, const struct rp_transport_peer *p,
