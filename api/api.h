@@ -5,6 +5,8 @@
 #define H2O_USE_LIBUV 1
 #include <h2o.h>
 #include <jansson.h>
+
+#include "json.h"
 #include <stdint.h>
 #include <uv.h>
 
@@ -163,11 +165,6 @@ const char *rp_header_list(h2o_req_t *req, const h2o_token_t *token);
 /** Percent-decode a path segment ('+' is literal) into @out; -1 on a bad
  * escape, an encoded NUL or when it does not fit. */
 int rp_path_decode(const char *v, size_t len, char *out, size_t outcap, size_t *outlen);
-/** Copy @in to @out (at most @cap bytes with the NUL), each byte that is not
- * part of well-formed UTF-8 replaced by '?', cut only between characters. */
-/** A JSON number for an unsigned 64-bit value: an integer up to 2^63-1
- * (jansson's json_int_t is signed), a real above (never negative). */
-json_t *rp_json_u64(uint64_t v);
 
 /* route.c: the routing table, with exact method checks and 405 + Allow. */
 void rp_route_request(struct rp_call *c);

@@ -237,23 +237,8 @@ void rp_respond_error(struct rp_call *c, int err, const char *message, int index
 	rp_respond_json(c, rp_err_http_status(err), e ? json_pack("{s:o}", "error", e) : NULL, 0);
 }
 
-json_t *rp_json_u64(uint64_t v)
-{
-	return v <= INT64_MAX ? json_integer((json_int_t)v) : json_real((double)v);
-}
 
 /* ---- request helpers ---------------------------------------------------- */
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* Percent-decode @len bytes of @v into @out (NUL-terminated, *outlen bytes);
  * @plus: '+' means a space (query strings). -1 on bad escapes, NUL or overflow. */
@@ -265,7 +250,7 @@ static int url_decode(const char *v, size_t len, char *out, size_t outcap, int p
 		char ch = v[i];
 		if (ch == '%') {
 			int hi, lo;
-			if (i + 2 >= len || (hi = hexval(v[i + 1])) < 0 || (lo = hexval(v[i + 2])) < 0)
+			if (i + 2 >= len || (hi = rp_http_hexval(v[i + 1])) < 0 || (lo = rp_http_hexval(v[i + 2])) < 0)
 				return -1;
 			ch = (char)(hi * 16 + lo);
 			i += 2;

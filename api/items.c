@@ -226,7 +226,7 @@ static json_t *mesh_object(const struct rp_item *it)
 	if (!o)
 		o = json_object();
 	json_object_set_new(o, "name", json_string(it->name));
-	json_object_set_new(o, "version", json_integer((json_int_t)it->version));
+	json_object_set_new(o, "version", rp_json_u64((uint64_t)it->version));
 	return o;
 }
 

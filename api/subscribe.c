@@ -496,14 +496,14 @@ static json_t *entry_json(struct rp_sub_node *n, const char *http, struct rp_mes
 	json_t *e = json_pack(
 	    "{s:s,s:s,s:I,s:o,s:o,s:I,s:b,s:I,s:I}", "node_id", n->id, "server", http,
 	    "snapshot_version", (json_int_t)n->sent_version, "acked_version",
-	    n->has_acked ? json_integer((json_int_t)n->acked_version) : json_null(), "nack", nack,
+	    n->has_acked ? rp_json_u64((uint64_t)n->acked_version) : json_null(), "nack", nack,
 	    "last_seen", (json_int_t)(n->n_parked ? wall_ms() : n->last_seen_ms), "connected",
 	    n->n_parked > 0, "current_version",
 	    (json_int_t)(m ? rp_mesh_node_version(m, n->id) : n->version), "server_revision",
 	    (json_int_t)rev);
 	if (!e) /* never hide a proxy: every string above is checked, but be safe */
 		e = json_pack("{s:s,s:s}", "node_id", n->id, "server", http);
-	json_object_set_new(e, "acked_at", json_integer((json_int_t)n->acked_at_ms));
+	json_object_set_new(e, "acked_at", rp_json_u64((uint64_t)n->acked_at_ms));
 	json_object_set_new(e, "ack_backed", json_boolean(n->ack_backed));
 	json_object_set_new(e, "cluster_id",
 			    n->cluster_id[0] ? json_string(n->cluster_id) : json_null());

@@ -50,7 +50,7 @@ __attribute__((constructor)) static void init_classes(void)
 	}
 }
 
-static int hexval(int c)
+int rp_http_hexval(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -203,8 +203,8 @@ static size_t normalize_path(const char *s, size_t len, char *out)
 			out[n++] = '/';
 			seg = n;
 		} else if (c == '%') {
-			int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
-			int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
+			int hi = i + 2 < len ? rp_http_hexval(s[i + 1]) : -1;
+			int lo = i + 2 < len ? rp_http_hexval(s[i + 2]) : -1;
 			if (hi < 0 || lo < 0)
 				return SIZE_MAX;
 			unsigned char d = (unsigned char)(hi << 4 | lo);

@@ -36,6 +36,9 @@ struct rp_http_head {
  */
 const char *rp_http_check_request(h2o_req_t *req, struct rp_http_head *out);
 
+/** The value of the hex digit @c, or -1. */
+int rp_http_hexval(int c);
+
 /** 1 when @s (@len bytes) is a valid Host value: uri-host [":" port]. */
 int rp_http_valid_authority(const char *s, size_t len);
 

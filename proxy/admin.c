@@ -2,6 +2,7 @@
  * /stats (JSON) and /metrics (Prometheus). Everything it shows is owned by
  * the main thread or read through atomics. */
 #include "admin.h"
+#include "json.h"
 #include "accept.h"
 
 #include <inttypes.h>
@@ -168,11 +169,11 @@ static void on_config_dump(struct rp_proxy *p, h2o_req_t *req)
 		return;
 	}
 	const Raftplane__Snapshot *s = g->snap;
-	json_object_set_new(j, "version", json_integer((json_int_t)g->version));
-	json_object_set_new(j, "revision", json_integer((json_int_t)g->revision));
+	json_object_set_new(j, "version", rp_json_u64((uint64_t)g->version));
+	json_object_set_new(j, "revision", rp_json_u64((uint64_t)g->revision));
 	json_object_set_new(j, "server", json_string(g->server));
 	json_object_set_new(j, "source", json_string(p->from_cache ? "cache" : "server"));
-	json_object_set_new(j, "applied_at", json_integer((json_int_t)g->applied_at));
+	json_object_set_new(j, "applied_at", rp_json_u64((uint64_t)g->applied_at));
 	json_t *ls = json_array(), *rs = json_array(), *cs = json_array();
 	for (size_t i = 0; i < s->n_listeners; i++) {
 		const Raftplane__Listener *l = s->listeners[i];
@@ -200,7 +201,7 @@ static json_t *classes_json(rp_counter_t *status)
 	static const char *const names[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
 	json_t *o = json_object();
 	for (int i = 0; i < 6; i++)
-		json_object_set_new(o, names[i], json_integer((json_int_t)rp_get(&status[i])));
+		json_object_set_new(o, names[i], rp_json_u64((uint64_t)rp_get(&status[i])));
 	return o;
 }
 
@@ -218,7 +219,7 @@ static void on_stats(struct rp_proxy *p, h2o_req_t *req)
 	struct rp_global_stats *s = &rp_gstats;
 	json_t *j = json_pack(
 	    "{s:s,s:o,s:b,s:{s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I,s:o}}", "node_id", p->opts.node_id,
-	    "version", g ? json_integer((json_int_t)g->version) : json_null(),
+	    "version", g ? rp_json_u64((uint64_t)g->version) : json_null(),
 	    "control_plane_connected", p->sub.connected, "updates", "applied",
 	    (json_int_t)rp_get(&s->updates_applied), "rejected",
 	    (json_int_t)rp_get(&s->updates_rejected), "downstream", "connections_total",
@@ -227,9 +228,9 @@ static void on_stats(struct rp_proxy *p, h2o_req_t *req)
 	    "no_route", (json_int_t)rp_get(&s->no_route), "no_listener",
 	    (json_int_t)rp_get(&s->no_listener), "responses", classes_json(s->status));
 	json_t *ds = json_object_get(j, "downstream");
-	json_object_set_new(ds, "bad_requests", json_integer((json_int_t)rp_get(&s->bad_requests)));
-	json_object_set_new(ds, "loops", json_integer((json_int_t)rp_get(&s->loops)));
-	json_object_set_new(ds, "client_gone", json_integer((json_int_t)rp_get(&s->client_gone)));
+	json_object_set_new(ds, "bad_requests", rp_json_u64((uint64_t)rp_get(&s->bad_requests)));
+	json_object_set_new(ds, "loops", rp_json_u64((uint64_t)rp_get(&s->loops)));
+	json_object_set_new(ds, "client_gone", rp_json_u64((uint64_t)rp_get(&s->client_gone)));
 	static struct rp_stats *v[4096];
 	json_t *routes = json_object(), *clusters = json_object();
 	size_t n = rp_stats_list(RP_STATS_ROUTE, v, 4096);
@@ -246,7 +247,7 @@ static void on_stats(struct rp_proxy *p, h2o_req_t *req)
 	json_object_set_new(j, "routes", routes);
 	json_object_set_new(j, "clusters", clusters);
 	json_object_set_new(j, "generations_live",
-			    json_integer((json_int_t)rp_get(&s->generations_live)));
+			    rp_json_u64((uint64_t)rp_get(&s->generations_live)));
 	json_object_set_new(j, "cache", json_pack("{s:I,s:I}", "writes",
 						  (json_int_t)rp_get(&s->cache_writes), "errors",
 						  (json_int_t)rp_get(&s->cache_errors)));

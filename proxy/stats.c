@@ -1,5 +1,6 @@
 /* Data-plane counters: registry, histogram and rendering. */
 #include "stats.h"
+#include "json.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -101,10 +102,10 @@ json_t *rp_stats_json(struct rp_stats *s)
 {
 	json_t *classes = json_object();
 	for (int i = 0; i < 6; i++)
-		json_object_set_new(classes, class_names[i], json_integer((json_int_t)rp_get(&s->status[i])));
+		json_object_set_new(classes, class_names[i], rp_json_u64((uint64_t)rp_get(&s->status[i])));
 	json_t *lat = json_object();
 	uint64_t n = rp_get(&s->lat_count);
-	json_object_set_new(lat, "count", json_integer((json_int_t)n));
+	json_object_set_new(lat, "count", rp_json_u64((uint64_t)n));
 	json_object_set_new(lat, "mean_ms",
 			    json_real(n ? (double)rp_get(&s->lat_sum_us) / (double)n / 1000.0 : 0));
 	json_object_set_new(lat, "p50_ms", json_real(rp_stats_quantile_ms(s, 0.50)));
@@ -122,10 +123,10 @@ json_t *rp_stats_json(struct rp_stats *s)
 			      (json_int_t)rp_get(&s->no_healthy), "upstream_latency", lat);
 	if (s->kind == RP_STATS_CLUSTER) {
 		json_object_set_new(o, "active_connections",
-				    json_integer((json_int_t)rp_get(&s->cx_active)));
-		json_object_set_new(o, "ejections", json_integer((json_int_t)rp_get(&s->ejections)));
+				    rp_json_u64((uint64_t)rp_get(&s->cx_active)));
+		json_object_set_new(o, "ejections", rp_json_u64((uint64_t)rp_get(&s->ejections)));
 		json_object_set_new(o, "connections_opened",
-				    json_integer((json_int_t)rp_get(&s->cx_total)));
+				    rp_json_u64((uint64_t)rp_get(&s->cx_total)));
 	}
 	return o;
 }
