@@ -129,7 +129,7 @@ int main(int argc, char **argv)
     if (n_verdicts <= 0 || n <= 0) {
         fprintf(stderr,
                 "FAIL: etcd corpus missing or empty at %s (need etcd_*.log "
-                "and VERDICTS; set RP_SHARED_DIR)\n",
+                "and VERDICTS; set RP_TESTDATA_DIR)\n",
                 argv[1]);
         return 1;
     }
