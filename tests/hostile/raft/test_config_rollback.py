@@ -73,6 +73,9 @@ def scenario(c):
         what="node %d to follow leader %d and catch up" % (a, lead))
     check(c.node(a).alive(), "node %d survived the rollback of its removal" % a,
           c.node(a).current_log()[-3000:])
+    check("rolled back the uncommitted configuration" in c.node(a).current_log(),
+          "node %d went through the rollback this test is about" % a,
+          c.node(a).current_log()[-1500:])
     r = c.request(a, "GET", "/v1/kv/after2?consistency=stale")
     check(r.status == 200 and r.body == b"2", "node %d serves the new write" % a, r.body)
     members = sorted(m["id"] for m in c.request(lead, "GET", "/v1/members").json()["members"])
