@@ -349,8 +349,8 @@ static void on_tick(uv_timer_t *t)
 	struct rp_node *n = t->data;
 	int state = raft_state(&n->raft);
 	raft_id leader;
-	rp_confguard_observe(&n->guard);
 	const char *addr;
+	rp_confguard_observe(&n->guard);
 	raft_leader(&n->raft, &leader, &addr);
 	if (state != n->last_state || leader != n->last_leader) {
 		if (leader != n->last_leader)
