@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "confguard.h"
 #include "raftplane/err.h"
 #include "snapbytes.h"
 #include "transport.h"
@@ -69,6 +70,7 @@ struct rp_node {
 	struct raft_io io;
 	struct raft_uv_transport transport;
 	struct raft_fsm fsm;
+	struct rp_confguard guard; /* libraft 0.15's configuration rollback (confguard.h) */
 	struct rp_store *store;
 	struct rp_apply_result last_result; /* result of the entry being applied */
 	uv_timer_t tick;
@@ -197,6 +199,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 	(*bufs)[0].len = len;
 	*n_bufs = 1;
 	n->stats.snapshots_taken++;
+	rp_confguard_observe(&n->guard); /* before libraft compacts the log */
 	rp_snapbytes_taken(&n->snapbytes, &n->raft, &n->cfg, len);
 	return 0;
 }
@@ -347,6 +350,7 @@ static void on_tick(uv_timer_t *t)
 	int state = raft_state(&n->raft);
 	raft_id leader;
 	const char *addr;
+	rp_confguard_observe(&n->guard);
 	raft_leader(&n->raft, &leader, &addr);
 	if (state != n->last_state || leader != n->last_leader) {
 		if (leader != n->last_leader)
@@ -970,6 +974,7 @@ int rp_node_create(uv_loop_t *loop, const struct rp_node_config *cfg, struct rp_
 		goto err_after_io;
 	}
 	n->raft.data = n;
+	rp_confguard_install(&n->guard, &n->raft, &n->io);
 	rp_transport_set_raft(&n->transport, &n->raft);
 	rp_transport_set_data_dir(&n->transport, cfg->id, n->data_dir);
 	raft_set_pre_vote(&n->raft, true);
@@ -1029,6 +1034,7 @@ static void on_raft_closed(struct raft *r)
 	struct rp_node *n = r->data;
 	raft_uv_close(&n->io);
 	rp_transport_close(&n->transport);
+	rp_confguard_close(&n->guard);
 	uv_close((uv_handle_t *)&n->push_timer, NULL);
 	uv_close((uv_handle_t *)&n->read_kick, NULL);
 	uv_close((uv_handle_t *)&n->tick, on_tick_closed);
