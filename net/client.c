@@ -28,7 +28,6 @@
 #include <string.h>
 #include <strings.h>
 
-
 /* picohttpparser's chunked decoder, as exported by libh2o */
 struct rp_phr_chunked_decoder {
 	size_t bytes_left_in_chunk;
