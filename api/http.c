@@ -499,18 +499,6 @@ static void add_error_filter(h2o_pathconf_t *path, struct rp_api *api)
 
 /* ---- server ------------------------------------------------------------- */
 
-h2o_socket_t *rp_accept_socket(uv_stream_t *listener, uv_close_cb on_close)
-{
-	uv_tcp_t *conn = h2o_mem_alloc(sizeof *conn);
-	uv_tcp_init(listener->loop, conn);
-	if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-		uv_close((uv_handle_t *)conn, (uv_close_cb)free);
-		return NULL;
-	}
-	uv_tcp_nodelay(conn, 1);
-	return h2o_uv_socket_create((uv_stream_t *)conn, on_close);
-}
-
 static void on_accept(uv_stream_t *listener, int status)
 {
 	struct rp_api *api = listener->data;
@@ -555,10 +543,8 @@ int rp_api_start(struct rp_api *api, uv_loop_t *loop, struct rp_node *node, cons
 		snprintf(errmsg, errlen, "out of memory");
 		return -1;
 	}
-	uv_tcp_init(loop, &api->listener);
-	api->listener.data = api;
-	if ((rv = uv_tcp_bind(&api->listener, (struct sockaddr *)&sa, 0)) != 0 ||
-	    (rv = uv_listen((uv_stream_t *)&api->listener, 1024, on_accept)) != 0) {
+	if ((rv = rp_listen(loop, &api->listener, api, (struct sockaddr *)&sa, 1024,
+			    on_accept)) != 0) {
 		snprintf(errmsg, errlen, "listen on %s: %s", addr, uv_strerror(rv));
 		return -1;
 	}

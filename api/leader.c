@@ -46,9 +46,22 @@ static void wait_for_leader(struct rp_call *c, unsigned ms)
 	rp_call_set_timer(c, left < ms ? left : ms, on_wait_timer);
 }
 
-static void on_forwarded(void *arg, int err, const struct rp_http_response *res)
+/* The API's meaning of an HTTP client error (net/client.h) on a forward: a
+ * request that cannot have reached the leader is "no leader" (nothing was
+ * proposed), one that may have is of unknown outcome. */
+static int forward_err(int http_err)
+{
+	if (http_err == RP_HTTP_OK)
+		return RP_OK;
+	if (http_err == RP_HTTP_ERR_NOMEM)
+		return RP_ERR_NOMEM;
+	return rp_http_err_sent(http_err) ? RP_ERR_UNKNOWN_OUTCOME : RP_ERR_NO_LEADER;
+}
+
+static void on_forwarded(void *arg, int http_err, const struct rp_http_response *res)
 {
 	struct rp_call *c = arg;
+	int err = forward_err(http_err);
 	c->fwd = NULL;
 	if (!c->req || c->responded) {
 		rp_call_unref(c);

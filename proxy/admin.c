@@ -377,10 +377,8 @@ int rp_admin_start(struct rp_admin *a, struct rp_proxy *p, const char *addr, cha
 	h2o_context_init(&a->ctx, p->loop, &a->config);
 	a->accept_ctx.ctx = &a->ctx;
 	a->accept_ctx.hosts = a->config.hosts;
-	uv_tcp_init(p->loop, &a->listener);
-	a->listener.data = a;
-	if ((rv = uv_tcp_bind(&a->listener, (struct sockaddr *)&sa, 0)) != 0 ||
-	    (rv = uv_listen((uv_stream_t *)&a->listener, 128, on_accept)) != 0) {
+	if ((rv = rp_listen(p->loop, &a->listener, a, (struct sockaddr *)&sa, 128,
+			    on_accept)) != 0) {
 		snprintf(err, errlen, "--admin %s: %s", addr, uv_strerror(rv));
 		return -1;
 	}

@@ -8,7 +8,6 @@
 
 #include "client.h"
 #include "log.h"
-#include "raftplane/err.h"
 
 struct rp_outlier_config rp_outlier = {5, 10000, 50};
 
@@ -49,7 +48,7 @@ static void on_check_done(void *arg, int err, const struct rp_http_response *res
 	h->check_failures++;
 	if (err)
 		snprintf(h->last_error, sizeof h->last_error, "%s",
-			 err == RP_HTTP_ERR_NOT_SENT ? "connect failed"
+			 err == RP_HTTP_ERR_CONNECT ? "connect failed"
 						     : "no valid answer in time");
 	else
 		snprintf(h->last_error, sizeof h->last_error, "HTTP %d", res->status);
@@ -67,7 +66,7 @@ static void on_check_timer(uv_timer_t *t)
 			    "User-Agent: raftplane-proxy-health\r\n", NULL, 0, h->hc.timeout_ms,
 			    on_check_done, h, &h->req) != 0) {
 		h->req = NULL;
-		on_check_done(h, RP_HTTP_ERR_NOT_SENT, NULL);
+		on_check_done(h, RP_HTTP_ERR_CONNECT, NULL);
 	}
 }
 

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "proxy.h"
 #include "stats.h"
+#include "upstream.h"
 #include "worker.h"
 
 static const char usage[] =

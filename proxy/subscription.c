@@ -23,9 +23,8 @@
 #include <string.h>
 
 #include "client.h"
-#include "raftplane/err.h"
-#include "store.h"
 #include "utf8.h"
+#include "wire.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -176,7 +175,7 @@ static void on_answer(void *arg, int err, const struct rp_http_response *res)
 	if (c->stopped)
 		return;
 	if (err) {
-		fail_over(c, err == RP_ERR_NO_LEADER ? "connection failed" : "connection lost");
+		fail_over(c, rp_http_err_sent(err) ? "connection lost" : "connection failed");
 		return;
 	}
 	if (res->status == 304) {

@@ -33,7 +33,6 @@
 #include <strings.h>
 
 #include "httpcheck.h"
-#include "worker.h"
 
 #define MAX_HEADERS 100
 #define MAX_HEAD_BYTES (64 * 1024)
@@ -72,15 +71,21 @@ static void on_read(h2o_socket_t *sock, const char *err);
 
 /* ---- pool ----------------------------------------------------------------- */
 
-void rp_pool_init(struct rp_pool *pool, struct rp_worker *w, const char *hostport,
-		  const struct sockaddr *sa, socklen_t salen)
+void rp_pool_init(struct rp_pool *pool, h2o_loop_t *loop, const struct rp_pool_opts *opts)
 {
 	memset(pool, 0, sizeof *pool);
-	snprintf(pool->hostport, sizeof pool->hostport, "%s", hostport);
-	memcpy(&pool->sa, sa, salen);
-	pool->salen = salen;
-	pool->w = w;
+	snprintf(pool->hostport, sizeof pool->hostport, "%s", opts->hostport);
+	memcpy(&pool->sa, opts->sa, opts->salen);
+	pool->salen = opts->salen;
+	pool->loop = loop;
+	pool->max_idle = opts->max_idle;
+	pool->idle_timeout = opts->idle_timeout;
 	h2o_linklist_init_anchor(&pool->idle);
+}
+
+void rp_pool_stop(struct rp_pool *pool)
+{
+	pool->stopping = 1;
 }
 
 static void close_conn(struct rp_upconn *c)
@@ -132,9 +137,8 @@ static void set_reader(struct rp_upconn *c, h2o_socket_cb cb)
 static void recycle(struct rp_upconn *c)
 {
 	struct rp_pool *pool = c->pool;
-	struct rp_worker *w = pool->w;
-	if (!c->keepalive || c->sock->input->size || pool->n_idle >= w->proxy->opts.pool_max_idle ||
-	    w->stopping) {
+	if (!c->keepalive || c->sock->input->size || pool->n_idle >= pool->max_idle ||
+	    pool->stopping) {
 		close_conn(c);
 		return;
 	}
@@ -145,8 +149,7 @@ static void recycle(struct rp_upconn *c)
 	pool->n_idle++;
 	set_reader(c, on_idle_read);
 	c->idle_timer.cb = on_idle_timeout;
-	h2o_timeout_link(&w->loop, rp_worker_timeout(w, w->proxy->opts.pool_idle_timeout_ms),
-			 &c->idle_timer);
+	h2o_timeout_link(pool->loop, pool->idle_timeout, &c->idle_timer);
 }
 
 /* ---- exchange --------------------------------------------------------------- */
@@ -257,7 +260,7 @@ void rp_uc_start(struct rp_uc_exchange *x, struct rp_pool *pool)
 	c->x = x;
 	x->conn = c;
 	c->state = ST_CONNECTING;
-	c->sock = h2o_socket_connect(&pool->w->loop, (struct sockaddr *)&pool->sa, pool->salen,
+	c->sock = h2o_socket_connect(pool->loop, (struct sockaddr *)&pool->sa, pool->salen,
 				     on_connect);
 	if (!c->sock) {
 		fail(c, RP_UC_CONNECT, "cannot create a socket");

@@ -11,15 +11,29 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-struct rp_worker;
 struct rp_upconn;
 
-/* The connections of one worker to one endpoint address. */
+/* What a pool is for and how it keeps idle connections; copied by
+ * rp_pool_init(). */
+struct rp_pool_opts {
+	const char *hostport;          /* the endpoint, "IP:PORT" */
+	const struct sockaddr *sa;
+	socklen_t salen;
+	size_t max_idle;               /* idle connections kept at most */
+	h2o_timeout_t *idle_timeout;   /* closes an idle connection; outlives the pool */
+};
+
+/* The connections of one loop (a worker's) to one endpoint address, owned
+ * by the caller. It knows its loop and options only: no pointer back to
+ * whoever owns it. */
 struct rp_pool {
 	char hostport[80];
 	struct sockaddr_storage sa;
 	socklen_t salen;
-	struct rp_worker *w;
+	h2o_loop_t *loop;
+	size_t max_idle;
+	h2o_timeout_t *idle_timeout;
+	int stopping; /* rp_pool_stop(): no connection goes back to idle */
 	h2o_linklist_t idle; /* struct rp_upconn, most recently used first */
 	size_t n_idle;
 	size_t busy; /* connections out of the pool: connecting, in use, finishing */
@@ -88,9 +102,11 @@ struct rp_uc_exchange {
 	h2o_buffer_t *body;
 };
 
-/** Initialise @pool for @w and endpoint @sa. */
-void rp_pool_init(struct rp_pool *pool, struct rp_worker *w, const char *hostport,
-		  const struct sockaddr *sa, socklen_t salen);
+/** Initialise @pool, run on @loop, as @opts says (copied). */
+void rp_pool_init(struct rp_pool *pool, h2o_loop_t *loop, const struct rp_pool_opts *opts);
+/** From now on close connections as they come back instead of keeping them
+ * idle (the owner is draining). */
+void rp_pool_stop(struct rp_pool *pool);
 /** Close the idle connections of @pool (busy must be 0 to free it after). */
 void rp_pool_close_idle(struct rp_pool *pool);
 

@@ -42,6 +42,7 @@
 #include "closewatch.h"
 #include "httpcheck.h"
 #include "upconn.h"
+#include "upstream.h"
 #include "health.h"
 #include "router.h"
 #include "stats.h"

@@ -30,7 +30,16 @@ struct rp_pool *rp_worker_pool(struct rp_worker *w, const struct rp_endpoint *e)
 	struct rp_pool *p = malloc(sizeof *p);
 	if (!p)
 		return NULL;
-	rp_pool_init(p, w, e->hostport, (const struct sockaddr *)&e->sa, e->salen);
+	struct rp_pool_opts o = {
+	    .hostport = e->hostport,
+	    .sa = (const struct sockaddr *)&e->sa,
+	    .salen = e->salen,
+	    .max_idle = w->proxy->opts.pool_max_idle,
+	    .idle_timeout = rp_worker_timeout(w, w->proxy->opts.pool_idle_timeout_ms),
+	};
+	rp_pool_init(p, &w->loop, &o);
+	if (w->stopping)
+		rp_pool_stop(p);
 	p->next = w->pools[b];
 	w->pools[b] = p;
 	return p;
@@ -177,6 +186,9 @@ static void begin_stop(struct rp_worker *w)
 	if (w->stopping)
 		return;
 	w->stopping = 1;
+	for (size_t b = 0; b < RP_POOL_BUCKETS; b++)
+		for (struct rp_pool *pl = w->pools[b]; pl; pl = pl->next)
+			rp_pool_stop(pl);
 	reconcile_listeners(w, NULL);
 	h2o_context_request_shutdown(&w->ctx);
 	w->drain_started = uv_now(&w->loop);

@@ -74,7 +74,4 @@ struct rp_pool *rp_worker_pool(struct rp_worker *w, const struct rp_endpoint *e)
 /** A timeout list of @w firing after @ms (shared by all users of that value). */
 h2o_timeout_t *rp_worker_timeout(struct rp_worker *w, uint64_t ms);
 
-/** The request handler (upstream.c). */
-int rp_upstream_on_req(h2o_handler_t *self, h2o_req_t *req);
-
 #endif

@@ -34,6 +34,7 @@
 #include "raftplane.pb-c.h"
 #include "raftplane/err.h"
 #include "raftplane/limits.h"
+#include "wire.h"
 
 enum stmt_id {
 	ST_BEGIN,
@@ -247,15 +248,6 @@ uint64_t rp_store_compacted(struct rp_store *s)
 const char *rp_store_cluster_id(struct rp_store *s)
 {
 	return s->cluster_id;
-}
-
-int rp_cluster_id_valid(const char *id)
-{
-	size_t i = 0;
-	for (; id[i]; i++)
-		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
-			return 0;
-	return i == 32;
 }
 
 /* Load the cached cluster id from the meta table ("" when none is set). */

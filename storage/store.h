@@ -76,8 +76,6 @@ int rp_store_restore(struct rp_store *s, const void *buf, size_t len);
 uint64_t rp_store_revision(struct rp_store *s);
 /** The cluster id: 32 lowercase hex digits, or "" before SET_CLUSTER_ID. */
 const char *rp_store_cluster_id(struct rp_store *s);
-/** 1 when @id is 32 lowercase hex digits. */
-int rp_cluster_id_valid(const char *id);
 /** Oldest revision a watch can start after (history before it is dropped). */
 uint64_t rp_store_compacted(struct rp_store *s);
 

@@ -150,7 +150,7 @@ def test_nack_and_rollouts():
 
 
 def pb_request(node_id, version=None, wait_ms=0, nack=None):
-    """Hand-encode a SubscribeRequest (fields per api/raftplane.proto)."""
+    """Hand-encode a SubscribeRequest (fields per net/raftplane.proto)."""
     nid = node_id.encode()
     msg = b"\x0a" + pb_varint(len(nid)) + nid
     if version is not None:

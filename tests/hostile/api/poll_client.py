@@ -5,7 +5,7 @@ An AbandonedPolls opens N long polls (watch, subscribe or rollout wait) on raw
 sockets, each parked by the server, and then leaves: close() sends a FIN
 (the client closed), vanish() keeps the sockets open but never reads again.
 Also: a hand-rolled protobuf encoder for SubscribeRequest (fields per
-api/raftplane.proto) so tests can send anything, including garbage.
+net/raftplane.proto) so tests can send anything, including garbage.
 
 Run standalone for manual experiments:
   poll_client.py HOST:PORT watch|subscribe|rollout N [seconds]

@@ -16,18 +16,17 @@
  * failed request. 1xx answers are skipped. Bodies are bounded by
  * RP_CLIENT_MAX_RESPONSE.
  *
- * Outcome rule: err is RP_ERR_NO_LEADER only when the request bytes cannot
- * have reached a server (connect failed); once written, a failure is
- * RP_ERR_UNKNOWN_OUTCOME. Requests are never retried here: a retry of a write
- * whose first attempt was processed would apply it twice. */
+ * Outcome rule: err is RP_HTTP_ERR_CONNECT only when the request bytes
+ * cannot have reached a server (connect failed or timed out); once written,
+ * a failure is LINK, TIMEOUT or BAD_RESPONSE (rp_http_err_sent()). Requests
+ * are never retried here: a retry of a write whose first attempt was
+ * processed would apply it twice. */
 #include "client.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#include "raftplane/err.h"
 
 /* picohttpparser's chunked decoder, as exported by libh2o */
 struct rp_phr_chunked_decoder {
@@ -222,14 +221,36 @@ void rp_http_cancel(struct rp_http_req *r)
 	finish(r, 0, NULL, 0);
 }
 
-static void fail(struct rp_http_req *r)
+const char *rp_http_strerror(int err)
 {
-	finish(r, r->sent ? RP_ERR_UNKNOWN_OUTCOME : RP_ERR_NO_LEADER, NULL, 0);
+	switch (err) {
+	case RP_HTTP_OK:
+		return "ok";
+	case RP_HTTP_ERR_INVALID:
+		return "invalid address or target";
+	case RP_HTTP_ERR_NOMEM:
+		return "out of memory";
+	case RP_HTTP_ERR_CONNECT:
+		return "connect failed";
+	case RP_HTTP_ERR_LINK:
+		return "connection lost";
+	case RP_HTTP_ERR_TIMEOUT:
+		return "timed out";
+	case RP_HTTP_ERR_BAD_RESPONSE:
+		return "bad response";
+	}
+	return "unknown error";
+}
+
+/* Fail @r with @err once sent; before that nothing reached the server. */
+static void fail(struct rp_http_req *r, int err)
+{
+	finish(r, r->sent ? err : RP_HTTP_ERR_CONNECT, NULL, 0);
 }
 
 static void on_timeout(uv_timer_t *t)
 {
-	fail(t->data);
+	fail(t->data, RP_HTTP_ERR_TIMEOUT);
 }
 
 /* Copy the value of header @name (case-insensitive) into @out. */
@@ -345,7 +366,7 @@ static int try_parse(struct rp_http_req *r, struct conn *c, int eof)
 		size_t head_len = (size_t)(end - c->in) + 2;
 		if (sscanf(c->in, "HTTP/1.%d %d", &minor, &status) != 2 || status < 100 ||
 		    status > 599 || status == 101 || read_framing(c, head_len) != 0) {
-			finish(r, RP_ERR_UNKNOWN_OUTCOME, NULL, 0);
+			finish(r, RP_HTTP_ERR_BAD_RESPONSE, NULL, 0);
 			return 1;
 		}
 		if (status < 200) { /* informational: drop it, wait for the final head */
@@ -365,12 +386,12 @@ static int try_parse(struct rp_http_req *r, struct conn *c, int eof)
 	if (c->chunked) {
 		int rv = decode_chunked(c);
 		if (rv < 0) {
-			finish(r, RP_ERR_UNKNOWN_OUTCOME, NULL, 0);
+			finish(r, RP_HTTP_ERR_BAD_RESPONSE, NULL, 0);
 			return 1;
 		}
 		if (rv == 0) {
 			if (eof)
-				finish(r, RP_ERR_UNKNOWN_OUTCOME, NULL, 0);
+				finish(r, RP_HTTP_ERR_LINK, NULL, 0);
 			return eof;
 		}
 		reuse = reuse && !c->no_reuse;
@@ -441,7 +462,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		try_parse(r, c, 0);
 	} else if (nread < 0) {
 		if (!(nread == UV_EOF && c->in && try_parse(r, c, 1)))
-			fail(r);
+			fail(r, nread == UV_ENOBUFS ? RP_HTTP_ERR_BAD_RESPONSE : RP_HTTP_ERR_LINK);
 	}
 }
 
@@ -449,7 +470,7 @@ static void on_written(uv_write_t *w, int status)
 {
 	struct conn *c = w->data;
 	if (status != 0 && c->req && !c->req->done)
-		fail(c->req);
+		fail(c->req, RP_HTTP_ERR_LINK);
 }
 
 static void send_request(struct rp_http_req *r)
@@ -463,7 +484,7 @@ static void send_request(struct rp_http_req *r)
 	c->chunked = 0;
 	c->no_reuse = 0;
 	if (uv_write(&c->write, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0)
-		fail(r);
+		fail(r, RP_HTTP_ERR_LINK);
 }
 
 static void on_connected(uv_connect_t *req, int status)
@@ -473,7 +494,7 @@ static void on_connected(uv_connect_t *req, int status)
 	if (!r || c->closing)
 		return;
 	if (status != 0 || uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-		fail(r);
+		fail(r, RP_HTTP_ERR_CONNECT);
 		return;
 	}
 	send_request(r);
@@ -486,19 +507,19 @@ int rp_http_request(uv_loop_t *loop, const char *hostport, const char *method, c
 	struct sockaddr_storage sa;
 	if (strlen(hostport) >= sizeof(((struct conn *)0)->hostport) ||
 	    rp_parse_hostport(hostport, &sa) != 0)
-		return RP_ERR_INVALID;
+		return RP_HTTP_ERR_INVALID;
 	for (const char *t = target; *t; t++) /* never a byte that ends the request line */
 		if ((unsigned char)*t <= ' ' || *t == 0x7f)
-			return RP_ERR_INVALID;
+			return RP_HTTP_ERR_INVALID;
 	struct rp_http_req *r = calloc(1, sizeof *r);
 	if (!r)
-		return RP_ERR_NOMEM;
+		return RP_HTTP_ERR_NOMEM;
 	size_t cap = strlen(method) + strlen(target) + strlen(hostport) + strlen(headers) + 128 +
 		     body_len;
 	r->out = malloc(cap);
 	if (!r->out) {
 		free(r);
-		return RP_ERR_NOMEM;
+		return RP_HTTP_ERR_NOMEM;
 	}
 	int n = snprintf(r->out, cap, "%s %s HTTP/1.1\r\nHost: %s\r\n%sContent-Length: %zu\r\n\r\n",
 			 method, target, hostport, headers, body_len);
@@ -518,13 +539,13 @@ int rp_http_request(uv_loop_t *loop, const char *hostport, const char *method, c
 		c->req = r;
 		r->conn = c;
 		send_request(r);
-		return 0;
+		return RP_HTTP_OK;
 	}
 	c = calloc(1, sizeof *c);
 	if (!c) {
 		r->cb = NULL;
 		req_release(r);
-		return RP_ERR_NOMEM;
+		return RP_HTTP_ERR_NOMEM;
 	}
 	snprintf(c->hostport, sizeof c->hostport, "%s", hostport);
 	uv_tcp_init(loop, &c->tcp);
@@ -535,7 +556,7 @@ int rp_http_request(uv_loop_t *loop, const char *hostport, const char *method, c
 	if (uv_tcp_connect(&c->connect, &c->tcp, (struct sockaddr *)&sa, on_connected) != 0) {
 		r->cb = NULL;
 		finish(r, 0, NULL, 0);
-		return RP_ERR_NO_LEADER;
+		return RP_HTTP_ERR_CONNECT;
 	}
-	return 0;
+	return RP_HTTP_OK;
 }

@@ -64,3 +64,12 @@ malformed:
 	snprintf(msg, msglen, "malformed protobuf");
 	return -1;
 }
+
+int rp_cluster_id_valid(const char *id)
+{
+	size_t i = 0;
+	for (; id[i]; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+			return 0;
+	return i == 32;
+}

@@ -1,0 +1,73 @@
+/* A small HTTP/1.1 client on libuv with keep-alive connection reuse, numeric
+ * addresses only. Used to forward requests to the leader, to join, to fan
+ * out fleet queries and by subscribers. A loop's requests must all be made
+ * from the thread that runs it. */
+#ifndef RP_CLIENT_H
+#define RP_CLIENT_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#define RP_CLIENT_MAX_RESPONSE (256 * 1024 * 1024)
+
+struct rp_http_req;
+
+struct rp_http_response {
+	int status;
+	const char *content_type; /* "" when absent; all borrowed during the cb */
+	const char *etag;
+	const char *retry_after;
+	const char *body;
+	size_t body_len;
+};
+
+/* The client's own error codes (no raftplane API meaning: a caller maps
+ * them where they enter its code, e.g. api/leader.c). The failures of a
+ * started request say how far it got: CONNECT means the request bytes
+ * cannot have reached a server; after that the outcome is unknown. */
+enum rp_http_err {
+	RP_HTTP_OK = 0,
+	RP_HTTP_ERR_INVALID,      /* bad address, or a target with a control byte: not started */
+	RP_HTTP_ERR_NOMEM,        /* out of memory: not started */
+	RP_HTTP_ERR_CONNECT,      /* connect failed or timed out: nothing was sent */
+	RP_HTTP_ERR_LINK,         /* sent, then the connection failed or closed early */
+	RP_HTTP_ERR_TIMEOUT,      /* sent, no complete answer within the timeout */
+	RP_HTTP_ERR_BAD_RESPONSE, /* sent, the answer was malformed or over the size limit */
+};
+
+/** 1 when a request that failed with @err may have reached the server. */
+static inline int rp_http_err_sent(int err)
+{
+	return err == RP_HTTP_ERR_LINK || err == RP_HTTP_ERR_TIMEOUT ||
+	       err == RP_HTTP_ERR_BAD_RESPONSE;
+}
+
+/** A short lowercase description of @err ("connect failed", ...). */
+const char *rp_http_strerror(int err);
+
+/*
+ * @err is RP_HTTP_OK with @res filled on a complete response. Otherwise @res
+ * is NULL and @err is one of RP_HTTP_ERR_CONNECT, _LINK, _TIMEOUT or
+ * _BAD_RESPONSE.
+ */
+typedef void (*rp_http_cb)(void *arg, int err, const struct rp_http_response *res);
+
+/**
+ * Start @method @target on @hostport ("1.2.3.4:80" or "[::1]:80").
+ * @headers is preformatted ("Name: value\r\n"...), may be "". @body is copied.
+ * The callback runs exactly once unless rp_http_cancel() is called first.
+ * Returns RP_HTTP_OK, or (callback not called) RP_HTTP_ERR_INVALID for a bad
+ * address or a @target holding a control byte, space or DEL,
+ * RP_HTTP_ERR_NOMEM, or RP_HTTP_ERR_CONNECT when the connect could not start.
+ */
+int rp_http_request(uv_loop_t *loop, const char *hostport, const char *method, const char *target,
+		    const char *headers, const void *body, size_t body_len, unsigned timeout_ms,
+		    rp_http_cb cb, void *arg, struct rp_http_req **out);
+
+/** Abandon @r: its callback will not run; memory is released asynchronously. */
+void rp_http_cancel(struct rp_http_req *r);
+
+/** Parse "host:port" / "[v6]:port" into @sa. 0 on success. */
+int rp_parse_hostport(const char *hostport, struct sockaddr_storage *sa);
+
+#endif
