@@ -11,7 +11,8 @@
 
 #include "proxy/cache.h"
 
-static char dir[] = "/tmp/rp-fuzz-cache-XXXXXX";
+/* in /dev/shm when there is one: a disk-backed /tmp makes this target 10x slower */
+static char dir[64];
 
 static void cleanup(void)
 {
@@ -23,7 +24,9 @@ static void cleanup(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (dir[sizeof dir - 2] == 'X') {
+	if (!dir[0]) {
+		snprintf(dir, sizeof dir, "%s/rp-fuzz-cache-XXXXXX",
+			 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
 		if (!mkdtemp(dir))
 			abort();
 		atexit(cleanup);
