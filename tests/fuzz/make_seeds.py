@@ -150,7 +150,31 @@ def from_server():
                 i = data.find(b"RPC1", i + 4)
 
 
+def relay_seeds():
+    """Raft messages in canonical/raft 0.15's uv encoding, as a peer sends them
+    after the handshake (tests/hostile/raft/raftprobe.py builds the same)."""
+    q = lambda *v: struct.pack("<%dQ" % len(v), *v)
+
+    def frame(t, header, payload=b""):
+        return q(t, len(header)) + header + payload
+    heartbeat = frame(1, q(5, 10, 4, 9, 0, 0))
+    entries = frame(1, q(5, 10, 4, 9, 2) + q(5) + struct.pack("<B3xI", 1, 16) + q(5) +
+                    struct.pack("<B3xI", 2, 8), b"RPC1" + b"\0" * 12 + b"\0" * 8)
+    vote = frame(3, q(6, 2, 10, 4, 1))
+    vote_result = frame(4, q(5, 1, 0))
+    ae_result = frame(2, q(5, 0, 11))
+    timeout_now = frame(6, q(5, 10, 4))
+    conf = b"\x01" + q(2) + q(1) + b"127.0.0.1:9001\0\x01" + q(2) + b"[::1]:9002\0\x00"
+    snap = frame(5, q(5, 10, 4, 8, len(conf)) + conf + q(5), b"12345")
+    for flags, step, msgs in ((0, 255, [heartbeat]), (0, 0, [entries, heartbeat]),
+                              (16, 1, [timeout_now]), (0, 3, [vote, vote_result, ae_result]),
+                              (8, 255, [snap, entries]), (7, 255, [heartbeat]),
+                              (0, 255, [frame(9, q(5, 1))])):
+        seed("relay", bytes([step, flags]) + b"".join(msgs))
+
+
 def handwritten():
+    relay_seeds()
     cid = "0123456789abcdef0123456789abcdef"
     for r in (subscribe_request("edge-1"), subscribe_request("edge-1", 3, wait_ms=30000),
               subscribe_request("e", 7, nack=(8, "listener edge: bind: in use"), wait_ms=5,
@@ -173,6 +197,16 @@ def handwritten():
               b"\xe2\x82\xac \xf0\x9f\x98\x80 \xed\xa0\x80 \xc0\xaf \xf4\x90\x80\x80",
               b"\x1b[31mred\x07\x7f", b"\xff\xfe\xc3"):
         seed("utf8", s)
+    for h in ("GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET /x HTTP/1.0\r\n\r\n",
+              "POST /v1/kv/a HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Length: 3\r\n"
+              "Content-Length: 3\r\n\r\nabc",
+              "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+              "Content-Length: 5\r\n\r\n0\r\n\r\n",
+              "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+              "GET / HTTP/1.1\r\nHost: [::1]:80\r\nX: a\r\n folded\r\n\r\n",
+              "GET http://h/p HTTP/1.1\r\nHost: bad host\r\n\r\n",
+              "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"):
+        seed("http_head", h)
     seed("peers", "2 127.0.0.1:9002\n3 [::1]:9003\n")
     seed("peers", "2 127.0.0.1:9002\n2 127.0.0.1:9004\n0 1.2.3.4:5\nx\n4 host:1\n5 1.2.3.4:5")
     for s in (b"\x00", b"\x05" + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
