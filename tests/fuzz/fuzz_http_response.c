@@ -15,6 +15,9 @@ static void on_done(void *arg, int err, const struct rp_http_response *res)
 {
 	const char *in = arg;
 	calls++;
+	if (getenv("RP_FUZZ_VERBOSE")) /* what the seeds reach */
+		fprintf(stderr, "http_response: err %d status %d body %zu of %zu received\n", err,
+			res ? res->status : 0, res ? res->body_len : 0, received);
 	if (err == 0) {
 		if (!res || res->status < 200 || res->status > 599 || !res->content_type ||
 		    !res->etag || !res->retry_after || res->body_len > received ||
