@@ -15,7 +15,10 @@
 static unsigned host_lines(const char *s, size_t len)
 {
 	unsigned n = 0;
-	const char *end = s + len, *p = memchr(s, '\n', len);
+	const char *end = s + len, *p;
+	while (len && (*s == '\r' || *s == '\n')) /* empty lines before the request line */
+		s++, len--;
+	p = memchr(s, '\n', len);
 	while (p && ++p < end) {
 		if (*p == '\r' || *p == '\n')
 			break;
