@@ -438,9 +438,13 @@ static int take_request(struct rp_call *c, const Raftplane__SubscribeRequest *r)
 	return RP_OK;
 }
 
-static int parse_request(struct rp_call *c, char *msg, size_t msglen)
+/* Decode and check the request body @e: RP_OK with *out (free with
+ * raftplane__subscribe_request__free_unpacked), else an error with @msg.
+ * Bytes only, no call state (tests/fuzz/fuzz_subscribe_request.c). */
+static int decode_request(h2o_iovec_t e, Raftplane__SubscribeRequest **out, char *msg,
+			  size_t msglen)
 {
-	h2o_iovec_t e = c->req->entity;
+	*out = NULL;
 	if (!e.base || e.len == 0) {
 		snprintf(msg, msglen, "body must be a SubscribeRequest (protobuf)");
 		return RP_ERR_INVALID;
@@ -459,7 +463,21 @@ static int parse_request(struct rp_call *c, char *msg, size_t msglen)
 		return RP_ERR_INVALID;
 	}
 	int rv = check_request(r, msg, msglen);
-	if (rv == RP_OK && (rv = take_request(c, r)) != RP_OK)
+	if (rv != RP_OK) {
+		raftplane__subscribe_request__free_unpacked(r, NULL);
+		return rv;
+	}
+	*out = r;
+	return RP_OK;
+}
+
+static int parse_request(struct rp_call *c, char *msg, size_t msglen)
+{
+	Raftplane__SubscribeRequest *r;
+	int rv = decode_request(c->req->entity, &r, msg, msglen);
+	if (rv != RP_OK)
+		return rv;
+	if ((rv = take_request(c, r)) != RP_OK)
 		snprintf(msg, msglen, "out of memory");
 	raftplane__subscribe_request__free_unpacked(r, NULL);
 	return rv;

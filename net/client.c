@@ -53,6 +53,7 @@ struct conn {
 	size_t in_len, in_cap;
 	/* the response being read (reset for each request) */
 	size_t head_len;  /* 0 until the head is complete */
+	int minor, status; /* of the status line, once head_len is set */
 	int chunked;      /* Transfer-Encoding: chunked */
 	int no_reuse;     /* framing forbids reusing the connection */
 	size_t length;    /* Content-Length, or SIZE_MAX (delimited by close) */
@@ -355,6 +356,25 @@ static int decode_chunked(struct conn *c)
 	return 1;
 }
 
+/* The status line of the head @in (RFC 9112 4): "HTTP/1." DIGIT SP 3DIGIT,
+ * then SP or the end of the line. 0 or -1. (sscanf("%d") used to skip CR and
+ * LF and read the status from the next lines or the body, found by
+ * tests/fuzz/fuzz_http_response.) */
+static int parse_status_line(const char *in, size_t head_len, int *minor, int *status)
+{
+	if (head_len < 14 || memcmp(in, "HTTP/1.", 7) != 0 || in[7] < '0' || in[7] > '9' ||
+	    in[8] != ' ' || (in[12] != ' ' && in[12] != '\r'))
+		return -1;
+	*status = 0;
+	for (int i = 9; i < 12; i++) {
+		if (in[i] < '0' || in[i] > '9')
+			return -1;
+		*status = *status * 10 + (in[i] - '0');
+	}
+	*minor = in[7] - '0';
+	return 0;
+}
+
 /* Try to parse a complete response from c->in; 1 when r is finished. */
 static int try_parse(struct rp_http_req *r, struct conn *c, int eof)
 {
@@ -364,7 +384,7 @@ static int try_parse(struct rp_http_req *r, struct conn *c, int eof)
 		if (!end)
 			return 0;
 		size_t head_len = (size_t)(end - c->in) + 2;
-		if (sscanf(c->in, "HTTP/1.%d %d", &minor, &status) != 2 || status < 100 ||
+		if (parse_status_line(c->in, head_len, &minor, &status) != 0 || status < 100 ||
 		    status > 599 || status == 101 || read_framing(c, head_len) != 0) {
 			finish(r, RP_HTTP_ERR_BAD_RESPONSE, NULL, 0);
 			return 1;
@@ -376,9 +396,12 @@ static int try_parse(struct rp_http_req *r, struct conn *c, int eof)
 			return try_parse(r, c, eof);
 		}
 		c->head_len = head_len;
+		c->minor = minor;
+		c->status = status;
 	}
 	size_t head_len = c->head_len;
-	sscanf(c->in, "HTTP/1.%d %d", &minor, &status);
+	minor = c->minor;
+	status = c->status; /* never re-read: the body may have changed what follows */
 	char ctype[128], etag[64], retry[32], connection[32];
 	header_value(c->in, head_len, "connection", connection, sizeof connection);
 	size_t body_off = head_len + 2, body_len;

@@ -119,12 +119,17 @@ const char *rp_http_check_request(h2o_req_t *req, struct rp_http_head *out)
 	    req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
 	if (!sock || !sock->input)
 		return "request head not available";
+	return rp_http_check_head(sock->input->bytes, sock->input->size, out);
+}
+
+const char *rp_http_check_head(const char *buf, size_t len, struct rp_http_head *out)
+{
+	out->no_host = 0;
 	struct rp_phr_header h[H2O_MAX_HEADERS];
 	size_t n = H2O_MAX_HEADERS, mlen, plen;
 	const char *m, *p;
 	int minor;
-	if (phr_parse_request(sock->input->bytes, sock->input->size, &m, &mlen, &p, &plen, &minor,
-			      h, &n, 0) <= 0)
+	if (phr_parse_request(buf, len, &m, &mlen, &p, &plen, &minor, h, &n, 0) <= 0)
 		return "request head not available";
 	unsigned cl = 0, te = 0, host = 0;
 	for (size_t i = 0; i < n; i++) {

@@ -36,6 +36,13 @@ struct rp_http_head {
  */
 const char *rp_http_check_request(h2o_req_t *req, struct rp_http_head *out);
 
+/**
+ * The HTTP/1 part of rp_http_check_request(): the same checks on the raw
+ * request head in @buf (@len bytes, as received; what follows the head is
+ * ignored). "request head not available" when no complete head parses.
+ */
+const char *rp_http_check_head(const char *buf, size_t len, struct rp_http_head *out);
+
 /** The value of the hex digit @c, or -1. */
 int rp_http_hexval(int c);
 
