@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/wire.h"
+#include "net/wire.h"
 #include "raftplane.pb-c.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
