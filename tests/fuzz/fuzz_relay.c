@@ -2,7 +2,8 @@
  * fixed headers, InstallSnapshot configuration, AppendEntries descriptors,
  * streaming of payloads), on the bytes an authenticated peer sends after
  * its handshake. relay.c is included with libuv's write/read calls
- * redirected to the stubs below, so its code runs unchanged on a buffer:
+ * redirected to the test doubles below (they record instead of writing to
+ * a socket), so its code runs unchanged on a buffer:
  * the input arrives in slices (size from its first byte); the second byte
  * picks the admission answer, whether our leader is the sender, and whether
  * the "kernel" takes writes at once or queues them (uv_write path).
@@ -99,7 +100,7 @@ static void complete_writes(void)
 	F.n_pending = 0;
 }
 
-/* ---- stubs of transport.c ---------------------------------------------- */
+/* ---- test doubles for transport.c (admission answer chosen by the input) */
 int rp_tp_admit(struct rp_tp *tp, uint64_t id, const struct sockaddr *peer,
 		enum rp_refuse_reason *why, char *addr, size_t addrlen)
 {

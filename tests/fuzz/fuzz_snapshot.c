@@ -1,7 +1,8 @@
 /* The proxy's snapshot decode and generation build (proxy/generation.c
  * rp_gen_build: protobuf-c decode, cluster/route/listener resolution,
  * balancer tables, shared health and stats objects), on the body of a
- * subscription answer or a cache file. Listening sockets are stubbed (the
+ * subscription answer or a cache file. Listening sockets are replaced by test
+ * doubles that count instead of binding (the
  * fuzzer must not bind the addresses it invents), and health-check timers
  * are stopped by rp_gen_free before the loop runs, so nothing connects.
  * A built generation picks endpoints inside its clusters. */
@@ -14,7 +15,7 @@
 #include "proxy/generation.h"
 #include "proxy/listeners.h"
 
-/* ---- stubs of proxy/listeners.c (so that its object is not linked) ---- */
+/* ---- test doubles for proxy/listeners.c (its object is not linked) ---- */
 unsigned rp_lsock_busy_failures;
 static int lsocks;
 
