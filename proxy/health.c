@@ -7,7 +7,7 @@
 #include <time.h>
 
 #include "client.h"
-#include "log.h"
+#include "raftplane/log.h"
 
 struct rp_outlier_config rp_outlier = {5, 10000, 50};
 
@@ -28,9 +28,9 @@ static void set_verdict(struct rp_health *h, int ok, const char *why)
 		return;
 	atomic_store(&h->hc_ok, ok);
 	if (ok)
-		rp_log("health: %s in cluster %s is healthy again", h->hostport, h->cluster);
+		rp_log_info("health: %s in cluster %s is healthy again", h->hostport, h->cluster);
 	else
-		rp_log("health: %s in cluster %s is unhealthy (%s)", h->hostport, h->cluster, why);
+		rp_log_warn("health: %s in cluster %s is unhealthy (%s)", h->hostport, h->cluster, why);
 }
 
 static void on_check_done(void *arg, int err, const struct rp_http_response *res)
@@ -173,7 +173,7 @@ int rp_health_passive(struct rp_health *const *peers, size_t n, size_t idx, int 
 	atomic_fetch_add(&h->ejections, 1);
 	if (cluster_stats)
 		rp_inc(&cluster_stats->ejections);
-	rp_log("outlier: ejected %s from cluster %s for %u ms after %u errors in a row",
+	rp_log_warn("outlier: ejected %s from cluster %s for %u ms after %u errors in a row",
 	       h->hostport, h->cluster, rp_outlier.eject_ms, run);
 	return 1;
 }

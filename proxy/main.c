@@ -21,7 +21,7 @@
 #include "admin.h"
 #include "cache.h"
 #include "health.h"
-#include "log.h"
+#include "raftplane/log.h"
 #include "proxy.h"
 #include "stats.h"
 #include "upstream.h"
@@ -122,7 +122,7 @@ static void on_adopted(uv_async_t *a)
 	struct rp_generation *g = p->published;
 	p->ready = 1;
 	rp_inc(&rp_gstats.updates_applied);
-	rp_log("serving version %" PRIu64 " (revision %" PRIu64 ", from %s): %zu listeners, %zu "
+	rp_log_info("serving version %" PRIu64 " (revision %" PRIu64 ", from %s): %zu listeners, %zu "
 	       "routes, %zu clusters",
 	       g->version, g->revision, g->server, g->n_listeners, g->n_routes, g->n_clusters);
 	if (p->opts.cache_dir && p->pending_ack) {
@@ -130,7 +130,7 @@ static void on_adopted(uv_async_t *a)
 		if (rp_cache_write(p->opts.cache_dir, p->opts.node_id, g->raw, g->raw_len, err,
 				   sizeof err) != 0) {
 			rp_inc(&rp_gstats.cache_errors);
-			rp_log("cache: %s", err);
+			rp_log_info("cache: %s", err);
 		} else {
 			rp_inc(&rp_gstats.cache_writes);
 		}
@@ -186,7 +186,7 @@ static void apply_snapshot(struct rp_proxy *p, const void *raw, size_t len, uint
 		return;
 	}
 	rp_inc(&rp_gstats.updates_rejected);
-	rp_log("rejecting version %" PRIu64 " from %s: %s", version, rp_sub_server(&p->sub), err);
+	rp_log_warn("rejecting version %" PRIu64 " from %s: %s", version, rp_sub_server(&p->sub), err);
 	snprintf(p->last_nack, sizeof p->last_nack, "%s", err);
 	p->last_nack_version = version;
 	rp_sub_nack(&p->sub, version, err);
@@ -221,17 +221,17 @@ static int start_from_cache(struct rp_proxy *p, uint64_t *version)
 	int rv = rp_cache_load(p->opts.cache_dir, p->opts.node_id, &data, &len, err, sizeof err);
 	if (rv <= 0) {
 		if (rv < 0)
-			rp_log("cache: ignored: %s", err);
+			rp_log_warn("cache: ignored: %s", err);
 		return 0;
 	}
 	struct rp_generation *g = rp_gen_build(p->loop, data, len, p->n_workers, err, sizeof err);
 	free(data);
 	if (!g) {
-		rp_log("cache: cannot apply the cached snapshot: %s", err);
+		rp_log_warn("cache: cannot apply the cached snapshot: %s", err);
 		return 0;
 	}
 	if (strcmp(g->snap->node_id, p->opts.node_id) != 0) {
-		rp_log("cache: snapshot is for node %s, not %s: ignored", g->snap->node_id,
+		rp_log_warn("cache: snapshot is for node %s, not %s: ignored", g->snap->node_id,
 		       p->opts.node_id);
 		atomic_store(&g->refs, 0);
 		rp_gen_free(g);
@@ -242,7 +242,7 @@ static int start_from_cache(struct rp_proxy *p, uint64_t *version)
 	p->from_cache = 1;
 	*version = g->version;
 	rp_sub_set_cluster(&p->sub, g->snap->cluster_id); /* versions are this cluster's */
-	rp_log("cache: starting from cached version %" PRIu64, g->version);
+	rp_log_info("cache: starting from cached version %" PRIu64, g->version);
 	publish(p, g, 0);
 	return 1;
 }
@@ -359,7 +359,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	struct rp_proxy *p = s->data;
 	if (p->stopping)
 		return;
-	rp_log("signal %d: stopping", signum);
+	rp_log_info("signal %d: stopping", signum);
 	p->stopping = 1;
 	rp_sub_stop(&p->sub);
 	drop_retry(p);
@@ -374,7 +374,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	}
 	sweep(p);
 	if (p->retired)
-		rp_log("exit: a generation is still held by a request that was cut");
+		rp_log_warn("exit: a generation is still held by a request that was cut");
 	uv_close((uv_handle_t *)&p->adopted, NULL);
 	uv_timer_stop(&p->sweep);
 	uv_close((uv_handle_t *)&p->sweep, NULL);
@@ -414,6 +414,8 @@ int main(int argc, char **argv)
 	struct rp_proxy *p = &P;
 	char err[400];
 	parse_flags(argc, argv, &p->opts);
+	rp_log_init("raftplane-proxy");
+	rp_log_set_node(p->opts.node_id);
 	signal(SIGPIPE, SIG_IGN);
 	srand((unsigned)(rp_wall_ms() ^ (uint64_t)getpid()));
 	p->loop = uv_default_loop();
@@ -440,7 +442,7 @@ int main(int argc, char **argv)
 	setup_data_plane_config(p);
 	if (rp_workers_start(p) != 0)
 		return 1;
-	rp_log("node %s: %u workers, admin on %s, servers %s%s%s", p->opts.node_id, p->n_workers,
+	rp_log_info("%u workers, admin on %s, servers %s%s%s", p->n_workers,
 	       p->opts.admin, p->opts.servers, p->opts.cache_dir ? ", cache in " : "",
 	       p->opts.cache_dir ? p->opts.cache_dir : "");
 	uint64_t cached = 0;
@@ -454,6 +456,6 @@ int main(int argc, char **argv)
 	uv_run(p->loop, UV_RUN_DEFAULT);
 
 	uv_mutex_destroy(&p->publish_lock);
-	rp_log("stopped");
+	rp_log_info("stopped");
 	return 0;
 }

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "raftplane/log.h"
 #include "client.h"
 #include "utf8.h"
 #include "wire.h"
@@ -154,9 +155,9 @@ static void on_snapshot_answer(struct rp_sub_client *c, const struct rp_http_res
 		return;
 	}
 	if (other)
-		fprintf(stderr,
+		rp_log_warn(
 			"subscription: control plane cluster changed from %s to %s (server %s): "
-			"offering its version %llu although version %llu of the old cluster is held\n",
+			"offering its version %llu although version %llu of the old cluster is held",
 			c->cluster_id, snap->cluster_id, c->servers[c->cur],
 			(unsigned long long)snap->version, (unsigned long long)c->version);
 	c->foreign = other;
@@ -243,8 +244,8 @@ void rp_sub_ack(struct rp_sub_client *c, uint64_t version)
 	if (version == c->offered_version && c->offered_cluster[0] &&
 	    strcmp(c->offered_cluster, c->cluster_id) != 0) {
 		if (c->cluster_id[0]) {
-			fprintf(stderr, "subscription: now following cluster %s (was %s) at version "
-					"%llu\n",
+			rp_log_warn("subscription: now following cluster %s (was %s) at version "
+					"%llu",
 				c->offered_cluster, c->cluster_id, (unsigned long long)version);
 			snprintf(c->prev_cluster_id, sizeof c->prev_cluster_id, "%s", c->cluster_id);
 			c->cluster_switches++;

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "raftplane/log.h"
 #include "stats.h"
 
 #define DRAIN_POLL_MS 20
@@ -122,7 +122,7 @@ static void adopt(struct rp_worker *w, struct rp_lsock *ls)
 	if (rv != 0) {
 		free(wl);
 		close(fd);
-		rp_log("worker %u: cannot adopt listener %s: %s", w->id, ls->key, uv_strerror(rv));
+		rp_log_error("worker %u: cannot adopt listener %s: %s", w->id, ls->key, uv_strerror(rv));
 		return;
 	}
 	wl->tcp.data = wl;
@@ -133,7 +133,7 @@ static void adopt(struct rp_worker *w, struct rp_lsock *ls)
 	else
 		rv = uv_listen((uv_stream_t *)&wl->tcp, 1024, on_accept);
 	if (rv != 0) {
-		rp_log("worker %u: cannot listen on %s: %s", w->id, ls->key, uv_strerror(rv));
+		rp_log_error("worker %u: cannot listen on %s: %s", w->id, ls->key, uv_strerror(rv));
 		uv_close((uv_handle_t *)&wl->tcp, (uv_close_cb)free);
 		return;
 	}
@@ -287,13 +287,13 @@ int rp_workers_start(struct rp_proxy *p)
 		w->proxy = p;
 		uv_sem_init(&w->started, 0);
 		if (uv_thread_create(&w->thread, worker_main, w) != 0) {
-			rp_log("worker %u: cannot start its thread", i);
+			rp_log_error("worker %u: cannot start its thread", i);
 			return -1;
 		}
 		uv_sem_wait(&w->started);
 		uv_sem_destroy(&w->started);
 		if (w->init_failed) {
-			rp_log("worker %u: cannot create its loop", i);
+			rp_log_error("worker %u: cannot create its loop", i);
 			return -1;
 		}
 	}

@@ -37,6 +37,7 @@
 #include "codec.h"
 #include "confguard.h"
 #include "raftplane/err.h"
+#include "raftplane/log.h"
 #include "snapbytes.h"
 #include "transport.h"
 
@@ -164,16 +165,15 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 	rp_snapbytes_applied(&n->snapbytes, &n->raft, &n->cfg, buf->len);
 	int rv = rp_store_apply(n->store, buf->base, buf->len, &n->last_result);
 	if (rv == RP_ERR_STORAGE || rv == RP_ERR_NOMEM) {
-		fprintf(stderr, "node %" PRIu64 ": FATAL: applying a log entry failed (%s); "
-				"stopping rather than diverging\n",
-			n->cfg.id, rp_err_message(rv));
+		rp_log_fatal("applying a log entry failed (%s); stopping rather than diverging",
+			     rp_err_message(rv));
 		abort();
 	}
 	if (rv != RP_OK) /* undecodable: the same on every node, reject it */
 		n->last_result.status = rv;
 	if (rv == RP_ERR_CORRUPT)
-		fprintf(stderr, "node %" PRIu64 ": CORRUPT log entry after revision %" PRIu64 ": %s\n",
-			n->cfg.id, rp_store_revision(n->store), n->last_result.message);
+		rp_log_error("CORRUPT log entry after revision %" PRIu64 ": %s",
+			     rp_store_revision(n->store), n->last_result.message);
 	rp_histogram_observe(&n->stats.apply, (double)(uv_hrtime() - t0) / 1e9);
 	*result = &n->last_result;
 	if (n->cfg.commit_push && raft_state(&n->raft) == RAFT_LEADER && !n->push_scheduled) {
@@ -225,15 +225,13 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 	struct rp_node *n = fsm->data;
 	int rv = rp_store_restore(n->store, buf->base, buf->len);
 	if (rv != RP_OK) {
-		fprintf(stderr, "node %" PRIu64 ": restore snapshot: %s\n", n->cfg.id,
-			rp_err_message(rv));
+		rp_log_error("restore snapshot: %s", rp_err_message(rv));
 		return RAFT_CORRUPT;
 	}
 	raft_free(buf->base);
 	rp_snapbytes_restored(&n->snapbytes, buf->len);
 	n->stats.snapshots_restored++;
-	fprintf(stderr, "node %" PRIu64 ": restored snapshot at revision %" PRIu64 "\n", n->cfg.id,
-		rp_store_revision(n->store));
+	rp_log_info("restored snapshot at revision %" PRIu64, rp_store_revision(n->store));
 	return 0;
 }
 
@@ -295,8 +293,7 @@ static void on_ready_barrier(struct raft_barrier *req, int status)
 	if (status == 0 && raft_state(&n->raft) == RAFT_LEADER &&
 	    n->raft.current_term == n->ready_req_term) {
 		n->ready_term = n->ready_req_term;
-		fprintf(stderr, "node %" PRIu64 ": leader ready in term %llu\n", n->cfg.id,
-			n->ready_term);
+		rp_log_info("leader ready in term %llu", n->ready_term);
 		n->wake_pending = 1; /* woken from the tick, not inside raft's callback */
 	}
 }
@@ -355,8 +352,8 @@ static void on_tick(uv_timer_t *t)
 	if (state != n->last_state || leader != n->last_leader) {
 		if (leader != n->last_leader)
 			n->stats.leader_changes++;
-		fprintf(stderr, "node %" PRIu64 ": state %s, leader %llu, term %llu\n", n->cfg.id,
-			rp_node_state_name(n), (unsigned long long)leader, n->raft.current_term);
+		rp_log_info("state %s, leader %llu, term %llu", rp_node_state_name(n),
+			    (unsigned long long)leader, n->raft.current_term);
 		n->last_state = state;
 		n->last_leader = leader;
 		n->wake_pending = 1;
@@ -915,8 +912,7 @@ static int do_bootstrap(struct rp_node *n, char *errmsg, size_t errlen)
 		} else if (rv != 0) {
 			snprintf(errmsg, errlen, "bootstrap: %s", raft_errmsg(&n->raft));
 		} else {
-			fprintf(stderr, "node %" PRIu64 ": bootstrapped with %u voters\n", n->cfg.id,
-				n->cfg.n_bootstrap);
+			rp_log_info("bootstrapped with %u voters", n->cfg.n_bootstrap);
 		}
 	}
 	raft_configuration_close(&conf);
@@ -1015,8 +1011,8 @@ int rp_node_start(struct rp_node *n, char *errmsg, size_t errlen)
 	uv_timer_init(n->loop, &n->tick);
 	n->tick.data = n;
 	uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
-	fprintf(stderr, "node %" PRIu64 ": started raft on %s (revision %" PRIu64 ")\n", n->cfg.id,
-		n->raft_addr, rp_store_revision(n->store));
+	rp_log_info("started raft on %s (revision %" PRIu64 ")", n->raft_addr,
+		    rp_store_revision(n->store));
 	return 0;
 }
 

@@ -19,6 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "raftplane/log.h"
+
 static void persist(const struct rp_peerset *s)
 {
 	char tmp[sizeof s->path + 8], dir[sizeof s->path];
@@ -48,8 +50,7 @@ static void persist(const struct rp_peerset *s)
 	return;
 err:
 	/* only a hint for admission after a restart: say so, keep running */
-	fprintf(stderr, "node %" PRIu64 ": raft: cannot write %s (known peers): %m\n", s->id,
-		s->path);
+	rp_log_error("raft: cannot write %s (known peers): %m", s->path);
 }
 
 static int valid_line(const char *line, uint64_t *id, char *addr, size_t addrlen)
@@ -92,8 +93,7 @@ void rp_peerset_load(struct rp_peerset *s, uint64_t id, const char *dir)
 	}
 	fclose(f);
 	if (bad)
-		fprintf(stderr, "node %" PRIu64 ": raft: %s: skipped %u damaged line(s)\n", id,
-			s->path, bad);
+		rp_log_warn("raft: %s: skipped %u damaged line(s)", s->path, bad);
 }
 
 const char *rp_peerset_find(const struct rp_peerset *s, uint64_t id)

@@ -13,6 +13,7 @@
 #include "client.h"
 #include "node.h"
 #include "raftplane/err.h"
+#include "raftplane/log.h"
 #include "reset_term.h"
 #include "transport.h"
 
@@ -300,8 +301,7 @@ static void on_join_answer(void *arg, int err, const struct rp_http_response *re
 		return;
 	}
 	if (res->status == 201) {
-		fprintf(stderr, "node %" PRIu64 ": joined the cluster via %s\n", srv.opt.node.id,
-			srv.opt.join);
+		rp_log_info("joined the cluster via %s", srv.opt.join);
 		return;
 	}
 	if (res->status == 409 && !srv.join_conflict_at) {
@@ -310,8 +310,8 @@ static void on_join_answer(void *arg, int err, const struct rp_http_response *re
 		join_again(3000);
 		return;
 	}
-	fprintf(stderr, "raftplane-server: join via %s refused (%d): %.*s\n", srv.opt.join,
-		res->status, (int)res->body_len, res->body);
+	rp_log_fatal("join via %s refused (%d): %.*s", srv.opt.join, res->status,
+		     (int)res->body_len, res->body);
 	exit(1);
 }
 
@@ -362,7 +362,7 @@ static void on_join_timer(uv_timer_t *t)
 	if (self_in_config())
 		return;
 	if (++srv.join_attempts > 240) {
-		fprintf(stderr, "raftplane-server: could not join via %s\n", srv.opt.join);
+		rp_log_fatal("could not join via %s", srv.opt.join);
 		exit(1);
 	}
 	if (rp_http_request(srv.loop, srv.opt.join, "GET", "/v1/members", "", NULL, 0, 10000,
@@ -441,7 +441,7 @@ static void on_node_closed(void *arg)
 static void on_signal(uv_signal_t *s, int signum)
 {
 	(void)s;
-	fprintf(stderr, "node %" PRIu64 ": signal %d, shutting down\n", srv.opt.node.id, signum);
+	rp_log_info("signal %d, shutting down", signum);
 	uv_signal_stop(&srv.sigterm);
 	uv_signal_stop(&srv.sigint);
 	rp_api_close(&srv.api);
@@ -455,6 +455,10 @@ int main(int argc, char **argv)
 	setvbuf(stderr, NULL, _IOLBF, 0);
 	offline_term(argc, argv);
 	parse_args(argc, argv, &srv.opt);
+	rp_log_init("raftplane-server");
+	char node_name[24];
+	snprintf(node_name, sizeof node_name, "%" PRIu64, srv.opt.node.id);
+	rp_log_set_node(node_name);
 	check_bindable("--raft", srv.opt.node.raft_addr);
 	check_bindable("--http", srv.opt.node.http_addr);
 	srv.loop = uv_default_loop();
@@ -468,8 +472,7 @@ int main(int argc, char **argv)
 		die("%s", err);
 	if (rp_node_start(srv.node, err, sizeof err) != 0)
 		die("%s", err);
-	fprintf(stderr, "node %" PRIu64 ": serving HTTP on %s\n", srv.opt.node.id,
-		srv.opt.node.http_addr);
+	rp_log_info("serving HTTP on %s", srv.opt.node.http_addr);
 	if (srv.opt.join && !self_in_config())
 		join_again(0);
 	uv_signal_init(srv.loop, &srv.sigterm);
@@ -477,6 +480,6 @@ int main(int argc, char **argv)
 	uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&srv.sigint, on_signal, SIGINT);
 	uv_run(srv.loop, UV_RUN_DEFAULT);
-	fprintf(stderr, "node %" PRIu64 ": stopped\n", srv.opt.node.id);
+	rp_log_info("stopped");
 	return 0;
 }
