@@ -1,4 +1,4 @@
-/* The HTTP/1.1 client's response parser (api/client.c try_parse: status
+/* The HTTP/1.1 client's response parser (net/client.c try_parse: status
  * line, framing by Content-Length, chunked or close, 1xx skipping, chunked
  * decoding in place, keep-alive decision), on what a server or anything
  * listening on its address sends back. client.c is included to drive its

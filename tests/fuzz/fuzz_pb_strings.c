@@ -1,4 +1,4 @@
-/* api/wire.c rp_pb_check_strings: the walk over untrusted protobuf bytes
+/* net/wire.c rp_pb_check_strings: the walk over untrusted protobuf bytes
  * (SubscribeRequest, Snapshot) that refuses NUL and non-UTF-8 in string
  * fields before protobuf-c decodes them. Input: one byte selecting the
  * string-field mask, then the message. When the walk accepts, protobuf-c
