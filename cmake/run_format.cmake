@@ -1,0 +1,28 @@
+# Helper of cmake/Format.cmake: run clang-format over the C files git tracks.
+execute_process(COMMAND ${GIT} -C ${SRC} ls-files -- "*.c" "*.h"
+                OUTPUT_VARIABLE files OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE rv)
+if(NOT rv EQUAL 0)
+  message(FATAL_ERROR "format: git ls-files failed in ${SRC}")
+endif()
+string(REPLACE "\n" ";" files "${files}")
+set(bad "")
+foreach(f ${files})
+  if(f MATCHES "^tests/(data|fuzz/corpus)/")
+    continue()
+  endif()
+  if(MODE STREQUAL "fix")
+    execute_process(COMMAND ${CLANG_FORMAT} -i ${SRC}/${f})
+  else()
+    execute_process(COMMAND ${CLANG_FORMAT} --dry-run -Werror ${SRC}/${f}
+                    RESULT_VARIABLE r OUTPUT_QUIET ERROR_QUIET)
+    if(NOT r EQUAL 0)
+      list(APPEND bad ${f})
+    endif()
+  endif()
+endforeach()
+if(bad)
+  list(LENGTH bad n)
+  string(REPLACE ";" "\n  " shown "${bad}")
+  message(FATAL_ERROR "format: ${n} file(s) differ from .clang-format "
+                      "(fix with the format-fix target):\n  ${shown}")
+endif()
