@@ -22,6 +22,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import rpharness  # noqa: E402
 
+sys.path.insert(0, os.path.join(HERE, "..", "subscribe"))
+from subharness import sub_request as subscribe_request  # noqa: E402
+
 CORPUS = os.path.join(HERE, "corpus")
 
 
@@ -32,40 +35,6 @@ def seed(target, data):
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, hashlib.sha1(data).hexdigest()), "wb") as f:
         f.write(data)
-
-
-# ---- protobuf encoding (enough for SubscribeRequest) ----------------------
-def varint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
-
-
-def pb_str(field, s):
-    s = s.encode() if isinstance(s, str) else s
-    return varint(field << 3 | 2) + varint(len(s)) + s
-
-
-def pb_int(field, n):
-    return varint(field << 3) + varint(n)
-
-
-def subscribe_request(node, version=None, nack=None, wait_ms=0, cluster=""):
-    b = pb_str(1, node)
-    if version is not None:
-        b += pb_int(2, version) + pb_int(6, 1)
-    if nack is not None:
-        b += pb_int(3, nack[0]) + pb_str(4, nack[1]) + pb_int(7, 1)
-    if wait_ms:
-        b += pb_int(5, wait_ms)
-    if cluster:
-        b += pb_str(8, cluster)
-    return b
 
 
 def raw_exchange(addr, request):
@@ -178,7 +147,7 @@ def handwritten():
     cid = "0123456789abcdef0123456789abcdef"
     for r in (subscribe_request("edge-1"), subscribe_request("edge-1", 3, wait_ms=30000),
               subscribe_request("e", 7, nack=(8, "listener edge: bind: in use"), wait_ms=5,
-                                cluster=cid),
+                                cluster_id=cid),
               subscribe_request("n", nack=(0, "x")), b"\x0a\x01a\x28\x80\x80\x01"):
         seed("subscribe_request", r)
         seed("pb_strings", b"\x40" + r)

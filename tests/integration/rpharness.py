@@ -228,6 +228,16 @@ def raw_request(addr, method, path, body=b"", headers=None, timeout=10.0):
             pass
     finally:
         s.close()
+    r = parse_response(data, partial=True)
+    return Response(*r) if r else None
+
+
+def parse_response(data, head_only=False, partial=False):
+    """(status, headers, body) of the HTTP/1.1 answer at the start of data,
+    or None while its head (or, unless partial, its Content-Length body) is
+    incomplete. Header names are lowercased; the first of repeated headers
+    wins. head_only: the body is everything after the head (for answers read
+    until the peer closed)."""
     if b"\r\n\r\n" not in data:
         return None
     head, _, rest = data.partition(b"\r\n\r\n")
@@ -236,10 +246,13 @@ def raw_request(addr, method, path, body=b"", headers=None, timeout=10.0):
     h = {}
     for ln in lines[1:]:
         k, _, v = ln.partition(":")
-        h[k.strip().lower()] = v.strip()
-    if "content-length" in h:
-        rest = rest[:int(h["content-length"])]
-    return Response(status, h, rest)
+        h.setdefault(k.strip().lower(), v.strip())
+    if head_only:
+        return status, h, rest
+    n = int(h.get("content-length", len(rest)))
+    if len(rest) < n and not partial:
+        return None
+    return status, h, rest[:n]
 
 
 class KeepAliveClient:

@@ -19,7 +19,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rpharness import (SERVER_BIN, Cluster, TestFailure, check, log, pick_ports,  # noqa: E402
+from rpharness import (SERVER_BIN, Cluster, TestFailure, check, log, parse_response, pick_ports,  # noqa: E402
                        run)
 
 MiB = 1024 * 1024
@@ -49,25 +49,6 @@ def temp_files(pid, exclude):
         if t.startswith("/tmp/") and not t.startswith(exclude):
             out.append(t)
     return out
-
-
-def parse_response(data, head_only=False):
-    """(status, headers, body) of one HTTP/1.1 answer in data, or None."""
-    if b"\r\n\r\n" not in data:
-        return None
-    head, _, rest = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    h = {}
-    for ln in lines[1:]:
-        k, _, v = ln.partition(":")
-        h.setdefault(k.strip().lower(), v.strip())
-    if head_only:  # everything after the head (read until the peer closed)
-        return status, h, rest
-    n = int(h.get("content-length", len(rest)))
-    if len(rest) < n:
-        return None
-    return status, h, rest[:n]
 
 
 class Resp:

@@ -115,6 +115,33 @@ def pb_varint(n):
             return out + bytes([b])
 
 
+def pb_bytes(field, data):
+    """A length-delimited protobuf field (text is UTF-8 encoded)."""
+    if isinstance(data, str):
+        data = data.encode()
+    return pb_varint(field << 3 | 2) + pb_varint(len(data)) + data
+
+
+def pb_uint(field, v):
+    """A varint protobuf field."""
+    return pb_varint(field << 3) + pb_varint(v)
+
+
+def sub_request(node_id, version=None, wait_ms=0, nack=None, cluster_id=None):
+    """SubscribeRequest bytes, hand-encoded (fields per net/raftplane.proto)
+    so tests can send anything: node_id and nack text may be bytes."""
+    msg = pb_bytes(1, node_id)
+    if version is not None:
+        msg += pb_uint(2, version) + pb_uint(6, 1)
+    if nack is not None:
+        msg += pb_uint(3, nack[0]) + pb_bytes(4, nack[1]) + pb_uint(7, 1)
+    if wait_ms:
+        msg += pb_uint(5, wait_ms)
+    if cluster_id:
+        msg += pb_bytes(8, cluster_id)
+    return msg
+
+
 def check_monotonic(sub, node=None):
     versions = [s["version"] for s in sub.snapshots(node)]
     check(all(a < b for a, b in zip(versions, versions[1:])),

@@ -14,7 +14,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from subharness import (Subscriber, check, check_monotonic, cluster_obj, listener_obj,  # noqa: E402
-                        log, pb_varint, put, route_obj, rpharness, stop_all, wait_until)
+                        log, pb_varint, put, route_obj, rpharness, stop_all, sub_request,
+                        wait_until)
 from rpharness import Cluster, check_error, run  # noqa: E402
 
 
@@ -149,20 +150,6 @@ def test_nack_and_rollouts():
         stop_all()
 
 
-def pb_request(node_id, version=None, wait_ms=0, nack=None):
-    """Hand-encode a SubscribeRequest (fields per net/raftplane.proto)."""
-    nid = node_id.encode()
-    msg = b"\x0a" + pb_varint(len(nid)) + nid
-    if version is not None:
-        msg += b"\x10" + pb_varint(version) + b"\x30\x01"
-    if nack is not None:
-        err = nack[1].encode()
-        msg += b"\x18" + pb_varint(nack[0]) + b"\x22" + pb_varint(len(err)) + err + b"\x38\x01"
-    if wait_ms:
-        msg += b"\x28" + pb_varint(wait_ms)
-    return msg
-
-
 def test_bad_requests_do_not_disturb_others():
     with Cluster(3) as c:
         servers = list(c.nodes.values())
@@ -174,12 +161,12 @@ def test_bad_requests_do_not_disturb_others():
         cases = [
             (b"\xff\xff\xff", 400, "invalid_argument", "garbage body"),
             (b"", 400, "invalid_argument", "empty body"),
-            (pb_request("bad id!"), 400, "invalid_argument", "bad node id"),
-            (pb_request("x" * 129), 400, "invalid_argument", "node id too long"),
-            (pb_request("edge", version=v + 1000), 503, "unavailable",
+            (sub_request("bad id!"), 400, "invalid_argument", "bad node id"),
+            (sub_request("x" * 129), 400, "invalid_argument", "node id too long"),
+            (sub_request("edge", version=v + 1000), 503, "unavailable",
              "ack of a version beyond the server's revision (server cannot catch up)"),
-            (pb_request("edge", nack=(1, "")), 400, "invalid_argument", "nack without error"),
-            (pb_request("edge", wait_ms=700000, version=0), 400, "invalid_argument",
+            (sub_request("edge", nack=(1, "")), 400, "invalid_argument", "nack without error"),
+            (sub_request("edge", wait_ms=700000, version=0), 400, "invalid_argument",
              "wait over 10 minutes"),
             (b"\x0a\x01a" + b"\x22" + pb_varint(70000) + b"e" * 70000, 413, "too_large",
              "oversized request"),
@@ -191,7 +178,7 @@ def test_bad_requests_do_not_disturb_others():
         check_error(r, 405, "method_not_allowed", "GET /v1/subscribe")
         # an ACK for a version the node never had, once the server is past it
         put(c, n, "/v1/kv/bump", "x")
-        r = c.request(n, "POST", "/v1/subscribe", body=pb_request("edge-x", version=v + 1),
+        r = c.request(n, "POST", "/v1/subscribe", body=sub_request("edge-x", version=v + 1),
                       headers=hdr)
         check_error(r, 400, "invalid_argument", "ack of a version never sent")
         # the good subscriber was not disturbed
@@ -199,12 +186,12 @@ def test_bad_requests_do_not_disturb_others():
         watcher.wait_version(v2)
         # a valid exchange by hand: first contact gets the snapshot at once
         c.wait_applied(n, v2)
-        r = c.request(n, "POST", "/v1/subscribe", body=pb_request("manual"), headers=hdr)
+        r = c.request(n, "POST", "/v1/subscribe", body=sub_request("manual"), headers=hdr)
         check(r.status == 200 and r.headers.get("x-raftplane-version") == str(v2),
               "first contact answers the current snapshot", r.status, r.headers)
         t0 = time.monotonic()
         r = c.request(n, "POST", "/v1/subscribe",
-                      body=pb_request("manual", version=v2, wait_ms=300), headers=hdr)
+                      body=sub_request("manual", version=v2, wait_ms=300), headers=hdr)
         check(r.status == 304 and time.monotonic() - t0 >= 0.25, "304 after the wait", r)
         for srv in c.running():
             check(srv.alive(), "%r still alive" % srv)

@@ -21,31 +21,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "integration"))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "subscribe"))
 
 
-from subharness import pb_varint  # noqa: E402
-
-
-def pb_bytes(field, data):
-    if isinstance(data, str):
-        data = data.encode()
-    return pb_varint(field << 3 | 2) + pb_varint(len(data)) + data
-
-
-def pb_uint(field, v):
-    return pb_varint(field << 3) + pb_varint(v)
-
-
-def sub_request(node_id, version=None, wait_ms=0, nack=None, cluster_id=None):
-    """SubscribeRequest bytes. node_id/nack text may be bytes (anything goes)."""
-    msg = pb_bytes(1, node_id)
-    if version is not None:
-        msg += pb_uint(2, version) + pb_uint(6, 1)
-    if nack is not None:
-        msg += pb_uint(3, nack[0]) + pb_bytes(4, nack[1]) + pb_uint(7, 1)
-    if wait_ms:
-        msg += pb_uint(5, wait_ms)
-    if cluster_id is not None:
-        msg += pb_bytes(8, cluster_id)
-    return msg
+from subharness import pb_bytes, pb_uint, pb_varint, sub_request  # noqa: E402,F401
 
 
 def http_bytes(addr, method, path, body=b"", ctype="application/x-protobuf"):
