@@ -22,14 +22,10 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "integration"))
 from rpharness import Cluster, check, log, run, wait_until  # noqa: E402
+from removal import append_uncommitted_removal, put  # noqa: E402
 
 ARGS = dict(election_timeout_ms=400, heartbeat_ms=50,
             extra_args=["--snapshot-threshold", "8", "--snapshot-trailing", "2"])
-
-
-def put(c, node, key, value, timeout=5):
-    r = c.try_request(node, "PUT", "/v1/kv/" + key, value.encode(), timeout=timeout)
-    return r is not None and r.status == 200
 
 
 def new_leader(c, ids):
@@ -47,16 +43,8 @@ def scenario(c):
     # enough entries that every node's snapshots compact the configuration entry
     for i in range(40):
         check(put(c, a, "k%d" % (i % 5), str(i)), "write %d before the faults" % i)
-    rev = c.status(a)["revision"]
-    c.wait_applied(x, rev)
-    c.wait_applied(b, rev)
-    last = c.status(a)["last_index"]
-    c.kill(x)
-    c.kill(b)
     # appended on A, cannot commit: A's configuration is now uncommitted
-    c.try_request(a, "DELETE", "/v1/members/%d" % x, timeout=1.5)
-    wait_until(lambda: c.status(a)["last_index"] > last, 5,
-               what="the leader to append the removal")
+    append_uncommitted_removal(c, a, x, b)
     c.pause(a)
     c.restart(x)
     c.restart(b)

@@ -22,13 +22,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "integration"))
 from rpharness import Cluster, check, log, run, wait_until  # noqa: E402
+from removal import append_uncommitted_removal, put  # noqa: E402
 
 ARGS = dict(election_timeout_ms=400, heartbeat_ms=50)
-
-
-def put(c, node, key, value):
-    r = c.try_request(node, "PUT", "/v1/kv/" + key, value.encode(), timeout=5)
-    return r is not None and r.status == 200
 
 
 def test_leader_admitted_after_discarded_removal():
@@ -37,15 +33,8 @@ def test_leader_admitted_after_discarded_removal():
         a = lead.id
         x, b = [n.id for n in c.running() if n.id != a]
         check(put(c, a, "before", "1"), "write before the faults")
-        c.wait_applied(x, c.status(a)["revision"])
-        c.wait_applied(b, c.status(a)["revision"])
-        last = c.status(a)["last_index"]
-        c.kill(x)
-        c.kill(b)
         # the removal is appended on the leader but cannot commit
-        c.try_request(a, "DELETE", "/v1/members/%d" % x, timeout=1.5)
-        wait_until(lambda: c.status(a)["last_index"] > last, 5,
-                   what="the leader to append the removal")
+        append_uncommitted_removal(c, a, x, b)
         c.kill(a)
         c.restart(x)
         c.restart(b)
