@@ -20,9 +20,22 @@
  * cannot have reached a server (connect failed or timed out); once written,
  * a failure is LINK, TIMEOUT or BAD_RESPONSE (rp_http_err_sent()). Requests
  * are never retried here: a retry of a write whose first attempt was
- * processed would apply it twice. */
+ * processed would apply it twice.
+ *
+ * Invariants (asserted in Debug builds):
+ * 1. A connection is in exactly one of three states: busy (c->req set and
+ *    c->req->conn == c while the request reads), idle (c->req NULL, on this
+ *    thread's idle list exactly once) or closing (c->closing; on no list,
+ *    freed in its close callback).
+ * 2. n_idle is the length of the idle list and never above
+ *    MAX_IDLE_PER_LOOP.
+ * 3. A request is sent once (r->sent), its callback runs at most once
+ *    (r->done), and never after rp_http_cancel(); its timer is closed
+ *    exactly once (r->closing) and the request freed only in that close
+ *    callback. */
 #include "client.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,8 +130,20 @@ static void on_conn_closed(uv_handle_t *h)
 	free(c);
 }
 
+#ifndef NDEBUG
+static int on_idle_list(const struct conn *c)
+{
+	unsigned n = 0, found = 0;
+	for (const struct conn *i = idle_head; i; i = i->next_idle, n++)
+		found += i == c;
+	assert(n == n_idle);
+	return found == 1;
+}
+#endif
+
 static void unlink_idle(struct conn *c)
 {
+	assert(!c->req && on_idle_list(c));
 	for (struct conn **pp = &idle_head; *pp; pp = &(*pp)->next_idle) {
 		if (*pp == c) {
 			*pp = c->next_idle;
@@ -152,6 +177,7 @@ static struct conn *take_idle(uv_loop_t *loop, const char *hostport)
 			continue;
 		}
 		if (strcmp(c->hostport, hostport) == 0) {
+			assert(!c->req && !c->closing);
 			*pp = c->next_idle;
 			c->next_idle = NULL;
 			n_idle--;
@@ -165,18 +191,20 @@ static struct conn *take_idle(uv_loop_t *loop, const char *hostport)
 
 static void make_idle(struct conn *c)
 {
-	c->req = NULL;
-	c->in_len = 0;
+	assert(!c->closing && !c->next_idle && idle_head != c);
 	if (n_idle >= MAX_IDLE_PER_LOOP) {
-		conn_close(c);
+		conn_close(c); /* still busy: it is on no list */
 		return;
 	}
+	c->req = NULL;
+	c->in_len = 0;
 	c->idle_since = uv_now(c->tcp.loop);
 	/* an idle connection must not keep its loop running */
 	uv_unref((uv_handle_t *)&c->tcp);
 	c->next_idle = idle_head;
 	idle_head = c;
 	n_idle++;
+	assert(n_idle <= MAX_IDLE_PER_LOOP);
 }
 
 /* ---- requests ----------------------------------------------------------- */
@@ -192,6 +220,7 @@ static void req_release(struct rp_http_req *r)
 {
 	if (r->closing)
 		return;
+	assert(!r->conn);
 	r->closing = 1;
 	uv_timer_stop(&r->timer);
 	uv_close((uv_handle_t *)&r->timer, on_timer_closed);
@@ -201,6 +230,7 @@ static void req_release(struct rp_http_req *r)
 static void finish(struct rp_http_req *r, int err, const struct rp_http_response *res, int reuse)
 {
 	struct conn *c = r->conn;
+	assert(!c || c->req == r);
 	r->conn = NULL;
 	if (c) {
 		if (reuse)
@@ -479,6 +509,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			conn_close(c);
 		return;
 	}
+	assert(r->conn == c || r->done);
 	if (nread > 0) {
 		c->in_len += (size_t)nread;
 		c->in[c->in_len] = '\0';
@@ -499,6 +530,7 @@ static void on_written(uv_write_t *w, int status)
 static void send_request(struct rp_http_req *r)
 {
 	struct conn *c = r->conn;
+	assert(c && c->req == r && !r->sent && !r->done);
 	uv_buf_t b = uv_buf_init(r->out, (unsigned)r->out_len);
 	r->sent = 1;
 	c->write.data = c;
