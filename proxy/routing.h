@@ -15,7 +15,12 @@ struct rp_lsock;  /* listeners.h */
 struct rp_stats;  /* stats.h */
 
 /** A cluster's load-balancing policy (balancer.c). */
-enum rp_lb { RP_LB_ROUND_ROBIN, RP_LB_LEAST_REQUEST, RP_LB_RING_HASH, RP_LB_RANDOM };
+enum rp_lb {
+	RP_LB_ROUND_ROBIN,
+	RP_LB_LEAST_REQUEST,
+	RP_LB_RING_HASH,
+	RP_LB_RANDOM
+};
 
 /** One upstream address of a cluster. */
 struct rp_endpoint {
