@@ -24,13 +24,14 @@ struct rp_closewatch {
 	void *data;
 };
 
-size_t rp_closewatch_active;
+/* atomic: the proxy's worker threads create and close watches at once */
+atomic_size_t rp_closewatch_active;
 
 static void on_closed(uv_handle_t *h)
 {
 	struct rp_closewatch *w = h->data;
 	close(w->fd);
-	rp_closewatch_active--;
+	atomic_fetch_sub_explicit(&rp_closewatch_active, 1, memory_order_relaxed);
 	free(w);
 }
 
@@ -71,7 +72,7 @@ struct rp_closewatch *rp_closewatch_create(uv_loop_t *loop, h2o_req_t *req, rp_c
 	w->poll.data = w;
 	w->cb = cb;
 	w->data = data;
-	rp_closewatch_active++;
+	atomic_fetch_add_explicit(&rp_closewatch_active, 1, memory_order_relaxed);
 	if (uv_poll_start(&w->poll, UV_DISCONNECT, on_poll) != 0) {
 		w->destroyed = 1;
 		uv_close((uv_handle_t *)&w->poll, on_closed);

@@ -12,6 +12,7 @@
 #define RP_NET_CLOSEWATCH_H
 
 #include <h2o.h>
+#include <stdatomic.h>
 #include <uv.h>
 
 struct rp_closewatch;
@@ -35,7 +36,8 @@ struct rp_closewatch *rp_closewatch_create(uv_loop_t *loop, h2o_req_t *req, rp_c
  * after this. NULL is accepted. */
 void rp_closewatch_destroy(struct rp_closewatch *w);
 
-/** Open close watches in this process (for metrics and tests). */
-extern size_t rp_closewatch_active;
+/** Open close watches in this process (for metrics and tests); updated by
+ * any thread that runs watches, read with atomic_load. */
+extern atomic_size_t rp_closewatch_active;
 
 #endif

@@ -6,7 +6,7 @@
 #include <h2o.h>
 #include <stdint.h>
 
-#include "generation.h"
+#include "routing.h"
 
 /** Build @c's tables for its policy. 0, or -1 when out of memory. */
 int rp_balancer_build(struct rp_cluster *c);

@@ -22,6 +22,8 @@
 #include <string.h>
 #include <uv.h>
 
+#include "raftplane/log.h"
+
 static const char usage[] =
     "usage: raftplane-demo-backend --listen IP:PORT --name NAME [--status N] [--delay-ms N]\n";
 
@@ -274,6 +276,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "raftplane-demo-backend: --listen IP:PORT is required\n");
 		return 2;
 	}
+	rp_log_init("raftplane-demo-backend");
+	rp_log_set_node(g.name);
 	signal(SIGPIPE, SIG_IGN);
 	uv_loop_t *loop = uv_default_loop();
 	h2o_config_init(&g.config);
@@ -290,15 +294,14 @@ int main(int argc, char **argv)
 	int rv;
 	if ((rv = uv_tcp_bind(&g.listener, (struct sockaddr *)&sa, 0)) != 0 ||
 	    (rv = uv_listen((uv_stream_t *)&g.listener, 1024, on_accept)) != 0) {
-		fprintf(stderr, "raftplane-demo-backend: listen on %s: %s\n", listen_at,
-			uv_strerror(rv));
+		rp_log_error("listen on %s: %s", listen_at, uv_strerror(rv));
 		return 1;
 	}
 	uv_signal_init(loop, &g.sigterm);
 	uv_signal_init(loop, &g.sigint);
 	uv_signal_start(&g.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&g.sigint, on_signal, SIGINT);
-	fprintf(stderr, "raftplane-demo-backend %s: listening on %s\n", g.name, listen_at);
+	rp_log_info("listening on %s", listen_at);
 	uv_run(loop, UV_RUN_DEFAULT);
 	free(g.big);
 	return 0;

@@ -1,6 +1,7 @@
 /* Building and freeing generations (main thread). */
 #include "generation.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -271,6 +272,7 @@ fail:
 
 void rp_gen_free(struct rp_generation *g)
 {
+	assert(atomic_load_explicit(&g->refs, memory_order_acquire) == 0); /* invariant 4 */
 	for (size_t i = 0; i < g->n_listeners; i++) {
 		rp_lsock_put(g->listeners[i].sock);
 		free(g->listeners[i].routes);

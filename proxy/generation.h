@@ -1,7 +1,9 @@
 /* A generation: one applied snapshot turned into the immutable structures
- * the workers route with (listeners, route table, clusters with their
- * balancers), refcounted so that each request pins the generation it
- * started on.
+ * the workers route with (the listeners, routes and clusters of routing.h,
+ * whose balancer tables balancer.c builds and whose paths router.c
+ * normalises), refcounted so that each request pins the generation it
+ * started on. Include order: routing.h (data) <- balancer.h, router.h <-
+ * generation.h; neither the router nor the balancers know the generation.
  *
  * Invariants:
  *  1. After rp_gen_build() returns, nothing in a generation changes except
@@ -14,10 +16,15 @@
  *  3. A worker obtains a reference only from the published pointer, under
  *     the publish lock (see worker.c), so a retired generation can never gain
  *     a reference back.
+ *  4. refs never goes below zero, a reference is only taken on a generation
+ *     that is still held (refs > 0: the caller holds one, or the publish
+ *     lock guards the main thread's), and rp_gen_free() runs only at zero;
+ *     rp_gen_ref/unref/free assert this.
  */
 #ifndef RP_PROXY_GENERATION_H
 #define RP_PROXY_GENERATION_H
 
+#include <assert.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -26,86 +33,10 @@
 #include "health.h"
 #include "listeners.h"
 #include "raftplane.pb-c.h"
+#include "routing.h"
 #include "stats.h"
 
-enum rp_lb { RP_LB_ROUND_ROBIN, RP_LB_LEAST_REQUEST, RP_LB_RING_HASH, RP_LB_RANDOM };
-
-struct rp_endpoint {
-	char hostport[80];
-	struct sockaddr_storage sa;
-	socklen_t salen;
-	uint32_t weight;
-};
-
-struct rp_ring_entry {
-	uint64_t hash;
-	uint32_t ep;
-};
-
-struct rp_cluster {
-	const char *name;
-	uint64_t version;
-	enum rp_lb lb;
-	char *hash_header; /* lower-case header name for ring_hash, else NULL */
-	size_t hash_header_len;
-	uint32_t connect_timeout_ms;
-	struct rp_endpoint *eps;
-	struct rp_health **health; /* parallel to eps */
-	size_t n_eps;
-	uint64_t total_weight;
-	/* balancer tables (immutable) */
-	uint32_t *rr_seq; /* smooth weighted round-robin order */
-	size_t rr_len;
-	uint64_t *cum_weight; /* prefix sums of weights, for weighted random */
-	struct rp_ring_entry *ring;
-	size_t ring_len;
-	/* mutable, shared */
-	atomic_uint_fast64_t rr_next;
-	struct rp_stats *stats;
-};
-
-struct rp_header_match {
-	char *name; /* lower-case */
-	size_t name_len;
-	char *value;
-	size_t value_len;
-};
-
-struct rp_weighted {
-	struct rp_cluster *cluster;
-	uint32_t weight;
-};
-
-struct rp_route {
-	const char *name;
-	uint64_t version;
-	uint32_t priority;
-	int exact; /* match.path (exact) instead of match.prefix */
-	char *match;
-	size_t match_len;
-	struct rp_header_match *headers;
-	size_t n_headers;
-	struct rp_weighted *clusters;
-	size_t n_clusters;
-	uint64_t total_weight;
-	uint32_t timeout_ms;
-	uint32_t retries;
-	int retry_connect_failure, retry_5xx;
-	char *rewrite; /* prefix_rewrite or NULL */
-	size_t rewrite_len;
-	struct rp_stats *stats;
-};
-
-struct rp_listener {
-	const char *name;
-	uint64_t version;
-	struct sockaddr_storage sa; /* as configured; wildcard when any */
-	int wildcard;
-	struct rp_lsock *sock;
-	struct rp_route **routes; /* this listener's routes in evaluation order */
-	size_t n_routes;
-};
-
+/** One applied snapshot and what was built from it (invariants above). */
 struct rp_generation {
 	atomic_int refs;
 	uint64_t version;
@@ -134,15 +65,27 @@ struct rp_generation {
 struct rp_generation *rp_gen_build(uv_loop_t *loop, const void *raw, size_t len,
 				   unsigned n_workers, char *err, size_t errlen);
 
+/** Take a reference to @g, which the caller holds or reads from the
+ * published pointer under the publish lock (invariants 3 and 4). */
 static inline void rp_gen_ref(struct rp_generation *g)
 {
-	atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+	int before = atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+	assert(before > 0); /* a generation at zero may be freed at any time */
+	(void)before;
 }
 
 /** Drop a reference (any thread); freeing is the main thread's job. */
 static inline void rp_gen_unref(struct rp_generation *g)
 {
-	atomic_fetch_sub_explicit(&g->refs, 1, memory_order_release);
+	int before = atomic_fetch_sub_explicit(&g->refs, 1, memory_order_release);
+	assert(before > 0); /* never below zero */
+	(void)before;
+}
+
+/** Whether @g is held by someone (refs > 0); for assertions. */
+static inline int rp_gen_held(struct rp_generation *g)
+{
+	return atomic_load_explicit(&g->refs, memory_order_relaxed) > 0;
 }
 
 /** Free @g (main thread, refs must be 0). */

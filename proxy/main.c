@@ -7,6 +7,7 @@
  *   write the cache, ACK V.
  * Only one update is in flight: the subscription client waits for the
  * ACK/NACK before it polls again. */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -71,6 +72,7 @@ static void sweep(struct rp_proxy *p)
 	struct rp_generation **pp = &p->retired;
 	while (*pp) {
 		struct rp_generation *g = *pp;
+		assert(g != p->published); /* the current generation is always held */
 		if (atomic_load_explicit(&g->refs, memory_order_acquire) != 0) {
 			pp = &g->next_retired;
 			continue;
@@ -92,6 +94,7 @@ static void publish(struct rp_proxy *p, struct rp_generation *g, int ack)
 	for (size_t i = 0; i < g->n_listeners; i++)
 		keep[i] = g->listeners[i].sock;
 	rp_lsock_retire_others(keep, g->n_listeners);
+	assert(rp_gen_held(g) && g != p->published); /* our reference becomes the published one */
 	uv_mutex_lock(&p->publish_lock);
 	struct rp_generation *old = p->published;
 	p->published = g;
@@ -120,6 +123,7 @@ static void on_adopted(uv_async_t *a)
 			return;
 	p->pending = 0;
 	struct rp_generation *g = p->published;
+	assert(g && rp_gen_held(g));
 	p->ready = 1;
 	rp_inc(&rp_gstats.updates_applied);
 	rp_log_info("serving version %" PRIu64 " (revision %" PRIu64 ", from %s): %zu listeners, %zu "
@@ -360,7 +364,11 @@ static void on_signal(uv_signal_t *s, int signum)
 	if (p->stopping)
 		return;
 	rp_log_info("signal %d: stopping", signum);
+	/* workers read it in on_wake under the lock (the main thread alone
+	 * writes it, so its own reads need none) */
+	uv_mutex_lock(&p->publish_lock);
 	p->stopping = 1;
+	uv_mutex_unlock(&p->publish_lock);
 	rp_sub_stop(&p->sub);
 	drop_retry(p);
 	rp_admin_close(&A);
@@ -436,7 +444,7 @@ int main(int argc, char **argv)
 	}
 	p->sub.data = p;
 	if (rp_admin_start(&A, p, p->opts.admin, err, sizeof err) != 0) {
-		fprintf(stderr, "raftplane-proxy: %s\n", err);
+		rp_log_error("%s", err);
 		return 1;
 	}
 	setup_data_plane_config(p);

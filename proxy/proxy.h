@@ -76,7 +76,7 @@ struct rp_proxy {
 	/* state shown by the admin server (main thread) */
 	int ready;
 	int from_cache;
-	int stopping;
+	int stopping; /* written by the main thread under publish_lock, read by workers under it */
 	char last_nack[400];
 	uint64_t last_nack_version;
 	/* a snapshot whose port was in use, tried again before it is NACKed

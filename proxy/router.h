@@ -5,7 +5,7 @@
 
 #include <h2o.h>
 
-#include "generation.h"
+#include "routing.h"
 
 /**
  * The first route of @l (highest priority first, then by name) whose path

@@ -2,8 +2,18 @@
  *
  * States: polling (a request in flight) -> answer 200: handed to the app
  * (awaiting_answer) -> app ACKs/NACKs -> polling; 304 -> polling; error ->
- * backoff timer (next server) -> polling. Exactly one of req, retry timer or
- * awaiting_answer is active at a time unless stopped.
+ * backoff timer (next server) -> polling.
+ *
+ * Invariants (asserted):
+ *  1. At most one of req (the poll in flight), the retry timer and
+ *     awaiting_answer is active at a time, and exactly one unless stopped or
+ *     inside a callback: one outstanding poll at a time, and none while the
+ *     application holds an offered snapshot.
+ *  2. The application answers only the snapshot offered last, once:
+ *     rp_sub_ack/rp_sub_nack need awaiting_answer and offered_version.
+ *  3. Within a cluster the version held never goes backwards: a snapshot of
+ *     the held cluster is offered only above the version held, so an ACK
+ *     that is not of a foreign cluster raises it.
  *
  * Pacing: a useless answer (a NACKed or stale snapshot, a 304) that came
  * within FAST_MS of the poll counts as fast; from the second fast answer in a row
@@ -18,6 +28,7 @@
  * another cluster than the version held claims no version. */
 #include "subscription.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +44,15 @@
 #define FAST_BACKOFF_MS 100
 
 static void poll_now(struct rp_sub_client *c);
+
+/* Invariant 1: at most one of the three is active. */
+static void assert_one_active(struct rp_sub_client *c)
+{
+	int n = (c->req != NULL) + (c->awaiting_answer != 0) +
+		(!c->stopped && uv_is_active((uv_handle_t *)&c->retry));
+	assert(n <= 1);
+	(void)n;
+}
 
 int rp_sub_init(struct rp_sub_client *c, uv_loop_t *loop, const char *node_id,
 		const char *servers, unsigned wait_ms, rp_sub_snapshot_cb cb)
@@ -100,8 +120,10 @@ static void fail_over(struct rp_sub_client *c, const char *why)
 	if (c->failures <= c->n_servers)
 		base = BACKOFF_MIN_MS / 2;
 	unsigned delay = base / 2 + (unsigned)(rand() % (int)(base / 2 + 1));
+	assert(!c->req && !c->awaiting_answer); /* invariant 1 */
 	if (!c->stopped)
 		uv_timer_start(&c->retry, on_retry, delay, 0);
+	assert_one_active(c);
 }
 
 /* Poll again now, or after a pause when answers keep coming at once. */
@@ -116,8 +138,10 @@ static void next_poll(struct rp_sub_client *c)
 	if (base > BACKOFF_MAX_MS)
 		base = BACKOFF_MAX_MS;
 	unsigned delay = base / 2 + (unsigned)(rand() % (int)(base / 2 + 1));
+	assert(!c->req && !c->awaiting_answer); /* invariant 1 */
 	if (!c->stopped)
 		uv_timer_start(&c->retry, on_retry, delay, 0);
+	assert_one_active(c);
 }
 
 /* An answer arrived: was it at once (probes excepted)? */
@@ -160,6 +184,8 @@ static void on_snapshot_answer(struct rp_sub_client *c, const struct rp_http_res
 			"offering its version %llu although version %llu of the old cluster is held",
 			c->cluster_id, snap->cluster_id, c->servers[c->cur],
 			(unsigned long long)snap->version, (unsigned long long)c->version);
+	assert(other || !c->has_version || snap->version > c->version); /* invariant 3 */
+	assert(!c->req && !c->awaiting_answer);                         /* invariant 1 */
 	c->foreign = other;
 	c->offered_version = snap->version;
 	snprintf(c->offered_cluster, sizeof c->offered_cluster, "%s", snap->cluster_id);
@@ -201,6 +227,7 @@ static void poll_now(struct rp_sub_client *c)
 	unsigned char buf[1024];
 	if (c->stopped || c->req || c->awaiting_answer)
 		return;
+	assert(!uv_is_active((uv_handle_t *)&c->retry)); /* invariant 1 */
 	raftplane__subscribe_request__init(&r);
 	r.node_id = c->node_id;
 	/* a NACK of another cluster's version: we hold nothing of that cluster */
@@ -222,6 +249,7 @@ static void poll_now(struct rp_sub_client *c)
 		c->req = NULL;
 		fail_over(c, "cannot connect");
 	}
+	assert_one_active(c);
 }
 
 void rp_sub_set_cluster(struct rp_sub_client *c, const char *cluster_id)
@@ -240,6 +268,9 @@ void rp_sub_start(struct rp_sub_client *c, int has_version, uint64_t version)
 
 void rp_sub_ack(struct rp_sub_client *c, uint64_t version)
 {
+	assert(c->awaiting_answer && version == c->offered_version); /* invariant 2 */
+	/* invariant 3: only a foreign cluster's version may be lower */
+	assert(c->foreign || !c->has_version || version > c->version);
 	c->awaiting_answer = 0;
 	if (version == c->offered_version && c->offered_cluster[0] &&
 	    strcmp(c->offered_cluster, c->cluster_id) != 0) {
@@ -267,6 +298,7 @@ void rp_sub_ack(struct rp_sub_client *c, uint64_t version)
 
 void rp_sub_nack(struct rp_sub_client *c, uint64_t version, const char *error)
 {
+	assert(c->awaiting_answer && version == c->offered_version); /* invariant 2 */
 	c->awaiting_answer = 0;
 	c->has_nack = 1;
 	c->nack_version = version;

@@ -25,9 +25,17 @@
  *  4. Every byte in the socket's input is consumed by each read callback
  *     (moved to the exchange's body buffer or dropped as trailing garbage),
  *     so each callback sees only newly read bytes.
+ *  5. Only the transitions of the diagram happen (set_state checks them):
+ *     CONNECTING->HEAD, IDLE->HEAD, HEAD->BODY, BODY->IDLE, BODY->FINISHING
+ *     (the request is still being written), FINISHING->IDLE; any state may
+ *     end in close_conn().
+ *  6. An idle connection has no exchange (c->x == NULL) and is linked in its
+ *     own pool's idle list and nowhere else; a checked-out one is in no list.
+ *     FINISHING is the only checked-out state without an exchange.
  */
 #include "upconn.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -69,6 +77,30 @@ struct rp_upconn {
 
 static void on_read(h2o_socket_t *sock, const char *err);
 
+/* Invariant 5: the legal transitions, by the state entered. */
+static int legal(enum state from, enum state to)
+{
+	switch (to) {
+	case ST_HEAD:
+		return from == ST_CONNECTING || from == ST_IDLE;
+	case ST_BODY:
+		return from == ST_HEAD;
+	case ST_FINISHING:
+		return from == ST_BODY;
+	case ST_IDLE:
+		return from == ST_BODY || from == ST_FINISHING;
+	case ST_CONNECTING:
+		break; /* only a new connection starts there */
+	}
+	return 0;
+}
+
+static void set_state(struct rp_upconn *c, enum state to)
+{
+	assert(legal(c->state, to));
+	c->state = to;
+}
+
 /* ---- pool ----------------------------------------------------------------- */
 
 void rp_pool_init(struct rp_pool *pool, h2o_loop_t *loop, const struct rp_pool_opts *opts)
@@ -92,9 +124,11 @@ static void close_conn(struct rp_upconn *c)
 {
 	struct rp_pool *pool = c->pool;
 	if (h2o_linklist_is_linked(&c->link)) {
+		assert(c->state == ST_IDLE && !c->x && pool->n_idle > 0);
 		h2o_linklist_unlink(&c->link);
 		pool->n_idle--;
 	} else {
+		assert(c->state != ST_IDLE && pool->busy > 0);
 		pool->busy--;
 	}
 	if (h2o_timeout_is_linked(&c->idle_timer))
@@ -114,36 +148,45 @@ void rp_pool_close_idle(struct rp_pool *pool)
 
 static void on_idle_timeout(h2o_timeout_entry_t *e)
 {
-	close_conn(H2O_STRUCT_FROM_MEMBER(struct rp_upconn, idle_timer, e));
+	struct rp_upconn *c = H2O_STRUCT_FROM_MEMBER(struct rp_upconn, idle_timer, e);
+	assert(c->state == ST_IDLE);
+	close_conn(c);
 }
 
 static void on_idle_read(h2o_socket_t *sock, const char *err)
 {
 	(void)err;
 	struct rp_upconn *c = sock->data;
-	if (c)
-		close_conn(c); /* an idle upstream must not talk: closed or confused */
+	if (!c)
+		return;
+	assert(c->state == ST_IDLE && !c->x); /* invariant 6 */
+	close_conn(c); /* an idle upstream must not talk: closed or confused */
 }
 
+/* Make @cb the socket's read callback. On a socket that is already reading
+ * h2o_socket_read_start() only replaces the callback: h2o's libuv binding
+ * calls uv_read_start() again, which leaves a reading stream as it is
+ * (UV_EALREADY), so switching costs no epoll_ctl and the socket never stops
+ * watching for a close (a stop/start pair would re-register it). */
 static void set_reader(struct rp_upconn *c, h2o_socket_cb cb)
 {
-	if (h2o_socket_is_reading(c->sock))
-		c->sock->_cb.read = cb; /* switch without an epoll round trip */
-	else
-		h2o_socket_read_start(c->sock, cb);
+	h2o_socket_read_start(c->sock, cb);
+	assert(h2o_socket_is_reading(c->sock));
 }
 
 /* Put a checked-out connection back, or close it (invariant 3). */
 static void recycle(struct rp_upconn *c)
 {
 	struct rp_pool *pool = c->pool;
+	assert(!c->x && !c->writing); /* invariants 3 and 6 */
 	if (!c->keepalive || c->sock->input->size || pool->n_idle >= pool->max_idle ||
 	    pool->stopping) {
 		close_conn(c);
 		return;
 	}
+	assert(pool->busy > 0 && !h2o_linklist_is_linked(&c->link));
 	pool->busy--;
-	c->state = ST_IDLE;
+	set_state(c, ST_IDLE);
 	c->paused = 0;
 	h2o_linklist_insert(pool->idle.next, &c->link);
 	pool->n_idle++;
@@ -172,6 +215,7 @@ void rp_uc_dispose(struct rp_uc_exchange *x)
 static void fail(struct rp_upconn *c, enum rp_uc_error kind, const char *why)
 {
 	struct rp_uc_exchange *x = c->x;
+	assert(x && x->conn == c);
 	c->x = NULL;
 	x->conn = NULL;
 	close_conn(c);
@@ -182,10 +226,11 @@ static void fail(struct rp_upconn *c, enum rp_uc_error kind, const char *why)
 static void complete(struct rp_upconn *c)
 {
 	struct rp_uc_exchange *x = c->x;
+	assert(x && x->conn == c);
 	c->x = NULL;
 	x->conn = NULL;
 	if (c->writing)
-		c->state = ST_FINISHING; /* recycled when the write completes */
+		set_state(c, ST_FINISHING); /* recycled when the write completes */
 	else
 		recycle(c);
 	x->cb->on_body(x, 1);
@@ -211,7 +256,8 @@ static void on_written(h2o_socket_t *sock, const char *err)
 static void begin_request(struct rp_upconn *c)
 {
 	struct rp_uc_exchange *x = c->x;
-	c->state = ST_HEAD;
+	assert(x && x->conn == c && !h2o_linklist_is_linked(&c->link));
+	set_state(c, ST_HEAD);
 	c->framing = F_NONE;
 	c->left = 0;
 	memset(&c->dec, 0, sizeof c->dec);
@@ -238,9 +284,11 @@ static void on_connect(h2o_socket_t *sock, const char *err)
 void rp_uc_start(struct rp_uc_exchange *x, struct rp_pool *pool)
 {
 	struct rp_upconn *c;
+	assert(!x->conn); /* one connection per exchange (upconn.h invariant 1) */
 	pool->busy++;
 	if (!h2o_linklist_is_empty(&pool->idle)) {
 		c = H2O_STRUCT_FROM_MEMBER(struct rp_upconn, link, pool->idle.next);
+		assert(c->pool == pool && c->state == ST_IDLE && !c->x && pool->n_idle > 0);
 		h2o_linklist_unlink(&c->link);
 		pool->n_idle--;
 		h2o_timeout_unlink(&c->idle_timer);
@@ -466,7 +514,7 @@ static int read_head(struct rp_upconn *c)
 		c->x = x;
 		x->conn = c;
 		h2o_buffer_consume(&c->sock->input, (size_t)rlen);
-		c->state = ST_BODY;
+		set_state(c, ST_BODY);
 		return 1;
 	}
 }
@@ -477,6 +525,7 @@ static void on_read(h2o_socket_t *sock, const char *err)
 	if (!c)
 		return;
 	if (!c->x) { /* finishing: the answer is complete, nothing may follow */
+		assert(c->state == ST_FINISHING); /* invariant 6 */
 		c->keepalive = 0;
 		h2o_buffer_consume(&sock->input, sock->input->size);
 		return;

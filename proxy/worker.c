@@ -215,7 +215,7 @@ static void on_wake(uv_async_t *a)
 	if (g != w->gen) {
 		reconcile_listeners(w, g);
 		struct rp_generation *old = w->gen;
-		w->gen = g;
+		w->gen = g; /* holds the reference taken above */
 		if (old)
 			rp_gen_unref(old);
 		gc_pools(w, g, 0);

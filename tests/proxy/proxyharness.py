@@ -36,6 +36,11 @@ PROXY_BIN = os.environ.get("RP_PROXY_BIN") or os.path.join(BUILD, "proxy", "raft
 BACKEND_BIN = os.environ.get("RP_BACKEND_BIN") or os.path.join(
     BUILD, "proxy", "raftplane-demo-backend")
 KEEP = os.environ.get("RP_IT_KEEP", "")
+# ThreadSanitizer (-DRP_TSAN=ON builds): reports libh2o/libuv make that are
+# not races of ours are suppressed, each with its reason, in this file
+TSAN_SUPPRESSIONS = os.path.normpath(os.path.join(HERE, "..", "..", "proxy", "tsan.supp"))
+# what a proxy or backend log line holds when a sanitizer found something
+PATTERNS = tuple(rpharness.SANITIZER_PATTERNS) + ("WARNING: ThreadSanitizer",)
 
 _envs = []
 
@@ -191,6 +196,7 @@ class Env:
         penv = dict(os.environ)
         penv.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         penv.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        penv.setdefault("TSAN_OPTIONS", "suppressions=%s" % TSAN_SUPPRESSIONS)
         self.proc_env = penv
         self.procs = []
         self.closed = False
@@ -285,7 +291,7 @@ class Env:
         found = []
         for p in self.procs:
             for ln in p.log_text().splitlines():
-                if any(s in ln for s in rpharness.SANITIZER_PATTERNS):
+                if any(s in ln for s in PATTERNS):
                     found.append("%s: %s" % (p.name, ln))
         return found
 
