@@ -38,7 +38,7 @@ KEEP = os.environ.get("RP_IT_KEEP", "")  # "1": always keep the temp dir, "faile
 # Lines that mean a node hit a memory error, undefined behaviour or a failed
 # assertion (raft's assert() prints "Assertion `...' failed").
 SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "runtime error:", "Assertion",
-                      "ERROR: LeakSanitizer")
+                      "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer")
 
 
 class TestFailure(AssertionError):
