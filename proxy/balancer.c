@@ -122,7 +122,7 @@ static int build_ring(struct rp_cluster *c)
 	return 0;
 }
 
-int rp_balancer_build(struct rp_cluster *c)
+int rp_balancer_init(struct rp_cluster *c)
 {
 	c->total_weight = 0;
 	if (c->n_eps == 0)
@@ -141,7 +141,7 @@ int rp_balancer_build(struct rp_cluster *c)
 	return 0;
 }
 
-void rp_balancer_free(struct rp_cluster *c)
+void rp_balancer_close(struct rp_cluster *c)
 {
 	free(c->cum_weight);
 	free(c->rr_seq);

@@ -8,9 +8,11 @@
 
 #include "routing.h"
 
-/** Build @c's tables for its policy. 0, or -1 when out of memory. */
-int rp_balancer_build(struct rp_cluster *c);
-void rp_balancer_free(struct rp_cluster *c);
+/** Build @c's tables for its policy (@c embeds them; release with
+ * rp_balancer_close()). 0, or -1 when out of memory. */
+int rp_balancer_init(struct rp_cluster *c);
+/** Free the tables rp_balancer_init() built (the cluster itself is the caller's). */
+void rp_balancer_close(struct rp_cluster *c);
 
 /**
  * Pick an endpoint of @c that is in rotation for @req (ring_hash reads its

@@ -88,7 +88,7 @@ static int build_cluster(uv_loop_t *loop, struct rp_cluster *c, const Raftplane_
 		if (!(c->health[i] = rp_health_get(loop, pc->name, e->hostport, pc->health_check)))
 			goto oom;
 	}
-	if (rp_balancer_build(c) != 0)
+	if (rp_balancer_init(c) != 0)
 		goto oom;
 	return 0;
 oom:
@@ -222,7 +222,7 @@ static int build_listener(struct rp_generation *g, struct rp_listener *l,
 	return 0;
 }
 
-struct rp_generation *rp_gen_build(uv_loop_t *loop, const void *raw, size_t len,
+struct rp_generation *rp_gen_create(uv_loop_t *loop, const void *raw, size_t len,
 				   unsigned n_workers, char *err, size_t errlen)
 {
 	struct rp_generation *g = calloc(1, sizeof *g);
@@ -266,11 +266,11 @@ struct rp_generation *rp_gen_build(uv_loop_t *loop, const void *raw, size_t len,
 	return g;
 fail:
 	atomic_store(&g->refs, 0);
-	rp_gen_free(g);
+	rp_gen_destroy(g);
 	return NULL;
 }
 
-void rp_gen_free(struct rp_generation *g)
+void rp_gen_destroy(struct rp_generation *g)
 {
 	assert(atomic_load_explicit(&g->refs, memory_order_acquire) == 0); /* invariant 4 */
 	for (size_t i = 0; i < g->n_listeners; i++) {
@@ -292,7 +292,7 @@ void rp_gen_free(struct rp_generation *g)
 		for (size_t j = 0; j < c->n_eps; j++)
 			rp_health_put(c->health[j]);
 		rp_stats_put(c->stats);
-		rp_balancer_free(c);
+		rp_balancer_close(c);
 		free(c->eps);
 		free(c->health);
 		free(c->hash_header);

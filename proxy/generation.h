@@ -6,7 +6,7 @@
  * generation.h; neither the router nor the balancers know the generation.
  *
  * Invariants:
- *  1. After rp_gen_build() returns, nothing in a generation changes except
+ *  1. After rp_gen_create() returns, nothing in a generation changes except
  *     the atomics it points to (balancer cursor, shared health and stats
  *     objects), so workers read it without locks.
  *  2. refs counts the main thread's hold (one, until the generation is
@@ -18,7 +18,7 @@
  *     a reference back.
  *  4. refs never goes below zero, a reference is only taken on a generation
  *     that is still held (refs > 0: the caller holds one, or the publish
- *     lock guards the main thread's), and rp_gen_free() runs only at zero;
+ *     lock guards the main thread's), and rp_gen_destroy() runs only at zero;
  *     rp_gen_ref/unref/free assert this.
  */
 #ifndef RP_PROXY_GENERATION_H
@@ -62,7 +62,7 @@ struct rp_generation {
  * Returns the generation with refs = 1, or NULL with a reason in @err
  * (nothing is kept: sockets bound for it are closed again).
  */
-struct rp_generation *rp_gen_build(uv_loop_t *loop, const void *raw, size_t len,
+struct rp_generation *rp_gen_create(uv_loop_t *loop, const void *raw, size_t len,
 				   unsigned n_workers, char *err, size_t errlen);
 
 /** Take a reference to @g, which the caller holds or reads from the
@@ -89,7 +89,7 @@ static inline int rp_gen_held(struct rp_generation *g)
 }
 
 /** Free @g (main thread, refs must be 0). */
-void rp_gen_free(struct rp_generation *g);
+void rp_gen_destroy(struct rp_generation *g);
 
 /** The listener of @g that a connection accepted on @local belongs to, or NULL. */
 const struct rp_listener *rp_gen_listener(const struct rp_generation *g,

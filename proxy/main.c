@@ -78,7 +78,7 @@ static void sweep(struct rp_proxy *p)
 			continue;
 		}
 		*pp = g->next_retired;
-		rp_gen_free(g);
+		rp_gen_destroy(g);
 		rp_dec(&rp_gstats.generations_live);
 	}
 }
@@ -164,7 +164,7 @@ static void apply_snapshot(struct rp_proxy *p, const void *raw, size_t len, uint
 {
 	char err[400];
 	unsigned busy = rp_lsock_busy_failures;
-	struct rp_generation *g = rp_gen_build(p->loop, raw, len, p->n_workers, err, sizeof err);
+	struct rp_generation *g = rp_gen_create(p->loop, raw, len, p->n_workers, err, sizeof err);
 	if (g) {
 		snprintf(g->server, sizeof g->server, "%s", rp_sub_server(&p->sub));
 		g->applied_at = rp_wall_ms();
@@ -228,7 +228,7 @@ static int start_from_cache(struct rp_proxy *p, uint64_t *version)
 			rp_log_warn("cache: ignored: %s", err);
 		return 0;
 	}
-	struct rp_generation *g = rp_gen_build(p->loop, data, len, p->n_workers, err, sizeof err);
+	struct rp_generation *g = rp_gen_create(p->loop, data, len, p->n_workers, err, sizeof err);
 	free(data);
 	if (!g) {
 		rp_log_warn("cache: cannot apply the cached snapshot: %s", err);
@@ -238,7 +238,7 @@ static int start_from_cache(struct rp_proxy *p, uint64_t *version)
 		rp_log_warn("cache: snapshot is for node %s, not %s: ignored", g->snap->node_id,
 		       p->opts.node_id);
 		atomic_store(&g->refs, 0);
-		rp_gen_free(g);
+		rp_gen_destroy(g);
 		return 0;
 	}
 	snprintf(g->server, sizeof g->server, "cache");
@@ -369,7 +369,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	uv_mutex_lock(&p->publish_lock);
 	p->stopping = 1;
 	uv_mutex_unlock(&p->publish_lock);
-	rp_sub_stop(&p->sub);
+	rp_sub_close(&p->sub);
 	drop_retry(p);
 	rp_admin_close(&A);
 	rp_workers_stop(p);

@@ -63,7 +63,7 @@ static void stop_all(int code)
 {
 	g.exit_code = code;
 	for (unsigned i = 0; i < g.n; i++)
-		rp_sub_stop(&g.subs[i]);
+		rp_sub_close(&g.subs[i]);
 	uv_timer_stop(&g.deadline);
 	uv_close((uv_handle_t *)&g.deadline, NULL);
 	uv_close((uv_handle_t *)&g.sigterm, NULL);

@@ -311,7 +311,7 @@ void rp_sub_nack(struct rp_sub_client *c, uint64_t version, const char *error)
 	next_poll(c);
 }
 
-void rp_sub_stop(struct rp_sub_client *c)
+void rp_sub_close(struct rp_sub_client *c)
 {
 	if (c->stopped)
 		return;

@@ -73,9 +73,9 @@ void rp_sub_start(struct rp_sub_client *c, int has_version, uint64_t version);
 void rp_sub_set_cluster(struct rp_sub_client *c, const char *cluster_id);
 void rp_sub_ack(struct rp_sub_client *c, uint64_t version);
 void rp_sub_nack(struct rp_sub_client *c, uint64_t version, const char *error);
-/** Stop polling. @c must stay allocated until the loop has run once more
+/** Stop polling and close @c. It must stay allocated until the loop has run once more
  * (its timer handle closes asynchronously). */
-void rp_sub_stop(struct rp_sub_client *c);
+void rp_sub_close(struct rp_sub_client *c);
 const char *rp_sub_server(const struct rp_sub_client *c);
 
 #endif

@@ -205,7 +205,7 @@ void rp_uc_init(struct rp_uc_exchange *x, const struct rp_uc_callbacks *cb, void
 	h2o_buffer_init(&x->body, &h2o_socket_buffer_prototype);
 }
 
-void rp_uc_dispose(struct rp_uc_exchange *x)
+void rp_uc_close(struct rp_uc_exchange *x)
 {
 	rp_uc_cancel(x);
 	h2o_buffer_dispose(&x->body);

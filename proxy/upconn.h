@@ -110,9 +110,9 @@ void rp_pool_stop(struct rp_pool *pool);
 /** Close the idle connections of @pool (busy must be 0 to free it after). */
 void rp_pool_close_idle(struct rp_pool *pool);
 
-/** Initialise @x (its body buffer) once; dispose with rp_uc_dispose(). */
+/** Initialise @x (its body buffer) once; release it with rp_uc_close(). */
 void rp_uc_init(struct rp_uc_exchange *x, const struct rp_uc_callbacks *cb, void *data);
-void rp_uc_dispose(struct rp_uc_exchange *x);
+void rp_uc_close(struct rp_uc_exchange *x);
 
 /**
  * Send @x's request to @pool's endpoint on an idle connection or a new one.

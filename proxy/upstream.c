@@ -582,7 +582,7 @@ static void on_dispose(void *p)
 	rp_closewatch_destroy(f->watch);
 	if (f->have_buffers)
 		h2o_doublebuffer_dispose(&f->db);
-	rp_uc_dispose(&f->x);
+	rp_uc_close(&f->x);
 	rp_dec(&f->route->stats->rq_active);
 	rp_dec(&cstats(f)->rq_active);
 	if (f->retrying)

@@ -1,10 +1,10 @@
 /* The proxy's snapshot decode and generation build (proxy/generation.c
- * rp_gen_build: protobuf-c decode, cluster/route/listener resolution,
+ * rp_gen_create: protobuf-c decode, cluster/route/listener resolution,
  * balancer tables, shared health and stats objects), on the body of a
  * subscription answer or a cache file. Listening sockets are replaced by test
  * doubles that count instead of binding (the
  * fuzzer must not bind the addresses it invents), and health-check timers
- * are stopped by rp_gen_free before the loop runs, so nothing connects.
+ * are stopped by rp_gen_destroy before the loop runs, so nothing connects.
  * A built generation picks endpoints inside its clusters. */
 #include <stdint.h>
 #include <stdio.h>
@@ -62,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	char err[256];
 	err[0] = '\0';
-	struct rp_generation *g = rp_gen_build(&loop, data, size, 2, err, sizeof err);
+	struct rp_generation *g = rp_gen_create(&loop, data, size, 2, err, sizeof err);
 	if (!g) {
 		if (!err[0] || lsocks != 0)
 			abort();
@@ -81,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				if (!g->listeners[i].routes[j]->n_clusters)
 					abort();
 		atomic_store(&g->refs, 0);
-		rp_gen_free(g);
+		rp_gen_destroy(g);
 		if (lsocks != 0)
 			abort();
 	}

@@ -36,14 +36,14 @@ static void make_cluster(struct rp_cluster *c, enum rp_lb lb, size_t n, const ui
 		c->eps[i].weight = weights ? weights[i] : 1;
 		c->health[i] = rp_health_get(uv_default_loop(), "c", c->eps[i].hostport, NULL);
 	}
-	assert_int_equal(rp_balancer_build(c), 0);
+	assert_int_equal(rp_balancer_init(c), 0);
 }
 
 static void free_cluster(struct rp_cluster *c)
 {
 	for (size_t i = 0; i < c->n_eps; i++)
 		rp_health_put(c->health[i]);
-	rp_balancer_free(c);
+	rp_balancer_close(c);
 	free(c->eps);
 	free(c->health);
 	uv_run(uv_default_loop(), UV_RUN_NOWAIT); /* close the health timers */
@@ -200,26 +200,26 @@ static void test_generation_build(void **state)
 	int port = busy_port(&fd);
 	close(fd); /* now free */
 	size_t len = pack_snapshot(&buf, (unsigned)port, "api");
-	struct rp_generation *g = rp_gen_build(uv_default_loop(), buf, len, 2, err, sizeof err);
+	struct rp_generation *g = rp_gen_create(uv_default_loop(), buf, len, 2, err, sizeof err);
 	assert_non_null(g);
 	assert_int_equal(g->version, 3);
 	assert_int_equal(g->n_listeners, 1);
 	assert_int_equal(g->listeners[0].n_routes, 1);
 	assert_ptr_equal(g->routes[0].clusters[0].cluster, &g->clusters[0]);
 	atomic_store(&g->refs, 0);
-	rp_gen_free(g);
+	rp_gen_destroy(g);
 	free(buf);
 
 	/* a route to a cluster the snapshot lacks */
 	len = pack_snapshot(&buf, (unsigned)port, "nope");
-	assert_null(rp_gen_build(uv_default_loop(), buf, len, 1, err, sizeof err));
+	assert_null(rp_gen_create(uv_default_loop(), buf, len, 1, err, sizeof err));
 	assert_non_null(strstr(err, "unknown cluster"));
 	free(buf);
 
 	/* a port someone else holds: the reason names it */
 	port = busy_port(&fd);
 	len = pack_snapshot(&buf, (unsigned)port, "api");
-	assert_null(rp_gen_build(uv_default_loop(), buf, len, 1, err, sizeof err));
+	assert_null(rp_gen_create(uv_default_loop(), buf, len, 1, err, sizeof err));
 	char want[64];
 	snprintf(want, sizeof want, "listen 127.0.0.1:%d:", port);
 	assert_non_null(strstr(err, want));
@@ -227,7 +227,7 @@ static void test_generation_build(void **state)
 	free(buf);
 
 	/* garbage */
-	assert_null(rp_gen_build(uv_default_loop(), "\xff\xff\xff", 3, 1, err, sizeof err));
+	assert_null(rp_gen_create(uv_default_loop(), "\xff\xff\xff", 3, 1, err, sizeof err));
 	uv_run(uv_default_loop(), UV_RUN_NOWAIT);
 }
 
