@@ -71,8 +71,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 }
 
 /* fsm version 2: raft does not own the buffers, we free them here. */
-static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[],
-				 unsigned *n_bufs)
+static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
 	(void)fsm;
 	if (*bufs) {
@@ -105,10 +104,13 @@ void rp_fsm_init(struct rp_fsm *f, struct raft *raft, struct rp_store *store,
 		 struct rp_node_stats *stats, struct rp_confguard *guard, struct rp_push *push,
 		 const struct rp_node_config *cfg)
 {
-	*f = (struct rp_fsm){.raft = raft, .store = store, .stats = stats, .guard = guard,
-			     .push = push};
-	f->fsm = (struct raft_fsm){.version = 2, .data = f, .apply = fsm_apply,
-				   .snapshot = fsm_snapshot, .restore = fsm_restore,
+	*f = (struct rp_fsm){
+		.raft = raft, .store = store, .stats = stats, .guard = guard, .push = push};
+	f->fsm = (struct raft_fsm){.version = 2,
+				   .data = f,
+				   .apply = fsm_apply,
+				   .snapshot = fsm_snapshot,
+				   .restore = fsm_restore,
 				   .snapshot_finalize = fsm_snapshot_finalize};
 	rp_snapbytes_init(&f->snapbytes, cfg->snapshot_threshold, cfg->snapshot_trailing,
 			  cfg->snapshot_bytes, cfg->snapshot_trailing_bytes);

@@ -18,8 +18,8 @@ struct rp_fsm {
 	struct rp_store *store;      /* not owned */
 	struct rp_node_stats *stats; /* not owned */
 	struct rp_snapbytes snapbytes;
-	struct rp_confguard *guard;  /* refreshed before a snapshot; NULL: none */
-	struct rp_push *push;        /* told of every apply; NULL: none */
+	struct rp_confguard *guard;         /* refreshed before a snapshot; NULL: none */
+	struct rp_push *push;               /* told of every apply; NULL: none */
 	struct rp_apply_result last_result; /* of the entry being applied */
 };
 

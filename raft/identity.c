@@ -19,8 +19,8 @@ int rp_identity_check(const char *dir, uint64_t id, char *errmsg, size_t errlen)
 		close(fd);
 		buf[r > 0 ? r : 0] = '\0';
 		if (strtoull(buf, NULL, 10) != id) {
-			snprintf(errmsg, errlen, "data dir %s belongs to node %s, not %" PRIu64, dir,
-				 buf, id);
+			snprintf(errmsg, errlen, "data dir %s belongs to node %s, not %" PRIu64,
+				 dir, buf, id);
 			return -1;
 		}
 		return 0;

@@ -70,9 +70,14 @@ void rp_membership_init(struct rp_membership *ms, struct raft *raft, struct rp_p
 			const char *self_http, const struct rp_peer *bootstrap,
 			unsigned n_bootstrap)
 {
-	*ms = (struct rp_membership){.raft = raft, .proposer = proposer, .ready = ready,
-				     .store = store, .self_id = self_id, .self_http = self_http,
-				     .bootstrap = bootstrap, .n_bootstrap = n_bootstrap};
+	*ms = (struct rp_membership){.raft = raft,
+				     .proposer = proposer,
+				     .ready = ready,
+				     .store = store,
+				     .self_id = self_id,
+				     .self_http = self_http,
+				     .bootstrap = bootstrap,
+				     .n_bootstrap = n_bootstrap};
 }
 
 static struct member_op *op_new(struct rp_membership *ms, uint64_t id, enum op_step step,
@@ -154,8 +159,8 @@ static void on_rollback_row(void *arg, int status, const struct rp_apply_result 
 static void rollback_row(struct member_op *op)
 {
 	op->step = STEP_UNDO_ROW;
-	if (propose_member(op->ms, RAFTPLANE__COMMAND__TYPE__MEMBER_DELETE, &op->m,
-			   on_rollback_row, op) != RP_OK)
+	if (propose_member(op->ms, RAFTPLANE__COMMAND__TYPE__MEMBER_DELETE, &op->m, on_rollback_row,
+			   op) != RP_OK)
 		op_done(op, op->status, op->msg);
 }
 
@@ -191,8 +196,8 @@ static void on_role_assigned(struct raft_change *req, int status)
 	if (status != 0) {
 		add_failed(op, status,
 			   status == RAFT_NOCONNECTION
-			       ? "the new node did not catch up in time (is it running?)"
-			       : raft_strerror(status));
+				   ? "the new node did not catch up in time (is it running?)"
+				   : raft_strerror(status));
 		return;
 	}
 	op_done(op, RP_OK, "member added");
@@ -256,7 +261,8 @@ struct http_clash {
 static int find_http_clash(void *arg, const struct rp_member *m)
 {
 	struct http_clash *c = arg;
-	if (m->id != c->m->id && strcmp(m->http, c->m->http) == 0 && rp_membership_has(c->ms, m->id))
+	if (m->id != c->m->id && strcmp(m->http, c->m->http) == 0 &&
+	    rp_membership_has(c->ms, m->id))
 		c->clash = 1;
 	return c->clash;
 }
@@ -293,7 +299,8 @@ int rp_membership_add(struct rp_membership *ms, const struct rp_member *m, rp_ch
 	if (!op)
 		return RP_ERR_NOMEM;
 	op->m = *m;
-	int rv = propose_member(ms, RAFTPLANE__COMMAND__TYPE__MEMBER_PUT, m, on_member_recorded, op);
+	int rv = propose_member(ms, RAFTPLANE__COMMAND__TYPE__MEMBER_PUT, m, on_member_recorded,
+				op);
 	if (rv)
 		op_abandon(op);
 	return rv;
@@ -356,8 +363,7 @@ static void on_transferred(struct raft_transfer *req)
 		op_done(op, RP_ERR_TIMEOUT, "target did not become leader in time");
 }
 
-int rp_membership_transfer(struct rp_membership *ms, uint64_t id, rp_change_done_cb cb,
-			   void *arg)
+int rp_membership_transfer(struct rp_membership *ms, uint64_t id, rp_change_done_cb cb, void *arg)
 {
 	if (!rp_readiness_ready(ms->ready))
 		return RP_ERR_NO_LEADER;
@@ -419,8 +425,7 @@ void rp_membership_seed(struct rp_membership *ms)
 		ms->seed_inflight = 1;
 }
 
-void rp_membership_http(const struct rp_membership *ms, uint64_t id, char *http,
-			size_t httplen)
+void rp_membership_http(const struct rp_membership *ms, uint64_t id, char *http, size_t httplen)
 {
 	struct rp_member m;
 	http[0] = '\0';

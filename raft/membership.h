@@ -13,17 +13,19 @@
  * outlive the operations in flight. */
 struct rp_membership {
 	struct raft *raft;
-	struct rp_proposer *proposer;     /* member rows are log entries */
+	struct rp_proposer *proposer; /* member rows are log entries */
 	const struct rp_readiness *ready;
 	struct rp_store *store;
 	uint64_t self_id;
 	const char *self_http;
-	const struct rp_peer *bootstrap;  /* the --bootstrap list */
+	const struct rp_peer *bootstrap; /* the --bootstrap list */
 	unsigned n_bootstrap;
 	int seed_inflight;
-	unsigned ops;                     /* operations in flight */
+	unsigned ops; /* operations in flight */
 };
 
+/** Set up @ms (nothing is allocated). @self_http and @bootstrap (with
+ *  @n_bootstrap entries, at most RP_MAX_PEERS) are borrowed. */
 void rp_membership_init(struct rp_membership *ms, struct raft *raft, struct rp_proposer *proposer,
 			const struct rp_readiness *ready, struct rp_store *store, uint64_t self_id,
 			const char *self_http, const struct rp_peer *bootstrap,
@@ -46,8 +48,7 @@ int rp_membership_add(struct rp_membership *ms, const struct rp_member *m, rp_ch
 int rp_membership_remove(struct rp_membership *ms, uint64_t id, rp_change_done_cb cb, void *arg);
 
 /** Transfer leadership to @id; same contract as rp_membership_remove(). */
-int rp_membership_transfer(struct rp_membership *ms, uint64_t id, rp_change_done_cb cb,
-			   void *arg);
+int rp_membership_transfer(struct rp_membership *ms, uint64_t id, rp_change_done_cb cb, void *arg);
 
 /** From the periodic tick on a ready leader: the first ready leader of a
  *  bootstrapped cluster records everyone's HTTP address (MEMBER_SEED). */
@@ -58,7 +59,6 @@ int rp_membership_has(const struct rp_membership *ms, uint64_t id);
 
 /** HTTP address of member @id into @http (always NUL-terminated): ours, the
  *  members table's, or the --bootstrap list's; "" when unknown. */
-void rp_membership_http(const struct rp_membership *ms, uint64_t id, char *http,
-			size_t httplen);
+void rp_membership_http(const struct rp_membership *ms, uint64_t id, char *http, size_t httplen);
 
 #endif

@@ -62,16 +62,16 @@ struct rp_node_config {
 
 /* A point-in-time view of the node's raft state (rp_node_status()). */
 struct rp_node_status {
-	uint64_t id;              /* ours */
+	uint64_t id; /* ours */
 	enum rp_raft_state state;
 	uint64_t term;
-	uint64_t leader_id;       /* 0: no leader known */
-	char leader_raft[64];     /* its raft address, "" when unknown */
-	char leader_http[64];     /* its HTTP address, "" when unknown */
-	uint64_t commit_index;    /* highest index known committed */
-	uint64_t applied_index;   /* highest index applied to the store */
-	uint64_t last_index;      /* last index in the local log */
-	int leader_ready;         /* leader with a barrier of its term applied */
+	uint64_t leader_id;     /* 0: no leader known */
+	char leader_raft[64];   /* its raft address, "" when unknown */
+	char leader_http[64];   /* its HTTP address, "" when unknown */
+	uint64_t commit_index;  /* highest index known committed */
+	uint64_t applied_index; /* highest index applied to the store */
+	uint64_t last_index;    /* last index in the local log */
+	int leader_ready;       /* leader with a barrier of its term applied */
 };
 
 /* One server of the latest raft configuration (committed or not). */

@@ -15,6 +15,8 @@ struct rp_proposer {
 	struct rp_node_stats *stats;      /* propose latency; not owned */
 };
 
+/** Propose to @raft, only while @ready says so; latencies go to @stats.
+ *  Nothing is allocated. */
 void rp_proposer_init(struct rp_proposer *p, struct raft *raft, const struct rp_readiness *ready,
 		      struct rp_node_stats *stats);
 

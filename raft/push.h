@@ -14,7 +14,7 @@ struct rp_push {
 	const struct rp_readiness *ready; /* not owned */
 	uv_timer_t timer;                 /* appends outside raft's callbacks */
 	struct raft_barrier req;
-	int enabled;                      /* --no-commit-push turns it off */
+	int enabled; /* --no-commit-push turns it off */
 	int inflight, again, scheduled, closing;
 	void (*closed_cb)(void *arg);
 	void *closed_arg;

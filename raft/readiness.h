@@ -14,11 +14,11 @@ struct rp_readiness {
 	struct rp_node_stats *stats; /* leader_changes; not owned */
 	int last_state;              /* as seen by the last tick */
 	raft_id last_leader;
-	raft_term ready_term;        /* term in which our barrier was applied, 0: none */
-	raft_term req_term;          /* term of the barrier in flight */
+	raft_term ready_term; /* term in which our barrier was applied, 0: none */
+	raft_term req_term;   /* term of the barrier in flight */
 	struct raft_barrier req;
 	int inflight;
-	int wake_pending;            /* wake the waiters at the next tick */
+	int wake_pending; /* wake the waiters at the next tick */
 	int closing;
 	struct rp_leader_waiter waiters; /* sentinel of a circular list */
 };

@@ -18,12 +18,12 @@ struct rp_readq {
 	struct rp_node_stats *stats;      /* barriers, reads_batched; not owned */
 	uv_timer_t kick;                  /* starts the next barrier outside raft's callbacks */
 	struct raft_barrier req;
-	int inflight;                     /* req is in raft's hands */
+	int inflight; /* req is in raft's hands */
 	int closing;
-	struct rp_read_waiter *queue;     /* FIFO: waiting for the next barrier */
+	struct rp_read_waiter *queue; /* FIFO: waiting for the next barrier */
 	struct rp_read_waiter **queue_tail;
-	struct rp_read_waiter *batch;     /* FIFO: served by the barrier in flight */
-	uint64_t next_seq;                /* arrival number of the next read */
+	struct rp_read_waiter *batch; /* FIFO: served by the barrier in flight */
+	uint64_t next_seq;            /* arrival number of the next read */
 	void (*closed_cb)(void *arg);
 	void *closed_arg;
 };

@@ -1,4 +1,4 @@
-/* A test cluster on canonical/raft's in-memory fixture (raft/fixture.h):
+/* A test cluster on canonical/raft's in-memory fixture (raft_fixture_*):
  * each server applies to a real store through our FSM, and runs our
  * readiness, proposal, read-barrier and membership modules. No sockets, no
  * sleeps: time is the fixture's; the timers our modules use (0 ms kicks)

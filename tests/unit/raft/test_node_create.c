@@ -34,11 +34,16 @@ static int setup(void **state)
 	assert_non_null(mkdtemp(e->root));
 	snprintf(e->dir, sizeof e->dir, "%s/data", e->root);
 	assert_int_equal(uv_loop_init(&e->loop), 0);
-	e->cfg = (struct rp_node_config){.id = 1, .data_dir = e->dir,
-					 .raft_addr = "127.0.0.1:1", .http_addr = "127.0.0.1:2",
-					 .snapshot_threshold = 1024, .snapshot_trailing = 128,
-					 .election_timeout_ms = 1000, .heartbeat_ms = 100,
-					 .install_snapshot_timeout_ms = 5000, .commit_push = 1};
+	e->cfg = (struct rp_node_config){.id = 1,
+					 .data_dir = e->dir,
+					 .raft_addr = "127.0.0.1:1",
+					 .http_addr = "127.0.0.1:2",
+					 .snapshot_threshold = 1024,
+					 .snapshot_trailing = 128,
+					 .election_timeout_ms = 1000,
+					 .heartbeat_ms = 100,
+					 .install_snapshot_timeout_ms = 5000,
+					 .commit_push = 1};
 	*state = e;
 	return 0;
 }
@@ -112,7 +117,8 @@ static void test_bootstrap_without_this_node(void **state)
 {
 	struct env *e = *state;
 	e->cfg.n_bootstrap = 1;
-	e->cfg.bootstrap[0] = (struct rp_peer){.id = 5, .raft = "127.0.0.1:5", .http = "127.0.0.1:6"};
+	e->cfg.bootstrap[0] =
+		(struct rp_peer){.id = 5, .raft = "127.0.0.1:5", .http = "127.0.0.1:6"};
 	create_fails(e, "does not list this node");
 }
 
@@ -128,7 +134,8 @@ static void test_close_without_start(void **state)
 	char err[512] = "";
 	int closed = 0;
 	e->cfg.n_bootstrap = 1;
-	e->cfg.bootstrap[0] = (struct rp_peer){.id = 1, .raft = "127.0.0.1:1", .http = "127.0.0.1:2"};
+	e->cfg.bootstrap[0] =
+		(struct rp_peer){.id = 1, .raft = "127.0.0.1:1", .http = "127.0.0.1:2"};
 	assert_int_equal(rp_node_create(&e->loop, &e->cfg, &n, err, sizeof err), 0);
 	assert_non_null(n);
 	rp_node_close(n, on_closed, &closed);

@@ -48,8 +48,8 @@ static void elect_and_append(struct tcluster *c, unsigned i, struct watch *w)
 	assert_true(rd(c, i)->inflight);
 	assert_int_equal(raft_last_index(r), before + 1);
 	assert_false(rp_readiness_ready(rd(c, i))); /* appended, not applied */
-	*w = (struct watch){.c = c, .i = i, .barrier_index = raft_last_index(r),
-			    .term = r->current_term};
+	*w = (struct watch){
+		.c = c, .i = i, .barrier_index = raft_last_index(r), .term = r->current_term};
 }
 
 static void test_not_ready_until_a_barrier_of_its_term_is_applied(void **state)

@@ -15,8 +15,8 @@
 struct reads {
 	struct tcluster *c;
 	unsigned leader;
-	unsigned n;                  /* answered so far */
-	int order[MAX_READS];        /* which read, in answer order */
+	unsigned n;           /* answered so far */
+	int order[MAX_READS]; /* which read, in answer order */
 	int status[MAX_READS];
 	uint64_t barrier[MAX_READS]; /* barriers issued when answered */
 };
