@@ -10,9 +10,9 @@
 static const char *role_name(int role)
 {
 	switch (role) {
-	case RAFT_VOTER: return "voter";
-	case RAFT_STANDBY: return "standby";
-	case RAFT_SPARE: return "spare";
+	case RP_ROLE_VOTER: return "voter";
+	case RP_ROLE_STANDBY: return "standby";
+	case RP_ROLE_SPARE: return "spare";
 	default: return "unknown";
 	}
 }
@@ -20,41 +20,35 @@ static const char *role_name(int role)
 static int role_parse(const char *s)
 {
 	if (strcmp(s, "voter") == 0)
-		return RAFT_VOTER;
+		return RP_ROLE_VOTER;
 	if (strcmp(s, "standby") == 0)
-		return RAFT_STANDBY;
+		return RP_ROLE_STANDBY;
 	if (strcmp(s, "spare") == 0)
-		return RAFT_SPARE;
+		return RP_ROLE_SPARE;
 	return -1;
 }
 
-static json_t *leader_json(struct rp_node *n)
+static json_t *leader_json(const struct rp_node_status *st)
 {
-	char http[64];
-	uint64_t id = rp_node_leader(n, http, sizeof http);
-	struct raft *r = rp_node_raft(n);
-	if (!id)
+	if (!st->leader_id)
 		return json_null();
-	const char *raft_addr = "";
-	for (unsigned i = 0; i < r->configuration.n; i++)
-		if (r->configuration.servers[i].id == id)
-			raft_addr = r->configuration.servers[i].address;
-	return json_pack("{s:o,s:s,s:s}", "id", rp_json_u64(id), "raft", raft_addr, "http", http);
+	return json_pack("{s:o,s:s,s:s}", "id", rp_json_u64(st->leader_id), "raft", st->leader_raft,
+			 "http", st->leader_http);
 }
 
 void rp_route_status(struct rp_call *c)
 {
 	struct rp_node *n = c->api->node;
-	struct raft *r = rp_node_raft(n);
+	struct rp_node_status st;
+	rp_node_status(n, &st);
 	/* raft's values are uint64: rp_json_u64, never a negative json_int_t */
-	json_t *o = json_pack("{s:o,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:b}", "id",
-			      rp_json_u64(rp_node_config(n)->id), "state", rp_node_state_name(n),
-			      "leader", leader_json(n), "term", rp_json_u64(r->current_term),
-			      "commit_index", rp_json_u64(r->commit_index), "applied_index",
-			      rp_json_u64(raft_last_applied(r)), "last_index",
-			      rp_json_u64(raft_last_index(r)), "revision",
+	json_t *o = json_pack("{s:o,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:b}", "id", rp_json_u64(st.id),
+			      "state", rp_state_name(st.state), "leader", leader_json(&st), "term",
+			      rp_json_u64(st.term), "commit_index", rp_json_u64(st.commit_index),
+			      "applied_index", rp_json_u64(st.applied_index), "last_index",
+			      rp_json_u64(st.last_index), "revision",
 			      rp_json_u64(rp_store_revision(rp_node_store(n))), "leader_ready",
-			      rp_node_leader_ready(n));
+			      st.leader_ready);
 	const char *cid = rp_store_cluster_id(rp_node_store(n));
 	json_object_set_new(o, "cluster_id", cid[0] ? json_string(cid) : json_null());
 	rp_respond_json(c, 200, o, 0);
@@ -64,17 +58,18 @@ void rp_route_status(struct rp_call *c)
 
 static void list_members(struct rp_call *c)
 {
-	struct rp_node *n = c->api->node;
-	struct raft_configuration *conf = &rp_node_raft(n)->configuration;
-	json_t *arr = json_array();
-	for (unsigned i = 0; i < conf->n; i++) {
-		char http[64];
-		rp_node_member_http(n, conf->servers[i].id, http, sizeof http);
-		json_array_append_new(arr, json_pack("{s:o,s:s,s:s,s:s}", "id",
-						     rp_json_u64(conf->servers[i].id), "raft",
-						     conf->servers[i].address, "http", http, "role",
-						     role_name(conf->servers[i].role)));
+	struct rp_node_member *ms;
+	unsigned n;
+	if (rp_node_members(c->api->node, &ms, &n) != RP_OK) {
+		rp_respond_error(c, RP_ERR_NOMEM, NULL, -1);
+		return;
 	}
+	json_t *arr = json_array();
+	for (unsigned i = 0; i < n; i++)
+		json_array_append_new(arr, json_pack("{s:o,s:s,s:s,s:s}", "id", rp_json_u64(ms[i].id),
+						     "raft", ms[i].raft, "http", ms[i].http, "role",
+						     role_name(ms[i].role)));
+	free(ms);
 	rp_respond_json(c, 200, json_pack("{s:o}", "members", arr), 0);
 }
 
@@ -225,12 +220,11 @@ void rp_route_healthz(struct rp_call *c)
 
 void rp_route_readyz(struct rp_call *c)
 {
-	struct rp_node *n = c->api->node;
-	struct raft *r = rp_node_raft(n);
-	uint64_t leader = rp_node_leader(n, NULL, 0);
-	int caught_up = raft_last_applied(r) >= r->commit_index;
-	int ready = leader != 0 && caught_up && (raft_state(r) != RAFT_LEADER ||
-						 rp_node_leader_ready(n));
+	struct rp_node_status st;
+	rp_node_status(c->api->node, &st);
+	uint64_t leader = st.leader_id;
+	int caught_up = st.applied_index >= st.commit_index;
+	int ready = leader != 0 && caught_up && (st.state != RP_STATE_LEADER || st.leader_ready);
 	rp_respond_json(c, ready ? 200 : 503,
 			json_pack("{s:s,s:b,s:b}", "status", ready ? "ready" : "not_ready",
 				  "has_leader", leader != 0, "caught_up", caught_up), 0);

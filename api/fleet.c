@@ -271,10 +271,16 @@ static void on_peer(void *arg, int err, const struct rp_http_response *res)
 static struct fanout *start_fanout(struct rp_call *c, view_cb cb, int shared)
 {
 	struct rp_api *api = c->api;
-	struct raft_configuration *conf = &rp_node_raft(api->node)->configuration;
+	struct rp_node_member *ms;
+	unsigned n_ms;
+	if (rp_node_members(api->node, &ms, &n_ms) != RP_OK) {
+		rp_respond_error(c, RP_ERR_NOMEM, NULL, -1);
+		return NULL;
+	}
 	struct fanout *f = calloc(1, sizeof *f);
 	if (!f || add_waiter(f, c, cb) != 0) {
 		free(f);
+		free(ms);
 		rp_respond_error(c, RP_ERR_NOMEM, NULL, -1);
 		return NULL;
 	}
@@ -288,20 +294,21 @@ static struct fanout *start_fanout(struct rp_call *c, view_cb cb, int shared)
 	json_t *mine = rp_subscribe_local_fleet(api);
 	collect(f->by_node, mine);
 	json_decref(mine);
-	for (unsigned i = 0; i < conf->n; i++) {
-		if (conf->servers[i].id == rp_node_config(api->node)->id)
+	for (unsigned i = 0; i < n_ms; i++) {
+		if (ms[i].id == rp_node_config(api->node)->id)
 			continue;
 		struct peer_req *p = calloc(1, sizeof *p);
 		if (!p)
 			continue;
 		p->f = f;
-		rp_node_member_http(api->node, conf->servers[i].id, p->http, sizeof p->http);
+		snprintf(p->http, sizeof p->http, "%s", ms[i].http);
 		f->pending++;
 		if (!p->http[0] ||
 		    rp_http_request(api->loop, p->http, "GET", "/v1/proxies?scope=local", "", NULL, 0,
 				    PEER_TIMEOUT_MS, on_peer, p, NULL) != 0)
 			on_peer(p, RP_ERR_NO_LEADER, NULL);
 	}
+	free(ms);
 	if (--f->pending == 0)
 		fanout_done(f);
 	return f;

@@ -89,20 +89,20 @@ void rp_route_metrics(struct rp_call *c)
 {
 	struct rp_api *api = c->api;
 	struct rp_node *n = api->node;
-	struct raft *r = rp_node_raft(n);
+	struct rp_node_status rs;
+	rp_node_status(n, &rs);
 	const struct rp_node_stats *st = rp_node_stats(n);
 	struct buf b = {0};
-	uint64_t leader = rp_node_leader(n, NULL, 0);
-	gauge(&b, "raftplane_raft_term", "Current raft term.", r->current_term);
+	gauge(&b, "raftplane_raft_term", "Current raft term.", rs.term);
 	gauge(&b, "raftplane_raft_commit_index", "Highest log index known committed.",
-	      r->commit_index);
+	      rs.commit_index);
 	gauge(&b, "raftplane_raft_applied_index", "Highest log index applied to the store.",
-	      raft_last_applied(r));
+	      rs.applied_index);
 	gauge(&b, "raftplane_raft_last_index", "Last log index appended locally.",
-	      raft_last_index(r));
-	gauge(&b, "raftplane_leader_id", "Id of the known leader, 0 when none.", leader);
+	      rs.last_index);
+	gauge(&b, "raftplane_leader_id", "Id of the known leader, 0 when none.", rs.leader_id);
 	gauge(&b, "raftplane_is_leader", "1 when this node is the ready leader.",
-	      (uint64_t)rp_node_leader_ready(n));
+	      (uint64_t)rs.leader_ready);
 	gauge(&b, "raftplane_store_revision", "Store revision.",
 	      rp_store_revision(rp_node_store(n)));
 	counter(&b, "raftplane_leader_changes_total", "Leader changes seen.", st->leader_changes);

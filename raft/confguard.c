@@ -23,8 +23,11 @@
 #include "confguard.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "raftplane/log.h"
 
 static struct rp_confguard *guards; /* one per raft instance in the process */
 
@@ -154,6 +157,18 @@ static raft_index rollback_at(const struct raft *r, const struct raft_append_ent
 	return 0;
 }
 
+/* One warning each time the guard acts where libraft 0.15 would crash
+ * (tests/hostile/raft/test_config_rollback.py greps the rollback's text). */
+__attribute__((format(printf, 1, 2))) static void log_instead(const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	rp_log_warn("raft: %s (libraft 0.15 would crash)", msg);
+}
+
 /* membershipRollback(), with our copy standing in for the compacted entry. */
 static int rollback(struct rp_confguard *g, raft_index at)
 {
@@ -167,12 +182,10 @@ static int rollback(struct rp_confguard *g, raft_index at)
 		raft_configuration_close(&c);
 		return -1;
 	}
-	fprintf(stderr,
-		"node %llu: raft: rolled back the uncommitted configuration at index %llu (truncated "
-		"from %llu) to the committed one at %llu, compacted from the log (libraft 0.15 "
-		"would crash)\n",
-		(unsigned long long)r->id, (unsigned long long)r->configuration_uncommitted_index,
-		(unsigned long long)at, (unsigned long long)r->configuration_index);
+	log_instead("rolled back the uncommitted configuration at index %llu (truncated from "
+		       "%llu) to the committed one at %llu, compacted from the log",
+		    (unsigned long long)r->configuration_uncommitted_index, (unsigned long long)at,
+		    (unsigned long long)r->configuration_index);
 	raft_configuration_close(&r->configuration);
 	r->configuration = c;
 	r->configuration_uncommitted_index = 0;
@@ -202,12 +215,10 @@ static void guard_recv(struct raft_io *io, struct raft_message *m)
 		raft_index at = rollback_at(r, &m->append_entries);
 		if (at && !log_get(&r->log, r->configuration_index) && rollback(g, at) != 0) {
 			g->dropped++;
-			fprintf(stderr,
-				"node %llu: raft: withheld an AppendEntries from %llu truncating at "
-				"%llu: the committed configuration %llu is unknown (libraft 0.15 would "
-				"crash)\n",
-				(unsigned long long)r->id, (unsigned long long)m->server_id,
-				(unsigned long long)at, (unsigned long long)r->configuration_index);
+			log_instead("withheld an AppendEntries from %llu truncating at %llu: the "
+				       "committed configuration %llu is unknown",
+				    (unsigned long long)m->server_id, (unsigned long long)at,
+				    (unsigned long long)r->configuration_index);
 			drop_entries(&m->append_entries);
 			return;
 		}

@@ -14,6 +14,7 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <raft.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

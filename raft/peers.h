@@ -12,9 +12,11 @@
 #ifndef RP_RAFT_PEERS_H
 #define RP_RAFT_PEERS_H
 
-#include <raft.h>
+#include <stdint.h>
 
-#include "transport.h"
+#include "peeraddr.h"
+
+struct raft;
 
 #define RP_PEERSET_MAX 64
 

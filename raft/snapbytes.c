@@ -14,12 +14,16 @@
  * batch, whatever the number of writes. */
 #include "snapbytes.h"
 
-#include "node.h"
-
-void rp_snapbytes_applied(struct rp_snapbytes *s, struct raft *r,
-			  const struct rp_node_config *cfg, size_t len)
+void rp_snapbytes_init(struct rp_snapbytes *s, unsigned threshold, unsigned trailing,
+		       uint64_t bytes, uint64_t trailing_bytes)
 {
-	uint64_t limit = cfg->snapshot_bytes;
+	*s = (struct rp_snapbytes){.threshold = threshold, .trailing = trailing, .bytes = bytes,
+				   .trailing_bytes = trailing_bytes};
+}
+
+void rp_snapbytes_applied(struct rp_snapbytes *s, struct raft *r, size_t len)
+{
+	uint64_t limit = s->bytes;
 	s->log_bytes += len;
 	if (!limit || s->armed)
 		return;
@@ -33,21 +37,21 @@ void rp_snapbytes_applied(struct rp_snapbytes *s, struct raft *r,
 
 /* How many entries up to last_applied fit in snapshot_trailing_bytes.
  * Reads raft's in-memory log (struct raft_log, public in raft.h 0.15). */
-static unsigned trailing_for_bytes(struct raft *r, const struct rp_node_config *cfg)
+static unsigned trailing_for_bytes(const struct rp_snapbytes *s, struct raft *r)
 {
 	const struct raft_log *l = &r->log;
 	size_t count = l->back >= l->front ? l->back - l->front : l->size - l->front + l->back;
 	raft_index last = raft_last_applied(r);
 	uint64_t sum = 0;
 	unsigned keep = 0;
-	if (!cfg->snapshot_trailing_bytes)
-		return cfg->snapshot_trailing;
-	for (raft_index i = last; i > l->offset && keep < cfg->snapshot_trailing; i--) {
+	if (!s->trailing_bytes)
+		return s->trailing;
+	for (raft_index i = last; i > l->offset && keep < s->trailing; i--) {
 		size_t pos = (size_t)(i - l->offset - 1);
 		if (pos >= count)
 			continue;
 		size_t len = l->entries[(l->front + pos) % l->size].buf.len;
-		if (keep > 0 && sum + len > cfg->snapshot_trailing_bytes)
+		if (keep > 0 && sum + len > s->trailing_bytes)
 			break;
 		sum += len;
 		keep++;
@@ -57,16 +61,15 @@ static unsigned trailing_for_bytes(struct raft *r, const struct rp_node_config *
 
 /* Reset the byte count, restore the entry threshold, size the trailing
  * entries by bytes (raft reads it after this returns). */
-void rp_snapbytes_taken(struct rp_snapbytes *s, struct raft *r, const struct rp_node_config *cfg,
-			size_t len)
+void rp_snapbytes_taken(struct rp_snapbytes *s, struct raft *r, size_t len)
 {
 	s->log_bytes = 0;
 	s->snapshot_len = len;
 	if (s->armed) {
 		s->armed = 0;
-		raft_set_snapshot_threshold(r, cfg->snapshot_threshold);
+		raft_set_snapshot_threshold(r, s->threshold);
 	}
-	raft_set_snapshot_trailing(r, trailing_for_bytes(r, cfg));
+	raft_set_snapshot_trailing(r, trailing_for_bytes(s, r));
 }
 
 void rp_snapbytes_restored(struct rp_snapbytes *s, size_t len)

@@ -30,11 +30,14 @@
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "peers.h"
+#include "raftplane/log.h"
+#include "transport.h"
 #include "transport_conn.h"
 
 const char *const rp_refuse_reason_names[RP_REFUSE__N] = {
@@ -69,33 +72,6 @@ struct raft *rp_tp_raft(struct rp_tp *tp)
 }
 
 /* ---- addresses --------------------------------------------------------- */
-
-int rp_transport_parse_addr(const char *s, struct sockaddr_storage *sa)
-{
-	char host[64];
-	const char *colon = strrchr(s, ':');
-	size_t hl;
-	if (!colon || !colon[1] || strlen(colon + 1) > 5)
-		return -1;
-	char *end;
-	long port = strtol(colon + 1, &end, 10);
-	if (*end || port <= 0 || port > 65535)
-		return -1;
-	hl = (size_t)(colon - s);
-	if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') {
-		s++;
-		hl -= 2;
-	}
-	if (hl == 0 || hl >= sizeof host)
-		return -1;
-	memcpy(host, s, hl);
-	host[hl] = 0;
-	if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)sa) == 0)
-		return 0;
-	if (strchr(host, ':') && uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)sa) == 0)
-		return 0;
-	return -1;
-}
 
 /* The IPv4 address in @sa (also when v4-mapped IPv6), 0 and *v6 set
  * otherwise. */
@@ -159,18 +135,21 @@ int rp_tp_admit(struct rp_tp *tp, uint64_t id, const struct sockaddr *peer,
 /* ---- logging and counting ---------------------------------------------- */
 
 /* At most one line a second; the next line says how many were left out. */
-static void log_line(struct rp_tp *tp, const char *fmt, const char *ip, uint64_t id,
-		     const char *what)
+__attribute__((format(printf, 2, 3))) static void log_line(struct rp_tp *tp, const char *fmt, ...)
 {
 	uint64_t now = uv_now(tp->loop);
 	if (tp->log_at && now - tp->log_at < 1000) {
 		tp->log_suppressed++;
 		return;
 	}
-	char more[64] = "";
+	char msg[512], more[64] = "";
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
 	if (tp->log_suppressed)
 		snprintf(more, sizeof more, " (+%" PRIu64 " more not logged)", tp->log_suppressed);
-	fprintf(stderr, fmt, tp->id, ip, id, what, more);
+	rp_log_warn("%s%s", msg, more);
 	tp->log_at = now;
 	tp->log_suppressed = 0;
 }
@@ -178,21 +157,18 @@ static void log_line(struct rp_tp *tp, const char *fmt, const char *ip, uint64_t
 static void refuse(struct rp_conn *c, enum rp_refuse_reason r)
 {
 	c->tp->stats.refused[r]++;
-	log_line(c->tp, "node %" PRIu64 ": raft: refused connection from %s (id %" PRIu64
-			"): %s%s\n",
-		 c->peer_ip, c->id, rp_refuse_reason_names[r]);
+	log_line(c->tp, "raft: refused connection from %s (id %" PRIu64 "): %s", c->peer_ip, c->id,
+		 rp_refuse_reason_names[r]);
 	rp_conn_close(c);
 }
 
 void rp_tp_count_drop(struct rp_tp *tp, struct rp_conn *c, enum rp_drop_reason r,
 		      const char *detail)
 {
-	char what[160];
 	tp->stats.dropped[r]++;
-	snprintf(what, sizeof what, "%s (%s)", rp_drop_reason_names[r], detail);
-	log_line(tp, "node %" PRIu64 ": raft: dropped a message from %s (id %" PRIu64
-		     ") and closed its connection: %s%s\n",
-		 c->peer_ip, c->id, what);
+	log_line(tp, "raft: dropped a message from %s (id %" PRIu64
+		     ") and closed its connection: %s (%s)",
+		 c->peer_ip, c->id, rp_drop_reason_names[r], detail);
 }
 
 /* ---- connection lifecycle ---------------------------------------------- */

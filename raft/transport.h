@@ -3,45 +3,19 @@
 #ifndef RP_TRANSPORT_H
 #define RP_TRANSPORT_H
 
-#include <raft.h>
-#include <raft/uv.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
-/* Handshake (sent by the connecting side, before any raft byte):
- *   [4] "RPRT"  [1] version (1)  [1] flags (0)  [2] address length, LE, 1..255
- *   [8] sender raft id, LE  [8] receiver raft id, LE  [n] sender address
- * Anything else closes the connection. See docs/design.md. */
-#define RP_HS_MAGIC "RPRT"
-#define RP_HS_VERSION 1
-#define RP_HS_FIXED 24
-#define RP_HS_MAX_ADDR 255
+#include "peeraddr.h"
+#include "transport_wire.h"
 
-/* Bounds on inbound raft messages (canonical/raft 0.15 uv encoding). */
-#define RP_TERM_MAX_JUMP (UINT64_C(1) << 32) /* above our current term */
-#define RP_TERM_CEILING (UINT64_C(1) << 62)  /* absolute */
-#define RP_MAX_ENTRIES (UINT64_C(1) << 25)   /* per AppendEntries */
-#define RP_MAX_PAYLOAD (UINT64_C(2) << 30)   /* entries or snapshot data, bytes */
-#define RP_MAX_CONF 16384                    /* encoded configuration, bytes */
-#define RP_MAX_CONNS_PER_PEER 4              /* authenticated inbound per id */
+/* libraft's types, only by pointer: api/ and server/ use this header
+ * without <raft.h>. */
+struct raft;
+struct raft_uv_transport;
 
-enum rp_refuse_reason {
-	RP_REFUSE_PENDING_LIMIT, /* too many unauthenticated connections */
-	RP_REFUSE_TIMEOUT,       /* handshake not complete in time */
-	RP_REFUSE_BAD_HANDSHAKE, /* wrong magic/version/flags/length/id */
-	RP_REFUSE_NOT_MEMBER,    /* id not in the configuration (nor a join peer) */
-	RP_REFUSE_WRONG_ADDRESS, /* source IP is not the member's raft host */
-	RP_REFUSE__N
-};
-
-enum rp_drop_reason {
-	RP_DROP_MALFORMED,   /* unknown type, bad lengths, over a bound */
-	RP_DROP_TERM,        /* absurd term */
-	RP_DROP_TIMEOUT_NOW, /* TimeoutNow not from our leader in our term */
-	RP_DROP_NOT_MEMBER,  /* sender left the configuration */
-	RP_DROP__N
-};
-
+/** Metric label of each reason, e.g. "not_member". */
 extern const char *const rp_refuse_reason_names[RP_REFUSE__N];
 extern const char *const rp_drop_reason_names[RP_DROP__N];
 
@@ -58,12 +32,6 @@ struct rp_transport_config {
 	unsigned max_pending;          /* unauthenticated inbound connections at once */
 	int relay_outbound;            /* copy outbound bytes too (the mutual TLS path);
 					* else libraft writes to the TCP socket itself */
-};
-
-/* A peer a joining node accepts before it has a configuration of its own. */
-struct rp_transport_peer {
-	uint64_t id;
-	char raft[64];
 };
 
 /**
@@ -95,8 +63,5 @@ void rp_transport_set_join_peers(struct raft_uv_transport *t, const struct rp_tr
 				 unsigned n);
 
 const struct rp_transport_stats *rp_transport_stats(struct raft_uv_transport *t);
-
-/** Parse "IPv4:PORT" or "[IPv6]:PORT". Returns 0 or -1. */
-int rp_transport_parse_addr(const char *s, struct sockaddr_storage *sa);
 
 #endif

@@ -3,11 +3,14 @@
 #define RP_TRANSPORT_CONN_H
 
 #include <netinet/in.h>
+#include <raft.h>
+#include <raft/uv.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <uv.h>
 
-#include "transport.h"
+#include "transport_wire.h"
 
 #define RP_CHUNK 65536              /* relay read size */
 #define RP_RELAY_HIGH (4u << 20)    /* stop reading when the other side queues more */

@@ -282,11 +282,7 @@ static void on_change(void *arg, const struct rp_change *c)
 
 static int self_in_config(void)
 {
-	struct raft *r = rp_node_raft(srv.node);
-	for (unsigned i = 0; i < r->configuration.n; i++)
-		if (r->configuration.servers[i].id == srv.opt.node.id)
-			return 1;
-	return 0;
+	return rp_node_is_member(srv.node, srv.opt.node.id);
 }
 
 static void join_again(unsigned ms);
