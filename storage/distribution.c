@@ -61,8 +61,9 @@ static int on_other_listener(void *arg, const char *name, const void *value, siz
 	if (rv)
 		return stored_undecodable(rv, name, reason, c->why, c->whylen);
 	if (rp_listener_clash(c->mine, &other)) {
-		snprintf(c->why, c->whylen, "clashes with listeners/%s on port %lld for a common node",
-			 name, c->mine->port);
+		snprintf(c->why, c->whylen,
+			 "clashes with listeners/%s on port %lld for a common node", name,
+			 c->mine->port);
 		rv = RP_ERR_CONFLICT;
 	}
 	rp_mesh_facts_release(&other);
@@ -75,10 +76,7 @@ int rp_dist_check_listener(const struct rp_dist_io *io, const char *name,
 	struct clash_check c = {l, why, whylen};
 	assert(l->address && l->nodes); /* decoded as a listener */
 	why[0] = '\0';
-	int rv = io->listeners_each(io->arg, name, on_other_listener, &c);
-	if (rv == RP_ERR_STORAGE && !why[0])
-		snprintf(why, whylen, "reading the listeners failed");
-	return rv;
+	return io->listeners_each(io->arg, name, on_other_listener, &c);
 }
 
 /* ---- epochs ------------------------------------------------------------- */
@@ -93,8 +91,8 @@ static int nodes_contain(json_t *nodes, const char *node)
 
 /* Move the epoch of every node stored listener @name named that @now (the
  * new "nodes", NULL when the listener is deleted) no longer reaches. */
-static int bump_nodes_left(const struct rp_dist_io *io, const char *name, json_t *now,
-			   uint64_t rev, char *why, size_t whylen)
+static int bump_nodes_left(const struct rp_dist_io *io, const char *name, json_t *now, uint64_t rev,
+			   char *why, size_t whylen)
 {
 	struct rp_mesh_facts was;
 	char reason[200];
@@ -134,7 +132,8 @@ static int record_route(const struct rp_dist_io *io, const char *name,
 		rv = io->epoch_set(io->arg, RP_EPOCH_LISTENER, was, rev);
 	for (unsigned i = 0; rv == RP_OK && value && i < value->refs.n; i++)
 		if (value->refs.ref[i].kind == RP_KIND_LISTENERS)
-			rv = io->epoch_set(io->arg, RP_EPOCH_LISTENER, value->refs.ref[i].name, rev);
+			rv = io->epoch_set(io->arg, RP_EPOCH_LISTENER, value->refs.ref[i].name,
+					   rev);
 	return rv;
 }
 
@@ -148,7 +147,8 @@ int rp_dist_record(const struct rp_dist_io *io, int kind, const char *name,
 	} else if (kind == RP_KIND_LISTENERS) {
 		rv = io->epoch_set(io->arg, RP_EPOCH_LISTENER, name, rev);
 		if (rv == RP_OK)
-			rv = bump_nodes_left(io, name, value ? value->nodes : NULL, rev, why, whylen);
+			rv = bump_nodes_left(io, name, value ? value->nodes : NULL, rev, why,
+					     whylen);
 	}
 	return rv;
 }

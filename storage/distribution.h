@@ -28,7 +28,11 @@
 #include "validate.h"
 
 /* Kinds of epoch rows (store.c keeps them in table epochs). */
-enum rp_epoch_kind { RP_EPOCH_LISTENER = 0, RP_EPOCH_NODE = 1, RP_EPOCH_STAR = 2 };
+enum rp_epoch_kind {
+	RP_EPOCH_LISTENER = 0,
+	RP_EPOCH_NODE = 1,
+	RP_EPOCH_STAR = 2
+};
 
 /* A stored value, borrowed for the duration of the call. */
 typedef int (*rp_dist_value_cb)(void *arg, const char *name, const void *value, size_t len);

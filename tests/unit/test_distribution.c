@@ -28,15 +28,17 @@
 static char *listener(int port, const char *nodes)
 {
 	static char buf[256];
-	snprintf(buf, sizeof buf, "{\"address\":\"127.0.0.1\",\"port\":%d,\"nodes\":%s}", port, nodes);
+	snprintf(buf, sizeof buf, "{\"address\":\"127.0.0.1\",\"port\":%d,\"nodes\":%s}", port,
+		 nodes);
 	return buf;
 }
 
 static char *route(const char *on, const char *cluster)
 {
 	static char buf[256];
-	snprintf(buf, sizeof buf, "{\"listener\":\"%s\",\"match\":{\"prefix\":\"/\"},\"cluster\":\"%s\"}",
-		 on, cluster);
+	snprintf(buf, sizeof buf,
+		 "{\"listener\":\"%s\",\"match\":{\"prefix\":\"/\"},\"cluster\":\"%s\"}", on,
+		 cluster);
 	return buf;
 }
 
@@ -73,8 +75,10 @@ static int clash(const char *a, const char *b)
 {
 	struct rp_mesh_facts x, y;
 	char msg[200];
-	assert_int_equal(rp_mesh_decode(RP_KIND_LISTENERS, a, strlen(a), &x, msg, sizeof msg), RP_OK);
-	assert_int_equal(rp_mesh_decode(RP_KIND_LISTENERS, b, strlen(b), &y, msg, sizeof msg), RP_OK);
+	assert_int_equal(rp_mesh_decode(RP_KIND_LISTENERS, a, strlen(a), &x, msg, sizeof msg),
+			 RP_OK);
+	assert_int_equal(rp_mesh_decode(RP_KIND_LISTENERS, b, strlen(b), &y, msg, sizeof msg),
+			 RP_OK);
 	int c = rp_listener_clash(&x, &y);
 	assert_int_equal(rp_listener_clash(&y, &x), c); /* symmetric */
 	rp_mesh_facts_release(&x);
@@ -105,8 +109,9 @@ static void test_clash_in_apply(void **state)
 	assert_int_equal(apply_one(s, 0, "listeners", "c", listener(80, "[\"*\"]"), &res), RP_OK);
 	assert_int_equal(res.status, RP_ERR_CONFLICT);
 	/* the first clashing listener by name, the same on every node */
-	assert_string_equal(res.message, "apply put listeners/c: clashes with listeners/a on port 80 "
-					 "for a common node");
+	assert_string_equal(res.message,
+			    "apply put listeners/c: clashes with listeners/a on port 80 "
+			    "for a common node");
 	/* a listener never clashes with its own stored value */
 	assert_int_equal(put(s, "listeners", "a", listener(80, "[\"n1\",\"n3\"]")), RP_OK);
 	assert_int_equal(rp_store_revision(s), 3);
@@ -142,7 +147,7 @@ static void test_listener_nodes_leave(void **state)
 	struct rp_store *s = new_store();
 	assert_int_equal(put(s, "listeners", "l", listener(1000, "[\"a\",\"b\"]")), RP_OK);
 	assert_int_equal(put(s, "listeners", "m", listener(1001, "[\"c\"]")), RP_OK); /* rev 2 */
-	assert_int_equal(put(s, "listeners", "l", listener(1000, "[\"b\"]")), RP_OK);  /* rev 3 */
+	assert_int_equal(put(s, "listeners", "l", listener(1000, "[\"b\"]")), RP_OK); /* rev 3 */
 	assert_int_equal(version_of(s, "a"), 3); /* node epoch: l left a */
 	assert_int_equal(version_of(s, "b"), 3);
 	assert_int_equal(version_of(s, "c"), 2);
@@ -264,11 +269,10 @@ static void damage_listener(struct rp_store *s, const char *name, const char *va
 	char sql[256];
 	assert_int_equal(rp_store_serialize(s, &buf, &len), RP_OK);
 	assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
-	assert_int_equal(sqlite3_deserialize(db, "main", buf, (sqlite3_int64)len,
-					     (sqlite3_int64)len,
-					     SQLITE_DESERIALIZE_FREEONCLOSE |
-						 SQLITE_DESERIALIZE_RESIZEABLE),
-			 SQLITE_OK);
+	assert_int_equal(
+		sqlite3_deserialize(db, "main", buf, (sqlite3_int64)len, (sqlite3_int64)len,
+				    SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE),
+		SQLITE_OK);
 	snprintf(sql, sizeof sql, "UPDATE items SET value='%s' WHERE kind=%d AND name='%s'", value,
 		 RP_KIND_LISTENERS, name);
 	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
@@ -294,7 +298,7 @@ static void test_undecodable_stored_listener(void **state)
 	assert_int_equal(rv, RP_ERR_STORAGE);
 	const char *want = "apply put listeners/edge: stored listeners/edge does not decode: ";
 	assert_memory_equal(res.message, want, strlen(want)); /* then jansson's reason */
-	assert_int_equal(rp_store_revision(s), 1); /* rolled back */
+	assert_int_equal(rp_store_revision(s), 1);            /* rolled back */
 	rv = apply_one(s, 1, "listeners", "edge", NULL, &res);
 	assert_int_equal(rv, RP_ERR_STORAGE);
 	/* another listener's clash check reads it too */
@@ -329,7 +333,8 @@ static void test_memory_fails_in_apply(void **state)
 	for (long k = 1;; k++) {
 		struct rp_store *s = new_store();
 		struct rp_apply_result res;
-		assert_int_equal(put(s, "listeners", "edge", listener(1000, "[\"a\",\"b\"]")), RP_OK);
+		assert_int_equal(put(s, "listeners", "edge", listener(1000, "[\"a\",\"b\"]")),
+				 RP_OK);
 		assert_int_equal(put(s, "listeners", "other", listener(2000, "[\"c\"]")), RP_OK);
 		alloc_countdown = k;
 		json_set_alloc_funcs(failing_malloc, free);
@@ -358,13 +363,13 @@ static void test_memory_fails_in_apply(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_clash_rule),
-	    cmocka_unit_test(test_clash_in_apply),
-	    cmocka_unit_test(test_route_moves),
-	    cmocka_unit_test(test_listener_nodes_leave),
-	    cmocka_unit_test(test_versions_follow_content),
-	    cmocka_unit_test(test_undecodable_stored_listener),
-	    cmocka_unit_test(test_memory_fails_in_apply),
+		cmocka_unit_test(test_clash_rule),
+		cmocka_unit_test(test_clash_in_apply),
+		cmocka_unit_test(test_route_moves),
+		cmocka_unit_test(test_listener_nodes_leave),
+		cmocka_unit_test(test_versions_follow_content),
+		cmocka_unit_test(test_undecodable_stored_listener),
+		cmocka_unit_test(test_memory_fails_in_apply),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
