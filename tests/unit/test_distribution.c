@@ -292,6 +292,10 @@ static void test_undecodable_stored_listener(void **state)
 	assert_int_equal(put(s, "listeners", "edge", listener(1000, "[\"a\",\"b\"]")), RP_OK);
 	assert_int_equal(version_of(s, "a"), 1);
 	damage_listener(s, "edge", "{\"address\":");
+	/* no snapshot without edge under edge's version */
+	struct rp_mesh *m = NULL;
+	assert_int_equal(rp_mesh_build(s, &m), RP_ERR_NOMEM);
+	assert_null(m);
 	/* a leaves edge: its epoch must move, or the apply must fail; never a
 	 * silent success that leaves a's proxy on version 1 */
 	int rv = apply_one(s, 0, "listeners", "edge", listener(1000, "[\"b\"]"), &res);
