@@ -1,6 +1,7 @@
 /* Packing of raft log commands: a framed protobuf, padded to 8 bytes. */
 #include "codec.h"
 
+#include <assert.h>
 #include <string.h>
 
 #include "raftplane/err.h"
@@ -31,7 +32,9 @@ int rp_command_pack(const Raftplane__Command *cmd, void *(*alloc)(size_t), void 
 	memset(p, 0, total);
 	put32(p, RP_COMMAND_MAGIC);
 	put32(p + 4, (uint32_t)n);
-	raftplane__command__pack(cmd, p + RP_COMMAND_HEADER);
+	size_t packed = raftplane__command__pack(cmd, p + RP_COMMAND_HEADER);
+	assert(packed == n && total % 8 == 0); /* the frame codec.h states */
+	(void)packed;
 	*buf = p;
 	*len = total;
 	return RP_OK;

@@ -5,19 +5,27 @@
  *    on those listeners, the clusters those routes use; nothing else.
  * 2. Its version = max(versions of those items, epochs of those listeners,
  *    the node's epoch, the "*" epoch). Epochs are written by the FSM when a
- *    route or listener leaves a snapshot (store.c), so the version is a pure
+ *    route or listener leaves a snapshot (distribution.c), so the version is a pure
  *    function of the applied state: every server computes the same one, and
  *    a change that concerns no part of a node's snapshot leaves it alone.
  * 3. A struct rp_mesh is immutable once built; the protobuf messages in it
- *    point into the parsed JSON it owns. */
+ *    point into the parsed JSON it owns.
+ * 4. Stored values passed apply's structural decode (storage/validate.h),
+ *    not necessarily the schema: what this file reads beyond the decoded
+ *    fields is read defensively (a missing or mistyped field reads as "" or
+ *    0, arrays are bounded). A stored value that does not parse fails the
+ *    build instead of being left out, which would give a node a snapshot
+ *    without it under the version of the one with it. */
 #include "snapshot.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
+#include "distribution.h"
 #include "raftplane/err.h"
 
 struct m_listener {
@@ -28,6 +36,13 @@ struct m_listener {
 	uint64_t epoch;
 };
 
+/* The i-th string of JSON array @a, "" when it is not one. */
+static const char *jarr_str(json_t *a, size_t i)
+{
+	const char *s = json_string_value(json_array_get(a, i));
+	return s ? s : "";
+}
+
 struct m_route {
 	Raftplane__Route pb;
 	json_t *json;
@@ -36,7 +51,7 @@ struct m_route {
 	Raftplane__HeaderMatch **header_ptrs;
 	Raftplane__WeightedCluster *wc;
 	Raftplane__WeightedCluster **wc_ptrs;
-	int clusters[RP_MAX_WEIGHTED]; /* indexes into clusters */
+	int clusters[RP_MAX_WEIGHTED + 1]; /* indexes into clusters */
 	unsigned n_clusters;
 };
 
@@ -102,8 +117,10 @@ static int add_listener(void *arg, const struct rp_item *it)
 	struct m_listener *l = &arr[m->n_listeners];
 	memset(l, 0, sizeof *l);
 	l->json = json_loadb(it->value, it->value_len, 0, NULL);
-	if (!l->json)
-		return 0; /* cannot happen: validated at apply; skip it */
+	if (!l->json) {
+		m->oom = 1; /* invariant 4 */
+		return 1;
+	}
 	raftplane__listener__init(&l->pb);
 	json_object_set_new(l->json, "#name", json_string(it->name)); /* keeps the name alive */
 	l->pb.name = (char *)jstr(l->json, "#name");
@@ -111,8 +128,7 @@ static int add_listener(void *arg, const struct rp_item *it)
 	l->pb.address = (char *)jstr(l->json, "address");
 	l->pb.port = juint(l->json, "port");
 	l->nodes = json_object_get(l->json, "nodes");
-	l->star = json_array_size(l->nodes) == 1 &&
-		  strcmp(json_string_value(json_array_get(l->nodes, 0)), "*") == 0;
+	l->star = json_array_size(l->nodes) == 1 && strcmp(jarr_str(l->nodes, 0), "*") == 0;
 	l->epoch = it->version;
 	m->n_listeners++;
 	return 0;
@@ -163,8 +179,10 @@ static int add_cluster(void *arg, const struct rp_item *it)
 	struct m_cluster *c = &arr[m->n_clusters];
 	memset(c, 0, sizeof *c);
 	c->json = json_loadb(it->value, it->value_len, 0, NULL);
-	if (!c->json)
-		return 0;
+	if (!c->json) {
+		m->oom = 1; /* invariant 4 */
+		return 1;
+	}
 	json_object_set_new(c->json, "#name", json_string(it->name));
 	raftplane__cluster__init(&c->pb);
 	c->pb.name = (char *)jstr(c->json, "#name");
@@ -196,6 +214,8 @@ static void route_targets(struct rp_mesh *m, struct m_route *r)
 {
 	json_t *wc = json_object_get(r->json, "weighted_clusters");
 	size_t n = json_array_size(wc);
+	if (n > RP_MAX_WEIGHTED)
+		n = RP_MAX_WEIGHTED; /* the schema's bound; invariant 4 */
 	r->pb.cluster = (char *)jstr(r->json, "cluster");
 	if (r->pb.cluster[0]) {
 		int ci = find_by_name(m, RP_KIND_CLUSTERS, r->pb.cluster);
@@ -210,14 +230,14 @@ static void route_targets(struct rp_mesh *m, struct m_route *r)
 		m->oom = 1;
 		return;
 	}
-	for (size_t i = 0; i < n && i < RP_MAX_WEIGHTED; i++) {
+	for (size_t i = 0; i < n; i++) {
 		json_t *w = json_array_get(wc, i);
 		raftplane__weighted_cluster__init(&r->wc[i]);
 		r->wc[i].cluster = (char *)jstr(w, "cluster");
 		r->wc[i].weight = juint(w, "weight");
 		r->wc_ptrs[i] = &r->wc[i];
 		int ci = find_by_name(m, RP_KIND_CLUSTERS, r->wc[i].cluster);
-		if (ci >= 0)
+		if (ci >= 0 && r->n_clusters < sizeof r->clusters / sizeof r->clusters[0])
 			r->clusters[r->n_clusters++] = ci;
 	}
 	r->pb.weighted_clusters = r->wc_ptrs;
@@ -238,7 +258,7 @@ static void route_pb(struct rp_mesh *m, struct m_route *r)
 	r->pb.timeout_ms = juint(r->json, "timeout_ms");
 	r->pb.retry_attempts = juint(retries, "attempts");
 	for (size_t i = 0; i < json_array_size(on); i++) {
-		const char *s = json_string_value(json_array_get(on, i));
+		const char *s = jarr_str(on, i);
 		r->pb.retry_connect_failure |= strcmp(s, "connect-failure") == 0;
 		r->pb.retry_5xx |= strcmp(s, "5xx") == 0;
 	}
@@ -276,8 +296,10 @@ static int add_route(void *arg, const struct rp_item *it)
 	struct m_route *r = &arr[m->n_routes];
 	memset(r, 0, sizeof *r);
 	r->json = json_loadb(it->value, it->value_len, 0, NULL);
-	if (!r->json)
-		return 0;
+	if (!r->json) {
+		m->oom = 1; /* invariant 4 */
+		return 1;
+	}
 	json_object_set_new(r->json, "#name", json_string(it->name));
 	raftplane__route__init(&r->pb);
 	r->pb.name = (char *)jstr(r->json, "#name");
@@ -377,7 +399,7 @@ static int listener_for(const struct m_listener *l, const char *node)
 	if (l->star)
 		return 1;
 	for (size_t i = 0; i < json_array_size(l->nodes); i++)
-		if (strcmp(json_string_value(json_array_get(l->nodes, i)), node) == 0)
+		if (strcmp(jarr_str(l->nodes, i), node) == 0)
 			return 1;
 	return 0;
 }
@@ -416,6 +438,7 @@ uint64_t rp_mesh_node_version(const struct rp_mesh *m, const char *node)
 {
 	char *lsel = calloc(m->n_listeners + 1, 1), *csel = calloc(m->n_clusters + 1, 1);
 	uint64_t v = lsel && csel ? select_for(m, node, lsel, csel) : 0;
+	assert(v <= m->revision); /* storage/store.h invariant 3 */
 	free(lsel);
 	free(csel);
 	return v;

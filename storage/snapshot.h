@@ -12,7 +12,10 @@
  * that each node's version and snapshot are cheap to compute. Immutable. */
 struct rp_mesh;
 
-/** Parse the store's listeners, routes, clusters and epochs. */
+/** Parse the store's listeners, routes, clusters and epochs. On RP_OK *out
+ *  is the caller's (rp_mesh_destroy()). RP_ERR_NOMEM when memory ran out or
+ *  a stored value does not parse (jansson does not tell the two apart):
+ *  then nothing is built, never a mesh that lacks the item. */
 int rp_mesh_build(struct rp_store *s, struct rp_mesh **out);
 void rp_mesh_destroy(struct rp_mesh *m);
 uint64_t rp_mesh_revision(const struct rp_mesh *m);

@@ -1,4 +1,8 @@
 /* The replicated state machine: SQLite changed only by applying commands.
+ * This file holds the SQL, the apply dispatch and the revision; which
+ * proxies a change reaches (epochs, listener clashes) is decided by
+ * storage/distribution.c through the rp_dist_io this file implements, and
+ * what apply checks of a value is the contract in storage/validate.h.
  *
  * Design notes
  *
@@ -17,13 +21,23 @@
  *    once by SET_CLUSTER_ID, which is a no-op rejection when one is set and
  *    makes no revision: it is identity, not configuration. Every node and
  *    every snapshot therefore carries the id the first leader proposed.
+ * 6. The revision never decreases: it grows by exactly one per command that
+ *    succeeds (SET_CLUSTER_ID aside), and every version, change and epoch
+ *    row carries a revision no higher than it. Apply asserts this for what
+ *    it writes; rp_store_restore() refuses a database that breaks it.
+ * 7. A rejection is a user-level status with a message naming the command
+ *    ("apply delete clusters/c: still referenced by routes/x"); a failure
+ *    of this node (SQLite, memory, a stored value that no longer decodes)
+ *    is returned as an error with the same kind of message, logged, and
+ *    stops the node: it must never become a rejection, which every node
+ *    would not share.
  *
  * Schema: items(kind, name, value, version), refs(kind, name -> ref_kind,
  * ref_name) for routes, changes(rev, seq, kind, name, op, version) for
  * watches, members(id, raft, http, role), meta(key, value). */
 #include "store.h"
 
-#include <jansson.h>
+#include <assert.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,9 +45,11 @@
 #include <string.h>
 
 #include "codec.h"
+#include "distribution.h"
 #include "raftplane.pb-c.h"
 #include "raftplane/err.h"
 #include "raftplane/limits.h"
+#include "raftplane/log.h"
 #include "wire.h"
 
 enum stmt_id {
@@ -92,9 +108,9 @@ static const char *const sql[ST__COUNT] = {
     [ST_MEMBER_COUNT] = "SELECT count(*) FROM members",
     [ST_MEMBER_LIST] = "SELECT id, raft, http, role FROM members ORDER BY id",
     [ST_MEMBER_GET] = "SELECT id, raft, http, role FROM members WHERE id=?1",
-    [ST_LISTENER_ALL] = "SELECT name, value FROM items WHERE kind=?1 AND name<>?2",
+    [ST_LISTENER_ALL] = "SELECT name, value FROM items WHERE kind=?1 AND name<>?2 ORDER BY name",
     [ST_EPOCH_BUMP] = "INSERT INTO epochs(kind,name,rev) VALUES(?1,?2,?3) "
-		      "ON CONFLICT(kind,name) DO UPDATE SET rev=excluded.rev",
+		      "ON CONFLICT(kind,name) DO UPDATE SET rev=max(rev,excluded.rev)",
     [ST_EPOCH_LIST] = "SELECT kind, name, rev FROM epochs ORDER BY kind, name",
     [ST_REF_OF_KIND] = "SELECT ref_name FROM refs WHERE kind=?1 AND name=?2 AND ref_kind=?3",
 };
@@ -121,6 +137,9 @@ struct rp_store {
 	uint64_t compacted;
 	char cluster_id[33]; /* "" until SET_CLUSTER_ID applied */
 	unsigned seq; /* change rows written in the current command */
+	int applying; /* inside rp_store_apply's transaction */
+	char errmsg[256]; /* the last SQLite failure, for the apply's message */
+	struct rp_dist_io dist; /* for storage/distribution.c, arg = this store */
 	rp_store_change_cb change_cb;
 	void *change_arg;
 };
@@ -131,7 +150,9 @@ static sqlite3_stmt *stmt(struct rp_store *s, enum stmt_id id)
 {
 	if (!s->stmts[id] && sqlite3_prepare_v3(s->db, sql[id], -1, SQLITE_PREPARE_PERSISTENT,
 						&s->stmts[id], NULL) != SQLITE_OK) {
-		fprintf(stderr, "store: prepare %s: %s\n", sql[id], sqlite3_errmsg(s->db));
+		snprintf(s->errmsg, sizeof s->errmsg, "store: prepare %s: %s", sql[id],
+			 sqlite3_errmsg(s->db));
+		rp_log_error("%s", s->errmsg);
 		return NULL;
 	}
 	sqlite3_reset(s->stmts[id]);
@@ -147,17 +168,24 @@ static void finalize_all(struct rp_store *s)
 	}
 }
 
+/* A step of @st failed: keep and log the reason, reset @st. */
+static int step_failed(struct rp_store *s, sqlite3_stmt *st)
+{
+	snprintf(s->errmsg, sizeof s->errmsg, "store: %s: %s", sqlite3_sql(st),
+		 sqlite3_errmsg(s->db));
+	rp_log_error("%s", s->errmsg);
+	sqlite3_reset(st);
+	return RP_ERR_STORAGE;
+}
+
 /* Run a statement that returns no rows. */
 static int exec_stmt(struct rp_store *s, sqlite3_stmt *st)
 {
 	if (!st)
 		return RP_ERR_STORAGE;
-	int rc = sqlite3_step(st);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return step_failed(s, st);
 	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		fprintf(stderr, "store: %s: %s\n", sqlite3_sql(st), sqlite3_errmsg(s->db));
-		return RP_ERR_STORAGE;
-	}
 	return RP_OK;
 }
 
@@ -181,8 +209,10 @@ static int meta_get(struct rp_store *s, const char *key, uint64_t *out)
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*out = (uint64_t)sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		return step_failed(s, st);
 	sqlite3_reset(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RP_OK : RP_ERR_STORAGE;
+	return RP_OK;
 }
 
 static int meta_put(struct rp_store *s, const char *key, uint64_t value)
@@ -196,6 +226,11 @@ static int meta_put(struct rp_store *s, const char *key, uint64_t value)
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
+
+static int io_route_listener(void *arg, const char *route, char out[RP_MAX_NAME + 1]);
+static int io_listener_get(void *arg, const char *name, void **value, size_t *len);
+static int io_listeners_each(void *arg, const char *except, rp_dist_value_cb cb, void *cb_arg);
+static int io_epoch_set(void *arg, int kind, const char *name, uint64_t rev);
 
 int rp_store_create(struct rp_store **out, char *errmsg, size_t errlen)
 {
@@ -211,6 +246,13 @@ int rp_store_create(struct rp_store **out, char *errmsg, size_t errlen)
 			 NULL) != SQLITE_OK ||
 	    sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK)
 		goto err;
+	s->dist = (struct rp_dist_io){
+	    .arg = s,
+	    .route_listener = io_route_listener,
+	    .listener_get = io_listener_get,
+	    .listeners_each = io_listeners_each,
+	    .epoch_set = io_epoch_set,
+	};
 	*out = s;
 	return RP_OK;
 err:
@@ -267,6 +309,9 @@ static int load_cluster_id(struct rp_store *s)
 
 /* ---- apply helpers ------------------------------------------------------ */
 
+/* Reject the command with user-level @status; the reason goes to
+ * res->message, to which apply_op or run_command prefixes what was being
+ * applied. */
 __attribute__((format(printf, 4, 5))) static int reject(struct rp_apply_result *res, int status,
 							 int op_index, const char *fmt, ...)
 {
@@ -279,6 +324,39 @@ __attribute__((format(printf, 4, 5))) static int reject(struct rp_apply_result *
 	return status;
 }
 
+/* A failure of this node (not of the command): res->status stays RP_OK and
+ * @rv, which stops the node, travels up; @why (may be NULL or "") says what
+ * failed, else the store's last SQLite error. */
+static int internal(struct rp_store *s, struct rp_apply_result *res, int rv, const char *why)
+{
+	const char *reason = why && why[0] ? why : s->errmsg[0] ? s->errmsg : rp_err_message(rv);
+	snprintf(res->message, sizeof res->message, "%s", reason);
+	return rv;
+}
+
+/* Prefix res->message with @ctx ("apply put routes/x: listener edge missing"). */
+static void add_context(struct rp_store *s, struct rp_apply_result *res, int rv, const char *ctx)
+{
+	char reason[sizeof res->message];
+	if (!res->message[0])
+		internal(s, res, rv, NULL);
+	memcpy(reason, res->message, sizeof reason);
+	int n = snprintf(res->message, sizeof res->message, "%s: %s", ctx, reason);
+	(void)n; /* a long name may cut the end of the reason: the message stays one line */
+}
+
+/* The singular noun for an item of @kind, for messages. */
+static const char *noun(int kind)
+{
+	switch (kind) {
+	case RP_KIND_CLUSTERS: return "cluster";
+	case RP_KIND_ROUTES: return "route";
+	case RP_KIND_LISTENERS: return "listener";
+	case RP_KIND_KV: return "key";
+	default: return "item";
+	}
+}
+
 /* *version = current version or 0 when absent. */
 static int item_version(struct rp_store *s, int kind, const char *name, uint64_t *version)
 {
@@ -289,13 +367,16 @@ static int item_version(struct rp_store *s, int kind, const char *name, uint64_t
 	bind_text(st, 2, name);
 	int rc = sqlite3_step(st);
 	*version = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return step_failed(s, st);
 	sqlite3_reset(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RP_OK : RP_ERR_STORAGE;
+	return RP_OK;
 }
 
 static int record_change(struct rp_store *s, uint64_t rev, int kind, const char *name,
 			 int deleted)
 {
+	assert(s->applying && rev == s->revision + 1);
 	sqlite3_stmt *st = stmt(s, ST_CHANGE_PUT);
 	if (!st)
 		return RP_ERR_STORAGE;
@@ -308,8 +389,78 @@ static int record_change(struct rp_store *s, uint64_t rev, int kind, const char 
 	return exec_stmt(s, st);
 }
 
+/* ---- what the distribution reads and writes (struct rp_dist_io) --------- */
 
-/* ---- reference and clash checks ----------------------------------------- */
+static int io_route_listener(void *arg, const char *route, char out[RP_MAX_NAME + 1])
+{
+	struct rp_store *s = arg;
+	sqlite3_stmt *st = stmt(s, ST_REF_OF_KIND);
+	out[0] = '\0';
+	if (!st)
+		return RP_ERR_STORAGE;
+	sqlite3_bind_int(st, 1, RP_KIND_ROUTES);
+	bind_text(st, 2, route);
+	sqlite3_bind_int(st, 3, RP_KIND_LISTENERS);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		snprintf(out, RP_MAX_NAME + 1, "%s", (const char *)sqlite3_column_text(st, 0));
+	else if (rc != SQLITE_DONE)
+		return step_failed(s, st);
+	sqlite3_reset(st);
+	return RP_OK;
+}
+
+static int io_listener_get(void *arg, const char *name, void **value, size_t *len)
+{
+	uint64_t version;
+	return rp_store_get(arg, RP_KIND_LISTENERS, name, value, len, &version);
+}
+
+static int io_listeners_each(void *arg, const char *except, rp_dist_value_cb cb, void *cb_arg)
+{
+	struct rp_store *s = arg;
+	sqlite3_stmt *st = stmt(s, ST_LISTENER_ALL);
+	int rv = 0, rc;
+	if (!st)
+		return RP_ERR_STORAGE;
+	sqlite3_bind_int(st, 1, RP_KIND_LISTENERS);
+	bind_text(st, 2, except);
+	while (rv == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		rv = cb(cb_arg, (const char *)sqlite3_column_text(st, 0), sqlite3_column_blob(st, 1),
+			(size_t)sqlite3_column_bytes(st, 1));
+	if (rv == 0 && rc != SQLITE_DONE)
+		return step_failed(s, st);
+	sqlite3_reset(st);
+	return rv;
+}
+
+static int io_epoch_set(void *arg, int kind, const char *name, uint64_t rev)
+{
+	struct rp_store *s = arg;
+	assert(s->applying && rev == s->revision + 1); /* distribution.h invariant 2 */
+	sqlite3_stmt *st = stmt(s, ST_EPOCH_BUMP);
+	if (!st)
+		return RP_ERR_STORAGE;
+	sqlite3_bind_int(st, 1, kind);
+	bind_text(st, 2, name);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)rev);
+	return exec_stmt(s, st);
+}
+
+int rp_store_epochs(struct rp_store *s, rp_epoch_cb cb, void *arg)
+{
+	sqlite3_stmt *st = stmt(s, ST_EPOCH_LIST);
+	int rv = 0;
+	if (!st)
+		return RP_ERR_STORAGE;
+	while (rv == 0 && sqlite3_step(st) == SQLITE_ROW)
+		rv = cb(arg, sqlite3_column_int(st, 0), (const char *)sqlite3_column_text(st, 1),
+			(uint64_t)sqlite3_column_int64(st, 2));
+	sqlite3_reset(st);
+	return rv;
+}
+
+/* ---- references --------------------------------------------------------- */
 
 static int replace_refs(struct rp_store *s, int kind, const char *name, const struct rp_refs *refs)
 {
@@ -348,228 +499,62 @@ static int check_unreferenced(struct rp_store *s, const Raftplane__Op *op, int k
 		char user[RP_MAX_NAME + 1];
 		snprintf(user, sizeof user, "%s", (const char *)sqlite3_column_text(st, 1));
 		sqlite3_reset(st);
-		return reject(res, RP_ERR_IN_USE, i, "ops[%d]: %s/%s is used by %s/%s", i, op->kind,
-			      op->name, rp_kind_name(user_kind), user);
+		return reject(res, RP_ERR_IN_USE, i, "still referenced by %s/%s",
+			      rp_kind_name(user_kind), user);
 	}
+	if (rc != SQLITE_DONE)
+		return step_failed(s, st);
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? RP_OK : RP_ERR_STORAGE;
+	return RP_OK;
 }
 
-/* Listener address/port/nodes, parsed from canonical JSON. */
-struct lsn {
-	const char *address;
-	long long port;
-	json_t *nodes;
-};
-
-static int lsn_parse(json_t *o, struct lsn *l)
+/* Every item @refs names exists. */
+static int check_refs_exist(struct rp_store *s, const struct rp_refs *refs, int i,
+			    struct rp_apply_result *res)
 {
-	l->address = json_string_value(json_object_get(o, "address"));
-	l->port = json_integer_value(json_object_get(o, "port"));
-	l->nodes = json_object_get(o, "nodes");
-	return l->address && json_is_array(l->nodes);
-}
-
-static int addr_wild(const char *a)
-{
-	return strcmp(a, "0.0.0.0") == 0 || strcmp(a, "::") == 0;
-}
-
-/* Two listeners clash when some proxy would have to bind both. */
-static int lsn_clash(const struct lsn *a, const struct lsn *b)
-{
-	if (a->port != b->port)
-		return 0;
-	if (strcmp(a->address, b->address) != 0 && !addr_wild(a->address) && !addr_wild(b->address))
-		return 0;
-	for (size_t i = 0; i < json_array_size(a->nodes); i++) {
-		const char *x = json_string_value(json_array_get(a->nodes, i));
-		for (size_t j = 0; j < json_array_size(b->nodes); j++) {
-			const char *y = json_string_value(json_array_get(b->nodes, j));
-			if (strcmp(x, "*") == 0 || strcmp(y, "*") == 0 || strcmp(x, y) == 0)
-				return 1;
-		}
-	}
-	return 0;
-}
-
-static int check_listener_clash(struct rp_store *s, const Raftplane__Op *op, const char *canon,
-				int i, struct rp_apply_result *res)
-{
-	json_t *mine = json_loads(canon, 0, NULL);
-	struct lsn a, b;
 	int rv = RP_OK;
-	if (!mine || !lsn_parse(mine, &a)) {
-		json_decref(mine);
-		return RP_ERR_INTERNAL;
-	}
-	sqlite3_stmt *st = stmt(s, ST_LISTENER_ALL);
-	if (!st) {
-		json_decref(mine);
-		return RP_ERR_STORAGE;
-	}
-	sqlite3_bind_int(st, 1, RP_KIND_LISTENERS);
-	bind_text(st, 2, op->name);
-	while (rv == RP_OK && sqlite3_step(st) == SQLITE_ROW) {
-		json_t *other = json_loadb(sqlite3_column_blob(st, 1),
-					   (size_t)sqlite3_column_bytes(st, 1), 0, NULL);
-		if (other && lsn_parse(other, &b) && lsn_clash(&a, &b))
-			rv = reject(res, RP_ERR_CONFLICT, i,
-				    "ops[%d]: listener %s clashes with listener %s on port %lld "
-				    "for a common node",
-				    i, op->name, (const char *)sqlite3_column_text(st, 0), a.port);
-		json_decref(other);
-	}
-	sqlite3_reset(st);
-	json_decref(mine);
-	return rv;
-}
-
-/* Validate a mesh value and check the items it refers to exist. */
-static int check_mesh_put(struct rp_store *s, const Raftplane__Op *op, int kind, int i,
-			  struct rp_refs *refs, struct rp_apply_result *res)
-{
-	char msg[200], *canon = NULL;
-	size_t canon_len;
-	int rv = rp_mesh_validate(kind, op->name, (const char *)op->value.data, op->value.len,
-				  &canon, &canon_len, refs, msg, sizeof msg);
-	if (rv == RP_ERR_INVALID)
-		return reject(res, rv, i, "ops[%d]: %s", i, msg);
-	if (rv)
-		return rv;
 	for (unsigned r = 0; r < refs->n && rv == RP_OK; r++) {
 		uint64_t v;
 		if ((rv = item_version(s, refs->ref[r].kind, refs->ref[r].name, &v)))
 			break;
 		if (v == 0)
-			rv = reject(res, RP_ERR_DANGLING, i, "ops[%d]: %s/%s refers to missing %s/%s",
-				    i, op->kind, op->name, rp_kind_name(refs->ref[r].kind),
+			rv = reject(res, RP_ERR_DANGLING, i, "%s %s missing", noun(refs->ref[r].kind),
 				    refs->ref[r].name);
 	}
-	if (rv == RP_OK && kind == RP_KIND_LISTENERS)
-		rv = check_listener_clash(s, op, canon, i, res);
-	free(canon);
 	return rv;
 }
 
-/* ---- proxy snapshot epochs ---------------------------------------------- *
- *
- * A proxy's snapshot version is the highest revision that changed any part
- * of it (storage/snapshot.c). Versions of the items still in the snapshot
- * cover puts; these epochs cover what left it: a route deleted from or moved
- * off a listener bumps the listener's epoch, and a listener deleted or no
- * longer naming a node bumps that node's epoch (or the "*" epoch). They are
- * written by apply, so every server computes the same versions. */
+/* ---- one op ------------------------------------------------------------- */
 
-static int bump_epoch(struct rp_store *s, int kind, const char *name, uint64_t rev)
+/* Decode a mesh value (the structural checks of validate.h), then what
+ * depends on the state: references, listener clashes. On RP_OK @facts is
+ * filled; the caller releases it in every case. */
+static int check_mesh_put(struct rp_store *s, const Raftplane__Op *op, int kind, int i,
+			  struct rp_mesh_facts *facts, struct rp_apply_result *res)
 {
-	sqlite3_stmt *st = stmt(s, ST_EPOCH_BUMP);
-	if (!st)
-		return RP_ERR_STORAGE;
-	sqlite3_bind_int(st, 1, kind);
-	bind_text(st, 2, name);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)rev);
-	return exec_stmt(s, st);
-}
-
-/* Bump the epoch of the listener route @name is on now (before the change). */
-static int bump_old_route_listener(struct rp_store *s, const char *name, uint64_t rev)
-{
-	char listener[RP_MAX_NAME + 1] = "";
-	sqlite3_stmt *st = stmt(s, ST_REF_OF_KIND);
-	if (!st)
-		return RP_ERR_STORAGE;
-	sqlite3_bind_int(st, 1, RP_KIND_ROUTES);
-	bind_text(st, 2, name);
-	sqlite3_bind_int(st, 3, RP_KIND_LISTENERS);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		snprintf(listener, sizeof listener, "%s", (const char *)sqlite3_column_text(st, 0));
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return RP_ERR_STORAGE;
-	return listener[0] ? bump_epoch(s, RP_EPOCH_LISTENER, listener, rev) : RP_OK;
-}
-
-static int nodes_contain(json_t *nodes, const char *node)
-{
-	for (size_t i = 0; i < json_array_size(nodes); i++)
-		if (strcmp(json_string_value(json_array_get(nodes, i)), node) == 0)
-			return 1;
-	return 0;
-}
-
-/* Listener @name goes from its stored value to @new_value (NULL: deleted). */
-static int bump_listener_nodes(struct rp_store *s, const char *name, const Raftplane__Op *op,
-			       uint64_t rev)
-{
-	void *old;
-	size_t old_len;
-	uint64_t v;
-	int rv = rp_store_get(s, RP_KIND_LISTENERS, name, &old, &old_len, &v);
-	if (rv == RP_ERR_NOT_FOUND)
-		return RP_OK;
+	char why[256];
+	int rv = rp_mesh_decode(kind, op->value.data, op->value.len, facts, why, sizeof why);
+	if (rv == RP_ERR_INVALID)
+		return reject(res, rv, i, "%s", why);
 	if (rv)
+		return internal(s, res, rv, why);
+	if ((rv = check_refs_exist(s, &facts->refs, i, res)) || kind != RP_KIND_LISTENERS)
 		return rv;
-	json_t *o = json_loadb(old, old_len, 0, NULL);
-	json_t *n = op ? json_loadb((const char *)op->value.data, op->value.len, 0, NULL) : NULL;
-	json_t *old_nodes = json_object_get(o, "nodes"), *new_nodes = json_object_get(n, "nodes");
-	free(old);
-	for (size_t i = 0; rv == RP_OK && i < json_array_size(old_nodes); i++) {
-		const char *node = json_string_value(json_array_get(old_nodes, i));
-		if (strcmp(node, "*") == 0) {
-			if (!nodes_contain(new_nodes, "*"))
-				rv = bump_epoch(s, RP_EPOCH_STAR, "*", rev);
-		} else if (!nodes_contain(new_nodes, node) && !nodes_contain(new_nodes, "*")) {
-			rv = bump_epoch(s, RP_EPOCH_NODE, node, rev);
-		}
-	}
-	json_decref(o);
-	json_decref(n);
-	return rv;
-}
-
-static int bump_epochs(struct rp_store *s, int kind, const char *name, const Raftplane__Op *put,
-		       const struct rp_refs *refs, uint64_t rev)
-{
-	int rv = RP_OK;
-	if (kind == RP_KIND_ROUTES) {
-		rv = bump_old_route_listener(s, name, rev);
-		for (unsigned i = 0; rv == RP_OK && refs && i < refs->n; i++)
-			if (refs->ref[i].kind == RP_KIND_LISTENERS)
-				rv = bump_epoch(s, RP_EPOCH_LISTENER, refs->ref[i].name, rev);
-	} else if (kind == RP_KIND_LISTENERS) {
-		rv = bump_epoch(s, RP_EPOCH_LISTENER, name, rev);
-		if (rv == RP_OK)
-			rv = bump_listener_nodes(s, name, put, rev);
-	}
-	return rv;
-}
-
-int rp_store_epochs(struct rp_store *s, rp_epoch_cb cb, void *arg)
-{
-	sqlite3_stmt *st = stmt(s, ST_EPOCH_LIST);
-	int rv = 0;
-	if (!st)
-		return RP_ERR_STORAGE;
-	while (rv == 0 && sqlite3_step(st) == SQLITE_ROW)
-		rv = cb(arg, sqlite3_column_int(st, 0), (const char *)sqlite3_column_text(st, 1),
-			(uint64_t)sqlite3_column_int64(st, 2));
-	sqlite3_reset(st);
-	return rv;
+	rv = rp_dist_check_listener(&s->dist, op->name, facts, why, sizeof why);
+	if (rv == RP_ERR_CONFLICT)
+		return reject(res, rv, i, "%s", why);
+	return rv ? internal(s, res, rv, why) : RP_OK;
 }
 
 static int check_cond(const Raftplane__Op *op, uint64_t cur, int i, struct rp_apply_result *res)
 {
 	if (op->cond == RAFTPLANE__OP__COND__IF_ABSENT && cur != 0)
-		return reject(res, RP_ERR_PRECONDITION, i, "ops[%d]: %s/%s exists (version %llu)", i,
-			      op->kind, op->name, (unsigned long long)cur);
+		return reject(res, RP_ERR_PRECONDITION, i, "exists (version %llu)",
+			      (unsigned long long)cur);
 	if (op->cond == RAFTPLANE__OP__COND__IF_EXISTS && cur == 0)
-		return reject(res, RP_ERR_PRECONDITION, i, "ops[%d]: %s/%s does not exist", i,
-			      op->kind, op->name);
+		return reject(res, RP_ERR_PRECONDITION, i, "does not exist");
 	if (op->cond == RAFTPLANE__OP__COND__IF_VERSION && cur != op->if_version)
-		return reject(res, RP_ERR_PRECONDITION, i,
-			      "ops[%d]: %s/%s has version %llu, not %llu", i, op->kind, op->name,
+		return reject(res, RP_ERR_PRECONDITION, i, "has version %llu, not %llu",
 			      (unsigned long long)cur, (unsigned long long)op->if_version);
 	return RP_OK;
 }
@@ -577,35 +562,45 @@ static int check_cond(const Raftplane__Op *op, uint64_t cur, int i, struct rp_ap
 static int apply_put(struct rp_store *s, const Raftplane__Op *op, int kind, uint64_t rev, int i,
 		     struct rp_apply_result *res)
 {
-	struct rp_refs refs = {0};
+	struct rp_mesh_facts facts = {0};
+	char why[256];
 	int rv;
 	if (op->value.len > RP_MAX_BODY)
-		return reject(res, RP_ERR_TOO_LARGE, i, "ops[%d]: value over %d bytes", i,
-			      RP_MAX_BODY);
-	if (kind != RP_KIND_KV && (rv = check_mesh_put(s, op, kind, i, &refs, res)))
-		return rv;
-	if ((rv = bump_epochs(s, kind, op->name, op, &refs, rev)))
-		return rv;
+		return reject(res, RP_ERR_TOO_LARGE, i, "value over %d bytes", RP_MAX_BODY);
+	if (kind != RP_KIND_KV && (rv = check_mesh_put(s, op, kind, i, &facts, res)))
+		goto out;
+	if ((rv = rp_dist_record(&s->dist, kind, op->name, kind == RP_KIND_KV ? NULL : &facts,
+				 rev, why, sizeof why))) {
+		internal(s, res, rv, why);
+		goto out;
+	}
 	sqlite3_stmt *st = stmt(s, ST_ITEM_PUT);
-	if (!st)
-		return RP_ERR_STORAGE;
+	if (!st) {
+		rv = RP_ERR_STORAGE;
+		goto out;
+	}
 	sqlite3_bind_int(st, 1, kind);
 	bind_text(st, 2, op->name);
 	sqlite3_bind_blob(st, 3, op->value.len ? (const void *)op->value.data : "", (int)op->value.len,
 			  SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)rev);
-	if ((rv = exec_stmt(s, st)) || (rv = replace_refs(s, kind, op->name, &refs)))
-		return rv;
-	return record_change(s, rev, kind, op->name, 0);
+	if ((rv = exec_stmt(s, st)) || (rv = replace_refs(s, kind, op->name, &facts.refs)))
+		goto out;
+	rv = record_change(s, rev, kind, op->name, 0);
+out:
+	rp_mesh_facts_release(&facts);
+	return rv;
 }
 
 static int apply_delete(struct rp_store *s, const Raftplane__Op *op, int kind, uint64_t rev,
 			int i, struct rp_apply_result *res)
 {
+	char why[256];
 	int rv;
-	if ((rv = check_unreferenced(s, op, kind, i, res)) ||
-	    (rv = bump_epochs(s, kind, op->name, NULL, NULL, rev)))
+	if ((rv = check_unreferenced(s, op, kind, i, res)))
 		return rv;
+	if ((rv = rp_dist_record(&s->dist, kind, op->name, NULL, rev, why, sizeof why)))
+		return internal(s, res, rv, why);
 	sqlite3_stmt *st = stmt(s, ST_ITEM_DEL);
 	if (!st)
 		return RP_ERR_STORAGE;
@@ -616,25 +611,41 @@ static int apply_delete(struct rp_store *s, const Raftplane__Op *op, int kind, u
 	return record_change(s, rev, kind, op->name, 1);
 }
 
-static int apply_op(struct rp_store *s, const Raftplane__Op *op, uint64_t rev, int i,
-		    struct rp_apply_result *res)
+static int run_op(struct rp_store *s, const Raftplane__Op *op, int is_put, uint64_t rev, int i,
+		  struct rp_apply_result *res)
 {
 	int kind = rp_kind_parse(op->kind, strlen(op->kind));
 	uint64_t cur;
 	int rv;
 	if (kind < 0 || kind == RP_KIND_MEMBERS)
-		return reject(res, RP_ERR_INVALID, i, "ops[%d]: unknown kind \"%s\"", i, op->kind);
+		return reject(res, RP_ERR_INVALID, i, "unknown kind");
 	if (!rp_name_valid(op->name, strlen(op->name)))
-		return reject(res, RP_ERR_INVALID, i, "ops[%d]: invalid name", i);
+		return reject(res, RP_ERR_INVALID, i, "invalid name");
 	if ((rv = item_version(s, kind, op->name, &cur)) || (rv = check_cond(op, cur, i, res)))
 		return rv;
-	if (op->type == RAFTPLANE__OP__TYPE__PUT)
+	if (is_put)
 		return apply_put(s, op, kind, rev, i, res);
 	if (cur == 0)
-		return reject(res, RP_ERR_NOT_FOUND, i, "ops[%d]: %s/%s does not exist", i, op->kind,
-			      op->name);
+		return reject(res, RP_ERR_NOT_FOUND, i, "does not exist");
 	return apply_delete(s, op, kind, rev, i, res);
 }
+
+/* Apply op @i; a failure's message names it: "apply put routes/x: ...". */
+static int apply_op(struct rp_store *s, const Raftplane__Op *op, uint64_t rev, int i,
+		    struct rp_apply_result *res)
+{
+	int is_put = op->type == RAFTPLANE__OP__TYPE__PUT;
+	int rv = run_op(s, op, is_put, rev, i, res);
+	if (rv != RP_OK) {
+		char ctx[200];
+		snprintf(ctx, sizeof ctx, "apply %s %.16s/%.*s", is_put ? "put" : "delete", op->kind,
+			 RP_MAX_NAME, op->name);
+		add_context(s, res, rv, ctx);
+	}
+	return rv;
+}
+
+/* ---- members ------------------------------------------------------------ */
 
 static int put_member(struct rp_store *s, const Raftplane__Member *m, uint64_t rev)
 {
@@ -651,34 +662,42 @@ static int put_member(struct rp_store *s, const Raftplane__Member *m, uint64_t r
 	return rv ? rv : record_change(s, rev, RP_KIND_MEMBERS, name, 0);
 }
 
+static int delete_member(struct rp_store *s, const Raftplane__Command *cmd, uint64_t rev,
+			 struct rp_apply_result *res)
+{
+	char name[32];
+	int rv;
+	if (cmd->n_members != 1)
+		return reject(res, RP_ERR_INVALID, -1, "names %zu members, not one", cmd->n_members);
+	sqlite3_stmt *st = stmt(s, ST_MEMBER_DEL);
+	if (!st)
+		return RP_ERR_STORAGE;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)cmd->members[0]->id);
+	snprintf(name, sizeof name, "%llu", (unsigned long long)cmd->members[0]->id);
+	if ((rv = exec_stmt(s, st)))
+		return rv;
+	if (sqlite3_changes(s->db) == 0)
+		return reject(res, RP_ERR_NOT_FOUND, -1, "no member %s", name);
+	return record_change(s, rev, RP_KIND_MEMBERS, name, 1);
+}
+
 static int apply_members(struct rp_store *s, const Raftplane__Command *cmd, uint64_t rev,
 			 struct rp_apply_result *res)
 {
 	int rv = RP_OK;
 	if (cmd->type == RAFTPLANE__COMMAND__TYPE__MEMBER_SEED) {
 		sqlite3_stmt *st = stmt(s, ST_MEMBER_COUNT);
-		if (!st || sqlite3_step(st) != SQLITE_ROW)
+		if (!st)
 			return RP_ERR_STORAGE;
+		if (sqlite3_step(st) != SQLITE_ROW)
+			return step_failed(s, st);
 		int n = sqlite3_column_int(st, 0);
 		sqlite3_reset(st);
 		if (n > 0)
 			return reject(res, RP_ERR_CONFLICT, -1, "members already seeded");
 	}
-	if (cmd->type == RAFTPLANE__COMMAND__TYPE__MEMBER_DELETE) {
-		if (cmd->n_members != 1)
-			return reject(res, RP_ERR_INVALID, -1, "member delete names one member");
-		char name[32];
-		sqlite3_stmt *st = stmt(s, ST_MEMBER_DEL);
-		if (!st)
-			return RP_ERR_STORAGE;
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)cmd->members[0]->id);
-		snprintf(name, sizeof name, "%llu", (unsigned long long)cmd->members[0]->id);
-		if ((rv = exec_stmt(s, st)))
-			return rv;
-		if (sqlite3_changes(s->db) == 0)
-			return reject(res, RP_ERR_NOT_FOUND, -1, "no member %s", name);
-		return record_change(s, rev, RP_KIND_MEMBERS, name, 1);
-	}
+	if (cmd->type == RAFTPLANE__COMMAND__TYPE__MEMBER_DELETE)
+		return delete_member(s, cmd, rev, res);
 	for (size_t i = 0; i < cmd->n_members && rv == RP_OK; i++)
 		rv = put_member(s, cmd->members[i], rev);
 	return rv;
@@ -731,68 +750,108 @@ static int apply_cluster_id(struct rp_store *s, const Raftplane__Command *cmd,
 	return meta_put(s, "cluster_id_set", 1);
 }
 
+static int run_txn(struct rp_store *s, const Raftplane__Command *cmd, uint64_t rev,
+		   struct rp_apply_result *res)
+{
+	int rv = RP_OK;
+	if (cmd->n_ops == 0 || cmd->n_ops > RP_MAX_TXN_OPS) {
+		rv = reject(res, RP_ERR_INVALID, -1, "a transaction holds 1 to %d ops",
+			    RP_MAX_TXN_OPS);
+		add_context(s, res, rv, "apply txn");
+		return rv;
+	}
+	for (size_t i = 0; i < cmd->n_ops && rv == RP_OK; i++)
+		rv = apply_op(s, cmd->ops[i], rev, (int)i, res); /* names the op itself */
+	return rv;
+}
+
 static int run_command(struct rp_store *s, const Raftplane__Command *cmd, uint64_t rev,
 		       struct rp_apply_result *res)
 {
-	int rv = RP_OK;
+	const char *ctx;
+	int rv;
 	switch (cmd->type) {
 	case RAFTPLANE__COMMAND__TYPE__TXN:
-		if (cmd->n_ops == 0 || cmd->n_ops > RP_MAX_TXN_OPS)
-			return reject(res, RP_ERR_INVALID, -1, "a transaction holds 1 to %d ops",
-				      RP_MAX_TXN_OPS);
-		for (size_t i = 0; i < cmd->n_ops && rv == RP_OK; i++)
-			rv = apply_op(s, cmd->ops[i], rev, (int)i, res);
-		return rv;
+		return run_txn(s, cmd, rev, res);
 	case RAFTPLANE__COMMAND__TYPE__MEMBER_PUT:
 	case RAFTPLANE__COMMAND__TYPE__MEMBER_DELETE:
 	case RAFTPLANE__COMMAND__TYPE__MEMBER_SEED:
-		return apply_members(s, cmd, rev, res);
+		ctx = cmd->type == RAFTPLANE__COMMAND__TYPE__MEMBER_PUT      ? "apply member put"
+		      : cmd->type == RAFTPLANE__COMMAND__TYPE__MEMBER_DELETE ? "apply member delete"
+									     : "apply member seed";
+		rv = apply_members(s, cmd, rev, res);
+		break;
 	case RAFTPLANE__COMMAND__TYPE__SET_CLUSTER_ID:
-		return apply_cluster_id(s, cmd, res);
+		ctx = "apply set cluster id";
+		rv = apply_cluster_id(s, cmd, res);
+		break;
 	default:
-		return reject(res, RP_ERR_INVALID, -1, "unknown command type %d", (int)cmd->type);
+		ctx = "apply";
+		rv = reject(res, RP_ERR_INVALID, -1, "unknown command type %d", (int)cmd->type);
+		break;
 	}
+	if (rv != RP_OK)
+		add_context(s, res, rv, ctx);
+	return rv;
+}
+
+/* Run @cmd in one transaction; RP_OK also when the command was rejected. */
+static int transact(struct rp_store *s, const Raftplane__Command *cmd, uint64_t rev,
+		    struct rp_apply_result *res)
+{
+	int identity = cmd->type == RAFTPLANE__COMMAND__TYPE__SET_CLUSTER_ID; /* no revision */
+	int rv = exec_simple(s, ST_BEGIN);
+	if (rv != RP_OK)
+		return rv;
+	s->seq = 0;
+	s->applying = 1;
+	rv = run_command(s, cmd, rev, res);
+	if (rv == RP_OK && !identity)
+		rv = finish_revision(s, rev);
+	if (rv == RP_OK)
+		rv = exec_simple(s, ST_COMMIT);
+	s->applying = 0;
+	if (rv != RP_OK) {
+		exec_simple(s, ST_ROLLBACK);
+		return res->status != RP_OK ? RP_OK : rv; /* rejected by the command's own checks */
+	}
+	if (identity)
+		return load_cluster_id(s);
+	assert(rev == s->revision + 1); /* design note 6 */
+	s->revision = rev;
+	s->compacted = rev > RP_HISTORY_REVS ? rev - RP_HISTORY_REVS : 0;
+	res->revision = rev;
+	return RP_OK;
 }
 
 int rp_store_apply(struct rp_store *s, const void *buf, size_t len, struct rp_apply_result *res)
 {
 	uint64_t rev = s->revision + 1;
-	int rv;
+	assert(!s->applying); /* not from inside the change callback */
 	memset(res, 0, sizeof *res);
 	res->op_index = -1;
 	res->revision = s->revision;
+	s->errmsg[0] = '\0';
 	Raftplane__Command *cmd = rp_command_unpack(buf, len);
 	if (!cmd) {
-		reject(res, RP_ERR_CORRUPT, -1, "undecodable command (%zu bytes)", len);
+		reject(res, RP_ERR_CORRUPT, -1, "apply: undecodable command (%zu bytes)", len);
 		return RP_ERR_CORRUPT;
 	}
-	if ((rv = exec_simple(s, ST_BEGIN)))
-		goto out;
-	s->seq = 0;
-	rv = run_command(s, cmd, rev, res);
-	int identity = cmd->type == RAFTPLANE__COMMAND__TYPE__SET_CLUSTER_ID; /* no revision */
-	if (rv == RP_OK && !identity)
-		rv = finish_revision(s, rev);
-	if (rv != RP_OK) {
-		exec_simple(s, ST_ROLLBACK);
-		if (res->status != RP_OK) /* rejected by the command's own checks */
-			rv = RP_OK;
-		goto out;
-	}
-	if ((rv = exec_simple(s, ST_COMMIT)))
-		goto out;
-	if (identity) {
-		rv = load_cluster_id(s);
-		goto out;
-	}
-	s->revision = rev;
-	s->compacted = rev > RP_HISTORY_REVS ? rev - RP_HISTORY_REVS : 0;
-	res->revision = rev;
-	if (s->change_cb)
-		rp_store_changes(s, rev - 1, ~0u, notify_one, s);
-out:
+	int rv = transact(s, cmd, rev, res);
 	raftplane__command__free_unpacked(cmd, NULL);
-	return rv;
+	if (rv != RP_OK) {
+		if (!res->message[0])
+			add_context(s, res, rv, "apply");
+		rp_log_error("%s", res->message);
+		return rv;
+	}
+	if (res->status != RP_OK) {
+		rp_log_debug("%s", res->message);
+		return RP_OK;
+	}
+	if (s->change_cb && res->revision == rev)
+		rp_store_changes(s, rev - 1, ~0u, notify_one, s);
+	return RP_OK;
 }
 
 /* ---- snapshots ---------------------------------------------------------- */
@@ -808,6 +867,32 @@ int rp_store_serialize(struct rp_store *s, void **buf, size_t *len)
 	return RP_OK;
 }
 
+/* Design note 6 for a database that comes from disk or a peer: no version,
+ * change or epoch above the revision, compacted not above it either. */
+static int check_revisions(struct rp_store *s)
+{
+	static const char q[] = "SELECT max((SELECT ifnull(max(version),0) FROM items),"
+				" (SELECT ifnull(max(rev),0) FROM changes),"
+				" (SELECT ifnull(max(rev),0) FROM epochs))";
+	sqlite3_stmt *st;
+	uint64_t top = UINT64_MAX;
+	if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK) {
+		rp_log_error("store: restore: %s", sqlite3_errmsg(s->db));
+		return RP_ERR_CORRUPT;
+	}
+	if (sqlite3_step(st) == SQLITE_ROW)
+		top = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (top > s->revision || s->compacted > s->revision) {
+		rp_log_error("store: restore: a row carries revision %llu, compacted is %llu, above "
+			     "the database's revision %llu",
+			     (unsigned long long)top, (unsigned long long)s->compacted,
+			     (unsigned long long)s->revision);
+		return RP_ERR_CORRUPT;
+	}
+	return RP_OK;
+}
+
 int rp_store_restore(struct rp_store *s, const void *buf, size_t len)
 {
 	if (len == 0 || len > ((size_t)1 << 40))
@@ -820,11 +905,11 @@ int rp_store_restore(struct rp_store *s, const void *buf, size_t len)
 	int rc = sqlite3_deserialize(s->db, "main", copy, (sqlite3_int64)len, (sqlite3_int64)len,
 				     SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE);
 	if (rc != SQLITE_OK) {
-		fprintf(stderr, "store: deserialize: %s\n", sqlite3_errstr(rc));
+		rp_log_error("store: deserialize: %s", sqlite3_errstr(rc));
 		return RP_ERR_CORRUPT;
 	}
 	if (meta_get(s, "revision", &s->revision) || meta_get(s, "compacted", &s->compacted) ||
-	    load_cluster_id(s))
+	    load_cluster_id(s) || check_revisions(s))
 		return RP_ERR_CORRUPT;
 	return RP_OK;
 }
@@ -840,7 +925,10 @@ int rp_store_get(struct rp_store *s, int kind, const char *name, void **value,
 		return RP_ERR_STORAGE;
 	sqlite3_bind_int(st, 1, kind);
 	bind_text(st, 2, name);
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return step_failed(s, st);
+	if (rc == SQLITE_ROW) {
 		size_t n = (size_t)sqlite3_column_bytes(st, 0);
 		*value = malloc(n + 1);
 		if (*value) {

@@ -1,10 +1,23 @@
-/* The replicated state machine: a SQLite database changed only by commands. */
+/* The replicated state machine: a SQLite database changed only by commands.
+ *
+ * Invariants (asserted by storage/store.c where it writes them)
+ * 1. rp_store_apply() is deterministic: the same database and command give
+ *    the same result, rows and revision on every node.
+ * 2. The revision never decreases. It grows by exactly one per command that
+ *    succeeds (SET_CLUSTER_ID, which is identity, makes none); a rejected
+ *    command changes nothing.
+ * 3. Every item version, change row and epoch (storage/distribution.h) is a
+ *    revision no higher than rp_store_revision(); rp_store_compacted() is
+ *    not above it either. A restored database that breaks this is refused.
+ * 4. An item's version is the revision that last wrote it; the changes of
+ *    one revision are recorded in the order they were applied. */
 #ifndef RP_STORE_H
 #define RP_STORE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "raftplane/limits.h"
 #include "validate.h"
 
 struct rp_store;
@@ -14,7 +27,10 @@ struct rp_apply_result {
 	int status;        /* RP_OK or the user error that rejected the command */
 	int op_index;      /* failing op for status != RP_OK, else -1 */
 	uint64_t revision; /* store revision after the command */
-	char message[256]; /* reason when status != RP_OK */
+	/* When the command was rejected or apply failed: what was applied and
+	 * why it failed, e.g. "apply put routes/x: listener edge missing",
+	 * "apply delete clusters/c: still referenced by routes/x". "" else. */
+	char message[RP_MAX_ERROR_MESSAGE];
 };
 
 /* One row of the change history. */
@@ -58,9 +74,13 @@ void rp_store_on_change(struct rp_store *s, rp_store_change_cb cb, void *arg);
 /**
  * Apply an encoded Command (protobuf) in one SQLite transaction. User-level
  * failures (precondition, dangling reference, ...) roll the transaction back
- * and are reported in @res with RP_OK returned. Returns RP_ERR_CORRUPT for an
- * undecodable command and RP_ERR_STORAGE when SQLite fails: then the node's
- * state can no longer be trusted and it must stop.
+ * and are reported in @res (status, op_index, message) with RP_OK returned;
+ * they are logged at debug level. Returns RP_ERR_CORRUPT for an undecodable
+ * command (the same on every node), and RP_ERR_STORAGE (SQLite failed, or a
+ * stored value no longer decodes) or RP_ERR_NOMEM when this node failed:
+ * then @res->message says what, it is logged as an error, the transaction
+ * is rolled back, and the node must stop, since its peers did not fail.
+ * Must not be called from the change callback.
  */
 int rp_store_apply(struct rp_store *s, const void *buf, size_t len, struct rp_apply_result *res);
 
@@ -102,10 +122,10 @@ int rp_store_members(struct rp_store *s, rp_member_cb cb, void *arg);
 /** RP_OK and *out filled, or RP_ERR_NOT_FOUND. */
 int rp_store_member_get(struct rp_store *s, uint64_t id, struct rp_member *out);
 
-/* Epoch kinds (see store.c "proxy snapshot epochs"). */
-enum { RP_EPOCH_LISTENER = 0, RP_EPOCH_NODE = 1, RP_EPOCH_STAR = 2 };
+/* @kind is an enum rp_epoch_kind (storage/distribution.h). */
 typedef int (*rp_epoch_cb)(void *arg, int kind, const char *name, uint64_t rev);
-/** Iterate every epoch row: listener epochs, node epochs and the "*" epoch. */
+/** Iterate every epoch row (listener epochs, node epochs and the "*" epoch),
+ *  ordered by kind and name; stops when @cb returns non-zero. */
 int rp_store_epochs(struct rp_store *s, rp_epoch_cb cb, void *arg);
 
 #endif

@@ -1,9 +1,8 @@
-/* Stateless validation and canonicalisation of mesh objects.
- *
- * Every mesh object goes through rp_mesh_validate() twice: in the API layer
- * before it is proposed (so a bad body gets a 400 and never reaches the log)
- * and in the FSM when it is applied (to extract references). Both calls must
- * agree, so this file has no state, no clock and no randomness. */
+/* Stateless validation of mesh objects: the API's schema check and
+ * canonicalisation (rp_mesh_validate), and apply's structural decode
+ * (rp_mesh_decode). The contract between the two is in validate.h. Nothing
+ * here has state, a clock or randomness; the only global is the counter of
+ * jansson allocation failures, which tells memory from bad bytes. */
 #include "validate.h"
 
 #include <arpa/inet.h>
@@ -14,6 +13,43 @@
 #include <string.h>
 
 #include "raftplane/err.h"
+
+/* ---- parsing ------------------------------------------------------------ */
+
+/* jansson drops some allocation failures and then reports a syntax error,
+ * so a failed parse does not say whether the bytes or the memory were bad.
+ * A pass-through allocator counts the failures (per thread). */
+static _Thread_local unsigned long alloc_failures;
+static json_malloc_t next_malloc;
+
+static void *counting_malloc(size_t size)
+{
+	void *p = next_malloc(size);
+	if (!p)
+		alloc_failures++;
+	return p;
+}
+
+/* Parse @len bytes; NULL with *oom = 1 when an allocation failed, NULL with
+ * *oom = 0 (reason in @jerr) when the bytes are not JSON. */
+static json_t *load(const void *buf, size_t len, json_error_t *jerr, int *oom)
+{
+	json_malloc_t m;
+	json_free_t f;
+	json_get_alloc_funcs(&m, &f);
+	if (m != counting_malloc) {
+		next_malloc = m;
+		json_set_alloc_funcs(counting_malloc, f);
+	}
+	unsigned long before = alloc_failures;
+	json_t *o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, jerr);
+	*oom = alloc_failures != before;
+	if (*oom) {
+		json_decref(o);
+		o = NULL;
+	}
+	return o;
+}
 
 static const char *kind_names[RP_KIND__COUNT] = {
     [RP_KIND_KV] = "kv",
@@ -154,20 +190,11 @@ static int header_name_valid(const char *s)
 	return 1;
 }
 
-static int add_ref(struct vctx *v, struct rp_refs *refs, int kind, const char *name)
+/* The syntax of a name another object is referred to by. */
+static int ref_name(struct vctx *v, const char *name)
 {
 	if (!rp_name_valid(name, strlen(name)))
 		return fail(v, "reference \"%s\" is not a valid name", name);
-	if (!refs)
-		return RP_OK;
-	for (unsigned i = 0; i < refs->n; i++)
-		if (refs->ref[i].kind == kind && strcmp(refs->ref[i].name, name) == 0)
-			return RP_OK;
-	if (refs->n >= RP_MAX_REFS)
-		return fail(v, "too many references");
-	refs->ref[refs->n].kind = kind;
-	snprintf(refs->ref[refs->n].name, sizeof refs->ref[0].name, "%s", name);
-	refs->n++;
 	return RP_OK;
 }
 
@@ -363,7 +390,7 @@ static int validate_headers(struct vctx *v, json_t *o)
 	return RP_OK;
 }
 
-static int validate_targets(struct vctx *v, json_t *o, struct rp_refs *refs)
+static int validate_targets(struct vctx *v, json_t *o)
 {
 	static const char *const fields[] = {"cluster", "weight", NULL};
 	const char *cluster = NULL;
@@ -374,7 +401,7 @@ static int validate_targets(struct vctx *v, json_t *o, struct rp_refs *refs)
 	if (!cluster == !wc)
 		return fail(v, "route: needs exactly one of \"cluster\" or \"weighted_clusters\"");
 	if (cluster)
-		return add_ref(v, refs, RP_KIND_CLUSTERS, cluster);
+		return ref_name(v, cluster);
 	if (!json_is_array(wc) || json_array_size(wc) == 0 ||
 	    json_array_size(wc) > RP_MAX_WEIGHTED)
 		return fail(v, "route: weighted_clusters must be an array of 1 to %d entries",
@@ -388,7 +415,7 @@ static int validate_targets(struct vctx *v, json_t *o, struct rp_refs *refs)
 		if ((rv = only_fields(v, "weighted_clusters[]", w, fields)) ||
 		    (rv = str_field(v, "weighted_clusters[]", w, "cluster", 1, RP_MAX_NAME, &c)) ||
 		    (rv = int_field(v, "weighted_clusters[]", w, "weight", 1, 10000, 1, &weight)) ||
-		    (rv = add_ref(v, refs, RP_KIND_CLUSTERS, c)))
+		    (rv = ref_name(v, c)))
 			return rv;
 	}
 	return RP_OK;
@@ -425,7 +452,7 @@ static int validate_retries(struct vctx *v, json_t *o)
 	return RP_OK;
 }
 
-static int validate_route(struct vctx *v, json_t *o, struct rp_refs *refs)
+static int validate_route(struct vctx *v, json_t *o)
 {
 	static const char *const fields[] = {"listener", "priority", "match", "headers",
 					     "cluster", "weighted_clusters", "timeout_ms",
@@ -435,11 +462,11 @@ static int validate_route(struct vctx *v, json_t *o, struct rp_refs *refs)
 	int is_prefix = 0, rv;
 	if ((rv = only_fields(v, "route", o, fields)) ||
 	    (rv = str_field(v, "route", o, "listener", 1, RP_MAX_NAME, &listener)) ||
-	    (rv = add_ref(v, refs, RP_KIND_LISTENERS, listener)) ||
+	    (rv = ref_name(v, listener)) ||
 	    (rv = int_field(v, "route", o, "priority", 0, 1000000, 0, &priority)) ||
 	    (rv = int_field(v, "route", o, "timeout_ms", 1, 3600000, 0, &timeout)) ||
 	    (rv = validate_match(v, o, &is_prefix)) || (rv = validate_headers(v, o)) ||
-	    (rv = validate_targets(v, o, refs)) || (rv = validate_retries(v, o)) ||
+	    (rv = validate_targets(v, o)) || (rv = validate_retries(v, o)) ||
 	    (rv = str_field(v, "route", o, "prefix_rewrite", 0, 1024, &rewrite)))
 		return rv;
 	if (rewrite && !is_prefix)
@@ -451,7 +478,56 @@ static int validate_route(struct vctx *v, json_t *o, struct rp_refs *refs)
 	return RP_OK;
 }
 
-/* ---- entry point -------------------------------------------------------- */
+/* ---- the references of a value (shared by both halves) ----------------- */
+
+/* Add a reference to @refs: a string of 1 to RP_MAX_NAME bytes (the size of
+ * the slot). Its syntax is the schema's business: a name that is not valid
+ * can name no item, so apply finds it dangling. */
+static int add_ref(struct vctx *v, struct rp_refs *refs, int kind, json_t *j, const char *what)
+{
+	if (!json_is_string(j))
+		return fail(v, "%s must be a string", what);
+	const char *name = json_string_value(j);
+	size_t len = json_string_length(j);
+	if (len == 0 || len > RP_MAX_NAME || strlen(name) != len)
+		return fail(v, "%s must be a name of 1 to %d bytes", what, RP_MAX_NAME);
+	for (unsigned i = 0; i < refs->n; i++)
+		if (refs->ref[i].kind == kind && strcmp(refs->ref[i].name, name) == 0)
+			return RP_OK;
+	if (refs->n >= RP_MAX_REFS)
+		return fail(v, "more than %d references", RP_MAX_REFS);
+	refs->ref[refs->n].kind = kind;
+	memcpy(refs->ref[refs->n].name, name, len + 1);
+	refs->n++;
+	return RP_OK;
+}
+
+/* What a route refers to: its listener (required), then its clusters. */
+static int route_refs(struct vctx *v, json_t *o, struct rp_refs *refs)
+{
+	json_t *cluster = json_object_get(o, "cluster");
+	json_t *wc = json_object_get(o, "weighted_clusters");
+	int rv;
+	refs->n = 0;
+	if ((rv = add_ref(v, refs, RP_KIND_LISTENERS, json_object_get(o, "listener"),
+			  "route: listener")))
+		return rv;
+	if (cluster && (rv = add_ref(v, refs, RP_KIND_CLUSTERS, cluster, "route: cluster")))
+		return rv;
+	if (wc && !json_is_array(wc))
+		return fail(v, "route: weighted_clusters must be an array");
+	for (size_t i = 0; i < json_array_size(wc); i++) {
+		json_t *w = json_array_get(wc, i);
+		if (!json_is_object(w))
+			return fail(v, "route: weighted_clusters[%zu] must be an object", i);
+		if ((rv = add_ref(v, refs, RP_KIND_CLUSTERS, json_object_get(w, "cluster"),
+				  "route: weighted_clusters[].cluster")))
+			return rv;
+	}
+	return RP_OK;
+}
+
+/* ---- the API layer: entry point ----------------------------------------- */
 
 int rp_mesh_validate(int kind, const char *name, const char *json, size_t len,
 		     char **canon, size_t *canon_len, struct rp_refs *refs,
@@ -459,11 +535,13 @@ int rp_mesh_validate(int kind, const char *name, const char *json, size_t len,
 {
 	struct vctx v = {errmsg, errlen};
 	json_error_t jerr;
-	int rv;
+	int rv, oom;
 	*canon = NULL;
 	if (refs)
 		refs->n = 0;
-	json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *o = load(json, len, &jerr, &oom);
+	if (oom)
+		return RP_ERR_NOMEM;
 	if (!o)
 		return fail(&v, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
 			    jerr.text);
@@ -484,13 +562,15 @@ int rp_mesh_validate(int kind, const char *name, const char *json, size_t len,
 	switch (kind) {
 	case RP_KIND_CLUSTERS: rv = validate_cluster(&v, o); break;
 	case RP_KIND_LISTENERS: rv = validate_listener(&v, o); break;
-	case RP_KIND_ROUTES: rv = validate_route(&v, o, refs); break;
+	case RP_KIND_ROUTES: rv = validate_route(&v, o); break;
 	default: rv = fail(&v, "kind %d has no schema", kind); break;
 	}
 	if (rv)
 		goto out;
 	json_object_del(o, "name");
 	json_object_del(o, "version");
+	if (refs && kind == RP_KIND_ROUTES && (rv = route_refs(&v, o, refs)))
+		goto out;
 	*canon = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 	if (!*canon) {
 		rv = RP_ERR_NOMEM;
@@ -500,4 +580,70 @@ int rp_mesh_validate(int kind, const char *name, const char *json, size_t len,
 out:
 	json_decref(o);
 	return rv;
+}
+
+/* ---- apply: the structural decode --------------------------------------- */
+
+static int decode_listener(struct vctx *v, struct rp_mesh_facts *f)
+{
+	json_t *address = json_object_get(f->json, "address");
+	json_t *port = json_object_get(f->json, "port");
+	f->nodes = json_object_get(f->json, "nodes");
+	if (!json_is_string(address))
+		return fail(v, "listener: address must be a string");
+	if (!json_is_integer(port))
+		return fail(v, "listener: port must be an integer");
+	if (!json_is_array(f->nodes) || json_array_size(f->nodes) == 0)
+		return fail(v, "listener: nodes must be a non-empty array");
+	for (size_t i = 0; i < json_array_size(f->nodes); i++) {
+		json_t *n = json_array_get(f->nodes, i);
+		if (!json_is_string(n) || strlen(json_string_value(n)) != json_string_length(n))
+			return fail(v, "listener: nodes[%zu] must be a string without NUL", i);
+	}
+	f->address = json_string_value(address);
+	f->port = json_integer_value(port);
+	return RP_OK;
+}
+
+int rp_mesh_decode(int kind, const void *value, size_t len, struct rp_mesh_facts *out,
+		   char *errmsg, size_t errlen)
+{
+	struct vctx v = {errmsg, errlen};
+	json_error_t jerr;
+	int rv, oom;
+	out->json = NULL;
+	out->refs.n = 0;
+	out->address = NULL;
+	out->port = 0;
+	out->nodes = NULL;
+	json_t *o = load(value, len, &jerr, &oom);
+	if (oom) {
+		snprintf(errmsg, errlen, "out of memory decoding a %s value", rp_kind_name(kind));
+		return RP_ERR_NOMEM;
+	}
+	if (!o)
+		return fail(&v, "not JSON: %s", jerr.text);
+	out->json = o;
+	if (!json_is_object(o))
+		rv = fail(&v, "not a JSON object");
+	else if (kind == RP_KIND_ROUTES)
+		rv = route_refs(&v, o, &out->refs);
+	else if (kind == RP_KIND_LISTENERS)
+		rv = decode_listener(&v, out);
+	else if (kind == RP_KIND_CLUSTERS)
+		rv = RP_OK; /* apply reads nothing inside a cluster */
+	else
+		rv = fail(&v, "kind %d has no mesh value", kind);
+	if (rv)
+		rp_mesh_facts_release(out);
+	return rv;
+}
+
+void rp_mesh_facts_release(struct rp_mesh_facts *f)
+{
+	json_decref(f->json);
+	f->json = NULL;
+	f->refs.n = 0;
+	f->address = NULL;
+	f->nodes = NULL;
 }

@@ -65,6 +65,16 @@ static char *dump(struct rp_store *s)
 
 /* ---- tests -------------------------------------------------------------- */
 
+/* Apply one put or delete and return its result's message. */
+static const char *op_message(struct rp_store *s, int is_delete, const char *kind, const char *name,
+			      const char *value, int status)
+{
+	static struct rp_apply_result res;
+	struct op_spec o = {is_delete, kind, name, value, 0, 0};
+	assert_int_equal(txn(s, &o, 1, &res), status);
+	return res.message;
+}
+
 static void test_kv_put_get_delete(void **state)
 {
 	(void)state;
@@ -85,7 +95,31 @@ static void test_kv_put_get_delete(void **state)
 	assert_int_equal(del(s, "kv", "a"), RP_ERR_NOT_FOUND);
 	assert_int_equal(rp_store_revision(s), 3); /* the failed delete made no revision */
 	assert_int_equal(put(s, "kv", "bad/name", "x"), RP_ERR_INVALID);
-	assert_int_equal(put(s, "nope", "a", "x"), RP_ERR_INVALID);
+	assert_string_equal(op_message(s, 0, "nope", "a", "x", RP_ERR_INVALID),
+			    "apply put nope/a: unknown kind");
+	assert_string_equal(op_message(s, 1, "kv", "a", NULL, RP_ERR_NOT_FOUND),
+			    "apply delete kv/a: does not exist");
+	rp_store_destroy(s);
+}
+
+/* Apply re-checks the structure of a mesh value (storage/validate.h), not
+ * the API's schema. */
+static void test_mesh_structure(void **state)
+{
+	(void)state;
+	struct rp_store *s = new_store();
+	const char *m = op_message(s, 0, "clusters", "c", "{", RP_ERR_INVALID);
+	assert_memory_equal(m, "apply put clusters/c: not JSON: ", 32); /* then jansson's reason */
+	assert_int_equal(put(s, "clusters", "c", "[1]"), RP_ERR_INVALID);
+	assert_int_equal(put(s, "listeners", "l", "{\"address\":1,\"port\":1,\"nodes\":[\"*\"]}"),
+			 RP_ERR_INVALID);
+	assert_int_equal(put(s, "listeners", "l", "{\"address\":\"::\",\"port\":1,\"nodes\":[7]}"),
+			 RP_ERR_INVALID);
+	assert_string_equal(op_message(s, 0, "routes", "r", "{\"listener\":5}", RP_ERR_INVALID),
+			    "apply put routes/r: route: listener must be a string");
+	assert_int_equal(rp_store_revision(s), 0);
+	/* the schema is the API's: apply stores what decodes */
+	assert_int_equal(put(s, "clusters", "c", "{\"lb_policy\":\"bogus\"}"), RP_OK);
 	rp_store_destroy(s);
 }
 
@@ -103,7 +137,7 @@ static void test_preconditions(void **state)
 	assert_int_equal(res.op_index, 0);
 	assert_int_equal(txn(s, &ver1, 1, &res), RP_OK); /* version was 1 */
 	assert_int_equal(txn(s, &ver1, 1, &res), RP_ERR_PRECONDITION);
-	assert_non_null(strstr(res.message, "version 2, not 1"));
+	assert_string_equal(res.message, "apply put kv/k: has version 2, not 1");
 	assert_int_equal(rp_store_revision(s), 2);
 	rp_store_destroy(s);
 }
@@ -134,16 +168,19 @@ static void test_mesh_references(void **state)
 {
 	(void)state;
 	struct rp_store *s = new_store();
-	assert_int_equal(put(s, "routes", "r", ROUTE), RP_ERR_DANGLING);
+	assert_string_equal(op_message(s, 0, "routes", "r", ROUTE, RP_ERR_DANGLING),
+			    "apply put routes/r: listener edge missing");
 	assert_int_equal(put(s, "clusters", "api", CLUSTER), RP_OK);
 	assert_int_equal(put(s, "routes", "r", ROUTE), RP_ERR_DANGLING); /* no listener yet */
 	assert_int_equal(put(s, "listeners", "edge", LISTENER), RP_OK);
 	assert_int_equal(put(s, "routes", "r", ROUTE), RP_OK);
-	assert_int_equal(del(s, "clusters", "api"), RP_ERR_IN_USE);
+	assert_string_equal(op_message(s, 1, "clusters", "api", NULL, RP_ERR_IN_USE),
+			    "apply delete clusters/api: still referenced by routes/r");
 	assert_int_equal(del(s, "listeners", "edge"), RP_ERR_IN_USE);
-	assert_int_equal(put(s, "clusters", "api", "{\"lb_policy\":\"bogus\"}"), RP_ERR_INVALID);
 	/* a listener clash: same port, overlapping nodes */
-	assert_int_equal(put(s, "listeners", "edge2", LISTENER), RP_ERR_CONFLICT);
+	assert_string_equal(op_message(s, 0, "listeners", "edge2", LISTENER, RP_ERR_CONFLICT),
+			    "apply put listeners/edge2: clashes with listeners/edge on port 10000 "
+			    "for a common node");
 	assert_int_equal(put(s, "listeners", "edge3",
 			     "{\"address\":\"127.0.0.2\",\"port\":10000,\"nodes\":[\"*\"]}"),
 			 RP_OK);
@@ -338,6 +375,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_kv_put_get_delete), cmocka_unit_test(test_preconditions),
 	    cmocka_unit_test(test_txn_all_or_nothing), cmocka_unit_test(test_mesh_references),
+	    cmocka_unit_test(test_mesh_structure),
 	    cmocka_unit_test(test_txn_mesh_order),    cmocka_unit_test(test_members),
 	    cmocka_unit_test(test_corrupt_command),   cmocka_unit_test(test_determinism),
 	    cmocka_unit_test(test_snapshot_round_trip), cmocka_unit_test(test_history_compaction),

@@ -1,4 +1,5 @@
-/* Unit tests: names, kinds and mesh object validation/canonicalisation. */
+/* Unit tests: names, kinds, the API's mesh schema and canonicalisation, and
+ * apply's structural decode (the contract in storage/validate.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -144,12 +145,106 @@ static void test_route_refs(void **state)
 		"header name");
 }
 
+/* ---- apply's structural decode ----------------------------------------- */
+
+static int decode(int kind, const char *json, struct rp_mesh_facts *f, char *msg)
+{
+	return rp_mesh_decode(kind, json, strlen(json), f, msg, 200);
+}
+
+/* Expect apply's decode to refuse @json with a reason mentioning @needle. */
+static void undecodable(int kind, const char *json, const char *needle)
+{
+	struct rp_mesh_facts f;
+	char msg[200] = "";
+	assert_int_equal(decode(kind, json, &f, msg), RP_ERR_INVALID);
+	assert_null(f.json);
+	if (!strstr(msg, needle))
+		fail_msg("reason \"%s\" lacks \"%s\" for %s", msg, needle, json);
+}
+
+static void test_decode(void **state)
+{
+	(void)state;
+	struct rp_mesh_facts f;
+	char msg[200];
+	assert_int_equal(decode(RP_KIND_LISTENERS,
+				"{\"address\":\"::\",\"port\":99999,\"nodes\":[\"a\",\"a\"],\"x\":1}", &f,
+				msg),
+			 RP_OK); /* schema errors are the API's business */
+	assert_string_equal(f.address, "::");
+	assert_int_equal(f.port, 99999);
+	assert_int_equal(json_array_size(f.nodes), 2);
+	rp_mesh_facts_release(&f);
+	assert_int_equal(decode(RP_KIND_ROUTES,
+				"{\"listener\":\"e\",\"cluster\":\"bad name\","
+				"\"weighted_clusters\":[{\"cluster\":\"b\"}]}",
+				&f, msg),
+			 RP_OK);
+	assert_int_equal(f.refs.n, 3); /* a bad name names no item: apply finds it dangling */
+	assert_string_equal(f.refs.ref[1].name, "bad name");
+	rp_mesh_facts_release(&f);
+	assert_int_equal(decode(RP_KIND_CLUSTERS, "{\"lb_policy\":7}", &f, msg), RP_OK);
+	rp_mesh_facts_release(&f);
+	undecodable(RP_KIND_CLUSTERS, "{", "not JSON");
+	undecodable(RP_KIND_CLUSTERS, "{\"a\":1,\"a\":2}", "not JSON");
+	undecodable(RP_KIND_ROUTES, "[]", "object");
+	undecodable(RP_KIND_ROUTES, "{\"cluster\":\"c\"}", "listener must be a string");
+	undecodable(RP_KIND_ROUTES, "{\"listener\":\"e\",\"weighted_clusters\":{}}", "array");
+	undecodable(RP_KIND_ROUTES, "{\"listener\":\"e\",\"weighted_clusters\":[1]}", "object");
+	undecodable(RP_KIND_ROUTES, "{\"listener\":\"e\",\"weighted_clusters\":[{}]}", "cluster");
+	undecodable(RP_KIND_ROUTES, "{\"listener\":\"\"}", "1 to 128");
+	undecodable(RP_KIND_ROUTES, "{\"listener\":\"a\\u0000b\"}", "not JSON"); /* NUL */
+	undecodable(RP_KIND_LISTENERS, "{\"port\":1,\"nodes\":[\"a\"]}", "address");
+	undecodable(RP_KIND_LISTENERS, "{\"address\":\"::\",\"port\":\"1\",\"nodes\":[\"a\"]}",
+		    "port");
+	undecodable(RP_KIND_LISTENERS, "{\"address\":\"::\",\"port\":1,\"nodes\":[]}", "nodes");
+	undecodable(RP_KIND_LISTENERS, "{\"address\":\"::\",\"port\":1,\"nodes\":[null]}",
+		    "nodes[0]");
+	undecodable(RP_KIND_KV, "{}", "no mesh value");
+}
+
+/* Whatever the API accepts, apply decodes, and finds the same references. */
+static void test_validate_then_decode(void **state)
+{
+	(void)state;
+	static const struct {
+		int kind;
+		const char *json;
+	} ok[] = {
+	    {RP_KIND_CLUSTERS, "{}"},
+	    {RP_KIND_CLUSTERS, "{\"lb_policy\":\"ring_hash\",\"hash_on\":\"header:u\","
+			       "\"endpoints\":[{\"address\":\"::1\",\"port\":1}]}"},
+	    {RP_KIND_LISTENERS, "{\"address\":\"0.0.0.0\",\"port\":80,\"nodes\":[\"*\"]}"},
+	    {RP_KIND_LISTENERS, "{\"address\":\"10.1.1.1\",\"port\":80,\"nodes\":[\"a\",\"b\"]}"},
+	    {RP_KIND_ROUTES, "{\"listener\":\"e\",\"match\":{\"path\":\"/\"},\"cluster\":\"c\"}"},
+	    {RP_KIND_ROUTES, "{\"listener\":\"e\",\"match\":{\"prefix\":\"/\"},"
+			     "\"weighted_clusters\":[{\"cluster\":\"a\",\"weight\":1},"
+			     "{\"cluster\":\"b\",\"weight\":2}]}"},
+	};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		char *canon, msg[200];
+		struct rp_refs refs;
+		struct rp_mesh_facts f;
+		assert_int_equal(check(ok[i].kind, ok[i].json, &canon, &refs, msg), RP_OK);
+		assert_int_equal(decode(ok[i].kind, canon, &f, msg), RP_OK);
+		assert_int_equal(f.refs.n, refs.n);
+		for (unsigned r = 0; r < refs.n; r++) {
+			assert_int_equal(f.refs.ref[r].kind, refs.ref[r].kind);
+			assert_string_equal(f.refs.ref[r].name, refs.ref[r].name);
+		}
+		rp_mesh_facts_release(&f);
+		free(canon);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_names),         cmocka_unit_test(test_cluster_defaults),
 	    cmocka_unit_test(test_cluster_refused), cmocka_unit_test(test_listener),
-	    cmocka_unit_test(test_route_refs),
+	    cmocka_unit_test(test_route_refs),    cmocka_unit_test(test_decode),
+	    cmocka_unit_test(test_validate_then_decode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
