@@ -32,8 +32,9 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 	rp_snapbytes_applied(&f->snapbytes, f->raft, buf->len);
 	int rv = rp_store_apply(f->store, buf->base, buf->len, &f->last_result);
 	if (rv == RP_ERR_STORAGE || rv == RP_ERR_NOMEM) {
-		rp_log_fatal("applying a log entry failed (%s); stopping rather than diverging",
-			     rp_err_message(rv));
+		rp_log_fatal("applying the log entry after revision %" PRIu64
+			     " failed (%s: %s); stopping rather than diverging",
+			     rp_store_revision(f->store), rp_err_message(rv), f->last_result.message);
 		abort();
 	}
 	if (rv != RP_OK) /* undecodable: the same on every node, reject it */
