@@ -148,6 +148,7 @@ struct rp_call {
 /** A call for @req, holding the request link (invariant 1); NULL when out of
  * memory. It is released when h2o disposes @req. */
 struct rp_call *rp_call_create(struct rp_api *api, h2o_req_t *req);
+/** Take a ref for an asynchronous operation that will call back with @c. */
 void rp_call_ref(struct rp_call *c);
 /** Drop a ref; the call is freed at zero (then it is on no queue). */
 void rp_call_unref(struct rp_call *c);
@@ -167,6 +168,7 @@ void *rp_call_alloc(struct rp_call *c, size_t size, void (*dispose)(void *));
 /** (Re)arm the call's timer: @fn(c) runs after @ms unless the call is
  * answered or its request goes first. */
 void rp_call_set_timer(struct rp_call *c, uint64_t ms, void (*fn)(struct rp_call *c));
+/** Stop the call's timer (it stays initialised for a later set). */
 void rp_call_stop_timer(struct rp_call *c);
 
 /** Record that @c is on queue @q (the caller linked it). @c must be live

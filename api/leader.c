@@ -87,7 +87,8 @@ static void cancel_forward(struct rp_call *c)
 
 static void on_wait_timer(struct rp_call *c)
 {
-	rp_call_unpark(c); /* unregisters the waiter */
+	assert(c->park == &leader_wait); /* invariant 2 */
+	rp_call_unpark(c);                /* unregisters the waiter */
 	dispatch(c);
 }
 
