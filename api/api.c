@@ -63,11 +63,13 @@ int rp_api_start(struct rp_api *api, uv_loop_t *loop, struct rp_node *node, cons
 	/* HTTP/1.1 only, as documented: no h2c upgrade, no prior-knowledge
 	 * HTTP/2 (the framing checks and close watches are HTTP/1's) */
 	api->config.http1.upgrade_to_http2 = 0;
-	h2o_hostconf_t *host =
-	    h2o_config_register_host(&api->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+	h2o_hostconf_t *host = h2o_config_register_host(&api->config,
+							h2o_iovec_init(H2O_STRLIT("default")),
+							65535);
 	h2o_pathconf_t *paths[2] = {h2o_config_register_path(host, "/", 0), &host->fallback_path};
 	for (int i = 0; i < 2; i++) { /* the fallback: targets not starting with '/' */
-		h2o_handler_t *h = h2o_create_handler(paths[i], sizeof *h + sizeof(struct rp_api *));
+		h2o_handler_t *h = h2o_create_handler(paths[i],
+						      sizeof *h + sizeof(struct rp_api *));
 		*(struct rp_api **)(h + 1) = api;
 		h->on_req = on_req;
 		rp_call_add_error_filter(paths[i], api);
@@ -79,8 +81,8 @@ int rp_api_start(struct rp_api *api, uv_loop_t *loop, struct rp_node *node, cons
 		snprintf(errmsg, errlen, "out of memory");
 		return -1;
 	}
-	if ((rv = rp_listen(loop, &api->listener, api, (struct sockaddr *)&sa, 1024,
-			    on_accept)) != 0) {
+	if ((rv = rp_listen(loop, &api->listener, api, (struct sockaddr *)&sa, 1024, on_accept)) !=
+	    0) {
 		snprintf(errmsg, errlen, "listen on %s: %s", addr, uv_strerror(rv));
 		return -1;
 	}

@@ -106,11 +106,11 @@ struct rp_api {
 	uv_timer_t sub_gc;
 	uint64_t snapshots_encoded, snapshots_sent, subscribers;
 	unsigned proxy_ttl_ms;
-	uint64_t sub_seq;        /* orders sends, ACKs and NACKs */
-	uv_timer_t sub_cid;      /* proposes/notices the cluster id */
+	uint64_t sub_seq;   /* orders sends, ACKs and NACKs */
+	uv_timer_t sub_cid; /* proposes/notices the cluster id */
 	int cid_inflight;
-	char cid_seen[33];       /* cluster id the subscriptions last saw */
-	uint64_t sub_seen_rev;   /* revision rp_subscribe_notify last looked at */
+	char cid_seen[33];            /* cluster id the subscriptions last saw */
+	uint64_t sub_seen_rev;        /* revision rp_subscribe_notify last looked at */
 	struct rp_fleet_share *fleet; /* shared fan-out of rollout waits (fleet.c) */
 };
 
@@ -194,8 +194,8 @@ int rp_call_begin_response(struct rp_call *c, int status);
 void rp_respond_json(struct rp_call *c, int status, json_t *body, uint64_t etag);
 /** Respond with @len bytes of @data (copied by h2o before this returns)
  * as @ctype; @etag 0 sends no ETag. */
-void rp_respond_raw(struct rp_call *c, int status, const char *ctype, const void *data,
-		    size_t len, uint64_t etag);
+void rp_respond_raw(struct rp_call *c, int status, const char *ctype, const void *data, size_t len,
+		    uint64_t etag);
 /** Relay a forwarded answer (strings may be "" when absent). */
 void rp_respond_relay(struct rp_call *c, int status, const char *ctype, const char *etag,
 		      const char *retry_after, const void *body, size_t len);

@@ -20,12 +20,11 @@
  *    server stands unless some server saw an ACK that clears it (an ACK of
  *    a newer version, or of that version after it was sent again): the rule
  *    of subscribe.c invariant 6 applied across servers. */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <assert.h>
 
 #include "client.h"
 #include "fleet.h"
