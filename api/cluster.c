@@ -1,11 +1,31 @@
-/* /v1/status, /v1/members, /healthz, /readyz and /metrics. */
+/* /v1/status, /v1/members, /healthz and /readyz.
+ *
+ * A membership call's state (struct member_call, c->ctx) is in the request
+ * pool; the membership change's callback reads it only while the call is
+ * live (leader.c invariant 3). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
+#include "client.h"
+#include "cluster.h"
+#include "json.h"
+#include "leader.h"
+#include "params.h"
 #include "raftplane/err.h"
+
+struct member_call {
+	struct rp_member member; /* POST /v1/members */
+	uint64_t target_id;      /* DELETE or leadership */
+};
+
+static struct member_call *member_of(struct rp_call *c)
+{
+	if (!c->ctx)
+		c->ctx = rp_call_alloc(c, sizeof(struct member_call), NULL);
+	return c->ctx;
+}
 
 static const char *role_name(int role)
 {
@@ -76,14 +96,17 @@ static void list_members(struct rp_call *c)
 static void on_member_done(void *arg, int status, const char *msg)
 {
 	struct rp_call *c = arg;
-	if (status != RP_OK) {
+	struct member_call *m = c->ctx;
+	if (!rp_call_live(c)) {
+		/* answered, or the client went: m is gone with the request */
+	} else if (status != RP_OK) {
 		rp_respond_error(c, status, msg, -1);
 	} else if (c->route == RP_ROUTE_MEMBERS) {
-		rp_respond_json(c, 201, json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)c->member.id,
-						  "raft", c->member.raft, "http", c->member.http,
-						  "role", role_name(c->member.role)), 0);
+		rp_respond_json(c, 201, json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)m->member.id,
+						  "raft", m->member.raft, "http", m->member.http,
+						  "role", role_name(m->member.role)), 0);
 	} else {
-		rp_respond_json(c, 200, json_pack("{s:I,s:s}", "id", (json_int_t)c->target_id,
+		rp_respond_json(c, 200, json_pack("{s:I,s:s}", "id", (json_int_t)m->target_id,
 						  "result", msg), 0);
 	}
 	rp_call_unref(c);
@@ -91,15 +114,16 @@ static void on_member_done(void *arg, int status, const char *msg)
 
 static void run_member_op(struct rp_call *c)
 {
+	struct member_call *m = c->ctx;
 	struct rp_node *n = c->api->node;
 	int rv;
 	rp_call_ref(c);
 	if (c->route == RP_ROUTE_MEMBERS)
-		rv = rp_node_add_member(n, &c->member, on_member_done, c);
+		rv = rp_node_add_member(n, &m->member, on_member_done, c);
 	else if (c->route == RP_ROUTE_LEADERSHIP)
-		rv = rp_node_transfer(n, c->target_id, on_member_done, c);
+		rv = rp_node_transfer(n, m->target_id, on_member_done, c);
 	else
-		rv = rp_node_remove_member(n, c->target_id, on_member_done, c);
+		rv = rp_node_remove_member(n, m->target_id, on_member_done, c);
 	if (rv == RP_OK)
 		return;
 	rp_call_unref(c);
@@ -113,7 +137,7 @@ static void run_member_op(struct rp_call *c)
 		msg = "id, raft or http address already in use by a member, or another "
 		      "membership change is in progress";
 	else if (c->route == RP_ROUTE_MEMBER && rv == RP_ERR_CONFLICT)
-		msg = c->target_id == self ? "cannot remove the leader itself: transfer leadership "
+		msg = m->target_id == self ? "cannot remove the leader itself: transfer leadership "
 					     "to another voter first"
 					   : "another membership change is in progress";
 	else if (c->route == RP_ROUTE_LEADERSHIP && rv == RP_ERR_INVALID)
@@ -125,6 +149,7 @@ static void run_member_op(struct rp_call *c)
 
 static int parse_member(struct rp_call *c, char *msg, size_t msglen)
 {
+	struct member_call *m = member_of(c);
 	static const char *const fields[] = {"id", "raft", "http", "role", NULL};
 	h2o_iovec_t e = c->req->entity;
 	json_t *o = e.base ? json_loadb(e.base, e.len, JSON_REJECT_DUPLICATES, NULL) : NULL;
@@ -164,10 +189,10 @@ static int parse_member(struct rp_call *c, char *msg, size_t msglen)
 		snprintf(msg, msglen, "\"role\" must be voter, standby or spare");
 		goto out;
 	}
-	c->member.id = (uint64_t)json_integer_value(id);
-	snprintf(c->member.raft, sizeof c->member.raft, "%s", raft);
-	snprintf(c->member.http, sizeof c->member.http, "%s", http);
-	c->member.role = role_parse(role);
+	m->member.id = (uint64_t)json_integer_value(id);
+	snprintf(m->member.raft, sizeof m->member.raft, "%s", raft);
+	snprintf(m->member.http, sizeof m->member.http, "%s", http);
+	m->member.role = role_parse(role);
 	rv = RP_OK;
 out:
 	json_decref(o);
@@ -189,16 +214,15 @@ void rp_route_members(struct rp_call *c, const char *method)
 		rp_respond_error(c, RP_ERR_INVALID, msg, -1);
 		return;
 	}
-	c->is_write = 1;
-	c->local = run_member_op;
-	rp_leader_dispatch(c);
+	rp_leader_run(c, 1, run_member_op);
 }
 
 void rp_route_member(struct rp_call *c, const char *method, const char *id, size_t id_len,
 		     int leadership)
 {
-	if (rp_parse_u64(id, id_len, &c->target_id) != 0 || c->target_id == 0 ||
-	    c->target_id > INT64_MAX) {
+	struct member_call *m = member_of(c);
+	if (rp_parse_u64(id, id_len, &m->target_id) != 0 || m->target_id == 0 ||
+	    m->target_id > INT64_MAX) {
 		rp_respond_error(c, RP_ERR_INVALID, "member id must be a positive integer", -1);
 		return;
 	}
@@ -206,9 +230,7 @@ void rp_route_member(struct rp_call *c, const char *method, const char *id, size
 		rp_respond_error(c, RP_ERR_METHOD, leadership ? "use POST" : "use DELETE", -1);
 		return;
 	}
-	c->is_write = 1;
-	c->local = run_member_op;
-	rp_leader_dispatch(c);
+	rp_leader_run(c, 1, run_member_op);
 }
 
 /* ---- health ------------------------------------------------------------- */

@@ -11,19 +11,27 @@
  *    most one fan-out in flight and at most once per SHARE_MS. The peer load
  *    is therefore independent of the number of waiters.
  * 2. A waiter holds a reference on its call while it is on a fan-out's
- *    list; a call that answered meanwhile (client gone, deadline) is only
- *    unreferenced when the fan-out ends.
+ *    list, and the call is parked on `fanout_wait` (call.h invariant 5);
+ *    a call that answered meanwhile (client gone, deadline) leaves the
+ *    park at once but stays on the list, unreferenced when the fan-out
+ *    ends. A rollout wait's state (struct rollout_call, c->ctx) is in the
+ *    request pool: read only while the call is live.
  * 3. Merging keeps each node's most recent entry, but a NACK recorded by any
  *    server stands unless some server saw an ACK that clears it (an ACK of
  *    a newer version, or of that version after it was sent again): the rule
  *    of subscribe.c invariant 6 applied across servers. */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
+#include "client.h"
+#include "fleet.h"
+#include "params.h"
+#include "park.h"
 #include "raftplane/err.h"
+#include "subscribe.h"
 
 #define PEER_TIMEOUT_MS 1000
 #define ROLLOUT_POLL_MS 250
@@ -42,6 +50,19 @@ struct fanout {
 	view_cb *cbs;
 	size_t n_waiters, cap;
 };
+
+/* A rollout wait (c->ctx). */
+struct rollout_call {
+	uint64_t revision;
+	uint64_t deadline; /* uv_now() ms of the last look */
+};
+
+static void leave_fanout(struct rp_call *c)
+{
+	(void)c; /* the fan-out keeps its ref and lets go when it ends */
+}
+
+static const struct rp_park fanout_wait = {"fleet fan-out", leave_fanout};
 
 struct rp_fleet_share {
 	struct fanout *inflight;
@@ -161,7 +182,8 @@ static void rollout_poll(struct rp_call *c);
 
 static void answer_rollout(struct rp_call *c, json_t *by_node, json_t *unreachable)
 {
-	uint64_t r = c->if_version;
+	struct rollout_call *ro = c->ctx;
+	uint64_t r = ro->revision;
 	json_int_t acked = 0, nacked = 0, pending = 0;
 	json_t *nacks = json_array(), *waiting = json_array();
 	const char *key;
@@ -183,8 +205,8 @@ static void answer_rollout(struct rp_call *c, json_t *by_node, json_t *unreachab
 		}
 	}
 	uint64_t now = uv_now(c->api->loop);
-	if (pending > 0 && now < c->deadline) { /* look again, last at the deadline */
-		uint64_t left = c->deadline - now;
+	if (pending > 0 && now < ro->deadline) { /* look again, last at the deadline */
+		uint64_t left = ro->deadline - now;
 		json_decref(nacks);
 		json_decref(waiting);
 		rp_call_set_timer(c, left < ROLLOUT_POLL_MS ? left : ROLLOUT_POLL_MS, rollout_poll);
@@ -214,6 +236,7 @@ static int add_waiter(struct fanout *f, struct rp_call *c, view_cb cb)
 		f->cap = cap;
 	}
 	rp_call_ref(c);
+	rp_call_park(c, &fanout_wait);
 	f->waiters[f->n_waiters] = c;
 	f->cbs[f->n_waiters++] = cb;
 	return 0;
@@ -233,8 +256,11 @@ static void fanout_done(struct fanout *f)
 	}
 	for (size_t i = 0; i < f->n_waiters; i++) {
 		struct rp_call *c = f->waiters[i];
-		if (c->req && !c->responded)
+		if (rp_call_live(c)) { /* invariant 2: else it left the park */
+			rp_call_park_done(c, &fanout_wait);
 			f->cbs[i](c, f->by_node, f->unreachable);
+		}
+		assert(c->park != &fanout_wait);
 		rp_call_unref(c);
 	}
 	free(f->waiters);
@@ -365,24 +391,26 @@ void rp_route_rollout(struct rp_call *c, const char *rev, size_t len)
 {
 	char wait[32];
 	uint64_t wait_ms = 0;
+	struct rollout_call *ro = rp_call_alloc(c, sizeof *ro, NULL);
+	c->ctx = ro;
 	if (strncmp(c->req->method.base, "GET", c->req->method.len) != 0) {
 		rp_respond_error(c, RP_ERR_METHOD, "use GET", -1);
 		return;
 	}
-	if (rp_parse_u64(rev, len, &c->if_version) != 0 || c->if_version > INT64_MAX) {
+	if (rp_parse_u64(rev, len, &ro->revision) != 0 || ro->revision > INT64_MAX) {
 		rp_respond_error(c, RP_ERR_INVALID, "revision must be a positive integer", -1);
 		return;
 	}
 	int has = rp_query_param(c->req, "wait", wait, sizeof wait);
-	if (c->if_version == 0 ||
+	if (ro->revision == 0 ||
 	    (has != 0 && (has < 0 || rp_parse_wait(wait, MAX_ROLLOUT_WAIT_MS, &wait_ms) != 0))) {
 		rp_respond_error(c, RP_ERR_INVALID,
-				 c->if_version ? "wait must be like 10s or 500ms, at most 10m"
+				 ro->revision ? "wait must be like 10s or 500ms, at most 10m"
 					       : "revision must be a positive integer",
 				 -1);
 		return;
 	}
-	c->deadline = uv_now(c->api->loop) + wait_ms;
+	ro->deadline = uv_now(c->api->loop) + wait_ms;
 	if (wait_ms > 0)
 		rp_call_watch_close(c);
 	/* the first look does not take the cached view (it may join a fan-out

@@ -1,48 +1,45 @@
-/* /v1/kv and /v1/{clusters,routes,listeners}: single items and lists. */
+/* /v1/kv and /v1/{clusters,routes,listeners}: single items and lists.
+ *
+ * A call's state (struct item_call, c->ctx) is in the request pool; what it
+ * owns outside the pool (the canonical JSON, the one-op command) is freed
+ * when the request goes (item_dispose). A proposal borrows the command
+ * only while the request lives (leader.h). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
 #include "codec.h"
+#include "items.h"
+#include "json.h"
+#include "leader.h"
+#include "params.h"
 #include "raftplane/err.h"
+#include "raftplane/limits.h"
 
-/* ---- proposals ---------------------------------------------------------- */
+struct item_call {
+	int kind;
+	char name[RP_MAX_NAME + 1]; /* the item, or the list's prefix */
+	int cond;
+	uint64_t if_version;
+	char *canon;                /* malloc'd canonical JSON of a mesh put */
+	size_t canon_len;
+	Raftplane__Command *cmd;    /* heap-built one-op command */
+};
 
-static void on_proposed(void *arg, int status, const struct rp_apply_result *res)
+static void item_dispose(void *p)
 {
-	struct rp_call *c = arg;
-	if (status != RP_OK)
-		rp_respond_error(c, status, NULL, -1);
-	else if (res->status != RP_OK)
-		rp_respond_error(c, res->status, res->message, res->op_index);
-	else
-		c->on_ok(c, res);
-	rp_call_unref(c);
+	struct item_call *it = p;
+	free(it->canon);
+	if (it->cmd)
+		raftplane__command__free_unpacked(it->cmd, NULL);
 }
 
-static void propose_local(struct rp_call *c)
+static struct item_call *item_of(struct rp_call *c)
 {
-	rp_call_ref(c);
-	int rv = rp_node_propose(c->api->node, c->pending_cmd, on_proposed, c);
-	if (rv == RP_ERR_NO_LEADER) {
-		rp_call_unref(c);
-		rp_leader_retry(c); /* transfer under way or leadership lost: wait */
-	} else if (rv != RP_OK) {
-		rp_call_unref(c);
-		rp_respond_error(c, rv, NULL, -1);
-	}
-}
-
-void rp_propose_and_respond(struct rp_call *c, const Raftplane__Command *cmd,
-			    void (*ok)(struct rp_call *c, const struct rp_apply_result *res))
-{
-	c->is_write = 1;
-	c->pending_cmd = cmd;
-	c->on_ok = ok;
-	c->local = propose_local;
-	rp_leader_dispatch(c);
+	if (!c->ctx)
+		c->ctx = rp_call_alloc(c, sizeof(struct item_call), item_dispose);
+	return c->ctx;
 }
 
 /* ---- request parsing ---------------------------------------------------- */
@@ -94,17 +91,18 @@ static int parse_tag(const char *t, uint64_t *version)
 	return 0;
 }
 
-/* Preconditions from If-Match / If-None-Match into c->cond / c->if_version.
+/* Preconditions from If-Match / If-None-Match into it->cond / it->if_version.
  * Each header is a list (all its field lines, RFC 9110 13.1.1-2); a list
  * that names more than one member is refused (400): a single-item write
  * checks one version, and we do not guess which one was meant. */
 static int parse_preconditions(struct rp_call *c)
 {
+	struct item_call *it = c->ctx;
 	const char *im = rp_header_list(c->req, H2O_TOKEN_IF_MATCH);
 	const char *inm = rp_header_list(c->req, H2O_TOKEN_IF_NONE_MATCH);
 	const char *el[2];
 	int n;
-	c->cond = RAFTPLANE__OP__COND__IF_ANY;
+	it->cond = RAFTPLANE__OP__COND__IF_ANY;
 	if (im && inm) {
 		rp_respond_error(c, RP_ERR_INVALID, "use If-Match or If-None-Match, not both", -1);
 		return -1;
@@ -114,10 +112,10 @@ static int parse_preconditions(struct rp_call *c)
 			rp_respond_error(c, RP_ERR_INVALID, "If-None-Match supports only *", -1);
 			return -1;
 		}
-		c->cond = RAFTPLANE__OP__COND__IF_ABSENT;
+		it->cond = RAFTPLANE__OP__COND__IF_ABSENT;
 	}
 	if (im) {
-		int kind = (n = split_list(c->req, im, el, 2)) == 1 ? parse_tag(el[0], &c->if_version)
+		int kind = (n = split_list(c->req, im, el, 2)) == 1 ? parse_tag(el[0], &it->if_version)
 								    : -1;
 		if (kind < 0) {
 			rp_respond_error(c, RP_ERR_INVALID,
@@ -126,7 +124,7 @@ static int parse_preconditions(struct rp_call *c)
 					 -1);
 			return -1;
 		}
-		c->cond = kind == 1 ? RAFTPLANE__OP__COND__IF_EXISTS : RAFTPLANE__OP__COND__IF_VERSION;
+		it->cond = kind == 1 ? RAFTPLANE__OP__COND__IF_EXISTS : RAFTPLANE__OP__COND__IF_VERSION;
 	}
 	return 0;
 }
@@ -147,21 +145,21 @@ static int parse_consistency(struct rp_call *c)
 static void run_read(struct rp_call *c, void (*reader)(struct rp_call *c))
 {
 	int stale = parse_consistency(c);
-	c->reader = reader;
 	if (stale == 1)
 		reader(c);
 	else if (stale == 0)
-		rp_leader_read(c);
+		rp_leader_read(c, reader);
 }
 
 static int take_name(struct rp_call *c, const char *name, size_t len)
 {
+	struct item_call *it = c->ctx;
 	if (!rp_name_valid(name, len)) {
 		rp_respond_error(c, RP_ERR_INVALID, "names are [A-Za-z0-9._-]{1,128}", -1);
 		return -1;
 	}
-	memcpy(c->name, name, len);
-	c->name[len] = '\0';
+	memcpy(it->name, name, len);
+	it->name[len] = '\0';
 	return 0;
 }
 
@@ -169,25 +167,28 @@ static int take_name(struct rp_call *c, const char *name, size_t len)
 
 static void put_ok(struct rp_call *c, const struct rp_apply_result *res)
 {
-	const char *field = c->kind == RP_KIND_KV ? "key" : "name";
-	rp_respond_json(c, 200, json_pack("{s:s,s:I}", field, c->name, "version", (json_int_t)res->revision),
+	struct item_call *it = c->ctx;
+	const char *field = it->kind == RP_KIND_KV ? "key" : "name";
+	rp_respond_json(c, 200, json_pack("{s:s,s:I}", field, it->name, "version", (json_int_t)res->revision),
 			res->revision);
 }
 
 static void delete_ok(struct rp_call *c, const struct rp_apply_result *res)
 {
-	const char *field = c->kind == RP_KIND_KV ? "key" : "name";
-	rp_respond_json(c, 200, json_pack("{s:s,s:b,s:I}", field, c->name, "deleted", 1,
+	struct item_call *it = c->ctx;
+	const char *field = it->kind == RP_KIND_KV ? "key" : "name";
+	rp_respond_json(c, 200, json_pack("{s:s,s:b,s:I}", field, it->name, "deleted", 1,
 					  "revision", (json_int_t)res->revision), 0);
 }
 
 /* Build a one-op transaction on the heap (it may outlive this stack frame). */
 static int single_op(struct rp_call *c, int is_delete, const void *value, size_t len)
 {
+	struct item_call *it = c->ctx;
 	Raftplane__Command *cmd = calloc(1, sizeof *cmd);
 	Raftplane__Op **ops = calloc(1, sizeof *ops);
 	Raftplane__Op *op = calloc(1, sizeof *op);
-	char *kind = strdup(rp_kind_name(c->kind)), *name = strdup(c->name);
+	char *kind = strdup(rp_kind_name(it->kind)), *name = strdup(it->name);
 	void *copy = malloc(len ? len : 1);
 	if (!cmd || !ops || !op || !kind || !name || !copy) {
 		free(cmd), free(ops), free(op), free(kind), free(name), free(copy);
@@ -197,25 +198,27 @@ static int single_op(struct rp_call *c, int is_delete, const void *value, size_t
 	memcpy(copy, value, len);
 	raftplane__command__init(cmd);
 	rp_op_init(op, is_delete, kind, name, copy, len);
-	op->cond = c->cond;
-	op->if_version = c->if_version;
+	op->cond = it->cond;
+	op->if_version = it->if_version;
 	ops[0] = op;
 	cmd->ops = ops;
 	cmd->n_ops = 1;
-	c->cmd = cmd; /* freed with free_unpacked's allocator: plain free */
+	it->cmd = cmd; /* freed with free_unpacked's allocator: plain free */
 	return 0;
 }
 
 static void do_put(struct rp_call *c, const void *value, size_t len)
 {
+	struct item_call *it = c->ctx;
 	if (parse_preconditions(c) == 0 && single_op(c, 0, value, len) == 0)
-		rp_propose_and_respond(c, c->cmd, put_ok);
+		rp_propose_and_respond(c, it->cmd, put_ok);
 }
 
 static void do_delete(struct rp_call *c)
 {
+	struct item_call *it = c->ctx;
 	if (parse_preconditions(c) == 0 && single_op(c, 1, "", 0) == 0)
-		rp_propose_and_respond(c, c->cmd, delete_ok);
+		rp_propose_and_respond(c, it->cmd, delete_ok);
 }
 
 /* ---- reads -------------------------------------------------------------- */
@@ -232,18 +235,19 @@ static json_t *mesh_object(const struct rp_item *it)
 
 static void read_item(struct rp_call *c)
 {
+	struct item_call *ic = c->ctx;
 	void *value;
 	size_t len;
 	uint64_t version;
-	int rv = rp_store_get(rp_node_store(c->api->node), c->kind, c->name, &value, &len, &version);
+	int rv = rp_store_get(rp_node_store(c->api->node), ic->kind, ic->name, &value, &len, &version);
 	if (rv != RP_OK) {
 		rp_respond_error(c, rv, rv == RP_ERR_NOT_FOUND ? "no such item" : NULL, -1);
 		return;
 	}
-	if (c->kind == RP_KIND_KV) {
+	if (ic->kind == RP_KIND_KV) {
 		rp_respond_raw(c, 200, "application/octet-stream", value, len, version);
 	} else {
-		struct rp_item it = {c->kind, c->name, value, len, version};
+		struct rp_item it = {ic->kind, ic->name, value, len, version};
 		rp_respond_json(c, 200, mesh_object(&it), version);
 	}
 	free(value);
@@ -291,9 +295,10 @@ static int add_list_item(void *arg, const struct rp_item *it)
 
 static void read_list(struct rp_call *c)
 {
+	struct item_call *it = c->ctx;
 	struct rp_store *s = rp_node_store(c->api->node);
 	json_t *items = json_array();
-	rp_store_list(s, c->kind, c->name, add_list_item, items);
+	rp_store_list(s, it->kind, it->name, add_list_item, items);
 	rp_respond_json(c, 200, json_pack("{s:o,s:I}", "items", items, "revision",
 					  (json_int_t)rp_store_revision(s)), 0);
 }
@@ -303,7 +308,8 @@ static void read_list(struct rp_call *c)
 static void route_item(struct rp_call *c, int kind, const char *method, const char *name,
 		       size_t len)
 {
-	c->kind = kind;
+	struct item_call *it = item_of(c);
+	it->kind = kind;
 	if (take_name(c, name, len) != 0)
 		return;
 	if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
@@ -316,13 +322,13 @@ static void route_item(struct rp_call *c, int kind, const char *method, const ch
 		do_put(c, c->req->entity.base ? c->req->entity.base : "", c->req->entity.len);
 	} else {
 		char msg[256];
-		int rv = rp_mesh_validate(kind, c->name, c->req->entity.base ? c->req->entity.base : "",
-					  c->req->entity.len, &c->canon, &c->canon_len, NULL, msg,
+		int rv = rp_mesh_validate(kind, it->name, c->req->entity.base ? c->req->entity.base : "",
+					  c->req->entity.len, &it->canon, &it->canon_len, NULL, msg,
 					  sizeof msg);
 		if (rv != RP_OK)
 			rp_respond_error(c, rv, msg, -1);
 		else
-			do_put(c, c->canon, c->canon_len);
+			do_put(c, it->canon, it->canon_len);
 	}
 }
 
@@ -338,11 +344,12 @@ void rp_route_mesh(struct rp_call *c, int kind, const char *method, const char *
 
 void rp_route_kv_list(struct rp_call *c)
 {
-	int has = rp_query_param(c->req, "prefix", c->name, sizeof c->name);
-	c->kind = RP_KIND_KV;
+	struct item_call *it = item_of(c);
+	int has = rp_query_param(c->req, "prefix", it->name, sizeof it->name);
+	it->kind = RP_KIND_KV;
 	if (has == 0)
-		c->name[0] = '\0';
-	if (has < 0 || (has == 1 && c->name[0] && !rp_name_valid(c->name, strlen(c->name)))) {
+		it->name[0] = '\0';
+	if (has < 0 || (has == 1 && it->name[0] && !rp_name_valid(it->name, strlen(it->name)))) {
 		rp_respond_error(c, RP_ERR_INVALID, "prefix must match [A-Za-z0-9._-]{0,128}", -1);
 		return;
 	}
@@ -351,13 +358,14 @@ void rp_route_kv_list(struct rp_call *c)
 
 void rp_route_mesh_list(struct rp_call *c, int kind)
 {
-	int has = rp_query_param(c->req, "prefix", c->name, sizeof c->name);
-	c->kind = kind;
-	if (has < 0 || (has == 1 && c->name[0] && !rp_name_valid(c->name, strlen(c->name)))) {
+	struct item_call *it = item_of(c);
+	int has = rp_query_param(c->req, "prefix", it->name, sizeof it->name);
+	it->kind = kind;
+	if (has < 0 || (has == 1 && it->name[0] && !rp_name_valid(it->name, strlen(it->name)))) {
 		rp_respond_error(c, RP_ERR_INVALID, "prefix must match [A-Za-z0-9._-]{0,128}", -1);
 		return;
 	}
 	if (has == 0)
-		c->name[0] = '\0';
+		it->name[0] = '\0';
 	run_read(c, read_list);
 }

@@ -1,48 +1,121 @@
 /* Getting a request to the ready leader.
  *
  * A request that needs the leader (every write, every linearizable read,
- * membership changes) runs c->local on this node when it is the ready
- * leader; otherwise it is forwarded over HTTP to the leader it knows, or
- * waits (re-checking on every leader change and every RETRY_MS) until
- * c->deadline, then gets 503 no_leader.
+ * membership changes) runs its local work on this node when it is the
+ * ready leader; otherwise it is forwarded over HTTP to the leader it knows,
+ * or waits (re-checking on every leader change and every RETRY_MS) until
+ * its deadline, then gets 503 no_leader.
  *
  * A forwarded request is never forwarded again (no loops): a node that gets
  * one and is not the leader answers no_leader, and the origin retries, which
  * is safe because nothing was proposed. A write whose forward fails after it
  * was sent may have been applied: it gets 503 outcome_unknown, never a
- * definite failure. */
+ * definite failure.
+ *
+ * Invariants (beside call.h's)
+ * 1. The state (struct rp_leader_call) is in the request pool, made by the
+ *    first entry (rp_leader_run, rp_leader_read, rp_propose_and_respond).
+ * 2. While the call waits for a leader it is parked on `leader_wait` (its
+ *    waiter registered with the node, the call's timer armed); while a
+ *    forward is in flight it is parked on `leader_forward` and the forward
+ *    holds a ref. Never both: each step leaves one before it takes the
+ *    other. Answering or disposing the call unparks it, which unregisters
+ *    the waiter or cancels the forward, so neither callback runs on an
+ *    answered call or a gone request.
+ * 3. A proposal, a read barrier and a membership change cannot be taken
+ *    back: each holds a ref, and its callback checks rp_call_live() before
+ *    it reads any state. */
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "api.h"
+#include "client.h"
+#include "leader.h"
+#include "params.h"
 #include "raftplane/err.h"
 
 #define RETRY_MS 50
 
+/* What a call needs of the leader (invariant 1). */
+struct rp_leader_call {
+	struct rp_call *c;
+	int is_write;   /* a forward failure after sending is outcome_unknown */
+	int forwarded;  /* arrived from another node: never forward again */
+	uint64_t deadline; /* uv_now() ms by which a leader must be found */
+	struct rp_leader_waiter lw;
+	struct rp_http_req *fwd;
+	/* what to do on the ready leader */
+	void (*local)(struct rp_call *c);
+	void (*reader)(struct rp_call *c); /* linearizable read, after a barrier */
+	void (*on_ok)(struct rp_call *c, const struct rp_apply_result *res);
+	const Raftplane__Command *pending_cmd; /* what local() proposes */
+};
+
+static void cancel_wait(struct rp_call *c);
+static void cancel_forward(struct rp_call *c);
+static const struct rp_park leader_wait = {"leader wait", cancel_wait};
+static const struct rp_park leader_forward = {"forward", cancel_forward};
+
+static struct rp_leader_call *lead_of(struct rp_call *c)
+{
+	if (!c->lead) {
+		struct rp_leader_call *l = rp_call_alloc(c, sizeof *l, NULL);
+		l->c = c;
+		l->forwarded = h2o_find_header_by_str(&c->req->headers,
+						      H2O_STRLIT("x-raftplane-forwarded"), -1) >= 0;
+		l->lw.next = l->lw.prev = &l->lw;
+		c->lead = l;
+	}
+	return c->lead;
+}
+
+static void dispatch(struct rp_call *c);
+
+static void cancel_wait(struct rp_call *c)
+{
+	rp_node_unwait_leader(c->api->node, &c->lead->lw);
+}
+
+static void cancel_forward(struct rp_call *c)
+{
+	struct rp_leader_call *l = c->lead;
+	assert(l->fwd);
+	rp_http_cancel(l->fwd); /* its callback will not run: drop its ref */
+	l->fwd = NULL;
+	rp_call_unref(c);
+}
+
 static void on_wait_timer(struct rp_call *c)
 {
-	rp_node_unwait_leader(c->api->node, &c->lw);
-	rp_leader_dispatch(c);
+	assert(c->park == &leader_wait); /* invariant 2 */
+	rp_call_unpark(c);                /* unregisters the waiter */
+	dispatch(c);
 }
 
 static void on_leader_changed(struct rp_leader_waiter *w)
 {
-	struct rp_call *c = (struct rp_call *)((char *)w - offsetof(struct rp_call, lw));
+	struct rp_leader_call *l = (struct rp_leader_call *)((char *)w -
+							      offsetof(struct rp_leader_call, lw));
+	struct rp_call *c = l->c;
+	assert(rp_call_live(c) && c->park == &leader_wait); /* invariant 2 */
+	rp_call_park_done(c, &leader_wait); /* the node detached the waiter */
 	rp_call_stop_timer(c);
-	rp_leader_dispatch(c);
+	dispatch(c);
 }
 
 static void wait_for_leader(struct rp_call *c, unsigned ms)
 {
+	struct rp_leader_call *l = c->lead;
 	uint64_t now = uv_now(c->api->loop);
-	if (now >= c->deadline) {
+	if (now >= l->deadline) {
 		rp_respond_error(c, RP_ERR_NO_LEADER, "no leader elected in time", -1);
 		return;
 	}
-	uint64_t left = c->deadline - now;
-	c->lw.cb = on_leader_changed;
-	rp_node_unwait_leader(c->api->node, &c->lw);
-	rp_node_wait_leader(c->api->node, &c->lw);
+	uint64_t left = l->deadline - now;
+	l->lw.cb = on_leader_changed;
+	rp_call_park(c, &leader_wait);
+	rp_node_unwait_leader(c->api->node, &l->lw);
+	rp_node_wait_leader(c->api->node, &l->lw);
 	rp_call_set_timer(c, left < ms ? left : ms, on_wait_timer);
 }
 
@@ -62,14 +135,13 @@ static void on_forwarded(void *arg, int http_err, const struct rp_http_response 
 {
 	struct rp_call *c = arg;
 	int err = forward_err(http_err);
-	c->fwd = NULL;
-	if (!c->req || c->responded) {
-		rp_call_unref(c);
-		return;
-	}
+	/* invariant 2: answering or disposing the call cancels the forward */
+	assert(rp_call_live(c) && c->park == &leader_forward);
+	c->lead->fwd = NULL;
+	rp_call_park_done(c, &leader_forward);
 	if (!err && (res->status < 200 || res->status > 599)) /* not a final HTTP status */
 		err = RP_ERR_UNKNOWN_OUTCOME;                   /* never relay it */
-	if (err == RP_ERR_NO_LEADER || (err && !c->is_write)) {
+	if (err == RP_ERR_NO_LEADER || (err && !c->lead->is_write)) {
 		wait_for_leader(c, RETRY_MS); /* nothing applied, or a read: retry */
 	} else if (err) {
 		rp_respond_error(c, RP_ERR_UNKNOWN_OUTCOME,
@@ -121,30 +193,33 @@ static void forward(struct rp_call *c, const char *http)
 		return;
 	}
 	rp_call_ref(c);
+	rp_call_park(c, &leader_forward);
 	int rv = rp_http_request(c->api->loop, http, method, target, headers, req->entity.base,
 				 req->entity.base ? req->entity.len : 0, c->api->opts.forward_timeout_ms,
-				 on_forwarded, c, &c->fwd);
+				 on_forwarded, c, &c->lead->fwd);
 	if (rv != 0) {
+		rp_call_park_done(c, &leader_forward);
 		rp_call_unref(c);
 		wait_for_leader(c, RETRY_MS);
 	}
 }
 
-void rp_leader_dispatch(struct rp_call *c)
+static void dispatch(struct rp_call *c)
 {
+	struct rp_leader_call *l = c->lead;
 	struct rp_node *node = c->api->node;
 	char http[64];
-	if (!c->req || c->responded)
+	if (!rp_call_live(c))
 		return;
-	if (!c->deadline)
-		c->deadline = uv_now(c->api->loop) + c->api->opts.leader_wait_ms;
+	if (!l->deadline)
+		l->deadline = uv_now(c->api->loop) + c->api->opts.leader_wait_ms;
 	if (rp_node_leader_ready(node)) {
-		c->local(c);
+		l->local(c);
 		return;
 	}
 	uint64_t leader = rp_node_leader(node, http, sizeof http);
 	uint64_t self = rp_node_config(node)->id;
-	if (leader && leader != self && c->forwarded) {
+	if (leader && leader != self && l->forwarded) {
 		rp_respond_error(c, RP_ERR_NO_LEADER, "this node is no longer the leader", -1);
 		return;
 	}
@@ -158,9 +233,9 @@ void rp_leader_dispatch(struct rp_call *c)
 static void on_read_ready(void *arg, int status)
 {
 	struct rp_call *c = arg;
-	if (c->req && !c->responded) {
+	if (rp_call_live(c)) { /* invariant 3 */
 		if (status == RP_OK)
-			c->reader(c);
+			c->lead->reader(c);
 		else
 			wait_for_leader(c, RETRY_MS);
 	}
@@ -176,14 +251,22 @@ static void barrier_then_read(struct rp_call *c)
 	}
 }
 
-void rp_leader_read(struct rp_call *c)
+void rp_leader_run(struct rp_call *c, int is_write, void (*local)(struct rp_call *c))
+{
+	struct rp_leader_call *l = lead_of(c);
+	l->is_write = is_write;
+	l->local = local;
+	dispatch(c);
+}
+
+void rp_leader_read(struct rp_call *c, void (*reader)(struct rp_call *c))
 {
 	if (c->api->opts.unsafe_reads) {
-		c->reader(c); /* test-only fault: no proof of leadership */
+		reader(c); /* test-only fault: no proof of leadership */
 		return;
 	}
-	c->local = barrier_then_read;
-	rp_leader_dispatch(c);
+	lead_of(c)->reader = reader;
+	rp_leader_run(c, 0, barrier_then_read);
 }
 
 void rp_leader_retry(struct rp_call *c)
@@ -191,12 +274,40 @@ void rp_leader_retry(struct rp_call *c)
 	wait_for_leader(c, RETRY_MS);
 }
 
-void rp_leader_cancel(struct rp_call *c)
+/* ---- proposals ---------------------------------------------------------- */
+
+static void on_proposed(void *arg, int status, const struct rp_apply_result *res)
 {
-	rp_node_unwait_leader(c->api->node, &c->lw);
-	if (c->fwd) {
-		rp_http_cancel(c->fwd);
-		c->fwd = NULL;
-		rp_call_unref(c);
+	struct rp_call *c = arg;
+	if (rp_call_live(c)) { /* invariant 3: else answered, or the client went */
+		if (status != RP_OK)
+			rp_respond_error(c, status, NULL, -1);
+		else if (res->status != RP_OK)
+			rp_respond_error(c, res->status, res->message, res->op_index);
+		else
+			c->lead->on_ok(c, res);
 	}
+	rp_call_unref(c);
+}
+
+static void propose_local(struct rp_call *c)
+{
+	rp_call_ref(c);
+	int rv = rp_node_propose(c->api->node, c->lead->pending_cmd, on_proposed, c);
+	if (rv == RP_ERR_NO_LEADER) {
+		rp_call_unref(c);
+		rp_leader_retry(c); /* transfer under way or leadership lost: wait */
+	} else if (rv != RP_OK) {
+		rp_call_unref(c);
+		rp_respond_error(c, rv, NULL, -1);
+	}
+}
+
+void rp_propose_and_respond(struct rp_call *c, const Raftplane__Command *cmd,
+			    void (*ok)(struct rp_call *c, const struct rp_apply_result *res))
+{
+	struct rp_leader_call *l = lead_of(c);
+	l->pending_cmd = cmd;
+	l->on_ok = ok;
+	rp_leader_run(c, 1, propose_local);
 }

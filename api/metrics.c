@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
+#include "metrics.h"
 #include "raftplane/err.h"
 #include "transport.h"
 

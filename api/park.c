@@ -14,8 +14,8 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-#include "api.h"
 #include "closewatch.h"
+#include "park.h"
 
 #define KEEPIDLE_S 20
 #define KEEPINTVL_S 5
@@ -25,8 +25,9 @@ static void on_client_gone(struct rp_closewatch *w, void *data)
 {
 	struct rp_call *c = data;
 	(void)w;
-	/* begin_response() releases everything parked (lists, slots, timers,
-	 * this watch); the write then fails and h2o disposes the request. */
+	/* rp_call_begin_response() releases everything parked (queues, slots,
+	 * timers, this watch); the write then fails and h2o disposes the
+	 * request. */
 	rp_respond_raw(c, 499, "text/plain", "", 0, 0);
 }
 

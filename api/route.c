@@ -20,8 +20,17 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "api.h"
+#include "cluster.h"
+#include "fleet.h"
+#include "items.h"
+#include "metrics.h"
+#include "params.h"
 #include "raftplane/err.h"
+#include "raftplane/limits.h"
+#include "route.h"
+#include "subscribe.h"
+#include "txn.h"
+#include "watch.h"
 
 #define MAX_SEGS 6
 

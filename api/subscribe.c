@@ -13,9 +13,11 @@
  * 2. A server never answers with a version older than the one the proxy
  *    reports: when the proxy claims a version above this server's revision
  *    the request waits for the server to catch up (or gets 503 behind).
- * 3. A parked request is on its node's waiting list exactly while
- *    c->sub_parked; every revision change re-evaluates the waiting lists of
- *    nodes whose version may have moved.
+ * 3. A parked request is on its node's waiting list exactly while it is
+ *    parked on `sub_wait` (call.h invariant 5), and counted in
+ *    n->n_parked and api->subscribers; every revision change re-evaluates
+ *    the waiting lists of nodes whose version may have moved. Its state
+ *    (struct sub_call, c->ctx) is in the request pool.
  * 4. Fleet entries (soft state, not replicated) age out proxy_ttl_ms after
  *    the last request ended, unless a request is parked. An entry is shown
  *    (n->known) only once a request carrying an ACK, a NACK or another
@@ -34,6 +36,7 @@
  *    bits); every snapshot carries the store's id. A request whose versions
  *    refer to another cluster (cluster_id set and different) is answered as
  *    a first contact, its versions ignored. */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,9 +44,12 @@
 #include <sys/random.h>
 #include <sys/time.h>
 
-#include "api.h"
+#include "json.h"
+#include "park.h"
 #include "raftplane/err.h"
 #include "snapshot.h"
+#include "subscribe.h"
+#include "watch.h"
 #include "wire.h"
 
 #define BUCKETS 4096
@@ -70,7 +76,7 @@ struct rp_sub_node {
 	struct sbuf *buf;
 	int buf_cid; /* buf was encoded with a cluster id */
 	/* waiting requests */
-	struct rp_call *waiting;
+	struct sub_call *waiting;
 	unsigned n_parked;
 	/* fleet entry (invariant 6) */
 	uint64_t sent_version, acked_version, nack_version;
@@ -84,6 +90,22 @@ struct rp_sub_node {
 	uint64_t last_seen_ms;
 	int known; /* has made at least one valid ACK/NACK/foreign request */
 };
+
+/* One subscription poll (c->ctx), in the request pool. */
+struct sub_call {
+	struct rp_call *c;
+	struct rp_sub_node *node;
+	struct sub_call *prev, *next; /* on node->waiting while parked */
+	uint64_t held, nack_version;
+	int has_held, has_nack, validated;
+	uint64_t deadline;        /* uv_now() ms when the poll ends with 304 */
+	const char *nack_error;   /* validated NACK text (request pool) */
+	char cluster[33];         /* cluster id the request's versions refer to */
+	int foreign;              /* versions are another cluster's: ignored */
+};
+
+static void unpark(struct rp_call *c);
+static const struct rp_park sub_wait = {"subscription", unpark};
 
 static void sbuf_unref(struct sbuf *b)
 {
@@ -179,23 +201,18 @@ static void on_sbuf_dispose(void *p)
 
 static void send_snapshot(struct rp_call *c)
 {
-	struct rp_sub_node *n = c->sub;
-	h2o_req_t *req = c->req;
 	char ver[24];
-	if (!req || c->responded)
+	if (!rp_call_begin_response(c, 200)) /* off the waiting list, timer stopped */
 		return;
-	c->responded = 1;
-	rp_subscribe_cancel(c);
-	rp_call_stop_timer(c);
-	c->api->requests[c->route][200]++;
+	struct sub_call *sc = c->ctx;
+	struct rp_sub_node *n = sc->node;
+	h2o_req_t *req = c->req;
 	/* the request pool keeps a reference until the response is written */
 	struct sbuf **slot = h2o_mem_alloc_shared(&req->pool, sizeof *slot, on_sbuf_dispose);
 	*slot = n->buf;
 	n->buf->refs++;
 	int len = snprintf(ver, sizeof ver, "%" PRIu64, n->version);
 	h2o_iovec_t v = h2o_strdup(&req->pool, ver, (size_t)len);
-	req->res.status = 200;
-	req->res.reason = "OK";
 	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
 		       H2O_STRLIT("application/x-protobuf"));
 	h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-raftplane-version"), 0,
@@ -211,19 +228,20 @@ static void send_snapshot(struct rp_call *c)
 	c->api->snapshots_sent++;
 }
 
-void rp_subscribe_cancel(struct rp_call *c)
+/* The park's cancel: off the node's waiting list (invariant 3). */
+static void unpark(struct rp_call *c)
 {
-	struct rp_sub_node *n = c->sub;
-	if (!n || !c->sub_parked)
-		return;
-	if (c->sprev)
-		c->sprev->snext = c->snext;
+	struct sub_call *sc = c->ctx;
+	struct rp_sub_node *n = sc->node;
+	assert(n->n_parked > 0 && c->api->subscribers > 0);
+	assert(sc->prev || n->waiting == sc);
+	if (sc->prev)
+		sc->prev->next = sc->next;
 	else
-		n->waiting = c->snext;
-	if (c->snext)
-		c->snext->sprev = c->sprev;
-	c->sprev = c->snext = NULL;
-	c->sub_parked = 0;
+		n->waiting = sc->next;
+	if (sc->next)
+		sc->next->prev = sc->prev;
+	sc->prev = sc->next = NULL;
 	n->n_parked--;
 	n->last_seen_ms = wall_ms();
 	c->api->subscribers--;
@@ -231,8 +249,9 @@ void rp_subscribe_cancel(struct rp_call *c)
 
 static void park(struct rp_call *c)
 {
-	struct rp_sub_node *n = c->sub;
-	if (c->sub_parked)
+	struct sub_call *sc = c->ctx;
+	struct rp_sub_node *n = sc->node;
+	if (c->park == &sub_wait)
 		return;
 	if (c->api->subscribers >= c->api->opts.max_subscribers) {
 		/* bounded memory when a whole fleet reconnects at once: the
@@ -240,13 +259,13 @@ static void park(struct rp_call *c)
 		rp_respond_error(c, RP_ERR_UNAVAILABLE, "too many subscribers on this server", -1);
 		return;
 	}
-	c->snext = n->waiting;
-	c->sprev = NULL;
+	rp_call_park(c, &sub_wait);
+	sc->next = n->waiting;
+	sc->prev = NULL;
 	if (n->waiting)
-		n->waiting->sprev = c;
-	n->waiting = c;
+		n->waiting->prev = sc;
+	n->waiting = sc;
 	n->n_parked++;
-	c->sub_parked = 1;
 	c->api->subscribers++;
 	rp_call_watch_close(c);
 }
@@ -283,16 +302,17 @@ static void record_nack(struct rp_api *api, struct rp_sub_node *n, uint64_t v, c
 /* The request passed every check: record what it reports. */
 static void record_request(struct rp_call *c)
 {
-	struct rp_sub_node *n = c->sub;
-	if (c->has_held || c->has_nack || c->sub_foreign)
+	struct sub_call *sc = c->ctx;
+	struct rp_sub_node *n = sc->node;
+	if (sc->has_held || sc->has_nack || sc->foreign)
 		n->known = 1;
 	n->last_seen_ms = wall_ms();
-	n->foreign = c->sub_foreign;
-	snprintf(n->cluster_id, sizeof n->cluster_id, "%s", c->sub_cluster);
-	if (c->has_held)
-		record_ack(n, c->held);
-	if (c->has_nack)
-		record_nack(c->api, n, c->nack_version, c->sub_nack_error);
+	n->foreign = sc->foreign;
+	snprintf(n->cluster_id, sizeof n->cluster_id, "%s", sc->cluster);
+	if (sc->has_held)
+		record_ack(n, sc->held);
+	if (sc->has_nack)
+		record_nack(c->api, n, sc->nack_version, sc->nack_error);
 }
 
 /* ---- evaluation ----------------------------------------------------------- */
@@ -304,23 +324,25 @@ static void on_sub_timer(struct rp_call *c);
  * knows its own id. */
 static void check_foreign(struct rp_call *c)
 {
+	struct sub_call *sc = c->ctx;
 	const char *ours = rp_store_cluster_id(rp_node_store(c->api->node));
-	if (c->sub_validated || c->sub_foreign || !c->sub_cluster[0] || !ours[0] ||
-	    strcmp(ours, c->sub_cluster) == 0)
+	if (sc->validated || sc->foreign || !sc->cluster[0] || !ours[0] ||
+	    strcmp(ours, sc->cluster) == 0)
 		return;
-	c->sub_foreign = 1;
-	c->has_held = c->has_nack = 0;
-	c->held = c->nack_version = 0;
+	sc->foreign = 1;
+	sc->has_held = sc->has_nack = 0;
+	sc->held = sc->nack_version = 0;
 }
 
 /* Decide what to do with a subscription now; re-run on every change. */
 static void evaluate(struct rp_call *c)
 {
 	struct rp_api *api = c->api;
-	struct rp_sub_node *n = c->sub;
+	struct sub_call *sc = c->ctx;
+	struct rp_sub_node *n = sc->node;
 	check_foreign(c);
 	uint64_t rev = rp_store_revision(rp_node_store(api->node));
-	uint64_t claimed = c->held > c->nack_version ? c->held : c->nack_version;
+	uint64_t claimed = sc->held > sc->nack_version ? sc->held : sc->nack_version;
 	if (claimed > rev) { /* the proxy has seen more than this server */
 		park(c);
 		return;
@@ -330,7 +352,7 @@ static void evaluate(struct rp_call *c)
 		rp_respond_error(c, RP_ERR_NOMEM, "cannot build the snapshot", -1);
 		return;
 	}
-	if (!c->sub_validated) {
+	if (!sc->validated) {
 		if (claimed > n->version) {
 			char msg[320];
 			snprintf(msg, sizeof msg,
@@ -339,13 +361,13 @@ static void evaluate(struct rp_call *c)
 			rp_respond_error(c, RP_ERR_INVALID, msg, -1);
 			return;
 		}
-		c->sub_validated = 1;
+		sc->validated = 1;
 		record_request(c);
 		uint64_t now = uv_now(api->loop);
-		rp_call_set_timer(c, c->sub_deadline > now ? c->sub_deadline - now : 0, on_sub_timer);
+		rp_call_set_timer(c, sc->deadline > now ? sc->deadline - now : 0, on_sub_timer);
 	}
 	/* a NACKed version is not sent again: wait for a newer one */
-	if ((!c->has_held && !c->has_nack) || claimed < n->version) {
+	if ((!sc->has_held && !sc->has_nack) || claimed < n->version) {
 		send_snapshot(c);
 		return;
 	}
@@ -354,12 +376,13 @@ static void evaluate(struct rp_call *c)
 
 static void on_sub_timer(struct rp_call *c)
 {
-	if (!c->sub_validated) {
+	struct sub_call *sc = c->ctx;
+	if (!sc->validated) {
 		rp_respond_error(c, RP_ERR_UNAVAILABLE,
 				 "this server is behind the version you hold; try another", -1);
 		return;
 	}
-	rp_subscribe_cancel(c);
+	rp_call_unpark(c);
 	rp_respond_raw(c, 304, "application/x-protobuf", "", 0, 0);
 }
 
@@ -367,12 +390,13 @@ static void evaluate_all(struct rp_api *api, int only_behind)
 {
 	for (size_t b = 0; b < BUCKETS; b++) {
 		for (struct rp_sub_node *n = api->sub_buckets[b]; n; n = n->next) {
-			struct rp_call *c = n->waiting;
-			while (c) {
-				struct rp_call *next = c->snext;
-				if (!only_behind || !c->sub_validated)
-					evaluate(c); /* answering unlinks c */
-				c = next;
+			struct sub_call *sc = n->waiting;
+			while (sc) {
+				struct sub_call *next = sc->next;
+				assert(sc->c->park == &sub_wait);
+				if (!only_behind || !sc->validated)
+					evaluate(sc->c); /* answering unlinks sc */
+				sc = next;
 			}
 		}
 	}
@@ -423,18 +447,19 @@ static int check_request(const Raftplane__SubscribeRequest *r, char *msg, size_t
 /* Copy the checked request into the call (nothing recorded yet). */
 static int take_request(struct rp_call *c, const Raftplane__SubscribeRequest *r)
 {
-	c->sub = node_get(c->api, r->node_id, 1); /* snapshot cache; not yet a fleet entry */
-	if (!c->sub)
+	struct sub_call *sc = c->ctx;
+	sc->node = node_get(c->api, r->node_id, 1); /* snapshot cache; not yet a fleet entry */
+	if (!sc->node)
 		return RP_ERR_NOMEM;
-	c->held = r->version;
-	c->has_held = r->has_version;
-	c->nack_version = r->nack_version;
-	c->has_nack = r->has_nack;
-	c->sub_nack_error = h2o_strdup(&c->req->pool, r->nack_error, SIZE_MAX).base;
-	snprintf(c->sub_cluster, sizeof c->sub_cluster, "%s", r->cluster_id);
+	sc->held = r->version;
+	sc->has_held = r->has_version;
+	sc->nack_version = r->nack_version;
+	sc->has_nack = r->has_nack;
+	sc->nack_error = h2o_strdup(&c->req->pool, r->nack_error, SIZE_MAX).base;
+	snprintf(sc->cluster, sizeof sc->cluster, "%s", r->cluster_id);
 	/* a NACK waits like an ACK: its version is not sent again (item 5) */
 	uint64_t now = uv_now(c->api->loop);
-	c->sub_deadline = now + (r->has_version || r->has_nack ? r->wait_ms : 0);
+	sc->deadline = now + (r->has_version || r->has_nack ? r->wait_ms : 0);
 	return RP_OK;
 }
 
@@ -486,6 +511,9 @@ static int parse_request(struct rp_call *c, char *msg, size_t msglen)
 void rp_route_subscribe(struct rp_call *c)
 {
 	char msg[160];
+	struct sub_call *sc = rp_call_alloc(c, sizeof *sc, NULL);
+	sc->c = c;
+	c->ctx = sc;
 	if (strncmp(c->req->method.base, "POST", c->req->method.len) != 0) {
 		rp_respond_error(c, RP_ERR_METHOD, "use POST", -1);
 		return;
@@ -496,7 +524,7 @@ void rp_route_subscribe(struct rp_call *c)
 		return;
 	}
 	uint64_t rev = rp_store_revision(rp_node_store(c->api->node));
-	uint64_t claimed = c->held > c->nack_version ? c->held : c->nack_version;
+	uint64_t claimed = sc->held > sc->nack_version ? sc->held : sc->nack_version;
 	if (claimed > rev) /* wait for this server to catch up, bounded */
 		rp_call_set_timer(c, BEHIND_WAIT_MS, on_sub_timer);
 	evaluate(c);

@@ -1,17 +1,34 @@
-/* POST /v1/txn: several puts and deletes applied all or nothing. */
+/* POST /v1/txn: several puts and deletes applied all or nothing.
+ *
+ * A call's state (struct txn_call, c->ctx) is in the request pool; the
+ * command it builds is freed when the request goes (txn_dispose). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
 #include "codec.h"
+#include "leader.h"
 #include "raftplane/err.h"
+#include "raftplane/limits.h"
+#include "txn.h"
+
+struct txn_call {
+	Raftplane__Command *cmd; /* heap-built, NULL until parsing starts */
+};
+
+static void txn_dispose(void *p)
+{
+	struct txn_call *t = p;
+	if (t->cmd)
+		raftplane__command__free_unpacked(t->cmd, NULL);
+}
 
 static void txn_ok(struct rp_call *c, const struct rp_apply_result *res)
 {
+	struct txn_call *t = c->ctx;
 	json_t *results = json_array();
-	for (size_t i = 0; i < c->cmd->n_ops; i++) {
-		const Raftplane__Op *op = c->cmd->ops[i];
+	for (size_t i = 0; i < t->cmd->n_ops; i++) {
+		const Raftplane__Op *op = t->cmd->ops[i];
 		int del = op->type == RAFTPLANE__OP__TYPE__DELETE;
 		json_array_append_new(results, json_pack("{s:s,s:s,s:s,s:I}", "op",
 							 del ? "delete" : "put", "kind", op->kind,
@@ -120,7 +137,7 @@ static int parse_op(json_t *jop, Raftplane__Op *op, char *msg, size_t msglen)
 	return is_delete ? RP_OK : op_value(jop, kind, n, op, msg, msglen);
 }
 
-static int parse_txn(struct rp_call *c, json_t *body, int *bad_index, char *msg, size_t msglen)
+static int parse_txn(struct txn_call *t, json_t *body, int *bad_index, char *msg, size_t msglen)
 {
 	json_t *ops = json_object_get(body, "ops");
 	if (json_object_size(body) != 1 || !json_is_array(ops)) {
@@ -132,21 +149,21 @@ static int parse_txn(struct rp_call *c, json_t *body, int *bad_index, char *msg,
 		snprintf(msg, msglen, "a transaction holds 1 to %d ops", RP_MAX_TXN_OPS);
 		return RP_ERR_INVALID;
 	}
-	c->cmd = calloc(1, sizeof *c->cmd);
-	if (!c->cmd)
+	t->cmd = calloc(1, sizeof *t->cmd);
+	if (!t->cmd)
 		return RP_ERR_NOMEM;
-	raftplane__command__init(c->cmd);
-	c->cmd->ops = calloc(n, sizeof *c->cmd->ops);
-	if (!c->cmd->ops)
+	raftplane__command__init(t->cmd);
+	t->cmd->ops = calloc(n, sizeof *t->cmd->ops);
+	if (!t->cmd->ops)
 		return RP_ERR_NOMEM;
 	for (size_t i = 0; i < n; i++) {
-		c->cmd->ops[i] = calloc(1, sizeof **c->cmd->ops);
-		if (!c->cmd->ops[i])
+		t->cmd->ops[i] = calloc(1, sizeof **t->cmd->ops);
+		if (!t->cmd->ops[i])
 			return RP_ERR_NOMEM;
-		raftplane__op__init(c->cmd->ops[i]);
-		c->cmd->n_ops = i + 1;
+		raftplane__op__init(t->cmd->ops[i]);
+		t->cmd->n_ops = i + 1;
 		char opmsg[200];
-		int rv = parse_op(json_array_get(ops, i), c->cmd->ops[i], opmsg, sizeof opmsg);
+		int rv = parse_op(json_array_get(ops, i), t->cmd->ops[i], opmsg, sizeof opmsg);
 		if (rv != RP_OK) {
 			*bad_index = (int)i;
 			snprintf(msg, msglen, "ops[%zu]: %s", i, opmsg);
@@ -168,11 +185,13 @@ void rp_route_txn(struct rp_call *c)
 		json_decref(body);
 		return;
 	}
-	int rv = parse_txn(c, body, &bad, msg, sizeof msg);
+	struct txn_call *t = rp_call_alloc(c, sizeof *t, txn_dispose);
+	c->ctx = t;
+	int rv = parse_txn(t, body, &bad, msg, sizeof msg);
 	json_decref(body);
 	if (rv != RP_OK) {
 		rp_respond_error(c, rv, msg, bad);
 		return;
 	}
-	rp_propose_and_respond(c, c->cmd, txn_ok);
+	rp_propose_and_respond(c, t->cmd, txn_ok);
 }

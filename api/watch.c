@@ -3,22 +3,40 @@
  * Served from this node's applied state (like etcd watches): it answers as
  * soon as a change with revision > after and a matching kind is applied
  * here, or with no changes when the wait ends. A parked watch sits on the
- * api's watcher list until it answers or its client goes away (a close
- * watch notices that at once, park.c).
+ * api's watcher list (its park, call.h invariant 5) until it answers or its
+ * client goes away (a close watch notices that at once, park.c); either
+ * takes it off the list. Its state (struct rp_watcher) is in the request
+ * pool.
  *
  * Cost per write: rp_watch_notify reads the changes since the revision it
  * last looked at once (api->watch_seen_rev) and wakes only the watchers
  * whose kinds changed, so a parked watcher costs a mask test per write, not
  * a query of its whole history. Invariant: a parked watcher has no change
- * of its kinds in (watch_after, revision at which it parked]. */
+ * of its kinds in (after, revision at which it parked]. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
+#include "json.h"
+#include "params.h"
+#include "park.h"
 #include "raftplane/err.h"
+#include "raftplane/limits.h"
+#include "watch.h"
 
 #define MAX_WAIT_MS (600 * 1000)
+
+/* A watch call's state (c->ctx), linked on api->watchers while parked. */
+struct rp_watcher {
+	struct rp_call *c;
+	struct rp_watcher *prev, *next;
+	uint64_t after;
+	unsigned mask;
+};
+
+static void unlink_watcher(struct rp_call *c);
+static const struct rp_park watch_list = {"watch", unlink_watcher};
 
 struct collect {
 	json_t *changes;
@@ -41,14 +59,15 @@ static int add_change(void *arg, const struct rp_change *ch)
 /* Answer if there is something to say (or @force); 1 when answered. */
 static int try_answer(struct rp_call *c, int force)
 {
+	struct rp_watcher *w = c->ctx;
 	struct rp_store *s = rp_node_store(c->api->node);
 	struct collect col = {json_array(), 0};
-	int rv = rp_store_changes(s, c->watch_after, c->watch_mask, add_change, &col);
+	int rv = rp_store_changes(s, w->after, w->mask, add_change, &col);
 	if (rv == RP_ERR_GONE) {
 		json_decref(col.changes);
 		char msg[128];
 		snprintf(msg, sizeof msg, "revision %llu is compacted; history starts after %llu",
-			 (unsigned long long)c->watch_after,
+			 (unsigned long long)w->after,
 			 (unsigned long long)rp_store_compacted(s));
 		rp_respond_error(c, RP_ERR_GONE, msg, -1);
 		return 1;
@@ -74,18 +93,31 @@ static int try_answer(struct rp_call *c, int force)
 	return 1;
 }
 
-void rp_watch_cancel(struct rp_call *c)
+/* The park's cancel: off api->watchers (answered, or the request went). */
+static void unlink_watcher(struct rp_call *c)
 {
 	struct rp_api *api = c->api;
-	if (!c->wprev && api->watchers != c)
-		return;
-	if (c->wprev)
-		c->wprev->wnext = c->wnext;
+	struct rp_watcher *w = c->ctx;
+	assert(w->prev || api->watchers == w); /* parked means linked */
+	if (w->prev)
+		w->prev->next = w->next;
 	else
-		api->watchers = c->wnext;
-	if (c->wnext)
-		c->wnext->wprev = c->wprev;
-	c->wprev = c->wnext = NULL;
+		api->watchers = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	w->prev = w->next = NULL;
+}
+
+static void park_watcher(struct rp_call *c)
+{
+	struct rp_api *api = c->api;
+	struct rp_watcher *w = c->ctx;
+	rp_call_park(c, &watch_list);
+	w->next = api->watchers;
+	w->prev = NULL;
+	if (w->next)
+		w->next->prev = w;
+	api->watchers = w;
 }
 
 static int add_kind(void *arg, const struct rp_change *ch)
@@ -115,12 +147,13 @@ void rp_watch_notify(struct rp_api *api)
 	if (!changed)
 		return;
 	uint64_t compacted = rp_store_compacted(rp_node_store(api->node));
-	struct rp_call *c = api->watchers;
-	while (c) {
-		struct rp_call *next = c->wnext;
-		if ((c->watch_mask & changed) || c->watch_after < compacted)
-			try_answer(c, 0); /* answering unlinks c via rp_watch_cancel */
-		c = next;
+	struct rp_watcher *w = api->watchers;
+	while (w) {
+		struct rp_watcher *next = w->next;
+		assert(w->c->park == &watch_list);
+		if ((w->mask & changed) || w->after < compacted)
+			try_answer(w->c, 0); /* answering unlinks w (unlink_watcher) */
+		w = next;
 	}
 }
 
@@ -148,6 +181,9 @@ void rp_route_watch(struct rp_call *c)
 {
 	char after[32], wait[32], kinds[128];
 	uint64_t wait_ms = 30000;
+	struct rp_watcher *w = rp_call_alloc(c, sizeof *w, NULL);
+	w->c = c;
+	c->ctx = w;
 	if (strncmp(c->req->method.base, "GET", c->req->method.len) != 0) {
 		rp_respond_error(c, RP_ERR_METHOD, "use GET", -1);
 		return;
@@ -155,8 +191,8 @@ void rp_route_watch(struct rp_call *c)
 	int ha = rp_query_param(c->req, "after", after, sizeof after);
 	int hw = rp_query_param(c->req, "wait", wait, sizeof wait);
 	int hk = rp_query_param(c->req, "kinds", kinds, sizeof kinds);
-	c->watch_mask = ~0u;
-	c->watch_after = rp_store_revision(rp_node_store(c->api->node));
+	w->mask = ~0u;
+	w->after = rp_store_revision(rp_node_store(c->api->node));
 	uint64_t after_rev = 0;
 	if (ha < 0 || (ha == 1 && (rp_parse_u64(after, strlen(after), &after_rev) != 0 ||
 				    after_rev > INT64_MAX))) {
@@ -167,21 +203,17 @@ void rp_route_watch(struct rp_call *c)
 		rp_respond_error(c, RP_ERR_INVALID, "wait must be like 30s or 500ms, at most 10m", -1);
 		return;
 	}
-	if (hk < 0 || (hk == 1 && parse_kinds(kinds, &c->watch_mask) != 0)) {
+	if (hk < 0 || (hk == 1 && parse_kinds(kinds, &w->mask) != 0)) {
 		rp_respond_error(c, RP_ERR_INVALID,
 				 "kinds is a comma list of kv, clusters, routes, listeners, members",
 				 -1);
 		return;
 	}
 	if (ha == 1)
-		c->watch_after = after_rev;
+		w->after = after_rev;
 	if (try_answer(c, wait_ms == 0))
 		return;
-	c->wnext = c->api->watchers;
-	c->wprev = NULL;
-	if (c->wnext)
-		c->wnext->wprev = c;
-	c->api->watchers = c;
+	park_watcher(c);
 	rp_call_set_timer(c, wait_ms, on_watch_timeout);
 	rp_call_watch_close(c);
 }

@@ -1,4 +1,4 @@
-/* The REST API's parsers of what a URL carries (api/http.c): query
+/* The REST API's parsers of what a URL carries (api/params.c): query
  * parameters (rp_query_param, percent- and '+'-decoding, a repeated
  * parameter refused), numbers (rp_parse_u64) and durations (rp_parse_wait),
  * and the path decoder (rp_path_decode). Input: a request path with its
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "api/params.h"
 
 /* The grammar rp_parse_wait accepts: DIGITS{1,9}[.DIGITS{1,6}][ms|s|m]. */
 static int wait_grammar(const char *s)

@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
+#include "json.h"
+#include "params.h"
 #include "utf8.h"
 
 static int failures;

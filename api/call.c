@@ -1,15 +1,17 @@
-/* The admin API's HTTP server (h2o on the node's libuv loop): request
- * lifecycle, routing and response helpers. */
+/* The call lifecycle and the answers of the REST API (invariants in
+ * call.h): refs, the call's timer, parking, rp_respond_*, and every mapping
+ * of an error to its HTTP status and JSON body, h2o's own included. */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
+#include "call.h"
 #include "closewatch.h"
-#include "httpcheck.h"
 #include "utf8.h"
 #include "raftplane/err.h"
+#include "raftplane/limits.h"
 
 const char *const rp_route_names[RP_ROUTE__COUNT] = {
     [RP_ROUTE_KV] = "kv",
@@ -40,12 +42,21 @@ void rp_call_ref(struct rp_call *c)
 
 void rp_call_unref(struct rp_call *c)
 {
+	assert(c->refs > 0);
 	if (--c->refs > 0)
 		return;
-	free(c->canon);
-	if (c->cmd)
-		raftplane__command__free_unpacked(c->cmd, NULL);
+	/* invariant 5: the request went, and took the call off everything */
+	assert(!c->req && !c->park && !c->cw && !c->timer_on);
 	free(c);
+}
+
+void *rp_call_alloc(struct rp_call *c, size_t size, void (*dispose)(void *))
+{
+	assert(c->req);
+	void *p = dispose ? h2o_mem_alloc_shared(&c->req->pool, size, dispose)
+			  : h2o_mem_alloc_pool(&c->req->pool, size);
+	memset(p, 0, size);
+	return p;
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -56,12 +67,14 @@ static void on_timer_closed(uv_handle_t *h)
 static void on_call_timer(uv_timer_t *t)
 {
 	struct rp_call *c = t->data;
+	assert(rp_call_live(c)); /* answering or disposing closes the timer */
 	if (c->on_timer)
 		c->on_timer(c);
 }
 
 void rp_call_set_timer(struct rp_call *c, uint64_t ms, void (*fn)(struct rp_call *c))
 {
+	assert(rp_call_live(c));
 	if (!c->timer_on) {
 		uv_timer_init(c->api->loop, &c->timer);
 		c->timer.data = c;
@@ -78,14 +91,38 @@ void rp_call_stop_timer(struct rp_call *c)
 		uv_timer_stop(&c->timer);
 }
 
+/* ---- parking (invariant 5) ---------------------------------------------- */
+
+void rp_call_park(struct rp_call *c, const struct rp_park *q)
+{
+	assert(rp_call_live(c));
+	assert(!c->park); /* on one queue at a time */
+	c->park = q;
+}
+
+void rp_call_unpark(struct rp_call *c)
+{
+	const struct rp_park *q = c->park;
+	if (!q)
+		return;
+	c->park = NULL;
+	q->cancel(c);
+	assert(!c->park); /* a cancel never parks again */
+}
+
+void rp_call_park_done(struct rp_call *c, const struct rp_park *q)
+{
+	assert(c->park == q);
+	(void)q;
+	c->park = NULL;
+}
+
 /* Stop everything the call waits for; it can then only be freed. */
 static void call_quiesce(struct rp_call *c)
 {
 	rp_closewatch_destroy(c->cw); /* park.c */
 	c->cw = NULL;
-	rp_leader_cancel(c);
-	rp_watch_cancel(c);
-	rp_subscribe_cancel(c);
+	rp_call_unpark(c);
 	if (c->timer_on) {
 		c->timer_on = 0;
 		uv_timer_stop(&c->timer);
@@ -94,16 +131,20 @@ static void call_quiesce(struct rp_call *c)
 }
 
 /* h2o disposes the request pool once the response is done or the client is
- * gone; the slot lets us notice. */
+ * gone; the slot lets us notice. h2o releases a pool's shared entries (this
+ * slot among them) before any of its plain memory (h2o_mem_clear_pool), so
+ * the queues' cancels still read their family state here (invariant 3). */
 static void on_req_dispose(void *p)
 {
 	struct rp_call *c = *(struct rp_call **)p;
 	c->req = NULL;
 	call_quiesce(c);
+	c->lead = NULL; /* the pool goes now: a late use is a NULL dereference */
+	c->ctx = NULL;
 	rp_call_unref(c);
 }
 
-static struct rp_call *call_create(struct rp_api *api, h2o_req_t *req)
+struct rp_call *rp_call_create(struct rp_api *api, h2o_req_t *req)
 {
 	struct rp_call *c = calloc(1, sizeof *c);
 	if (!c)
@@ -114,8 +155,6 @@ static struct rp_call *call_create(struct rp_api *api, h2o_req_t *req)
 	c->req = req;
 	c->refs = 1;
 	c->route = RP_ROUTE_OTHER;
-	c->lw.next = c->lw.prev = &c->lw;
-	c->wnext = c->wprev = NULL;
 	return c;
 }
 
@@ -142,12 +181,13 @@ static const char *reason_phrase(int status)
 	}
 }
 
-static int begin_response(struct rp_call *c, int status)
+int rp_call_begin_response(struct rp_call *c, int status)
 {
 	if (c->responded || !c->req)
-		return 0;
+		return 0; /* invariant 4: the first answer wins */
 	c->responded = 1;
 	call_quiesce(c);
+	assert(!c->park && !c->cw && !c->timer_on);
 	if (status >= 100 && status < 600)
 		c->api->requests[c->route][status]++;
 	c->req->res.status = status;
@@ -168,7 +208,7 @@ static void add_etag(struct rp_call *c, uint64_t etag)
 void rp_respond_raw(struct rp_call *c, int status, const char *ctype, const void *data,
 		    size_t len, uint64_t etag)
 {
-	if (!begin_response(c, status))
+	if (!rp_call_begin_response(c, status))
 		return;
 	h2o_req_t *req = c->req;
 	h2o_iovec_t ct = h2o_strdup(&req->pool, ctype, SIZE_MAX);
@@ -189,7 +229,7 @@ static void add_str_header(struct rp_call *c, const h2o_token_t *token, const ch
 void rp_respond_relay(struct rp_call *c, int status, const char *ctype, const char *etag,
 		      const char *retry_after, const void *body, size_t len)
 {
-	if (!begin_response(c, status))
+	if (!rp_call_begin_response(c, status))
 		return;
 	add_str_header(c, H2O_TOKEN_CONTENT_TYPE, ctype);
 	add_str_header(c, H2O_TOKEN_ETAG, etag);
@@ -237,165 +277,6 @@ void rp_respond_error(struct rp_call *c, int err, const char *message, int index
 	rp_respond_json(c, rp_err_http_status(err), e ? json_pack("{s:o}", "error", e) : NULL, 0);
 }
 
-
-/* ---- request helpers ---------------------------------------------------- */
-
-/* Percent-decode @len bytes of @v into @out (NUL-terminated, *outlen bytes);
- * @plus: '+' means a space (query strings). -1 on bad escapes, NUL or overflow. */
-static int url_decode(const char *v, size_t len, char *out, size_t outcap, int plus,
-		      size_t *outlen)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < len; i++) {
-		char ch = v[i];
-		if (ch == '%') {
-			int hi, lo;
-			if (i + 2 >= len || (hi = rp_http_hexval(v[i + 1])) < 0 || (lo = rp_http_hexval(v[i + 2])) < 0)
-				return -1;
-			ch = (char)(hi * 16 + lo);
-			i += 2;
-		} else if (ch == '+' && plus) {
-			ch = ' ';
-		}
-		if (ch == '\0' || o + 1 >= outcap)
-			return -1;
-		out[o++] = ch;
-	}
-	out[o] = '\0';
-	if (outlen)
-		*outlen = o;
-	return 0;
-}
-
-int rp_path_decode(const char *v, size_t len, char *out, size_t outcap, size_t *outlen)
-{
-	return url_decode(v, len, out, outcap, 0, outlen);
-}
-
-int rp_query_param(h2o_req_t *req, const char *name, char *out, size_t outlen)
-{
-	if (req->query_at == SIZE_MAX)
-		return 0;
-	const char *q = req->path.base + req->query_at + 1;
-	const char *end = req->path.base + req->path.len;
-	size_t nlen = strlen(name);
-	int found = 0;
-	while (q < end) {
-		const char *amp = memchr(q, '&', (size_t)(end - q));
-		if (!amp)
-			amp = end;
-		const char *eq = memchr(q, '=', (size_t)(amp - q));
-		const char *kend = eq ? eq : amp;
-		if ((size_t)(kend - q) == nlen && memcmp(q, name, nlen) == 0) {
-			const char *v = eq ? eq + 1 : amp;
-			if (found++ || url_decode(v, (size_t)(amp - v), out, outlen, 1, NULL) != 0)
-				return -1; /* a repeated parameter is ambiguous: refused */
-		}
-		q = amp + 1;
-	}
-	return found;
-}
-
-int rp_parse_u64(const char *s, size_t len, uint64_t *out)
-{
-	uint64_t v = 0;
-	if (len == 0 || len > 20)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		unsigned d = (unsigned)(s[i] - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return -1;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return 0;
-}
-
-/* DIGITS[.DIGITS] then ms, s, m or nothing (seconds); nothing else (no sign,
- * space, hex, exponent, inf or nan). Integer arithmetic: exact, no overflow. */
-int rp_parse_wait(const char *s, uint64_t max_ms, uint64_t *ms)
-{
-	size_t i = 0, int_len, frac_len = 0;
-	uint64_t whole, frac = 0, scale = 1, unit;
-	while (s[i] >= '0' && s[i] <= '9')
-		i++;
-	int_len = i;
-	if (int_len == 0 || int_len > 9 || rp_parse_u64(s, int_len, &whole) != 0)
-		return -1;
-	if (s[i] == '.') {
-		size_t f0 = ++i;
-		while (s[i] >= '0' && s[i] <= '9')
-			i++;
-		frac_len = i - f0;
-		if (frac_len == 0 || frac_len > 6 || rp_parse_u64(s + f0, frac_len, &frac) != 0)
-			return -1;
-		for (size_t k = 0; k < frac_len; k++)
-			scale *= 10;
-	}
-	if (strcmp(s + i, "ms") == 0)
-		unit = 1;
-	else if (strcmp(s + i, "s") == 0 || s[i] == '\0')
-		unit = 1000;
-	else if (strcmp(s + i, "m") == 0)
-		unit = 60000;
-	else
-		return -1;
-	*ms = whole * unit + frac * unit / scale;
-	return *ms <= max_ms ? 0 : -1;
-}
-
-const char *rp_header(h2o_req_t *req, const h2o_token_t *token)
-{
-	ssize_t i = h2o_find_header(&req->headers, token, -1);
-	if (i < 0)
-		return NULL;
-	h2o_iovec_t v = req->headers.entries[i].value;
-	return h2o_strdup(&req->pool, v.base, v.len).base;
-}
-
-const char *rp_header_list(h2o_req_t *req, const h2o_token_t *token)
-{
-	size_t total = 0, n = 0;
-	for (ssize_t i = -1; (i = h2o_find_header(&req->headers, token, i)) >= 0; n++)
-		total += req->headers.entries[i].value.len + 2;
-	if (n == 0)
-		return NULL;
-	char *out = h2o_mem_alloc_pool(&req->pool, total + 1), *o = out;
-	for (ssize_t i = -1; (i = h2o_find_header(&req->headers, token, i)) >= 0;) {
-		h2o_iovec_t v = req->headers.entries[i].value;
-		if (o != out)
-			*o++ = ',', *o++ = ' ';
-		memcpy(o, v.base, v.len);
-		o += v.len;
-	}
-	*o = '\0';
-	return out;
-}
-
-/* ---- requests ----------------------------------------------------------- */
-
-static int on_req(h2o_handler_t *self, h2o_req_t *req)
-{
-	struct rp_api *api = *(struct rp_api **)(self + 1);
-	struct rp_call *c = call_create(api, req);
-	if (!c)
-		return -1;
-	c->forwarded = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-raftplane-forwarded"),
-					      -1) >= 0;
-	struct rp_http_head head;
-	const char *bad_framing = rp_http_check_request(req, &head); /* net/httpcheck.h */
-	if (bad_framing) {
-		req->http1_is_persistent = 0; /* never read what follows as a request */
-		rp_respond_error(c, RP_ERR_INVALID, bad_framing, -1);
-	} else if (req->entity.base && req->entity.len > RP_MAX_BODY) {
-		rp_respond_error(c, RP_ERR_TOO_LARGE, "body over 1 MiB", -1);
-	} else {
-		rp_route_request(c);
-	}
-	return 0;
-}
 
 /* ---- h2o's own error answers -------------------------------------------
  *
@@ -490,69 +371,10 @@ static void on_error_filter_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostrea
 	h2o_setup_next_ostream(req, slot);
 }
 
-static void add_error_filter(h2o_pathconf_t *path, struct rp_api *api)
+void rp_call_add_error_filter(h2o_pathconf_t *path, struct rp_api *api)
 {
 	struct error_filter *f = (struct error_filter *)h2o_create_filter(path, sizeof *f);
 	f->api = api;
 	f->super.on_setup_ostream = on_error_filter_setup;
 }
 
-/* ---- server ------------------------------------------------------------- */
-
-static void on_accept(uv_stream_t *listener, int status)
-{
-	struct rp_api *api = listener->data;
-	h2o_socket_t *sock = status == 0 ? rp_accept_socket(listener, (uv_close_cb)free) : NULL;
-	if (sock)
-		h2o_accept(&api->accept_ctx, sock);
-}
-
-int rp_api_start(struct rp_api *api, uv_loop_t *loop, struct rp_node *node, const char *addr,
-		 const struct rp_api_options *opts, char *errmsg, size_t errlen)
-{
-	struct sockaddr_storage sa;
-	int rv;
-	api->loop = loop;
-	api->node = node;
-	api->opts = *opts;
-	if (rp_parse_hostport(addr, &sa) != 0) {
-		snprintf(errmsg, errlen, "--http %s: not an IP:port", addr);
-		return -1;
-	}
-	h2o_config_init(&api->config);
-	/* h2o refuses larger bodies before buffering them: on Content-Length at
-	 * once, a chunked body when it reaches this size. A Content-Length of
-	 * exactly RP_MAX_BODY + 1 gets through and is refused by on_req. */
-	api->config.max_request_entity_size = RP_MAX_BODY + 1;
-	/* HTTP/1.1 only, as documented: no h2c upgrade, no prior-knowledge
-	 * HTTP/2 (the framing checks and close watches are HTTP/1's) */
-	api->config.http1.upgrade_to_http2 = 0;
-	h2o_hostconf_t *host =
-	    h2o_config_register_host(&api->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-	h2o_pathconf_t *paths[2] = {h2o_config_register_path(host, "/", 0), &host->fallback_path};
-	for (int i = 0; i < 2; i++) { /* the fallback: targets not starting with '/' */
-		h2o_handler_t *h = h2o_create_handler(paths[i], sizeof *h + sizeof(struct rp_api *));
-		*(struct rp_api **)(h + 1) = api;
-		h->on_req = on_req;
-		add_error_filter(paths[i], api);
-	}
-	h2o_context_init(&api->ctx, loop, &api->config);
-	api->accept_ctx.ctx = &api->ctx;
-	api->accept_ctx.hosts = api->config.hosts;
-	if (rp_subscribe_init(api) != RP_OK) {
-		snprintf(errmsg, errlen, "out of memory");
-		return -1;
-	}
-	if ((rv = rp_listen(loop, &api->listener, api, (struct sockaddr *)&sa, 1024,
-			    on_accept)) != 0) {
-		snprintf(errmsg, errlen, "listen on %s: %s", addr, uv_strerror(rv));
-		return -1;
-	}
-	return 0;
-}
-
-void rp_api_close(struct rp_api *api)
-{
-	rp_subscribe_close(api);
-	uv_close((uv_handle_t *)&api->listener, NULL);
-}

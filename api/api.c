@@ -1,0 +1,96 @@
+/* The REST API's server wiring (the top of api/): h2o on the node's libuv
+ * loop, the listener, and each request's way in (framing and size checks,
+ * then the router). */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "accept.h"
+#include "api.h"
+#include "client.h"
+#include "httpcheck.h"
+#include "raftplane/err.h"
+#include "raftplane/limits.h"
+#include "route.h"
+
+/* ---- requests ----------------------------------------------------------- */
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+	struct rp_api *api = *(struct rp_api **)(self + 1);
+	struct rp_call *c = rp_call_create(api, req);
+	if (!c)
+		return -1;
+	struct rp_http_head head;
+	const char *bad_framing = rp_http_check_request(req, &head); /* net/httpcheck.h */
+	if (bad_framing) {
+		req->http1_is_persistent = 0; /* never read what follows as a request */
+		rp_respond_error(c, RP_ERR_INVALID, bad_framing, -1);
+	} else if (req->entity.base && req->entity.len > RP_MAX_BODY) {
+		rp_respond_error(c, RP_ERR_TOO_LARGE, "body over 1 MiB", -1);
+	} else {
+		rp_route_request(c);
+	}
+	return 0;
+}
+
+/* ---- server ------------------------------------------------------------- */
+
+static void on_accept(uv_stream_t *listener, int status)
+{
+	struct rp_api *api = listener->data;
+	h2o_socket_t *sock = status == 0 ? rp_accept_socket(listener, (uv_close_cb)free) : NULL;
+	if (sock)
+		h2o_accept(&api->accept_ctx, sock);
+}
+
+int rp_api_start(struct rp_api *api, uv_loop_t *loop, struct rp_node *node, const char *addr,
+		 const struct rp_api_options *opts, char *errmsg, size_t errlen)
+{
+	struct sockaddr_storage sa;
+	int rv;
+	api->loop = loop;
+	api->node = node;
+	api->opts = *opts;
+	if (rp_parse_hostport(addr, &sa) != 0) {
+		snprintf(errmsg, errlen, "--http %s: not an IP:port", addr);
+		return -1;
+	}
+	h2o_config_init(&api->config);
+	/* h2o refuses larger bodies before buffering them: on Content-Length at
+	 * once, a chunked body when it reaches this size. A Content-Length of
+	 * exactly RP_MAX_BODY + 1 gets through and is refused by on_req. */
+	api->config.max_request_entity_size = RP_MAX_BODY + 1;
+	/* HTTP/1.1 only, as documented: no h2c upgrade, no prior-knowledge
+	 * HTTP/2 (the framing checks and close watches are HTTP/1's) */
+	api->config.http1.upgrade_to_http2 = 0;
+	h2o_hostconf_t *host = h2o_config_register_host(&api->config,
+							h2o_iovec_init(H2O_STRLIT("default")),
+							65535);
+	h2o_pathconf_t *paths[2] = {h2o_config_register_path(host, "/", 0), &host->fallback_path};
+	for (int i = 0; i < 2; i++) { /* the fallback: targets not starting with '/' */
+		h2o_handler_t *h = h2o_create_handler(paths[i],
+						      sizeof *h + sizeof(struct rp_api *));
+		*(struct rp_api **)(h + 1) = api;
+		h->on_req = on_req;
+		rp_call_add_error_filter(paths[i], api);
+	}
+	h2o_context_init(&api->ctx, loop, &api->config);
+	api->accept_ctx.ctx = &api->ctx;
+	api->accept_ctx.hosts = api->config.hosts;
+	if (rp_subscribe_init(api) != RP_OK) {
+		snprintf(errmsg, errlen, "out of memory");
+		return -1;
+	}
+	if ((rv = rp_listen(loop, &api->listener, api, (struct sockaddr *)&sa, 1024, on_accept)) !=
+	    0) {
+		snprintf(errmsg, errlen, "listen on %s: %s", addr, uv_strerror(rv));
+		return -1;
+	}
+	return 0;
+}
+
+void rp_api_close(struct rp_api *api)
+{
+	rp_subscribe_close(api);
+	uv_close((uv_handle_t *)&api->listener, NULL);
+}

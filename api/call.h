@@ -1,0 +1,209 @@
+/* The bottom of the REST API: the server every call belongs to, the call
+ * lifecycle (refs, timer, parking, the close watch) and the answers
+ * (rp_respond_*, our errors mapped to HTTP and JSON in one place).
+ *
+ * Every other api/ file builds on this one; it includes none of them.
+ *
+ * The call state machine (struct rp_call), invariants
+ * 1. A call is malloc'd and refcounted: one ref for the request link, one
+ *    per outstanding asynchronous operation (timer handle, forward, raft
+ *    callback, fan-out). It is freed when the last ref goes.
+ * 2. c->req is NULL once h2o disposed the request (response finished or
+ *    client gone); nothing touches the request after that.
+ * 3. The state of each handler family (c->ctx, c->lead) lives in the
+ *    request pool (rp_call_alloc): it is valid exactly while c->req is
+ *    non-NULL. An asynchronous callback that may run after the request
+ *    went (raft proposal, read barrier, membership change, fan-out) checks
+ *    rp_call_live() before it touches that state.
+ * 4. A call is answered at most once: rp_call_begin_response() is the
+ *    only place that starts a response, it sets c->responded, and every
+ *    later answer (a result arriving after a 499 or a deadline) is
+ *    dropped.
+ * 5. A parked call is on at most one queue (leader wait, forward, watch
+ *    list, subscription list, fleet fan-out): c->park names it. The first
+ *    answer and the request's dispose both take the call off its queue,
+ *    stop its timer and stop its close watch, so no queue, timer or watch
+ *    ever holds a call that was answered or whose request went. When the
+ *    call is freed it is on no queue and has no close watch.
+ *
+ *   created --route--> handled --park--> parked --answer--> answered
+ *      |                  |                 |                  |
+ *      +------------------+-----------------+-- dispose -------+--> req NULL
+ *                                                                   (freed at refs 0)
+ */
+#ifndef RP_API_CALL_H
+#define RP_API_CALL_H
+
+#define H2O_USE_LIBUV 1
+#include <h2o.h>
+#include <jansson.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "node.h"
+
+/* Routes, as labels of the request counters in /metrics. */
+enum rp_route {
+	RP_ROUTE_KV,
+	RP_ROUTE_KV_LIST,
+	RP_ROUTE_MESH,
+	RP_ROUTE_MESH_LIST,
+	RP_ROUTE_TXN,
+	RP_ROUTE_WATCH,
+	RP_ROUTE_STATUS,
+	RP_ROUTE_MEMBERS,
+	RP_ROUTE_MEMBER,
+	RP_ROUTE_LEADERSHIP,
+	RP_ROUTE_HEALTHZ,
+	RP_ROUTE_READYZ,
+	RP_ROUTE_METRICS,
+	RP_ROUTE_SUBSCRIBE,
+	RP_ROUTE_PROXIES,
+	RP_ROUTE_ROLLOUTS,
+	RP_ROUTE_OTHER,
+	RP_ROUTE__COUNT
+};
+
+/** Label of each route in the request counters (static strings). */
+extern const char *const rp_route_names[RP_ROUTE__COUNT];
+
+struct rp_api_options {
+	unsigned leader_wait_ms;     /* how long a request waits for a leader */
+	unsigned forward_timeout_ms; /* timeout of one forwarded request */
+	int unsafe_reads;            /* test-only: linearizable reads served locally */
+	unsigned max_subscribers;    /* parked subscription polls allowed at once */
+};
+
+struct rp_call;
+struct rp_watcher;
+struct rp_sub_node;
+struct rp_mesh;
+struct rp_closewatch;
+struct rp_fleet_share;
+struct rp_leader_call;
+
+/*
+ * The API server of one node (embedded by the caller, started by
+ * rp_api_start in api.h). The fields after `forwarded` belong each to the
+ * file named beside it; no other file touches them.
+ */
+struct rp_api {
+	uv_loop_t *loop;
+	struct rp_node *node;
+	struct rp_api_options opts;
+	h2o_globalconf_t config;
+	h2o_context_t ctx;
+	h2o_accept_ctx_t accept_ctx;
+	uv_tcp_t listener;
+	uint64_t requests[RP_ROUTE__COUNT][600]; /* answers by route and status */
+	uint64_t forwarded;
+	struct rp_watcher *watchers; /* parked watch calls, doubly linked (watch.c) */
+	uint64_t watch_seen_rev;     /* revision rp_watch_notify last looked at (watch.c) */
+	/* proxy subscriptions (subscribe.c) */
+	struct rp_mesh *mesh;             /* parsed mesh at mesh->revision */
+	struct rp_sub_node **sub_buckets; /* node id -> snapshot cache + fleet entry */
+	size_t n_sub_nodes;
+	uv_timer_t sub_gc;
+	uint64_t snapshots_encoded, snapshots_sent, subscribers;
+	unsigned proxy_ttl_ms;
+	uint64_t sub_seq;   /* orders sends, ACKs and NACKs */
+	uv_timer_t sub_cid; /* proposes/notices the cluster id */
+	int cid_inflight;
+	char cid_seen[33];            /* cluster id the subscriptions last saw */
+	uint64_t sub_seen_rev;        /* revision rp_subscribe_notify last looked at */
+	struct rp_fleet_share *fleet; /* shared fan-out of rollout waits (fleet.c) */
+};
+
+/** A queue a call can be parked on (invariant 5). */
+struct rp_park {
+	const char *what; /* for debugging: "watch", "leader wait", ... */
+	/** Take @c off the queue (the call is being answered or its request
+	 * went). Runs once per park; must not answer @c. */
+	void (*cancel)(struct rp_call *c);
+};
+
+/* One API request; see the invariants above. Only what every call needs:
+ * each handler family keeps its own state in c->ctx (and the way to the
+ * leader in c->lead), allocated with rp_call_alloc. */
+struct rp_call {
+	struct rp_api *api;
+	h2o_req_t *req; /* NULL once disposed (invariant 2) */
+	int route;      /* enum rp_route, for the counters */
+	int refs;
+	int responded;
+	/* the call's one timer (deadlines, retries, polls) */
+	uv_timer_t timer;
+	int timer_on; /* the handle is initialised and holds a ref */
+	void (*on_timer)(struct rp_call *c);
+	/* parking (invariant 5) */
+	const struct rp_park *park; /* the queue the call is on, NULL when none */
+	struct rp_closewatch *cw;   /* the client's connection, while parked (park.c) */
+	/* family state in the request pool (invariant 3) */
+	struct rp_leader_call *lead; /* leader.c, once the call needs the leader */
+	void *ctx;                   /* the route handler's own state */
+};
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+/** A call for @req, holding the request link (invariant 1); NULL when out of
+ * memory. It is released when h2o disposes @req. */
+struct rp_call *rp_call_create(struct rp_api *api, h2o_req_t *req);
+/** Take a ref for an asynchronous operation that will call back with @c. */
+void rp_call_ref(struct rp_call *c);
+/** Drop a ref; the call is freed at zero (then it is on no queue). */
+void rp_call_unref(struct rp_call *c);
+
+/** The call can still be answered, and its family state is valid. */
+static inline int rp_call_live(const struct rp_call *c)
+{
+	return c->req != NULL && !c->responded;
+}
+
+/** @size zeroed bytes in @c's request pool, valid while c->req is set
+ * (invariant 3). With @dispose, it runs on them when the request goes (to
+ * free what the state owns outside the pool). Aborts when out of memory,
+ * like every h2o pool allocation. Only while c->req is set. */
+void *rp_call_alloc(struct rp_call *c, size_t size, void (*dispose)(void *));
+
+/** (Re)arm the call's timer: @fn(c) runs after @ms unless the call is
+ * answered or its request goes first. */
+void rp_call_set_timer(struct rp_call *c, uint64_t ms, void (*fn)(struct rp_call *c));
+/** Stop the call's timer (it stays initialised for a later set). */
+void rp_call_stop_timer(struct rp_call *c);
+
+/** Record that @c is on queue @q (the caller linked it). @c must be live
+ * and on no queue (invariant 5). */
+void rp_call_park(struct rp_call *c, const struct rp_park *q);
+/** Take @c off its queue through the queue's cancel; nothing when it is on
+ * none. */
+void rp_call_unpark(struct rp_call *c);
+/** The queue @q let go of @c by itself (a waiter list that was detached, a
+ * forward that finished): clear the record without cancel. */
+void rp_call_park_done(struct rp_call *c, const struct rp_park *q);
+
+/* ---- answers ------------------------------------------------------------ */
+
+/** Start the one answer of @c with @status (invariant 4): takes the call
+ * off its queue, stops its timer and close watch, counts the answer and
+ * sets the status line. Returns 1 when the caller must now add headers and
+ * send the body itself (h2o_send_inline / h2o_start_response), 0 when the
+ * call was answered already or its request went (send nothing). */
+int rp_call_begin_response(struct rp_call *c, int status);
+
+/** Respond with @body (stolen, may be NULL for an empty object). */
+void rp_respond_json(struct rp_call *c, int status, json_t *body, uint64_t etag);
+/** Respond with @len bytes of @data (copied by h2o before this returns)
+ * as @ctype; @etag 0 sends no ETag. */
+void rp_respond_raw(struct rp_call *c, int status, const char *ctype, const void *data, size_t len,
+		    uint64_t etag);
+/** Relay a forwarded answer (strings may be "" when absent). */
+void rp_respond_relay(struct rp_call *c, int status, const char *ctype, const char *etag,
+		      const char *retry_after, const void *body, size_t len);
+/** JSON error body for @err; @index >= 0 adds "index" (failing txn op). */
+void rp_respond_error(struct rp_call *c, int err, const char *message, int index);
+
+/** Turn the text/plain errors h2o answers by itself (413, 400, 417 before
+ * any handler runs) on @path into our JSON error shape. */
+void rp_call_add_error_filter(h2o_pathconf_t *path, struct rp_api *api);
+
+#endif
