@@ -1,7 +1,7 @@
 # `format` checks that every C file follows .clang-format (fails listing the
 # files that differ); `format-fix` rewrites them in place. The list is the
 # files git knows, so build directories and generated code are never touched.
-find_program(RP_CLANG_FORMAT NAMES clang-format clang-format-14)
+find_program(RP_CLANG_FORMAT NAMES clang-format-14 clang-format)
 find_package(Git QUIET)
 if(RP_CLANG_FORMAT AND GIT_FOUND)
   set(rp_format_list ${CMAKE_BINARY_DIR}/format-files.txt)

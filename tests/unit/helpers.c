@@ -10,6 +10,7 @@
 #include "codec.h"
 #include "helpers.h"
 #include "raftplane/err.h"
+#include "snapshot.h"
 
 struct rp_store *new_store(void)
 {
@@ -78,3 +79,11 @@ int members(struct rp_store *s, int type, uint64_t id, const char *http)
 	return apply_cmd(s, &cmd, &res);
 }
 
+static uint64_t version_of(struct rp_store *s, const char *node)
+{
+	struct rp_mesh *m;
+	assert_int_equal(rp_mesh_build(s, &m), RP_OK);
+	uint64_t v = rp_mesh_node_version(m, node);
+	rp_mesh_destroy(m);
+	return v;
+}

@@ -22,5 +22,7 @@ int txn(struct rp_store *s, const struct op_spec *spec, size_t n, struct rp_appl
 int put(struct rp_store *s, const char *kind, const char *name, const char *value);
 int del(struct rp_store *s, const char *kind, const char *name);
 int members(struct rp_store *s, int type, uint64_t id, const char *http);
+/* The snapshot version of proxy @node in a mesh built from @s now. */
+uint64_t version_of(struct rp_store *s, const char *node);
 
 #endif

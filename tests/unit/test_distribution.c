@@ -42,15 +42,6 @@ static char *route(const char *on, const char *cluster)
 	return buf;
 }
 
-static uint64_t version_of(struct rp_store *s, const char *node)
-{
-	struct rp_mesh *m;
-	assert_int_equal(rp_mesh_build(s, &m), RP_OK);
-	uint64_t v = rp_mesh_node_version(m, node);
-	rp_mesh_destroy(m);
-	return v;
-}
-
 /* Apply one op without asserting the outcome; returns rp_store_apply's value. */
 static int apply_one(struct rp_store *s, int is_delete, const char *kind, const char *name,
 		     const char *value, struct rp_apply_result *res)

@@ -19,15 +19,6 @@
 #define RT(l, c, prio) \
 	"{\"listener\":\"" l "\",\"priority\":" #prio ",\"match\":{\"prefix\":\"/\"},\"cluster\":\"" c "\"}"
 
-static uint64_t version_of(struct rp_store *s, const char *node)
-{
-	struct rp_mesh *m;
-	assert_int_equal(rp_mesh_build(s, &m), RP_OK);
-	uint64_t v = rp_mesh_node_version(m, node);
-	rp_mesh_destroy(m);
-	return v;
-}
-
 static Raftplane__Snapshot *snapshot_of(struct rp_store *s, const char *node)
 {
 	struct rp_mesh *m;

@@ -43,17 +43,23 @@ static bool all_answered(void *arg)
 	return r->n == 4;
 }
 
+/* Elect server 0 and ready it, then submit four reads on it. */
+static void submit_four(struct tcluster *c, struct reads *r, struct read_arg a[4])
+{
+	tc_elect_ready(c, 0);
+	for (int i = 0; i < 4; i++) {
+		a[i] = (struct read_arg){r, i};
+		assert_int_equal(rp_readq_submit(&c->readq[0], on_read, &a[i]), RP_OK);
+	}
+}
+
 static void test_reads_queued_behind_a_barrier_share_the_next(void **state)
 {
 	(void)state;
 	struct tcluster *c = tc_new(3);
 	struct reads r = {.c = c, .leader = 0};
 	struct read_arg a[4];
-	tc_elect_ready(c, 0);
-	for (int i = 0; i < 4; i++) {
-		a[i] = (struct read_arg){&r, i};
-		assert_int_equal(rp_readq_submit(&c->readq[0], on_read, &a[i]), RP_OK);
-	}
+	submit_four(c, &r, a);
 	/* the first read started a barrier; the other three wait for the next */
 	assert_int_equal(c->stats[0].barriers, 1);
 	assert_int_equal(r.n, 0);
@@ -76,11 +82,7 @@ static void test_reads_fail_in_order_when_leadership_is_lost(void **state)
 	struct tcluster *c = tc_new(3);
 	struct reads r = {.c = c, .leader = 0};
 	struct read_arg a[4];
-	tc_elect_ready(c, 0);
-	for (int i = 0; i < 4; i++) {
-		a[i] = (struct read_arg){&r, i};
-		assert_int_equal(rp_readq_submit(&c->readq[0], on_read, &a[i]), RP_OK);
-	}
+	submit_four(c, &r, a);
 	raft_fixture_depose(&c->f); /* the barrier in flight never commits */
 	assert_int_not_equal(raft_state(tc_raft(c, 0)), RAFT_LEADER);
 	assert_int_equal(r.n, 4);
