@@ -79,7 +79,7 @@ int members(struct rp_store *s, int type, uint64_t id, const char *http)
 	return apply_cmd(s, &cmd, &res);
 }
 
-static uint64_t version_of(struct rp_store *s, const char *node)
+uint64_t version_of(struct rp_store *s, const char *node)
 {
 	struct rp_mesh *m;
 	assert_int_equal(rp_mesh_build(s, &m), RP_OK);
