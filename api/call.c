@@ -14,23 +14,15 @@
 #include "raftplane/limits.h"
 
 const char *const rp_route_names[RP_ROUTE__COUNT] = {
-    [RP_ROUTE_KV] = "kv",
-    [RP_ROUTE_KV_LIST] = "kv_list",
-    [RP_ROUTE_MESH] = "mesh",
-    [RP_ROUTE_MESH_LIST] = "mesh_list",
-    [RP_ROUTE_TXN] = "txn",
-    [RP_ROUTE_WATCH] = "watch",
-    [RP_ROUTE_STATUS] = "status",
-    [RP_ROUTE_MEMBERS] = "members",
-    [RP_ROUTE_MEMBER] = "member",
-    [RP_ROUTE_LEADERSHIP] = "leadership",
-    [RP_ROUTE_HEALTHZ] = "healthz",
-    [RP_ROUTE_READYZ] = "readyz",
-    [RP_ROUTE_METRICS] = "metrics",
-    [RP_ROUTE_SUBSCRIBE] = "subscribe",
-    [RP_ROUTE_PROXIES] = "proxies",
-    [RP_ROUTE_ROLLOUTS] = "rollouts",
-    [RP_ROUTE_OTHER] = "other",
+	[RP_ROUTE_KV] = "kv",           [RP_ROUTE_KV_LIST] = "kv_list",
+	[RP_ROUTE_MESH] = "mesh",       [RP_ROUTE_MESH_LIST] = "mesh_list",
+	[RP_ROUTE_TXN] = "txn",         [RP_ROUTE_WATCH] = "watch",
+	[RP_ROUTE_STATUS] = "status",   [RP_ROUTE_MEMBERS] = "members",
+	[RP_ROUTE_MEMBER] = "member",   [RP_ROUTE_LEADERSHIP] = "leadership",
+	[RP_ROUTE_HEALTHZ] = "healthz", [RP_ROUTE_READYZ] = "readyz",
+	[RP_ROUTE_METRICS] = "metrics", [RP_ROUTE_SUBSCRIBE] = "subscribe",
+	[RP_ROUTE_PROXIES] = "proxies", [RP_ROUTE_ROLLOUTS] = "rollouts",
+	[RP_ROUTE_OTHER] = "other",
 };
 
 /* ---- call lifecycle ----------------------------------------------------- */
@@ -205,14 +197,15 @@ static void add_etag(struct rp_call *c, uint64_t etag)
 	h2o_add_header(&c->req->pool, &c->req->res.headers, H2O_TOKEN_ETAG, NULL, v.base, v.len);
 }
 
-void rp_respond_raw(struct rp_call *c, int status, const char *ctype, const void *data,
-		    size_t len, uint64_t etag)
+void rp_respond_raw(struct rp_call *c, int status, const char *ctype, const void *data, size_t len,
+		    uint64_t etag)
 {
 	if (!rp_call_begin_response(c, status))
 		return;
 	h2o_req_t *req = c->req;
 	h2o_iovec_t ct = h2o_strdup(&req->pool, ctype, SIZE_MAX);
-	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ct.base, ct.len);
+	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ct.base,
+		       ct.len);
 	add_etag(c, etag);
 	req->res.content_length = len;
 	h2o_send_inline(req, data, len);
@@ -241,14 +234,15 @@ void rp_respond_relay(struct rp_call *c, int status, const char *ctype, const ch
 /* The answer when a JSON body cannot be built (allocation failure or our
  * bug): still the documented error shape. */
 static const char internal_body[] =
-    "{\"error\":{\"code\":\"internal\",\"message\":\"could not encode the answer\"}}\n";
+	"{\"error\":{\"code\":\"internal\",\"message\":\"could not encode the answer\"}}\n";
 
 void rp_respond_json(struct rp_call *c, int status, json_t *body, uint64_t etag)
 {
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
 	if (!text) { /* a NULL body is a json_pack() that failed: never answer "{}" */
-		rp_respond_raw(c, 500, "application/json", internal_body, sizeof internal_body - 1, 0);
+		rp_respond_raw(c, 500, "application/json", internal_body, sizeof internal_body - 1,
+			       0);
 		return;
 	}
 	size_t len = strlen(text);
@@ -276,7 +270,6 @@ void rp_respond_error(struct rp_call *c, int err, const char *message, int index
 			       H2O_STRLIT("1"));
 	rp_respond_json(c, rp_err_http_status(err), e ? json_pack("{s:o}", "error", e) : NULL, 0);
 }
-
 
 /* ---- h2o's own error answers -------------------------------------------
  *
@@ -307,7 +300,8 @@ static int is_h2o_error(h2o_req_t *req)
 	ssize_t i = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
 	return req->res.status >= 400 && i >= 0 &&
 	       h2o_memis(req->res.headers.entries[i].value.base,
-			 req->res.headers.entries[i].value.len, H2O_STRLIT("text/plain; charset=utf-8"));
+			 req->res.headers.entries[i].value.len,
+			 H2O_STRLIT("text/plain; charset=utf-8"));
 }
 
 static int h2o_status_err(int status)
@@ -336,7 +330,7 @@ static void on_json_error_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t 
 			 bufs[i].base);
 	rp_utf8_sanitize(msg, sizeof msg,
 			 err == RP_ERR_TOO_LARGE ? "body over 1 MiB"
-			 : text[0]		 ? text
+			 : text[0]               ? text
 						 : rp_err_message(err));
 	json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", rp_err_code(err), "message", msg);
 	body = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -362,7 +356,7 @@ static void on_error_filter_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostrea
 		ssize_t i = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
 		req->res.headers.entries[i].value = h2o_iovec_init(H2O_STRLIT("application/json"));
 		struct json_error_ostream *o =
-		    (struct json_error_ostream *)h2o_add_ostream(req, sizeof *o, slot);
+			(struct json_error_ostream *)h2o_add_ostream(req, sizeof *o, slot);
 		o->super.do_send = on_json_error_send;
 		o->api = f->api;
 		o->sent = 0;
@@ -377,4 +371,3 @@ void rp_call_add_error_filter(h2o_pathconf_t *path, struct rp_api *api)
 	f->api = api;
 	f->super.on_setup_ostream = on_error_filter_setup;
 }
-

@@ -86,9 +86,10 @@ static void list_members(struct rp_call *c)
 	}
 	json_t *arr = json_array();
 	for (unsigned i = 0; i < n; i++)
-		json_array_append_new(arr, json_pack("{s:o,s:s,s:s,s:s}", "id", rp_json_u64(ms[i].id),
-						     "raft", ms[i].raft, "http", ms[i].http, "role",
-						     role_name(ms[i].role)));
+		json_array_append_new(arr,
+				      json_pack("{s:o,s:s,s:s,s:s}", "id", rp_json_u64(ms[i].id),
+						"raft", ms[i].raft, "http", ms[i].http, "role",
+						role_name(ms[i].role)));
 	free(ms);
 	rp_respond_json(c, 200, json_pack("{s:o}", "members", arr), 0);
 }
@@ -102,12 +103,15 @@ static void on_member_done(void *arg, int status, const char *msg)
 	} else if (status != RP_OK) {
 		rp_respond_error(c, status, msg, -1);
 	} else if (c->route == RP_ROUTE_MEMBERS) {
-		rp_respond_json(c, 201, json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)m->member.id,
-						  "raft", m->member.raft, "http", m->member.http,
-						  "role", role_name(m->member.role)), 0);
+		rp_respond_json(c, 201,
+				json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)m->member.id,
+					  "raft", m->member.raft, "http", m->member.http, "role",
+					  role_name(m->member.role)),
+				0);
 	} else {
-		rp_respond_json(c, 200, json_pack("{s:I,s:s}", "id", (json_int_t)m->target_id,
-						  "result", msg), 0);
+		rp_respond_json(
+			c, 200,
+			json_pack("{s:I,s:s}", "id", (json_int_t)m->target_id, "result", msg), 0);
 	}
 	rp_call_unref(c);
 }
@@ -249,5 +253,6 @@ void rp_route_readyz(struct rp_call *c)
 	int ready = leader != 0 && caught_up && (st.state != RP_STATE_LEADER || st.leader_ready);
 	rp_respond_json(c, ready ? 200 : 503,
 			json_pack("{s:s,s:b,s:b}", "status", ready ? "ready" : "not_ready",
-				  "has_leader", leader != 0, "caught_up", caught_up), 0);
+				  "has_leader", leader != 0, "caught_up", caught_up),
+			0);
 }

@@ -43,8 +43,8 @@ typedef void (*view_cb)(struct rp_call *c, json_t *by_node, json_t *unreachable)
 struct fanout {
 	struct rp_api *api;
 	int pending;
-	int shared;        /* refreshes api->fleet */
-	json_t *by_node;   /* node id -> array of entries, then -> merged entry */
+	int shared;      /* refreshes api->fleet */
+	json_t *by_node; /* node id -> array of entries, then -> merged entry */
 	json_t *unreachable;
 	struct rp_call **waiters;
 	view_cb *cbs;
@@ -138,7 +138,8 @@ static json_t *merge_node(json_t *list)
 		{
 			json_t *a = json_object_get(e, "acked_version");
 			if (json_is_integer(a) && json_integer_value(a) < ival(best, "version") &&
-			    (!json_is_integer(below) || json_integer_value(a) > json_integer_value(below)))
+			    (!json_is_integer(below) ||
+			     json_integer_value(a) > json_integer_value(below)))
 				below = a;
 		}
 		json_object_set(base, "acked_version", below);
@@ -152,7 +153,7 @@ static void merge_all(json_t *by_node)
 	json_t *list;
 	void *tmp;
 	json_object_foreach_safe(by_node, tmp, key, list)
-	    json_object_set_new(by_node, key, merge_node(list));
+		json_object_set_new(by_node, key, merge_node(list));
 }
 
 /* ---- answers ------------------------------------------------------------ */
@@ -193,11 +194,13 @@ static void answer_rollout(struct rp_call *c, json_t *by_node, json_t *unreachab
 		json_t *nack = json_object_get(e, "nack");
 		if (has_reached(e, json_object_get(e, "acked_version"), r)) {
 			acked++;
-		} else if (json_is_object(nack) && has_reached(e, json_object_get(nack, "version"), r)) {
+		} else if (json_is_object(nack) &&
+			   has_reached(e, json_object_get(nack, "version"), r)) {
 			nacked++;
-			json_array_append_new(nacks, json_pack("{s:s,s:O,s:O}", "node_id", key, "version",
-							       json_object_get(nack, "version"), "error",
-							       json_object_get(nack, "error")));
+			json_array_append_new(nacks,
+					      json_pack("{s:s,s:O,s:O}", "node_id", key, "version",
+							json_object_get(nack, "version"), "error",
+							json_object_get(nack, "error")));
 		} else {
 			pending++;
 			if (json_array_size(waiting) < 100)
@@ -214,9 +217,9 @@ static void answer_rollout(struct rp_call *c, json_t *by_node, json_t *unreachab
 	}
 	rp_respond_json(c, 200,
 			json_pack("{s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:O}", "revision", (json_int_t)r,
-				  "proxies", acked + nacked + pending, "acked", acked, "nacked", nacked,
-				  "pending", pending, "nacks", nacks, "pending_nodes", waiting,
-				  "unreachable", unreachable),
+				  "proxies", acked + nacked + pending, "acked", acked, "nacked",
+				  nacked, "pending", pending, "nacks", nacks, "pending_nodes",
+				  waiting, "unreachable", unreachable),
 			0);
 }
 
@@ -280,7 +283,7 @@ static void on_peer(void *arg, int err, const struct rp_http_response *res)
 	struct peer_req *p = arg;
 	struct fanout *f = p->f;
 	json_t *body = !err && res->status == 200 ? json_loadb(res->body, res->body_len, 0, NULL)
-						   : NULL;
+						  : NULL;
 	json_t *entries = json_object_get(body, "proxies");
 	if (json_is_array(entries))
 		collect(f->by_node, entries);
@@ -330,8 +333,8 @@ static struct fanout *start_fanout(struct rp_call *c, view_cb cb, int shared)
 		snprintf(p->http, sizeof p->http, "%s", ms[i].http);
 		f->pending++;
 		if (!p->http[0] ||
-		    rp_http_request(api->loop, p->http, "GET", "/v1/proxies?scope=local", "", NULL, 0,
-				    PEER_TIMEOUT_MS, on_peer, p, NULL) != 0)
+		    rp_http_request(api->loop, p->http, "GET", "/v1/proxies?scope=local", "", NULL,
+				    0, PEER_TIMEOUT_MS, on_peer, p, NULL) != 0)
 			on_peer(p, RP_ERR_NO_LEADER, NULL);
 	}
 	free(ms);
@@ -375,8 +378,8 @@ void rp_route_proxies(struct rp_call *c)
 		return;
 	}
 	if (has == 1 && strcmp(scope, "local") == 0) {
-		rp_respond_json(c, 200, json_pack("{s:o}", "proxies", rp_subscribe_local_fleet(c->api)),
-				0);
+		rp_respond_json(c, 200,
+				json_pack("{s:o}", "proxies", rp_subscribe_local_fleet(c->api)), 0);
 		return;
 	}
 	start_fanout(c, answer_proxies, 0);
@@ -406,7 +409,7 @@ void rp_route_rollout(struct rp_call *c, const char *rev, size_t len)
 	    (has != 0 && (has < 0 || rp_parse_wait(wait, MAX_ROLLOUT_WAIT_MS, &wait_ms) != 0))) {
 		rp_respond_error(c, RP_ERR_INVALID,
 				 ro->revision ? "wait must be like 10s or 500ms, at most 10m"
-					       : "revision must be a positive integer",
+					      : "revision must be a positive integer",
 				 -1);
 		return;
 	}

@@ -22,9 +22,9 @@ struct item_call {
 	char name[RP_MAX_NAME + 1]; /* the item, or the list's prefix */
 	int cond;
 	uint64_t if_version;
-	char *canon;                /* malloc'd canonical JSON of a mesh put */
+	char *canon; /* malloc'd canonical JSON of a mesh put */
 	size_t canon_len;
-	Raftplane__Command *cmd;    /* heap-built one-op command */
+	Raftplane__Command *cmd; /* heap-built one-op command */
 };
 
 static void item_dispose(void *p)
@@ -115,16 +115,19 @@ static int parse_preconditions(struct rp_call *c)
 		it->cond = RAFTPLANE__OP__COND__IF_ABSENT;
 	}
 	if (im) {
-		int kind = (n = split_list(c->req, im, el, 2)) == 1 ? parse_tag(el[0], &it->if_version)
-								    : -1;
+		int kind = (n = split_list(c->req, im, el, 2)) == 1
+				   ? parse_tag(el[0], &it->if_version)
+				   : -1;
 		if (kind < 0) {
-			rp_respond_error(c, RP_ERR_INVALID,
-					 n > 1 ? "If-Match must name one version: \"<version>\" or *"
-					       : "If-Match must be \"<version>\" or *",
-					 -1);
+			rp_respond_error(
+				c, RP_ERR_INVALID,
+				n > 1 ? "If-Match must name one version: \"<version>\" or *"
+				      : "If-Match must be \"<version>\" or *",
+				-1);
 			return -1;
 		}
-		it->cond = kind == 1 ? RAFTPLANE__OP__COND__IF_EXISTS : RAFTPLANE__OP__COND__IF_VERSION;
+		it->cond = kind == 1 ? RAFTPLANE__OP__COND__IF_EXISTS
+				     : RAFTPLANE__OP__COND__IF_VERSION;
 	}
 	return 0;
 }
@@ -169,7 +172,9 @@ static void put_ok(struct rp_call *c, const struct rp_apply_result *res)
 {
 	struct item_call *it = c->ctx;
 	const char *field = it->kind == RP_KIND_KV ? "key" : "name";
-	rp_respond_json(c, 200, json_pack("{s:s,s:I}", field, it->name, "version", (json_int_t)res->revision),
+	rp_respond_json(c, 200,
+			json_pack("{s:s,s:I}", field, it->name, "version",
+				  (json_int_t)res->revision),
 			res->revision);
 }
 
@@ -177,8 +182,10 @@ static void delete_ok(struct rp_call *c, const struct rp_apply_result *res)
 {
 	struct item_call *it = c->ctx;
 	const char *field = it->kind == RP_KIND_KV ? "key" : "name";
-	rp_respond_json(c, 200, json_pack("{s:s,s:b,s:I}", field, it->name, "deleted", 1,
-					  "revision", (json_int_t)res->revision), 0);
+	rp_respond_json(c, 200,
+			json_pack("{s:s,s:b,s:I}", field, it->name, "deleted", 1, "revision",
+				  (json_int_t)res->revision),
+			0);
 }
 
 /* Build a one-op transaction on the heap (it may outlive this stack frame). */
@@ -239,7 +246,8 @@ static void read_item(struct rp_call *c)
 	void *value;
 	size_t len;
 	uint64_t version;
-	int rv = rp_store_get(rp_node_store(c->api->node), ic->kind, ic->name, &value, &len, &version);
+	int rv = rp_store_get(rp_node_store(c->api->node), ic->kind, ic->name, &value, &len,
+			      &version);
 	if (rv != RP_OK) {
 		rp_respond_error(c, rv, rv == RP_ERR_NOT_FOUND ? "no such item" : NULL, -1);
 		return;
@@ -255,7 +263,8 @@ static void read_item(struct rp_call *c)
 
 static char *base64(const unsigned char *p, size_t n)
 {
-	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char tbl[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
 	if (!out)
 		return NULL;
@@ -299,8 +308,10 @@ static void read_list(struct rp_call *c)
 	struct rp_store *s = rp_node_store(c->api->node);
 	json_t *items = json_array();
 	rp_store_list(s, it->kind, it->name, add_list_item, items);
-	rp_respond_json(c, 200, json_pack("{s:o,s:I}", "items", items, "revision",
-					  (json_int_t)rp_store_revision(s)), 0);
+	rp_respond_json(c, 200,
+			json_pack("{s:o,s:I}", "items", items, "revision",
+				  (json_int_t)rp_store_revision(s)),
+			0);
 }
 
 /* ---- routes ------------------------------------------------------------- */
@@ -322,7 +333,8 @@ static void route_item(struct rp_call *c, int kind, const char *method, const ch
 		do_put(c, c->req->entity.base ? c->req->entity.base : "", c->req->entity.len);
 	} else {
 		char msg[256];
-		int rv = rp_mesh_validate(kind, it->name, c->req->entity.base ? c->req->entity.base : "",
+		int rv = rp_mesh_validate(kind, it->name,
+					  c->req->entity.base ? c->req->entity.base : "",
 					  c->req->entity.len, &it->canon, &it->canon_len, NULL, msg,
 					  sizeof msg);
 		if (rv != RP_OK)

@@ -39,8 +39,8 @@
 /* What a call needs of the leader (invariant 1). */
 struct rp_leader_call {
 	struct rp_call *c;
-	int is_write;   /* a forward failure after sending is outcome_unknown */
-	int forwarded;  /* arrived from another node: never forward again */
+	int is_write;      /* a forward failure after sending is outcome_unknown */
+	int forwarded;     /* arrived from another node: never forward again */
 	uint64_t deadline; /* uv_now() ms by which a leader must be found */
 	struct rp_leader_waiter lw;
 	struct rp_http_req *fwd;
@@ -88,17 +88,17 @@ static void cancel_forward(struct rp_call *c)
 static void on_wait_timer(struct rp_call *c)
 {
 	assert(c->park == &leader_wait); /* invariant 2 */
-	rp_call_unpark(c);                /* unregisters the waiter */
+	rp_call_unpark(c);               /* unregisters the waiter */
 	dispatch(c);
 }
 
 static void on_leader_changed(struct rp_leader_waiter *w)
 {
 	struct rp_leader_call *l = (struct rp_leader_call *)((char *)w -
-							      offsetof(struct rp_leader_call, lw));
+							     offsetof(struct rp_leader_call, lw));
 	struct rp_call *c = l->c;
 	assert(rp_call_live(c) && c->park == &leader_wait); /* invariant 2 */
-	rp_call_park_done(c, &leader_wait); /* the node detached the waiter */
+	rp_call_park_done(c, &leader_wait);                 /* the node detached the waiter */
 	rp_call_stop_timer(c);
 	dispatch(c);
 }
@@ -140,7 +140,7 @@ static void on_forwarded(void *arg, int http_err, const struct rp_http_response 
 	c->lead->fwd = NULL;
 	rp_call_park_done(c, &leader_forward);
 	if (!err && (res->status < 200 || res->status > 599)) /* not a final HTTP status */
-		err = RP_ERR_UNKNOWN_OUTCOME;                   /* never relay it */
+		err = RP_ERR_UNKNOWN_OUTCOME;                 /* never relay it */
 	if (err == RP_ERR_NO_LEADER || (err && !c->lead->is_write)) {
 		wait_for_leader(c, RETRY_MS); /* nothing applied, or a read: retry */
 	} else if (err) {
@@ -188,15 +188,17 @@ static void forward(struct rp_call *c, const char *http)
 	if (append_header(headers, sizeof headers, req, H2O_TOKEN_CONTENT_TYPE) != 0 ||
 	    append_header(headers, sizeof headers, req, H2O_TOKEN_IF_MATCH) != 0 ||
 	    append_header(headers, sizeof headers, req, H2O_TOKEN_IF_NONE_MATCH) != 0) {
-		rp_respond_error(c, RP_ERR_INVALID, "Content-Type, If-Match and If-None-Match "
-				 "together must stay under 900 bytes", -1);
+		rp_respond_error(c, RP_ERR_INVALID,
+				 "Content-Type, If-Match and If-None-Match "
+				 "together must stay under 900 bytes",
+				 -1);
 		return;
 	}
 	rp_call_ref(c);
 	rp_call_park(c, &leader_forward);
 	int rv = rp_http_request(c->api->loop, http, method, target, headers, req->entity.base,
-				 req->entity.base ? req->entity.len : 0, c->api->opts.forward_timeout_ms,
-				 on_forwarded, c, &c->lead->fwd);
+				 req->entity.base ? req->entity.len : 0,
+				 c->api->opts.forward_timeout_ms, on_forwarded, c, &c->lead->fwd);
 	if (rv != 0) {
 		rp_call_park_done(c, &leader_forward);
 		rp_call_unref(c);

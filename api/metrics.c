@@ -78,8 +78,9 @@ static void transport_metrics(struct buf *b, struct rp_node *n)
 	for (int i = 0; i < RP_REFUSE__N; i++)
 		put(b, "raftplane_raft_conns_refused_total{reason=\"%s\"} %" PRIu64 "\n",
 		    rp_refuse_reason_names[i], ts->refused[i]);
-	put(b, "# HELP raftplane_raft_msgs_dropped_total Inbound raft messages dropped, by reason.\n"
-	       "# TYPE raftplane_raft_msgs_dropped_total counter\n");
+	put(b,
+	    "# HELP raftplane_raft_msgs_dropped_total Inbound raft messages dropped, by reason.\n"
+	    "# TYPE raftplane_raft_msgs_dropped_total counter\n");
 	for (int i = 0; i < RP_DROP__N; i++)
 		put(b, "raftplane_raft_msgs_dropped_total{reason=\"%s\"} %" PRIu64 "\n",
 		    rp_drop_reason_names[i], ts->dropped[i]);
@@ -98,8 +99,7 @@ void rp_route_metrics(struct rp_call *c)
 	      rs.commit_index);
 	gauge(&b, "raftplane_raft_applied_index", "Highest log index applied to the store.",
 	      rs.applied_index);
-	gauge(&b, "raftplane_raft_last_index", "Last log index appended locally.",
-	      rs.last_index);
+	gauge(&b, "raftplane_raft_last_index", "Last log index appended locally.", rs.last_index);
 	gauge(&b, "raftplane_leader_id", "Id of the known leader, 0 when none.", rs.leader_id);
 	gauge(&b, "raftplane_is_leader", "1 when this node is the ready leader.",
 	      (uint64_t)rs.leader_ready);
@@ -126,8 +126,9 @@ void rp_route_metrics(struct rp_call *c)
 	for (int rt = 0; rt < RP_ROUTE__COUNT; rt++)
 		for (int s = 100; s < 600; s++)
 			if (api->requests[rt][s])
-				put(&b, "raftplane_http_requests_total{route=\"%s\",status=\"%d\"} %" PRIu64
-					"\n",
+				put(&b,
+				    "raftplane_http_requests_total{route=\"%s\",status=\"%d\"} "
+				    "%" PRIu64 "\n",
 				    rp_route_names[rt], s, api->requests[rt][s]);
 	if (b.oom) {
 		free(b.p);

@@ -8,15 +8,15 @@
 
 /* Percent-decode @len bytes of @v into @out (NUL-terminated, *outlen bytes);
  * @plus: '+' means a space (query strings). -1 on bad escapes, NUL or overflow. */
-static int url_decode(const char *v, size_t len, char *out, size_t outcap, int plus,
-		      size_t *outlen)
+static int url_decode(const char *v, size_t len, char *out, size_t outcap, int plus, size_t *outlen)
 {
 	size_t o = 0;
 	for (size_t i = 0; i < len; i++) {
 		char ch = v[i];
 		if (ch == '%') {
 			int hi, lo;
-			if (i + 2 >= len || (hi = rp_http_hexval(v[i + 1])) < 0 || (lo = rp_http_hexval(v[i + 2])) < 0)
+			if (i + 2 >= len || (hi = rp_http_hexval(v[i + 1])) < 0 ||
+			    (lo = rp_http_hexval(v[i + 2])) < 0)
 				return -1;
 			ch = (char)(hi * 16 + lo);
 			i += 2;
@@ -139,4 +139,3 @@ const char *rp_header_list(h2o_req_t *req, const h2o_token_t *token)
 	*o = '\0';
 	return out;
 }
-

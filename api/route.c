@@ -46,7 +46,7 @@ static const struct {
 	unsigned bit;
 	const char *name;
 } methods[] = {
-    {M_GET, "GET"}, {M_HEAD, "HEAD"}, {M_PUT, "PUT"}, {M_POST, "POST"}, {M_DELETE, "DELETE"},
+	{M_GET, "GET"}, {M_HEAD, "HEAD"}, {M_PUT, "PUT"}, {M_POST, "POST"}, {M_DELETE, "DELETE"},
 };
 
 /* What a handler gets: the canonical method and the decoded parameter. */
@@ -67,8 +67,15 @@ struct route {
 
 /* ---- adapters to the handlers' signatures -------------------------------- */
 
-static void h_status(struct rp_call *c, const struct route_args *a) { (void)a; rp_route_status(c); }
-static void h_members(struct rp_call *c, const struct route_args *a) { rp_route_members(c, a->method); }
+static void h_status(struct rp_call *c, const struct route_args *a)
+{
+	(void)a;
+	rp_route_status(c);
+}
+static void h_members(struct rp_call *c, const struct route_args *a)
+{
+	rp_route_members(c, a->method);
+}
 static void h_member(struct rp_call *c, const struct route_args *a)
 {
 	rp_route_member(c, a->method, a->param, a->param_len, 0);
@@ -77,51 +84,88 @@ static void h_leadership(struct rp_call *c, const struct route_args *a)
 {
 	rp_route_member(c, a->method, a->param, a->param_len, 1);
 }
-static void h_kv_list(struct rp_call *c, const struct route_args *a) { (void)a; rp_route_kv_list(c); }
+static void h_kv_list(struct rp_call *c, const struct route_args *a)
+{
+	(void)a;
+	rp_route_kv_list(c);
+}
 static void h_kv(struct rp_call *c, const struct route_args *a)
 {
 	rp_route_kv(c, a->method, a->param, a->param_len);
 }
-static void h_mesh_list(struct rp_call *c, const struct route_args *a) { rp_route_mesh_list(c, a->kind); }
+static void h_mesh_list(struct rp_call *c, const struct route_args *a)
+{
+	rp_route_mesh_list(c, a->kind);
+}
 static void h_mesh(struct rp_call *c, const struct route_args *a)
 {
 	rp_route_mesh(c, a->kind, a->method, a->param, a->param_len);
 }
-static void h_txn(struct rp_call *c, const struct route_args *a) { (void)a; rp_route_txn(c); }
-static void h_watch(struct rp_call *c, const struct route_args *a) { (void)a; rp_route_watch(c); }
-static void h_subscribe(struct rp_call *c, const struct route_args *a) { (void)a; rp_route_subscribe(c); }
-static void h_proxies(struct rp_call *c, const struct route_args *a) { (void)a; rp_route_proxies(c); }
+static void h_txn(struct rp_call *c, const struct route_args *a)
+{
+	(void)a;
+	rp_route_txn(c);
+}
+static void h_watch(struct rp_call *c, const struct route_args *a)
+{
+	(void)a;
+	rp_route_watch(c);
+}
+static void h_subscribe(struct rp_call *c, const struct route_args *a)
+{
+	(void)a;
+	rp_route_subscribe(c);
+}
+static void h_proxies(struct rp_call *c, const struct route_args *a)
+{
+	(void)a;
+	rp_route_proxies(c);
+}
 static void h_rollout(struct rp_call *c, const struct route_args *a)
 {
 	rp_route_rollout(c, a->param, a->param_len);
 }
-static void h_healthz(struct rp_call *c, const struct route_args *a) { (void)a; rp_route_healthz(c); }
-static void h_readyz(struct rp_call *c, const struct route_args *a) { (void)a; rp_route_readyz(c); }
-static void h_metrics(struct rp_call *c, const struct route_args *a) { (void)a; rp_route_metrics(c); }
+static void h_healthz(struct rp_call *c, const struct route_args *a)
+{
+	(void)a;
+	rp_route_healthz(c);
+}
+static void h_readyz(struct rp_call *c, const struct route_args *a)
+{
+	(void)a;
+	rp_route_readyz(c);
+}
+static void h_metrics(struct rp_call *c, const struct route_args *a)
+{
+	(void)a;
+	rp_route_metrics(c);
+}
 
 #define R M_GET | M_HEAD
-#define ITEM(name, k)                                                                      \
-	{{"v1", name, NULL}, R, RP_ROUTE_MESH_LIST, k, h_mesh_list},                       \
-	{{"v1", name, "**", NULL}, R | M_PUT | M_DELETE, RP_ROUTE_MESH, k, h_mesh}
+#define ITEM(name, k)                                                                    \
+	{{"v1", name, NULL}, R, RP_ROUTE_MESH_LIST, k, h_mesh_list},                     \
+	{                                                                                \
+		{"v1", name, "**", NULL}, R | M_PUT | M_DELETE, RP_ROUTE_MESH, k, h_mesh \
+	}
 
 static const struct route table[] = {
-    {{"v1", "status", NULL}, R, RP_ROUTE_STATUS, -1, h_status},
-    {{"v1", "members", NULL}, R | M_POST, RP_ROUTE_MEMBERS, -1, h_members},
-    {{"v1", "members", "*", NULL}, M_DELETE, RP_ROUTE_MEMBER, -1, h_member},
-    {{"v1", "members", "*", "leadership", NULL}, M_POST, RP_ROUTE_LEADERSHIP, -1, h_leadership},
-    {{"v1", "kv", NULL}, R, RP_ROUTE_KV_LIST, RP_KIND_KV, h_kv_list},
-    {{"v1", "kv", "**", NULL}, R | M_PUT | M_DELETE, RP_ROUTE_KV, RP_KIND_KV, h_kv},
-    ITEM("clusters", RP_KIND_CLUSTERS),
-    ITEM("routes", RP_KIND_ROUTES),
-    ITEM("listeners", RP_KIND_LISTENERS),
-    {{"v1", "txn", NULL}, M_POST, RP_ROUTE_TXN, -1, h_txn},
-    {{"v1", "watch", NULL}, R, RP_ROUTE_WATCH, -1, h_watch},
-    {{"v1", "subscribe", NULL}, M_POST, RP_ROUTE_SUBSCRIBE, -1, h_subscribe},
-    {{"v1", "proxies", NULL}, R, RP_ROUTE_PROXIES, -1, h_proxies},
-    {{"v1", "rollouts", "*", NULL}, R, RP_ROUTE_ROLLOUTS, -1, h_rollout},
-    {{"healthz", NULL}, R, RP_ROUTE_HEALTHZ, -1, h_healthz},
-    {{"readyz", NULL}, R, RP_ROUTE_READYZ, -1, h_readyz},
-    {{"metrics", NULL}, R, RP_ROUTE_METRICS, -1, h_metrics},
+	{{"v1", "status", NULL}, R, RP_ROUTE_STATUS, -1, h_status},
+	{{"v1", "members", NULL}, R | M_POST, RP_ROUTE_MEMBERS, -1, h_members},
+	{{"v1", "members", "*", NULL}, M_DELETE, RP_ROUTE_MEMBER, -1, h_member},
+	{{"v1", "members", "*", "leadership", NULL}, M_POST, RP_ROUTE_LEADERSHIP, -1, h_leadership},
+	{{"v1", "kv", NULL}, R, RP_ROUTE_KV_LIST, RP_KIND_KV, h_kv_list},
+	{{"v1", "kv", "**", NULL}, R | M_PUT | M_DELETE, RP_ROUTE_KV, RP_KIND_KV, h_kv},
+	ITEM("clusters", RP_KIND_CLUSTERS),
+	ITEM("routes", RP_KIND_ROUTES),
+	ITEM("listeners", RP_KIND_LISTENERS),
+	{{"v1", "txn", NULL}, M_POST, RP_ROUTE_TXN, -1, h_txn},
+	{{"v1", "watch", NULL}, R, RP_ROUTE_WATCH, -1, h_watch},
+	{{"v1", "subscribe", NULL}, M_POST, RP_ROUTE_SUBSCRIBE, -1, h_subscribe},
+	{{"v1", "proxies", NULL}, R, RP_ROUTE_PROXIES, -1, h_proxies},
+	{{"v1", "rollouts", "*", NULL}, R, RP_ROUTE_ROLLOUTS, -1, h_rollout},
+	{{"healthz", NULL}, R, RP_ROUTE_HEALTHZ, -1, h_healthz},
+	{{"readyz", NULL}, R, RP_ROUTE_READYZ, -1, h_readyz},
+	{{"metrics", NULL}, R, RP_ROUTE_METRICS, -1, h_metrics},
 };
 
 #undef ITEM
@@ -220,7 +264,8 @@ void rp_route_request(struct rp_call *c)
 	struct seg segs[MAX_SEGS];
 	int n = path.len && path.base[0] == '/' ? split(path.base + 1, path.len - 1, segs) : -1;
 	if (n == -2) {
-		rp_respond_error(c, RP_ERR_INVALID, "the path must not contain . or .. segments", -1);
+		rp_respond_error(c, RP_ERR_INVALID, "the path must not contain . or .. segments",
+				 -1);
 		return;
 	}
 	unsigned bit = method_bit(req->method), allowed = 0;
@@ -234,11 +279,13 @@ void rp_route_request(struct rp_call *c)
 		if (!(r->methods & bit))
 			continue;
 		char buf[3 * RP_MAX_NAME + 1] = "";
-		struct route_args a = {bit == M_HEAD ? "GET" : methods[__builtin_ctz(bit)].name, buf, 0,
-				       r->kind};
-		if (param.p && rp_path_decode(param.p, param.len, buf, sizeof buf, &a.param_len) != 0) {
+		struct route_args a = {bit == M_HEAD ? "GET" : methods[__builtin_ctz(bit)].name,
+				       buf, 0, r->kind};
+		if (param.p &&
+		    rp_path_decode(param.p, param.len, buf, sizeof buf, &a.param_len) != 0) {
 			rp_respond_error(c, RP_ERR_INVALID,
-					 "a path parameter is too long or badly percent-encoded", -1);
+					 "a path parameter is too long or badly percent-encoded",
+					 -1);
 			return;
 		}
 		if (bit == M_HEAD)

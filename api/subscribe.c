@@ -81,12 +81,12 @@ struct rp_sub_node {
 	/* fleet entry (invariant 6) */
 	uint64_t sent_version, acked_version, nack_version;
 	int has_nack, has_acked, has_sent;
-	uint64_t sent_seq, nack_seq;          /* api->sub_seq when recorded */
-	uint64_t acked_at_ms, nack_at_ms;     /* wall clock, for the merge */
+	uint64_t sent_seq, nack_seq;      /* api->sub_seq when recorded */
+	uint64_t acked_at_ms, nack_at_ms; /* wall clock, for the merge */
 	int ack_backed; /* the acked version was sent by this server after any NACK */
-	char nack_error[MAX_NACK_ERROR + 1];  /* valid UTF-8 (checked on input) */
-	char cluster_id[33];                  /* what the proxy's versions refer to */
-	int foreign;                          /* ... another cluster's */
+	char nack_error[MAX_NACK_ERROR + 1]; /* valid UTF-8 (checked on input) */
+	char cluster_id[33];                 /* what the proxy's versions refer to */
+	int foreign;                         /* ... another cluster's */
 	uint64_t last_seen_ms;
 	int known; /* has made at least one valid ACK/NACK/foreign request */
 };
@@ -98,10 +98,10 @@ struct sub_call {
 	struct sub_call *prev, *next; /* on node->waiting while parked */
 	uint64_t held, nack_version;
 	int has_held, has_nack, validated;
-	uint64_t deadline;        /* uv_now() ms when the poll ends with 304 */
-	const char *nack_error;   /* validated NACK text (request pool) */
-	char cluster[33];         /* cluster id the request's versions refer to */
-	int foreign;              /* versions are another cluster's: ignored */
+	uint64_t deadline;      /* uv_now() ms when the poll ends with 304 */
+	const char *nack_error; /* validated NACK text (request pool) */
+	char cluster[33];       /* cluster id the request's versions refer to */
+	int foreign;            /* versions are another cluster's: ignored */
 };
 
 static void unpark(struct rp_call *c);
@@ -275,9 +275,10 @@ static void park(struct rp_call *c)
 static void record_ack(struct rp_sub_node *n, uint64_t a)
 {
 	/* sent again after the NACK was recorded (or no NACK known) */
-	int backed = n->has_sent && n->sent_version == a && (!n->has_nack || n->sent_seq > n->nack_seq);
+	int backed = n->has_sent && n->sent_version == a &&
+		     (!n->has_nack || n->sent_seq > n->nack_seq);
 	if (n->has_nack && a <= n->nack_version && !(a == n->nack_version && backed))
-		return; /* an older attempt's ACK: the NACK stands, nothing recorded */
+		return;  /* an older attempt's ACK: the NACK stands, nothing recorded */
 	if (n->has_nack) /* a > nack_version, or the re-sent version applied */
 		n->has_nack = 0;
 	n->acked_version = a;
@@ -356,7 +357,8 @@ static void evaluate(struct rp_call *c)
 		if (claimed > n->version) {
 			char msg[320];
 			snprintf(msg, sizeof msg,
-				 "version %" PRIu64 " of node %s was never sent (current %" PRIu64 ")",
+				 "version %" PRIu64 " of node %s was never sent (current %" PRIu64
+				 ")",
 				 claimed, n->id, n->version);
 			rp_respond_error(c, RP_ERR_INVALID, msg, -1);
 			return;
@@ -408,7 +410,8 @@ static void evaluate_all(struct rp_api *api, int only_behind)
  * nothing but this scan. */
 void rp_subscribe_notify(struct rp_api *api)
 {
-	const unsigned mesh = 1u << RP_KIND_LISTENERS | 1u << RP_KIND_ROUTES | 1u << RP_KIND_CLUSTERS;
+	const unsigned mesh = 1u << RP_KIND_LISTENERS | 1u << RP_KIND_ROUTES |
+			      1u << RP_KIND_CLUSTERS;
 	unsigned changed = rp_changed_kinds(api, &api->sub_seen_rev);
 	evaluate_all(api, !(changed & mesh));
 }
@@ -482,7 +485,7 @@ static int decode_request(h2o_iovec_t e, Raftplane__SubscribeRequest **out, char
 				msglen) != 0)
 		return RP_ERR_INVALID;
 	Raftplane__SubscribeRequest *r =
-	    raftplane__subscribe_request__unpack(NULL, e.len, (const uint8_t *)e.base);
+		raftplane__subscribe_request__unpack(NULL, e.len, (const uint8_t *)e.base);
 	if (!r) {
 		snprintf(msg, msglen, "malformed SubscribeRequest");
 		return RP_ERR_INVALID;
@@ -532,21 +535,21 @@ void rp_route_subscribe(struct rp_call *c)
 
 /* ---- fleet entries ------------------------------------------------------ */
 
-static json_t *entry_json(struct rp_sub_node *n, const char *http, struct rp_mesh *m,
-			  uint64_t rev)
+static json_t *entry_json(struct rp_sub_node *n, const char *http, struct rp_mesh *m, uint64_t rev)
 {
-	json_t *nack = n->has_nack ? json_pack("{s:I,s:s,s:I}", "version",
-					       (json_int_t)n->nack_version, "error", n->nack_error,
-					       "at", (json_int_t)n->nack_at_ms)
-				   : json_null();
-	json_t *e = json_pack(
-	    "{s:s,s:s,s:I,s:o,s:o,s:I,s:b,s:I,s:I}", "node_id", n->id, "server", http,
-	    "snapshot_version", (json_int_t)n->sent_version, "acked_version",
-	    n->has_acked ? rp_json_u64((uint64_t)n->acked_version) : json_null(), "nack", nack,
-	    "last_seen", (json_int_t)(n->n_parked ? wall_ms() : n->last_seen_ms), "connected",
-	    n->n_parked > 0, "current_version",
-	    (json_int_t)(m ? rp_mesh_node_version(m, n->id) : n->version), "server_revision",
-	    (json_int_t)rev);
+	json_t *nack = n->has_nack
+			       ? json_pack("{s:I,s:s,s:I}", "version", (json_int_t)n->nack_version,
+					   "error", n->nack_error, "at", (json_int_t)n->nack_at_ms)
+			       : json_null();
+	json_t *e = json_pack("{s:s,s:s,s:I,s:o,s:o,s:I,s:b,s:I,s:I}", "node_id", n->id, "server",
+			      http, "snapshot_version", (json_int_t)n->sent_version,
+			      "acked_version",
+			      n->has_acked ? rp_json_u64((uint64_t)n->acked_version) : json_null(),
+			      "nack", nack, "last_seen",
+			      (json_int_t)(n->n_parked ? wall_ms() : n->last_seen_ms), "connected",
+			      n->n_parked > 0, "current_version",
+			      (json_int_t)(m ? rp_mesh_node_version(m, n->id) : n->version),
+			      "server_revision", (json_int_t)rev);
 	if (!e) /* never hide a proxy: every string above is checked, but be safe */
 		e = json_pack("{s:s,s:s}", "node_id", n->id, "server", http);
 	json_object_set_new(e, "acked_at", rp_json_u64((uint64_t)n->acked_at_ms));
@@ -581,7 +584,8 @@ static void on_gc(uv_timer_t *t)
 		struct rp_sub_node **pp = &api->sub_buckets[b];
 		while (*pp) {
 			struct rp_sub_node *n = *pp;
-			if (n->n_parked == 0 && (!n->known || now - n->last_seen_ms > api->proxy_ttl_ms)) {
+			if (n->n_parked == 0 &&
+			    (!n->known || now - n->last_seen_ms > api->proxy_ttl_ms)) {
 				*pp = n->next;
 				sbuf_unref(n->buf);
 				free(n);

@@ -30,13 +30,15 @@ static void txn_ok(struct rp_call *c, const struct rp_apply_result *res)
 	for (size_t i = 0; i < t->cmd->n_ops; i++) {
 		const Raftplane__Op *op = t->cmd->ops[i];
 		int del = op->type == RAFTPLANE__OP__TYPE__DELETE;
-		json_array_append_new(results, json_pack("{s:s,s:s,s:s,s:I}", "op",
-							 del ? "delete" : "put", "kind", op->kind,
-							 "name", op->name, "version",
-							 (json_int_t)(del ? 0 : res->revision)));
+		json_array_append_new(results,
+				      json_pack("{s:s,s:s,s:s,s:I}", "op", del ? "delete" : "put",
+						"kind", op->kind, "name", op->name, "version",
+						(json_int_t)(del ? 0 : res->revision)));
 	}
-	rp_respond_json(c, 200, json_pack("{s:I,s:o}", "revision", (json_int_t)res->revision,
-					  "results", results), 0);
+	rp_respond_json(c, 200,
+			json_pack("{s:I,s:o}", "revision", (json_int_t)res->revision, "results",
+				  results),
+			0);
 }
 
 /* The value of a put, as bytes: a string for kv, a canonical object else. */
@@ -181,7 +183,8 @@ void rp_route_txn(struct rp_call *c)
 	h2o_iovec_t e = c->req->entity;
 	json_t *body = e.base ? json_loadb(e.base, e.len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
 	if (!body || !json_is_object(body)) {
-		rp_respond_error(c, RP_ERR_INVALID, "body must be a JSON object {\"ops\":[...]}", -1);
+		rp_respond_error(c, RP_ERR_INVALID, "body must be a JSON object {\"ops\":[...]}",
+				 -1);
 		json_decref(body);
 		return;
 	}

@@ -67,8 +67,7 @@ static int try_answer(struct rp_call *c, int force)
 		json_decref(col.changes);
 		char msg[128];
 		snprintf(msg, sizeof msg, "revision %llu is compacted; history starts after %llu",
-			 (unsigned long long)w->after,
-			 (unsigned long long)rp_store_compacted(s));
+			 (unsigned long long)w->after, (unsigned long long)rp_store_compacted(s));
 		rp_respond_error(c, RP_ERR_GONE, msg, -1);
 		return 1;
 	}
@@ -84,12 +83,13 @@ static int try_answer(struct rp_call *c, int force)
 	if (json_array_size(col.changes) >= RP_MAX_WATCH_CHANGES) {
 		size_t n = json_array_size(col.changes);
 		while (n > 0 && (uint64_t)json_integer_value(json_object_get(
-				    json_array_get(col.changes, n - 1), "version")) == col.last)
+					json_array_get(col.changes, n - 1), "version")) == col.last)
 			json_array_remove(col.changes, --n);
 		rev = col.last - 1;
 	}
-	rp_respond_json(c, 200, json_pack("{s:I,s:o}", "revision", (json_int_t)rev, "changes",
-					  col.changes), 0);
+	rp_respond_json(c, 200,
+			json_pack("{s:I,s:o}", "revision", (json_int_t)rev, "changes", col.changes),
+			0);
 	return 1;
 }
 
@@ -195,18 +195,19 @@ void rp_route_watch(struct rp_call *c)
 	w->after = rp_store_revision(rp_node_store(c->api->node));
 	uint64_t after_rev = 0;
 	if (ha < 0 || (ha == 1 && (rp_parse_u64(after, strlen(after), &after_rev) != 0 ||
-				    after_rev > INT64_MAX))) {
+				   after_rev > INT64_MAX))) {
 		rp_respond_error(c, RP_ERR_INVALID, "after must be a revision number", -1);
 		return;
 	}
 	if (hw < 0 || (hw == 1 && rp_parse_wait(wait, MAX_WAIT_MS, &wait_ms) != 0)) {
-		rp_respond_error(c, RP_ERR_INVALID, "wait must be like 30s or 500ms, at most 10m", -1);
+		rp_respond_error(c, RP_ERR_INVALID, "wait must be like 30s or 500ms, at most 10m",
+				 -1);
 		return;
 	}
 	if (hk < 0 || (hk == 1 && parse_kinds(kinds, &w->mask) != 0)) {
-		rp_respond_error(c, RP_ERR_INVALID,
-				 "kinds is a comma list of kv, clusters, routes, listeners, members",
-				 -1);
+		rp_respond_error(
+			c, RP_ERR_INVALID,
+			"kinds is a comma list of kv, clusters, routes, listeners, members", -1);
 		return;
 	}
 	if (ha == 1)

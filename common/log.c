@@ -84,5 +84,5 @@ void rp_logf(enum rp_log_level level, const char *fmt, ...)
 			*p = '?';
 	/* one fprintf: stdio locks the stream, so lines of threads do not mix */
 	fprintf(stderr, "%s.%03dZ %s %s%s%s: %s\n", ts, (int)(tv.tv_usec / 1000), names[level],
-	        program, node[0] ? " node=" : "", node, msg);
+		program, node[0] ? " node=" : "", node, msg);
 }

@@ -50,7 +50,7 @@ struct rp_phr_chunked_decoder {
 };
 ssize_t phr_decode_chunked(struct rp_phr_chunked_decoder *decoder, char *buf, size_t *bufsz);
 
-#define IDLE_MS 4000      /* below h2o's 10 s keep-alive timeout */
+#define IDLE_MS 4000          /* below h2o's 10 s keep-alive timeout */
 #define MAX_IDLE_PER_LOOP 256 /* per thread */
 
 struct conn {
@@ -65,12 +65,12 @@ struct conn {
 	char *in;
 	size_t in_len, in_cap;
 	/* the response being read (reset for each request) */
-	size_t head_len;  /* 0 until the head is complete */
+	size_t head_len;   /* 0 until the head is complete */
 	int minor, status; /* of the status line, once head_len is set */
-	int chunked;      /* Transfer-Encoding: chunked */
-	int no_reuse;     /* framing forbids reusing the connection */
-	size_t length;    /* Content-Length, or SIZE_MAX (delimited by close) */
-	size_t dec_end;   /* chunked: c->in[..dec_end) is head + decoded body */
+	int chunked;       /* Transfer-Encoding: chunked */
+	int no_reuse;      /* framing forbids reusing the connection */
+	size_t length;     /* Content-Length, or SIZE_MAX (delimited by close) */
+	size_t dec_end;    /* chunked: c->in[..dec_end) is head + decoded body */
 	struct rp_phr_chunked_decoder dec;
 };
 
@@ -255,20 +255,13 @@ void rp_http_cancel(struct rp_http_req *r)
 const char *rp_http_strerror(int err)
 {
 	switch (err) {
-	case RP_HTTP_OK:
-		return "ok";
-	case RP_HTTP_ERR_INVALID:
-		return "invalid address or target";
-	case RP_HTTP_ERR_NOMEM:
-		return "out of memory";
-	case RP_HTTP_ERR_CONNECT:
-		return "connect failed";
-	case RP_HTTP_ERR_LINK:
-		return "connection lost";
-	case RP_HTTP_ERR_TIMEOUT:
-		return "timed out";
-	case RP_HTTP_ERR_BAD_RESPONSE:
-		return "bad response";
+	case RP_HTTP_OK: return "ok";
+	case RP_HTTP_ERR_INVALID: return "invalid address or target";
+	case RP_HTTP_ERR_NOMEM: return "out of memory";
+	case RP_HTTP_ERR_CONNECT: return "connect failed";
+	case RP_HTTP_ERR_LINK: return "connection lost";
+	case RP_HTTP_ERR_TIMEOUT: return "timed out";
+	case RP_HTTP_ERR_BAD_RESPONSE: return "bad response";
 	}
 	return "unknown error";
 }
@@ -298,7 +291,8 @@ static void header_value(const char *head, size_t head_len, const char *name, ch
 			const char *v = p + nlen + 1;
 			while (v < eol && (*v == ' ' || *v == '\t'))
 				v++;
-			size_t vlen = (size_t)(eol - v) < outlen - 1 ? (size_t)(eol - v) : outlen - 1;
+			size_t vlen = (size_t)(eol - v) < outlen - 1 ? (size_t)(eol - v)
+								     : outlen - 1;
 			memcpy(out, v, vlen);
 			out[vlen] = '\0';
 			return;

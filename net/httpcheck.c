@@ -32,7 +32,8 @@ __attribute__((constructor)) static void init_classes(void)
 	static const char sub_delims[] = "!$&'()*+,;=";
 	static const char tchar_extra[] = "!#$%&'*+-.^_`|~";
 	for (int c = 0; c < 256; c++) {
-		int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+		int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			    (c >= '0' && c <= '9');
 		unsigned char v = 0;
 		if (alnum || (c && strchr("-._~", c)))
 			v |= C_UNRESERVED;
@@ -113,10 +114,11 @@ const char *rp_http_check_request(h2o_req_t *req, struct rp_http_head *out)
 	out->no_host = 0;
 	if (req->version >= 0x200) /* framing is h2o's; the authority is ours to check */
 		return rp_http_valid_authority(req->input.authority.base, req->input.authority.len)
-			   ? NULL
-			   : "invalid :authority";
-	h2o_socket_t *sock =
-	    req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
+			       ? NULL
+			       : "invalid :authority";
+	h2o_socket_t *sock = req->conn->callbacks->get_socket
+				     ? req->conn->callbacks->get_socket(req->conn)
+				     : NULL;
 	if (!sock || !sock->input)
 		return "request head not available";
 	return rp_http_check_head(sock->input->bytes, sock->input->size, out);
@@ -248,8 +250,7 @@ static const char *split_absolute(h2o_iovec_t *raw, h2o_iovec_t *authority)
 	return NULL;
 }
 
-const char *rp_http_parse_target(h2o_mem_pool_t *pool, h2o_iovec_t raw,
-				 struct rp_http_target *out)
+const char *rp_http_parse_target(h2o_mem_pool_t *pool, h2o_iovec_t raw, struct rp_http_target *out)
 {
 	out->authority = h2o_iovec_init(NULL, 0);
 	if (raw.len == 0 || raw.base[0] != '/') {

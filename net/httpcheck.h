@@ -70,8 +70,7 @@ struct rp_http_target {
  * 400: a malformed %-escape in the path, an authority-form or asterisk-form
  * target, an absolute-form target with another scheme or a bad authority.
  */
-const char *rp_http_parse_target(h2o_mem_pool_t *pool, h2o_iovec_t raw,
-				 struct rp_http_target *out);
+const char *rp_http_parse_target(h2o_mem_pool_t *pool, h2o_iovec_t raw, struct rp_http_target *out);
 
 /** 1 when the comma-separated list @list (@len bytes) holds the token @tok
  * (case-insensitive), as in Connection: close, x-hop. */

@@ -43,20 +43,21 @@ int rp_pb_check_strings(const uint8_t *buf, size_t len, uint64_t string_fields, 
 				goto malformed;
 			if (field < 64 && (string_fields >> field & 1)) {
 				if (n > max_len) {
-					snprintf(msg, msglen, "field %u over %zu bytes", (unsigned)field,
-						 max_len);
+					snprintf(msg, msglen, "field %u over %zu bytes",
+						 (unsigned)field, max_len);
 					return -1;
 				}
-				if (memchr(p, 0, (size_t)n) || rp_utf8_prefix((const char *)p, (size_t)n) != n) {
-					snprintf(msg, msglen, "field %u is not UTF-8 text without NUL",
+				if (memchr(p, 0, (size_t)n) ||
+				    rp_utf8_prefix((const char *)p, (size_t)n) != n) {
+					snprintf(msg, msglen,
+						 "field %u is not UTF-8 text without NUL",
 						 (unsigned)field);
 					return -1;
 				}
 			}
 			p += n;
 			break;
-		default:
-			goto malformed;
+		default: goto malformed;
 		}
 	}
 	return 0;

@@ -20,7 +20,9 @@
 static void respond(h2o_req_t *req, int status, const char *ctype, const char *body, size_t len)
 {
 	req->res.status = status;
-	req->res.reason = status == 200 ? "OK" : status == 404 ? "Not Found" : "Service Unavailable";
+	req->res.reason = status == 200   ? "OK"
+			  : status == 404 ? "Not Found"
+					  : "Service Unavailable";
 	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype,
 		       strlen(ctype));
 	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
@@ -52,8 +54,8 @@ static void respond_json(h2o_req_t *req, int status, json_t *j)
 static void add_cluster_fields(struct rp_proxy *p, json_t *j)
 {
 	const struct rp_sub_client *s = &p->sub;
-	json_object_set_new(j, "cluster_id", s->cluster_id[0] ? json_string(s->cluster_id)
-							     : json_null());
+	json_object_set_new(j, "cluster_id",
+			    s->cluster_id[0] ? json_string(s->cluster_id) : json_null());
 	json_object_set_new(j, "previous_cluster_id",
 			    s->prev_cluster_id[0] ? json_string(s->prev_cluster_id) : json_null());
 	json_object_set_new(j, "foreign_cluster", json_boolean(s->foreign));
@@ -64,7 +66,9 @@ static void on_ready(struct rp_proxy *p, h2o_req_t *req)
 	const struct rp_generation *g = p->published;
 	json_t *j = json_pack("{s:b,s:I,s:s,s:b}", "ready", p->ready && g != NULL, "version",
 			      (json_int_t)(g ? g->version : 0), "source",
-			      !g ? "none" : p->from_cache ? "cache" : "server",
+			      !g              ? "none"
+			      : p->from_cache ? "cache"
+					      : "server",
 			      "control_plane_connected", p->sub.connected);
 	add_cluster_fields(p, j);
 	respond_json(req, p->ready && g ? 200 : 503, j);
@@ -78,12 +82,13 @@ static json_t *endpoints_json(const struct rp_cluster *c)
 	uint64_t now = rp_now_ms();
 	for (size_t i = 0; i < c->n_eps; i++) {
 		struct rp_health *h = c->health[i];
-		json_array_append_new(
-		    a, json_pack("{s:s,s:i,s:b,s:b,s:b,s:i}", "endpoint", c->eps[i].hostport,
-				 "weight", (int)c->eps[i].weight, "healthy", atomic_load(&h->hc_ok),
-				 "ejected", now < atomic_load(&h->ejected_until_ms), "in_rotation",
-				 rp_health_usable(h, now), "active_requests",
-				 atomic_load(&h->active_rq)));
+		json_array_append_new(a,
+				      json_pack("{s:s,s:i,s:b,s:b,s:b,s:i}", "endpoint",
+						c->eps[i].hostport, "weight", (int)c->eps[i].weight,
+						"healthy", atomic_load(&h->hc_ok), "ejected",
+						now < atomic_load(&h->ejected_until_ms),
+						"in_rotation", rp_health_usable(h, now),
+						"active_requests", atomic_load(&h->active_rq)));
 	}
 	return a;
 }
@@ -92,8 +97,8 @@ static json_t *cluster_json(const Raftplane__Cluster *pc, const struct rp_cluste
 {
 	json_t *o = json_pack("{s:s,s:I,s:s,s:i}", "name", pc->name, "version",
 			      (json_int_t)pc->version, "lb_policy",
-			      pc->lb_policy[0] ? pc->lb_policy : "round_robin", "connect_timeout_ms",
-			      (int)pc->connect_timeout_ms);
+			      pc->lb_policy[0] ? pc->lb_policy : "round_robin",
+			      "connect_timeout_ms", (int)pc->connect_timeout_ms);
 	if (pc->hash_on[0])
 		json_object_set_new(o, "hash_on", json_string(pc->hash_on));
 	json_t *eps = endpoints_json(c);
@@ -120,8 +125,9 @@ static json_t *route_json(const Raftplane__Route *r)
 	json_t *o = json_pack("{s:s,s:I,s:s,s:i,s:i}", "name", r->name, "version",
 			      (json_int_t)r->version, "listener", r->listener, "priority",
 			      (int)r->priority, "timeout_ms", (int)r->timeout_ms);
-	json_object_set_new(o, "match", r->path[0] ? json_pack("{s:s}", "path", r->path)
-						   : json_pack("{s:s}", "prefix", r->prefix));
+	json_object_set_new(o, "match",
+			    r->path[0] ? json_pack("{s:s}", "path", r->path)
+				       : json_pack("{s:s}", "prefix", r->prefix));
 	if (r->n_headers) {
 		json_t *h = json_array();
 		for (size_t i = 0; i < r->n_headers; i++)
@@ -132,9 +138,10 @@ static json_t *route_json(const Raftplane__Route *r)
 	if (r->n_weighted_clusters) {
 		json_t *w = json_array();
 		for (size_t i = 0; i < r->n_weighted_clusters; i++)
-			json_array_append_new(w, json_pack("{s:s,s:i}", "cluster",
-							   r->weighted_clusters[i]->cluster, "weight",
-							   (int)r->weighted_clusters[i]->weight));
+			json_array_append_new(w,
+					      json_pack("{s:s,s:i}", "cluster",
+							r->weighted_clusters[i]->cluster, "weight",
+							(int)r->weighted_clusters[i]->weight));
 		json_object_set_new(o, "weighted_clusters", w);
 	} else {
 		json_object_set_new(o, "cluster", json_string(r->cluster));
@@ -162,7 +169,8 @@ static void on_config_dump(struct rp_proxy *p, h2o_req_t *req)
 	if (p->last_nack_version || p->last_nack[0])
 		json_object_set_new(j, "last_nack",
 				    json_pack("{s:I,s:s}", "version",
-					      (json_int_t)p->last_nack_version, "error", p->last_nack));
+					      (json_int_t)p->last_nack_version, "error",
+					      p->last_nack));
 	if (!g) {
 		json_object_set_new(j, "version", json_null());
 		respond_json(req, 200, j);
@@ -180,9 +188,10 @@ static void on_config_dump(struct rp_proxy *p, h2o_req_t *req)
 		json_t *names = json_array();
 		for (size_t k = 0; k < g->listeners[i].n_routes; k++)
 			json_array_append_new(names, json_string(g->listeners[i].routes[k]->name));
-		json_array_append_new(ls, json_pack("{s:s,s:I,s:s,s:i,s:o}", "name", l->name,
-						    "version", (json_int_t)l->version, "address",
-						    l->address, "port", (int)l->port, "routes", names));
+		json_array_append_new(ls,
+				      json_pack("{s:s,s:I,s:s,s:i,s:o}", "name", l->name, "version",
+						(json_int_t)l->version, "address", l->address,
+						"port", (int)l->port, "routes", names));
 	}
 	for (size_t i = 0; i < s->n_routes; i++)
 		json_array_append_new(rs, route_json(s->routes[i]));
@@ -217,16 +226,18 @@ static void on_stats(struct rp_proxy *p, h2o_req_t *req)
 {
 	const struct rp_generation *g = p->published;
 	struct rp_global_stats *s = &rp_gstats;
-	json_t *j = json_pack(
-	    "{s:s,s:o,s:b,s:{s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I,s:o}}", "node_id", p->opts.node_id,
-	    "version", g ? rp_json_u64((uint64_t)g->version) : json_null(),
-	    "control_plane_connected", p->sub.connected, "updates", "applied",
-	    (json_int_t)rp_get(&s->updates_applied), "rejected",
-	    (json_int_t)rp_get(&s->updates_rejected), "downstream", "connections_total",
-	    (json_int_t)rp_get(&s->downstream_cx_total), "active_connections",
-	    (json_int_t)rp_get(&s->downstream_cx_active), "requests", (json_int_t)rp_get(&s->rq_total),
-	    "no_route", (json_int_t)rp_get(&s->no_route), "no_listener",
-	    (json_int_t)rp_get(&s->no_listener), "responses", classes_json(s->status));
+	json_t *j = json_pack("{s:s,s:o,s:b,s:{s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I,s:o}}", "node_id",
+			      p->opts.node_id, "version",
+			      g ? rp_json_u64((uint64_t)g->version) : json_null(),
+			      "control_plane_connected", p->sub.connected, "updates", "applied",
+			      (json_int_t)rp_get(&s->updates_applied), "rejected",
+			      (json_int_t)rp_get(&s->updates_rejected), "downstream",
+			      "connections_total", (json_int_t)rp_get(&s->downstream_cx_total),
+			      "active_connections", (json_int_t)rp_get(&s->downstream_cx_active),
+			      "requests", (json_int_t)rp_get(&s->rq_total), "no_route",
+			      (json_int_t)rp_get(&s->no_route), "no_listener",
+			      (json_int_t)rp_get(&s->no_listener), "responses",
+			      classes_json(s->status));
 	json_t *ds = json_object_get(j, "downstream");
 	json_object_set_new(ds, "bad_requests", rp_json_u64((uint64_t)rp_get(&s->bad_requests)));
 	json_object_set_new(ds, "loops", rp_json_u64((uint64_t)rp_get(&s->loops)));
@@ -248,9 +259,9 @@ static void on_stats(struct rp_proxy *p, h2o_req_t *req)
 	json_object_set_new(j, "clusters", clusters);
 	json_object_set_new(j, "generations_live",
 			    rp_json_u64((uint64_t)rp_get(&s->generations_live)));
-	json_object_set_new(j, "cache", json_pack("{s:I,s:I}", "writes",
-						  (json_int_t)rp_get(&s->cache_writes), "errors",
-						  (json_int_t)rp_get(&s->cache_errors)));
+	json_object_set_new(j, "cache",
+			    json_pack("{s:I,s:I}", "writes", (json_int_t)rp_get(&s->cache_writes),
+				      "errors", (json_int_t)rp_get(&s->cache_errors)));
 	respond_json(req, 200, j);
 }
 
@@ -260,34 +271,41 @@ static void on_metrics(struct rp_proxy *p, h2o_req_t *req)
 	struct rp_global_stats *s = &rp_gstats;
 	struct rp_buf b = {0};
 	static const char *const names[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
-	rp_buf_printf(&b, "# TYPE raftplane_proxy_snapshot_version gauge\n"
-			  "raftplane_proxy_snapshot_version %" PRIu64 "\n",
+	rp_buf_printf(&b,
+		      "# TYPE raftplane_proxy_snapshot_version gauge\n"
+		      "raftplane_proxy_snapshot_version %" PRIu64 "\n",
 		      g ? g->version : 0);
 	rp_buf_printf(&b, "# TYPE raftplane_proxy_ready gauge\nraftplane_proxy_ready %d\n",
 		      p->ready && g);
-	rp_buf_printf(&b, "# TYPE raftplane_proxy_control_plane_connected gauge\n"
-			  "raftplane_proxy_control_plane_connected %d\n",
+	rp_buf_printf(&b,
+		      "# TYPE raftplane_proxy_control_plane_connected gauge\n"
+		      "raftplane_proxy_control_plane_connected %d\n",
 		      p->sub.connected);
-	rp_buf_printf(&b, "# TYPE raftplane_proxy_config_updates_total counter\n"
-			  "raftplane_proxy_config_updates_total{result=\"applied\"} %lu\n"
-			  "raftplane_proxy_config_updates_total{result=\"rejected\"} %lu\n",
+	rp_buf_printf(&b,
+		      "# TYPE raftplane_proxy_config_updates_total counter\n"
+		      "raftplane_proxy_config_updates_total{result=\"applied\"} %lu\n"
+		      "raftplane_proxy_config_updates_total{result=\"rejected\"} %lu\n",
 		      (unsigned long)rp_get(&s->updates_applied),
 		      (unsigned long)rp_get(&s->updates_rejected));
-	rp_buf_printf(&b, "# TYPE raftplane_proxy_downstream_active_connections gauge\n"
-			  "raftplane_proxy_downstream_active_connections %lu\n",
+	rp_buf_printf(&b,
+		      "# TYPE raftplane_proxy_downstream_active_connections gauge\n"
+		      "raftplane_proxy_downstream_active_connections %lu\n",
 		      (unsigned long)rp_get(&s->downstream_cx_active));
-	rp_buf_printf(&b, "# TYPE raftplane_proxy_downstream_connections_total counter\n"
-			  "raftplane_proxy_downstream_connections_total %lu\n",
+	rp_buf_printf(&b,
+		      "# TYPE raftplane_proxy_downstream_connections_total counter\n"
+		      "raftplane_proxy_downstream_connections_total %lu\n",
 		      (unsigned long)rp_get(&s->downstream_cx_total));
-	rp_buf_printf(&b, "# TYPE raftplane_proxy_requests_total counter\n"
-			  "raftplane_proxy_requests_total %lu\n",
+	rp_buf_printf(&b,
+		      "# TYPE raftplane_proxy_requests_total counter\n"
+		      "raftplane_proxy_requests_total %lu\n",
 		      (unsigned long)rp_get(&s->rq_total));
 	rp_buf_printf(&b, "# TYPE raftplane_proxy_responses_total counter\n");
 	for (int i = 0; i < 6; i++)
 		rp_buf_printf(&b, "raftplane_proxy_responses_total{class=\"%s\"} %lu\n", names[i],
 			      (unsigned long)rp_get(&s->status[i]));
-	rp_buf_printf(&b, "# TYPE raftplane_proxy_no_route_total counter\n"
-			  "raftplane_proxy_no_route_total %lu\n",
+	rp_buf_printf(&b,
+		      "# TYPE raftplane_proxy_no_route_total counter\n"
+		      "raftplane_proxy_no_route_total %lu\n",
 		      (unsigned long)rp_get(&s->no_route));
 	static struct rp_stats *v[4096];
 	size_t n = rp_stats_list(RP_STATS_ROUTE, v, 4096);
@@ -299,7 +317,8 @@ static void on_metrics(struct rp_proxy *p, h2o_req_t *req)
 	for (size_t i = 0; g && i < g->n_clusters; i++)
 		for (size_t k = 0; k < g->clusters[i].n_eps; k++)
 			rp_buf_printf(&b,
-				      "raftplane_proxy_endpoint_in_rotation{cluster=\"%s\",endpoint=\"%s\"} %d\n",
+				      "raftplane_proxy_endpoint_in_rotation{cluster=\"%s\","
+				      "endpoint=\"%s\"} %d\n",
 				      g->clusters[i].name, g->clusters[i].eps[k].hostport,
 				      rp_health_usable(g->clusters[i].health[k], now));
 	if (b.oom) {
@@ -369,7 +388,7 @@ int rp_admin_start(struct rp_admin *a, struct rp_proxy *p, const char *addr, cha
 	the_admin = a;
 	h2o_config_init(&a->config);
 	h2o_hostconf_t *host =
-	    h2o_config_register_host(&a->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+		h2o_config_register_host(&a->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
 	h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
 	h2o_handler_t *h = h2o_create_handler(path, sizeof *h + sizeof(struct rp_proxy *));
 	*(struct rp_proxy **)(h + 1) = p;
@@ -377,8 +396,8 @@ int rp_admin_start(struct rp_admin *a, struct rp_proxy *p, const char *addr, cha
 	h2o_context_init(&a->ctx, p->loop, &a->config);
 	a->accept_ctx.ctx = &a->ctx;
 	a->accept_ctx.hosts = a->config.hosts;
-	if ((rv = rp_listen(p->loop, &a->listener, a, (struct sockaddr *)&sa, 128,
-			    on_accept)) != 0) {
+	if ((rv = rp_listen(p->loop, &a->listener, a, (struct sockaddr *)&sa, 128, on_accept)) !=
+	    0) {
 		snprintf(err, errlen, "--admin %s: %s", addr, uv_strerror(rv));
 		return -1;
 	}

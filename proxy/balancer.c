@@ -60,7 +60,8 @@ static int cmp_slot(const void *a, const void *b)
  * order interleaves endpoints in proportion to their weights. */
 static int build_rr(struct rp_cluster *c)
 {
-	double scale = c->total_weight > RR_MAX_LEN ? (double)RR_MAX_LEN / (double)c->total_weight : 1;
+	double scale = c->total_weight > RR_MAX_LEN ? (double)RR_MAX_LEN / (double)c->total_weight
+						    : 1;
 	size_t len = 0;
 	for (size_t i = 0; i < c->n_eps; i++) {
 		uint32_t w = (uint32_t)((double)c->eps[i].weight * scale);
@@ -114,7 +115,8 @@ static int build_ring(struct rp_cluster *c)
 		for (size_t j = 0; j < k; j++) {
 			char key[112];
 			int kl = snprintf(key, sizeof key, "%s#%zu", c->eps[i].hostport, j);
-			c->ring[n++] = (struct rp_ring_entry){rp_hash64(key, (size_t)kl), (uint32_t)i};
+			c->ring[n++] = (struct rp_ring_entry){rp_hash64(key, (size_t)kl),
+							      (uint32_t)i};
 		}
 	}
 	qsort(c->ring, n, sizeof *c->ring, cmp_ring);
@@ -218,8 +220,10 @@ static int pick_least(struct rp_cluster *c, uint64_t *rng, int skip, uint64_t no
 	int b = pick_random2(c, rng, skip, a, now); /* two distinct candidates */
 	if (b < 0)
 		return a;
-	uint64_t ra = (uint64_t)atomic_load_explicit(&c->health[a]->active_rq, memory_order_relaxed);
-	uint64_t rb = (uint64_t)atomic_load_explicit(&c->health[b]->active_rq, memory_order_relaxed);
+	uint64_t ra = (uint64_t)atomic_load_explicit(&c->health[a]->active_rq,
+						     memory_order_relaxed);
+	uint64_t rb = (uint64_t)atomic_load_explicit(&c->health[b]->active_rq,
+						     memory_order_relaxed);
 	/* ra / wa < rb / wb without division */
 	uint64_t la = ra * c->eps[b].weight, lb = rb * c->eps[a].weight;
 	if (la != lb)
@@ -246,22 +250,18 @@ static int pick_ring(struct rp_cluster *c, const char *key, size_t len, int skip
 	return -1;
 }
 
-static int pick_once(struct rp_cluster *c, const char *key, size_t key_len, uint64_t *rng,
-		     int skip)
+static int pick_once(struct rp_cluster *c, const char *key, size_t key_len, uint64_t *rng, int skip)
 {
 	uint64_t now = rp_now_ms();
 	switch (c->lb) {
-	case RP_LB_ROUND_ROBIN:
-		return pick_rr(c, skip, now);
-	case RP_LB_LEAST_REQUEST:
-		return pick_least(c, rng, skip, now);
+	case RP_LB_ROUND_ROBIN: return pick_rr(c, skip, now);
+	case RP_LB_LEAST_REQUEST: return pick_least(c, rng, skip, now);
 	case RP_LB_RING_HASH:
 		if (key)
 			return pick_ring(c, key, key_len, skip, now);
 		return pick_random(c, rng, skip, now);
 	case RP_LB_RANDOM:
-	default:
-		return pick_random(c, rng, skip, now);
+	default: return pick_random(c, rng, skip, now);
 	}
 }
 

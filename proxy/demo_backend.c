@@ -25,7 +25,7 @@
 #include "raftplane/log.h"
 
 static const char usage[] =
-    "usage: raftplane-demo-backend --listen IP:PORT --name NAME [--status N] [--delay-ms N]\n";
+	"usage: raftplane-demo-backend --listen IP:PORT --name NAME [--status N] [--delay-ms N]\n";
 
 static struct {
 	char name[128];
@@ -50,7 +50,8 @@ struct delayed {
 
 static void header(h2o_req_t *req, const char *name, const char *value, size_t len)
 {
-	h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, value, len);
+	h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, value,
+			      len);
 }
 
 static void send_body(h2o_req_t *req, int status, const char *body, size_t len)
@@ -122,7 +123,7 @@ static int path_prefix(h2o_req_t *req, const char *s, long *num)
 		return 0;
 	char buf[24];
 	size_t k = req->path_normalized.len - n < sizeof buf - 1 ? req->path_normalized.len - n
-								  : sizeof buf - 1;
+								 : sizeof buf - 1;
 	memcpy(buf, req->path_normalized.base + n, k);
 	buf[k] = '\0';
 	*num = strtol(buf, NULL, 10);
@@ -143,8 +144,8 @@ static int control(h2o_req_t *req)
 		g.health_fail = 0;
 	else if (!path_is(req, "/_control/count"))
 		return 0;
-	int n = snprintf(body, sizeof body, "{\"requests\":%lu,\"health_checks\":%lu}\n", g.requests,
-			 g.health_checks);
+	int n = snprintf(body, sizeof body, "{\"requests\":%lu,\"health_checks\":%lu}\n",
+			 g.requests, g.health_checks);
 	send_body(req, 200, body, (size_t)n);
 	return 1;
 }
@@ -283,7 +284,7 @@ int main(int argc, char **argv)
 	h2o_config_init(&g.config);
 	g.config.server_name = h2o_iovec_init(H2O_STRLIT("raftplane-demo-backend"));
 	h2o_hostconf_t *host =
-	    h2o_config_register_host(&g.config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+		h2o_config_register_host(&g.config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
 	h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
 	h2o_handler_t *h = h2o_create_handler(path, sizeof *h);
 	h->on_req = on_req;

@@ -52,7 +52,8 @@ static int build_cluster(uv_loop_t *loop, struct rp_cluster *c, const Raftplane_
 	c->connect_timeout_ms = pc->connect_timeout_ms ? pc->connect_timeout_ms : 1000;
 	atomic_init(&c->rr_next, 0);
 	if (parse_lb(pc->lb_policy, &c->lb) != 0) {
-		snprintf(err, errlen, "cluster %s: unknown lb_policy \"%s\"", pc->name, pc->lb_policy);
+		snprintf(err, errlen, "cluster %s: unknown lb_policy \"%s\"", pc->name,
+			 pc->lb_policy);
 		return -1;
 	}
 	if (c->lb == RP_LB_RING_HASH) {
@@ -76,9 +77,11 @@ static int build_cluster(uv_loop_t *loop, struct rp_cluster *c, const Raftplane_
 		const Raftplane__Endpoint *pe = pc->endpoints[i];
 		struct rp_endpoint *e = &c->eps[i];
 		rp_hostport(e->hostport, sizeof e->hostport, pe->address, pe->port);
-		if (pe->port == 0 || pe->port > 65535 || rp_parse_hostport(e->hostport, &e->sa) != 0) {
-			snprintf(err, errlen, "cluster %s: endpoint %s is not an IP address and port",
-				 pc->name, e->hostport);
+		if (pe->port == 0 || pe->port > 65535 ||
+		    rp_parse_hostport(e->hostport, &e->sa) != 0) {
+			snprintf(err, errlen,
+				 "cluster %s: endpoint %s is not an IP address and port", pc->name,
+				 e->hostport);
 			return -1;
 		}
 		e->salen = e->sa.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
@@ -159,7 +162,8 @@ static int build_route(struct rp_generation *g, struct rp_route *r, const Raftpl
 	if (!(r->clusters = calloc(n, sizeof *r->clusters)))
 		goto oom;
 	for (size_t i = 0; i < n; i++) {
-		const char *cn = pr->n_weighted_clusters ? pr->weighted_clusters[i]->cluster : pr->cluster;
+		const char *cn = pr->n_weighted_clusters ? pr->weighted_clusters[i]->cluster
+							 : pr->cluster;
 		uint32_t w = pr->n_weighted_clusters ? pr->weighted_clusters[i]->weight : 1;
 		struct rp_cluster *c = find_cluster(g, cn);
 		if (!c) {
@@ -193,14 +197,16 @@ static int is_wildcard(const struct sockaddr_storage *sa)
 }
 
 static int build_listener(struct rp_generation *g, struct rp_listener *l,
-			  const Raftplane__Listener *pl, unsigned n_workers, char *err, size_t errlen)
+			  const Raftplane__Listener *pl, unsigned n_workers, char *err,
+			  size_t errlen)
 {
 	char hp[80];
 	l->name = pl->name;
 	l->version = pl->version;
 	rp_hostport(hp, sizeof hp, pl->address, pl->port);
 	if (pl->port == 0 || pl->port > 65535 || rp_parse_hostport(hp, &l->sa) != 0) {
-		snprintf(err, errlen, "listener %s: %s is not an IP address and port", pl->name, hp);
+		snprintf(err, errlen, "listener %s: %s is not an IP address and port", pl->name,
+			 hp);
 		return -1;
 	}
 	l->wildcard = is_wildcard(&l->sa);
@@ -223,7 +229,7 @@ static int build_listener(struct rp_generation *g, struct rp_listener *l,
 }
 
 struct rp_generation *rp_gen_create(uv_loop_t *loop, const void *raw, size_t len,
-				   unsigned n_workers, char *err, size_t errlen)
+				    unsigned n_workers, char *err, size_t errlen)
 {
 	struct rp_generation *g = calloc(1, sizeof *g);
 	if (!g || !(g->raw = malloc(len ? len : 1))) {
@@ -260,7 +266,8 @@ struct rp_generation *rp_gen_create(uv_loop_t *loop, const void *raw, size_t len
 	}
 	for (size_t i = 0; i < s->n_listeners; i++) {
 		g->n_listeners = i + 1;
-		if (build_listener(g, &g->listeners[i], s->listeners[i], n_workers, err, errlen) != 0)
+		if (build_listener(g, &g->listeners[i], s->listeners[i], n_workers, err, errlen) !=
+		    0)
 			goto fail;
 	}
 	return g;

@@ -41,8 +41,8 @@ struct rp_generation {
 	atomic_int refs;
 	uint64_t version;
 	uint64_t revision;
-	char server[64];    /* where it came from, or "cache" */
-	uint64_t applied_at; /* wall-clock unix ms */
+	char server[64];           /* where it came from, or "cache" */
+	uint64_t applied_at;       /* wall-clock unix ms */
 	Raftplane__Snapshot *snap; /* decoded snapshot (names point into it) */
 	void *raw;                 /* its encoding, for the cache */
 	size_t raw_len;
@@ -63,7 +63,7 @@ struct rp_generation {
  * (nothing is kept: sockets bound for it are closed again).
  */
 struct rp_generation *rp_gen_create(uv_loop_t *loop, const void *raw, size_t len,
-				   unsigned n_workers, char *err, size_t errlen);
+				    unsigned n_workers, char *err, size_t errlen);
 
 /** Take a reference to @g, which the caller holds or reads from the
  * published pointer under the publish lock (invariants 3 and 4). */

@@ -30,7 +30,8 @@ static void set_verdict(struct rp_health *h, int ok, const char *why)
 	if (ok)
 		rp_log_info("health: %s in cluster %s is healthy again", h->hostport, h->cluster);
 	else
-		rp_log_warn("health: %s in cluster %s is unhealthy (%s)", h->hostport, h->cluster, why);
+		rp_log_warn("health: %s in cluster %s is unhealthy (%s)", h->hostport, h->cluster,
+			    why);
 }
 
 static void on_check_done(void *arg, int err, const struct rp_http_response *res)
@@ -48,8 +49,7 @@ static void on_check_done(void *arg, int err, const struct rp_http_response *res
 	h->check_failures++;
 	if (err)
 		snprintf(h->last_error, sizeof h->last_error, "%s",
-			 err == RP_HTTP_ERR_CONNECT ? "connect failed"
-						     : "no valid answer in time");
+			 err == RP_HTTP_ERR_CONNECT ? "connect failed" : "no valid answer in time");
 	else
 		snprintf(h->last_error, sizeof h->last_error, "HTTP %d", res->status);
 	h->ok_run = 0;
@@ -84,11 +84,13 @@ static void configure(struct rp_health *h, const Raftplane__HealthCheck *hc)
 		}
 		return;
 	}
-	struct rp_hc_config c = {.interval_ms = hc->interval_ms ? hc->interval_ms : 1000,
-				 .timeout_ms = hc->timeout_ms ? hc->timeout_ms : 500,
-				 .unhealthy_threshold = hc->unhealthy_threshold ? hc->unhealthy_threshold : 3,
-				 .healthy_threshold = hc->healthy_threshold ? hc->healthy_threshold : 2};
-	snprintf(c.path, sizeof c.path, "%s", hc->path && hc->path[0] == '/' ? hc->path : "/healthz");
+	struct rp_hc_config c = {
+		.interval_ms = hc->interval_ms ? hc->interval_ms : 1000,
+		.timeout_ms = hc->timeout_ms ? hc->timeout_ms : 500,
+		.unhealthy_threshold = hc->unhealthy_threshold ? hc->unhealthy_threshold : 3,
+		.healthy_threshold = hc->healthy_threshold ? hc->healthy_threshold : 2};
+	snprintf(c.path, sizeof c.path, "%s",
+		 hc->path && hc->path[0] == '/' ? hc->path : "/healthz");
 	if (h->hc_on && memcmp(&c, &h->hc, sizeof c) == 0)
 		return;
 	h->hc = c;
@@ -167,13 +169,14 @@ int rp_health_passive(struct rp_health *const *peers, size_t n, size_t idx, int 
 	uint64_t until = atomic_load(&h->ejected_until_ms);
 	if (now < until)
 		return 0; /* already out */
-	if (!atomic_compare_exchange_strong(&h->ejected_until_ms, &until, now + rp_outlier.eject_ms))
+	if (!atomic_compare_exchange_strong(&h->ejected_until_ms, &until,
+					    now + rp_outlier.eject_ms))
 		return 0; /* another worker did it */
 	atomic_store(&h->consecutive_errors, 0);
 	atomic_fetch_add(&h->ejections, 1);
 	if (cluster_stats)
 		rp_inc(&cluster_stats->ejections);
 	rp_log_warn("outlier: ejected %s from cluster %s for %u ms after %u errors in a row",
-	       h->hostport, h->cluster, rp_outlier.eject_ms, run);
+		    h->hostport, h->cluster, rp_outlier.eject_ms, run);
 	return 1;
 }

@@ -130,13 +130,14 @@ struct rp_lsock *rp_lsock_get(const char *address, unsigned port, unsigned n_wor
 		return NULL;
 	}
 	ls->salen = ls->sa.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-						  : sizeof(struct sockaddr_in);
+						 : sizeof(struct sockaddr_in);
 	int fd = bind_one(&ls->sa, ls->salen);
 	if (fd == -EADDRINUSE)
 		rp_lsock_busy_failures++;
 	if (fd < 0) {
 		snprintf(err, errlen, "listen %s: %s%s", key, strerror(-fd),
-			 fd == -EADDRINUSE ? " (another socket, likely another process, holds it)" : "");
+			 fd == -EADDRINUSE ? " (another socket, likely another process, holds it)"
+					   : "");
 		free_lsock(ls);
 		return NULL;
 	}

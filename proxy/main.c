@@ -29,20 +29,22 @@
 #include "worker.h"
 
 static const char usage[] =
-    "usage: raftplane-proxy --node-id ID --servers IP:PORT,... --admin IP:PORT [options]\n"
-    "  --node-id ID             this proxy's node id (selects its listeners)\n"
-    "  --servers LIST           raftplane-server HTTP addresses, comma-separated\n"
-    "  --admin IP:PORT          admin server: /ready /config_dump /stats /metrics\n"
-    "  --cache-dir DIR          keep the last applied snapshot here; start from it\n"
-    "  --workers N              event-loop threads (default: number of cores)\n"
-    "  --wait-ms N              subscription long-poll wait (default 30000)\n"
-    "  --outlier-consecutive N  eject an endpoint after N errors in a row (default 5, 0 off)\n"
-    "  --outlier-eject-ms N     how long an ejection lasts (default 10000)\n"
-    "  --outlier-max-percent N  at most N% of a cluster ejected at once (default 50)\n"
-    "  --pool-max-idle N        idle keep-alive connections per endpoint and worker (default 64)\n"
-    "  --pool-idle-timeout-ms N close idle upstream connections after N ms (default 4000)\n"
-    "  --drain-ms N             on SIGTERM, wait up to N ms for requests in flight (default 2000)\n"
-    "  --max-request-body N     largest request body in bytes, 413 beyond (default 1048576)\n";
+	"usage: raftplane-proxy --node-id ID --servers IP:PORT,... --admin IP:PORT [options]\n"
+	"  --node-id ID             this proxy's node id (selects its listeners)\n"
+	"  --servers LIST           raftplane-server HTTP addresses, comma-separated\n"
+	"  --admin IP:PORT          admin server: /ready /config_dump /stats /metrics\n"
+	"  --cache-dir DIR          keep the last applied snapshot here; start from it\n"
+	"  --workers N              event-loop threads (default: number of cores)\n"
+	"  --wait-ms N              subscription long-poll wait (default 30000)\n"
+	"  --outlier-consecutive N  eject an endpoint after N errors in a row (default 5, 0 off)\n"
+	"  --outlier-eject-ms N     how long an ejection lasts (default 10000)\n"
+	"  --outlier-max-percent N  at most N% of a cluster ejected at once (default 50)\n"
+	"  --pool-max-idle N        idle keep-alive connections per endpoint and worker (default "
+	"64)\n"
+	"  --pool-idle-timeout-ms N close idle upstream connections after N ms (default 4000)\n"
+	"  --drain-ms N             on SIGTERM, wait up to N ms for requests in flight (default "
+	"2000)\n"
+	"  --max-request-body N     largest request body in bytes, 413 beyond (default 1048576)\n";
 
 static struct rp_proxy P;
 static struct rp_admin A;
@@ -126,9 +128,10 @@ static void on_adopted(uv_async_t *a)
 	assert(g && rp_gen_held(g));
 	p->ready = 1;
 	rp_inc(&rp_gstats.updates_applied);
-	rp_log_info("serving version %" PRIu64 " (revision %" PRIu64 ", from %s): %zu listeners, %zu "
-	       "routes, %zu clusters",
-	       g->version, g->revision, g->server, g->n_listeners, g->n_routes, g->n_clusters);
+	rp_log_info("serving version %" PRIu64 " (revision %" PRIu64
+		    ", from %s): %zu listeners, %zu "
+		    "routes, %zu clusters",
+		    g->version, g->revision, g->server, g->n_listeners, g->n_routes, g->n_clusters);
 	if (p->opts.cache_dir && p->pending_ack) {
 		char err[256];
 		if (rp_cache_write(p->opts.cache_dir, p->opts.node_id, g->raw, g->raw_len, err,
@@ -190,7 +193,8 @@ static void apply_snapshot(struct rp_proxy *p, const void *raw, size_t len, uint
 		return;
 	}
 	rp_inc(&rp_gstats.updates_rejected);
-	rp_log_warn("rejecting version %" PRIu64 " from %s: %s", version, rp_sub_server(&p->sub), err);
+	rp_log_warn("rejecting version %" PRIu64 " from %s: %s", version, rp_sub_server(&p->sub),
+		    err);
 	snprintf(p->last_nack, sizeof p->last_nack, "%s", err);
 	p->last_nack_version = version;
 	rp_sub_nack(&p->sub, version, err);
@@ -236,7 +240,7 @@ static int start_from_cache(struct rp_proxy *p, uint64_t *version)
 	}
 	if (strcmp(g->snap->node_id, p->opts.node_id) != 0) {
 		rp_log_warn("cache: snapshot is for node %s, not %s: ignored", g->snap->node_id,
-		       p->opts.node_id);
+			    p->opts.node_id);
 		atomic_store(&g->refs, 0);
 		rp_gen_destroy(g);
 		return 0;
@@ -259,7 +263,8 @@ static unsigned long num(const char *flag, const char *s, unsigned long lo, unsi
 	errno = 0;
 	unsigned long v = strtoul(s, &end, 10);
 	if (errno || *end || end == s || s[0] == '-' || v < lo || v > hi) {
-		fprintf(stderr, "raftplane-proxy: %s needs a number between %lu and %lu, got \"%s\"\n",
+		fprintf(stderr,
+			"raftplane-proxy: %s needs a number between %lu and %lu, got \"%s\"\n",
 			flag, lo, hi, s);
 		exit(2);
 	}
@@ -410,8 +415,9 @@ static void setup_data_plane_config(struct rp_proxy *p)
 	p->h2o_config.max_request_entity_size = p->opts.max_request_body;
 	/* HTTP/1.1 only (docs/proxy.md): no h2c upgrade, no prior knowledge */
 	p->h2o_config.http1.upgrade_to_http2 = 0;
-	h2o_hostconf_t *host =
-	    h2o_config_register_host(&p->h2o_config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+	h2o_hostconf_t *host = h2o_config_register_host(&p->h2o_config,
+							h2o_iovec_init(H2O_STRLIT("default")),
+							65535);
 	h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
 	h2o_handler_t *h = h2o_create_handler(path, sizeof *h);
 	h->on_req = rp_upstream_on_req;
@@ -450,9 +456,9 @@ int main(int argc, char **argv)
 	setup_data_plane_config(p);
 	if (rp_workers_start(p) != 0)
 		return 1;
-	rp_log_info("%u workers, admin on %s, servers %s%s%s", p->n_workers,
-	       p->opts.admin, p->opts.servers, p->opts.cache_dir ? ", cache in " : "",
-	       p->opts.cache_dir ? p->opts.cache_dir : "");
+	rp_log_info("%u workers, admin on %s, servers %s%s%s", p->n_workers, p->opts.admin,
+		    p->opts.servers, p->opts.cache_dir ? ", cache in " : "",
+		    p->opts.cache_dir ? p->opts.cache_dir : "");
 	uint64_t cached = 0;
 	int have_cache = p->opts.cache_dir && start_from_cache(p, &cached);
 	rp_sub_start(&p->sub, have_cache, cached);

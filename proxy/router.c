@@ -17,13 +17,13 @@ static int headers_match(const struct rp_route *r, h2o_req_t *req, h2o_iovec_t h
 		int found = 0;
 		if (m->name_len == 4 && memcmp(m->name, "host", 4) == 0) {
 			/* h2o keeps Host out of req->headers: match the host we forward */
-			if (host.len != m->value_len || !h2o_lcstris(host.base, host.len, m->value,
-								       m->value_len))
+			if (host.len != m->value_len ||
+			    !h2o_lcstris(host.base, host.len, m->value, m->value_len))
 				return 0;
 			continue;
 		}
 		while (!found && (at = h2o_find_header_by_str(&req->headers, m->name, m->name_len,
-								at)) >= 0) {
+							      at)) >= 0) {
 			h2o_iovec_t v = req->headers.entries[at].value;
 			found = v.len == m->value_len && memcmp(v.base, m->value, v.len) == 0;
 		}
@@ -40,8 +40,8 @@ static int path_matches(const struct rp_route *r, h2o_iovec_t path)
 	return path.len >= r->match_len && memcmp(path.base, r->match, r->match_len) == 0;
 }
 
-const struct rp_route *rp_route_match(const struct rp_listener *l, h2o_req_t *req,
-				      h2o_iovec_t path, h2o_iovec_t host)
+const struct rp_route *rp_route_match(const struct rp_listener *l, h2o_req_t *req, h2o_iovec_t path,
+				      h2o_iovec_t host)
 {
 	for (size_t i = 0; i < l->n_routes; i++) {
 		const struct rp_route *r = l->routes[i];
@@ -113,7 +113,8 @@ char *rp_route_normalize(const char *s, size_t *len)
 	h2o_mem_pool_t pool;
 	h2o_mem_init_pool(&pool);
 	struct rp_http_target t;
-	if (!rp_http_parse_target(&pool, h2o_iovec_init(tmp, m), &t) && (out = malloc(t.path.len + 1))) {
+	if (!rp_http_parse_target(&pool, h2o_iovec_init(tmp, m), &t) &&
+	    (out = malloc(t.path.len + 1))) {
 		memcpy(out, t.path.base, t.path.len);
 		out[t.path.len] = '\0';
 		*len = t.path.len;

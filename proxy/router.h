@@ -15,8 +15,8 @@
  * the path forwarded. A header match on "host" compares @host, the host
  * forwarded (case-insensitive), since h2o keeps Host out of req->headers.
  */
-const struct rp_route *rp_route_match(const struct rp_listener *l, h2o_req_t *req,
-				      h2o_iovec_t path, h2o_iovec_t host);
+const struct rp_route *rp_route_match(const struct rp_listener *l, h2o_req_t *req, h2o_iovec_t path,
+				      h2o_iovec_t host);
 
 /** A cluster of @r drawn by weight. */
 struct rp_cluster *rp_route_cluster(const struct rp_route *r, uint64_t *rng);

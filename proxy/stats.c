@@ -9,9 +9,9 @@
 #include <string.h>
 
 const uint64_t rp_lat_bounds_us[RP_LAT_BUCKETS] = {
-    250,    500,    1000,   2000,    3000,    5000,    7500,    10000,
-    15000,  25000,  50000,  75000,   100000,  150000,  250000,  500000,
-    750000, 1000000, 2500000, 5000000, 10000000, 30000000, 60000000,
+	250,    500,     1000,    2000,    3000,     5000,     7500,     10000,
+	15000,  25000,   50000,   75000,   100000,   150000,   250000,   500000,
+	750000, 1000000, 2500000, 5000000, 10000000, 30000000, 60000000,
 };
 
 struct rp_global_stats rp_gstats;
@@ -102,7 +102,8 @@ json_t *rp_stats_json(struct rp_stats *s)
 {
 	json_t *classes = json_object();
 	for (int i = 0; i < 6; i++)
-		json_object_set_new(classes, class_names[i], rp_json_u64((uint64_t)rp_get(&s->status[i])));
+		json_object_set_new(classes, class_names[i],
+				    rp_json_u64((uint64_t)rp_get(&s->status[i])));
 	json_t *lat = json_object();
 	uint64_t n = rp_get(&s->lat_count);
 	json_object_set_new(lat, "count", rp_json_u64((uint64_t)n));
@@ -139,18 +140,18 @@ struct family {
 
 #define OFF(f) offsetof(struct rp_stats, f)
 static const struct family families[] = {
-    {"requests_total", "counter", NULL, OFF(rq_total), 0},
-    {"active_requests", "gauge", NULL, OFF(rq_active), 0},
-    {"upstream_requests_total", "counter", NULL, OFF(upstream_rq), 0},
-    {"retries_total", "counter", NULL, OFF(retries), 0},
-    {"retry_overflow_total", "counter", NULL, OFF(retry_overflow), 0},
-    {"upstream_errors_total", "counter", "kind=\"connect\"", OFF(connect_fail), 0},
-    {"upstream_errors_total", NULL, "kind=\"reset\"", OFF(resets), 0},
-    {"upstream_errors_total", NULL, "kind=\"timeout\"", OFF(timeouts), 0},
-    {"upstream_errors_total", NULL, "kind=\"no_healthy\"", OFF(no_healthy), 0},
-    {"active_connections", "gauge", NULL, OFF(cx_active), 1},
-    {"ejections_total", "counter", NULL, OFF(ejections), 1},
-    {"connections_opened_total", "counter", NULL, OFF(cx_total), 1},
+	{"requests_total", "counter", NULL, OFF(rq_total), 0},
+	{"active_requests", "gauge", NULL, OFF(rq_active), 0},
+	{"upstream_requests_total", "counter", NULL, OFF(upstream_rq), 0},
+	{"retries_total", "counter", NULL, OFF(retries), 0},
+	{"retry_overflow_total", "counter", NULL, OFF(retry_overflow), 0},
+	{"upstream_errors_total", "counter", "kind=\"connect\"", OFF(connect_fail), 0},
+	{"upstream_errors_total", NULL, "kind=\"reset\"", OFF(resets), 0},
+	{"upstream_errors_total", NULL, "kind=\"timeout\"", OFF(timeouts), 0},
+	{"upstream_errors_total", NULL, "kind=\"no_healthy\"", OFF(no_healthy), 0},
+	{"active_connections", "gauge", NULL, OFF(cx_active), 1},
+	{"ejections_total", "counter", NULL, OFF(ejections), 1},
+	{"connections_opened_total", "counter", NULL, OFF(cx_total), 1},
 };
 #undef OFF
 
@@ -168,13 +169,16 @@ static void prom_histogram(struct rp_stats **v, size_t n, const char *k, struct 
 			else
 				snprintf(le, sizeof le, "+Inf");
 			rp_buf_printf(b,
-				      "raftplane_proxy_%s_upstream_latency_seconds_bucket{%s=\"%s\",le=\"%s\"} %lu\n",
+				      "raftplane_proxy_%s_upstream_latency_seconds_bucket{%s=\"%"
+				      "s\",le=\"%s\"} %lu\n",
 				      k, k, s->name, le, (unsigned long)cum);
 		}
-		rp_buf_printf(b, "raftplane_proxy_%s_upstream_latency_seconds_sum{%s=\"%s\"} %.6f\n", k, k,
-			      s->name, (double)rp_get(&s->lat_sum_us) / 1e6);
-		rp_buf_printf(b, "raftplane_proxy_%s_upstream_latency_seconds_count{%s=\"%s\"} %lu\n", k,
-			      k, s->name, (unsigned long)rp_get(&s->lat_count));
+		rp_buf_printf(b,
+			      "raftplane_proxy_%s_upstream_latency_seconds_sum{%s=\"%s\"} %.6f\n",
+			      k, k, s->name, (double)rp_get(&s->lat_sum_us) / 1e6);
+		rp_buf_printf(b,
+			      "raftplane_proxy_%s_upstream_latency_seconds_count{%s=\"%s\"} %lu\n",
+			      k, k, s->name, (unsigned long)rp_get(&s->lat_count));
 	}
 }
 
@@ -186,19 +190,23 @@ void rp_stats_prometheus(struct rp_stats **v, size_t n, int kind, struct rp_buf 
 		if (fm->cluster_only && kind != RP_STATS_CLUSTER)
 			continue;
 		if (fm->type)
-			rp_buf_printf(b, "# TYPE raftplane_proxy_%s_%s %s\n", k, fm->name, fm->type);
+			rp_buf_printf(b, "# TYPE raftplane_proxy_%s_%s %s\n", k, fm->name,
+				      fm->type);
 		for (size_t j = 0; j < n; j++) {
 			rp_counter_t *c = (rp_counter_t *)((char *)v[j] + fm->off);
-			rp_buf_printf(b, "raftplane_proxy_%s_%s{%s=\"%s\"%s%s} %lu\n", k, fm->name, k,
-				      v[j]->name, fm->label ? "," : "", fm->label ? fm->label : "",
-				      (unsigned long)rp_get(c));
+			rp_buf_printf(b, "raftplane_proxy_%s_%s{%s=\"%s\"%s%s} %lu\n", k, fm->name,
+				      k, v[j]->name, fm->label ? "," : "",
+				      fm->label ? fm->label : "", (unsigned long)rp_get(c));
 		}
 	}
 	rp_buf_printf(b, "# TYPE raftplane_proxy_%s_responses_total counter\n", k);
 	for (size_t j = 0; j < n; j++)
 		for (int i = 0; i < 6; i++)
-			rp_buf_printf(b, "raftplane_proxy_%s_responses_total{%s=\"%s\",class=\"%s\"} %lu\n",
-				      k, k, v[j]->name, class_names[i], (unsigned long)rp_get(&v[j]->status[i]));
+			rp_buf_printf(
+				b,
+				"raftplane_proxy_%s_responses_total{%s=\"%s\",class=\"%s\"} %lu\n",
+				k, k, v[j]->name, class_names[i],
+				(unsigned long)rp_get(&v[j]->status[i]));
 	prom_histogram(v, n, k, b);
 }
 

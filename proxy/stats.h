@@ -46,15 +46,18 @@ struct rp_stats {
 	rp_counter_t lat_count;
 };
 
-enum { RP_STATS_ROUTE, RP_STATS_CLUSTER };
+enum {
+	RP_STATS_ROUTE,
+	RP_STATS_CLUSTER
+};
 
 /* Process-wide counters. */
 struct rp_global_stats {
 	rp_counter_t downstream_cx_total;
 	rp_counter_t downstream_cx_active;
 	rp_counter_t rq_total;
-	rp_counter_t no_listener; /* 404: the socket's listener is not in the generation */
-	rp_counter_t no_route;    /* 404: no route matched */
+	rp_counter_t no_listener;  /* 404: the socket's listener is not in the generation */
+	rp_counter_t no_route;     /* 404: no route matched */
 	rp_counter_t bad_requests; /* 400: framing, Host or target refused */
 	rp_counter_t loops;        /* 508: this proxy already in Via, or too many hops */
 	rp_counter_t client_gone;  /* the client left while we waited: upstream cancelled */

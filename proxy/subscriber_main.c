@@ -11,14 +11,15 @@
 #include "subscription.h"
 
 static const char usage[] =
-    "usage: raftplane-subscriber --servers IP:PORT,... (--node-id ID | --node-prefix P --count N)\n"
-    "  --wait-ms N          long-poll wait (default 30000)\n"
-    "  --nack-version V     refuse version V (NACK) instead of applying it\n"
-    "  --nack-all           refuse every version\n"
-    "  --until-version V    exit 0 once every subscriber holds a version >= V\n"
-    "  --timeout S          with --until-version: exit 1 after S seconds (default 60)\n"
-    "  --duration S         exit 0 after S seconds\n"
-    "  --quiet              print only the summary\n";
+	"usage: raftplane-subscriber --servers IP:PORT,... (--node-id ID | --node-prefix P --count "
+	"N)\n"
+	"  --wait-ms N          long-poll wait (default 30000)\n"
+	"  --nack-version V     refuse version V (NACK) instead of applying it\n"
+	"  --nack-all           refuse every version\n"
+	"  --until-version V    exit 0 once every subscriber holds a version >= V\n"
+	"  --timeout S          with --until-version: exit 1 after S seconds (default 60)\n"
+	"  --duration S         exit 0 after S seconds\n"
+	"  --quiet              print only the summary\n";
 
 static struct {
 	struct rp_sub_client *subs;
@@ -166,7 +167,8 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--duration")) {
 			duration = num(a, v);
 		} else {
-			fprintf(stderr, "raftplane-subscriber: unknown flag \"%s\" (see --help)\n", a);
+			fprintf(stderr, "raftplane-subscriber: unknown flag \"%s\" (see --help)\n",
+				a);
 			return 2;
 		}
 		i += takes;
@@ -186,7 +188,8 @@ int main(int argc, char **argv)
 			snprintf(id, sizeof id, "%s", node);
 		else
 			snprintf(id, sizeof id, "%.100s-%u", prefix, i);
-		if (rp_sub_init(&g.subs[i], loop, id, servers, (unsigned)wait_ms, on_snapshot) != 0) {
+		if (rp_sub_init(&g.subs[i], loop, id, servers, (unsigned)wait_ms, on_snapshot) !=
+		    0) {
 			fprintf(stderr, "raftplane-subscriber: %s\n", g.subs[i].last_error);
 			return 2;
 		}

@@ -54,8 +54,8 @@ static void assert_one_active(struct rp_sub_client *c)
 	(void)n;
 }
 
-int rp_sub_init(struct rp_sub_client *c, uv_loop_t *loop, const char *node_id,
-		const char *servers, unsigned wait_ms, rp_sub_snapshot_cb cb)
+int rp_sub_init(struct rp_sub_client *c, uv_loop_t *loop, const char *node_id, const char *servers,
+		unsigned wait_ms, rp_sub_snapshot_cb cb)
 {
 	struct sockaddr_storage sa;
 	memset(c, 0, sizeof *c);
@@ -78,8 +78,8 @@ int rp_sub_init(struct rp_sub_client *c, uv_loop_t *loop, const char *node_id,
 		memcpy(c->servers[c->n_servers], p, len);
 		c->servers[c->n_servers][len] = '\0';
 		if (rp_parse_hostport(c->servers[c->n_servers], &sa) != 0) {
-			snprintf(c->last_error, sizeof c->last_error, "server \"%s\" is not IP:PORT",
-				 c->servers[c->n_servers]);
+			snprintf(c->last_error, sizeof c->last_error,
+				 "server \"%s\" is not IP:PORT", c->servers[c->n_servers]);
 			return -1;
 		}
 		c->n_servers++;
@@ -160,8 +160,8 @@ static void count_useless(struct rp_sub_client *c)
 
 static void on_snapshot_answer(struct rp_sub_client *c, const struct rp_http_response *res)
 {
-	Raftplane__Snapshot *snap =
-	    raftplane__snapshot__unpack(NULL, res->body_len, (const uint8_t *)res->body);
+	Raftplane__Snapshot *snap = raftplane__snapshot__unpack(NULL, res->body_len,
+								(const uint8_t *)res->body);
 	if (!snap || strcmp(snap->node_id, c->node_id) != 0 ||
 	    (snap->cluster_id[0] && !rp_cluster_id_valid(snap->cluster_id))) {
 		if (snap)
@@ -170,7 +170,8 @@ static void on_snapshot_answer(struct rp_sub_client *c, const struct rp_http_res
 		return;
 	}
 	note_pace(c);
-	int other = snap->cluster_id[0] && c->cluster_id[0] && strcmp(snap->cluster_id, c->cluster_id);
+	int other = snap->cluster_id[0] && c->cluster_id[0] &&
+		    strcmp(snap->cluster_id, c->cluster_id);
 	if (!other && c->has_version && snap->version <= c->version) {
 		/* never go backwards within a cluster, whatever a server says */
 		raftplane__snapshot__free_unpacked(snap, NULL);
@@ -181,7 +182,8 @@ static void on_snapshot_answer(struct rp_sub_client *c, const struct rp_http_res
 	if (other)
 		rp_log_warn(
 			"subscription: control plane cluster changed from %s to %s (server %s): "
-			"offering its version %llu although version %llu of the old cluster is held",
+			"offering its version %llu although version %llu of the old cluster is "
+			"held",
 			c->cluster_id, snap->cluster_id, c->servers[c->cur],
 			(unsigned long long)snap->version, (unsigned long long)c->version);
 	assert(other || !c->has_version || snap->version > c->version); /* invariant 3 */
@@ -276,9 +278,10 @@ void rp_sub_ack(struct rp_sub_client *c, uint64_t version)
 	    strcmp(c->offered_cluster, c->cluster_id) != 0) {
 		if (c->cluster_id[0]) {
 			rp_log_warn("subscription: now following cluster %s (was %s) at version "
-					"%llu",
-				c->offered_cluster, c->cluster_id, (unsigned long long)version);
-			snprintf(c->prev_cluster_id, sizeof c->prev_cluster_id, "%s", c->cluster_id);
+				    "%llu",
+				    c->offered_cluster, c->cluster_id, (unsigned long long)version);
+			snprintf(c->prev_cluster_id, sizeof c->prev_cluster_id, "%s",
+				 c->cluster_id);
 			c->cluster_switches++;
 		}
 		snprintf(c->cluster_id, sizeof c->cluster_id, "%s", c->offered_cluster);
@@ -305,8 +308,7 @@ void rp_sub_nack(struct rp_sub_client *c, uint64_t version, const char *error)
 	snprintf(c->nack_cluster, sizeof c->nack_cluster, "%s",
 		 version == c->offered_version ? c->offered_cluster : c->cluster_id);
 	/* the server refuses NACK text that is not UTF-8 */
-	rp_utf8_sanitize(c->nack_error, sizeof c->nack_error,
-			 error && *error ? error : "rejected");
+	rp_utf8_sanitize(c->nack_error, sizeof c->nack_error, error && *error ? error : "rejected");
 	count_useless(c);
 	next_poll(c);
 }

@@ -37,22 +37,22 @@ struct rp_sub_client {
 	char prev_cluster_id[33]; /* before the last switch ("" none) */
 	uint64_t nack_version;
 	int has_nack;
-	char nack_cluster[33];    /* cluster of nack_version */
-	char nack_error[256];     /* valid UTF-8, no control characters */
+	char nack_cluster[33]; /* cluster of nack_version */
+	char nack_error[256];  /* valid UTF-8, no control characters */
 	/* the snapshot handed to on_snapshot last */
 	uint64_t offered_version;
 	char offered_cluster[33];
-	int foreign;              /* it came from another cluster and is not applied */
+	int foreign; /* it came from another cluster and is not applied */
 	uint64_t cluster_switches;
 	/* state */
-	int connected;        /* last exchange with a server succeeded */
-	int awaiting_answer;  /* snapshot handed to on_snapshot, no ack yet */
+	int connected;       /* last exchange with a server succeeded */
+	int awaiting_answer; /* snapshot handed to on_snapshot, no ack yet */
 	int stopped;
-	unsigned failures;    /* consecutive, for the backoff */
-	unsigned fast;        /* consecutive useless answers that came at once */
-	int quick;            /* the last answer came within FAST_MS */
-	int probe;            /* the poll in flight has wait 0 (to learn connected) */
-	uint64_t sent_at;     /* uv_now() of the poll in flight */
+	unsigned failures; /* consecutive, for the backoff */
+	unsigned fast;     /* consecutive useless answers that came at once */
+	int quick;         /* the last answer came within FAST_MS */
+	int probe;         /* the poll in flight has wait 0 (to learn connected) */
+	uint64_t sent_at;  /* uv_now() of the poll in flight */
 	struct rp_http_req *req;
 	uv_timer_t retry;
 	uint64_t polls, snapshots, errors;
@@ -63,8 +63,8 @@ struct rp_sub_client {
  * Initialise @c for @node_id over a comma-separated @servers list.
  * Returns 0, or -1 with a reason in c->last_error.
  */
-int rp_sub_init(struct rp_sub_client *c, uv_loop_t *loop, const char *node_id,
-		const char *servers, unsigned wait_ms, rp_sub_snapshot_cb cb);
+int rp_sub_init(struct rp_sub_client *c, uv_loop_t *loop, const char *node_id, const char *servers,
+		unsigned wait_ms, rp_sub_snapshot_cb cb);
 
 /** Start polling, optionally claiming @version already held (from a cache). */
 void rp_sub_start(struct rp_sub_client *c, int has_version, uint64_t version);

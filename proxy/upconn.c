@@ -57,8 +57,19 @@ int phr_parse_response(const char *buf, size_t len, int *minor_version, int *sta
 		       size_t *num_headers, size_t last_len);
 ssize_t phr_decode_chunked(struct phr_chunked_decoder *decoder, char *buf, size_t *bufsz);
 
-enum state { ST_CONNECTING, ST_HEAD, ST_BODY, ST_IDLE, ST_FINISHING };
-enum framing { F_NONE, F_LENGTH, F_CHUNKED, F_CLOSE };
+enum state {
+	ST_CONNECTING,
+	ST_HEAD,
+	ST_BODY,
+	ST_IDLE,
+	ST_FINISHING
+};
+enum framing {
+	F_NONE,
+	F_LENGTH,
+	F_CHUNKED,
+	F_CLOSE
+};
 
 struct rp_upconn {
 	h2o_socket_t *sock;
@@ -81,16 +92,11 @@ static void on_read(h2o_socket_t *sock, const char *err);
 static int legal(enum state from, enum state to)
 {
 	switch (to) {
-	case ST_HEAD:
-		return from == ST_CONNECTING || from == ST_IDLE;
-	case ST_BODY:
-		return from == ST_HEAD;
-	case ST_FINISHING:
-		return from == ST_BODY;
-	case ST_IDLE:
-		return from == ST_BODY || from == ST_FINISHING;
-	case ST_CONNECTING:
-		break; /* only a new connection starts there */
+	case ST_HEAD: return from == ST_CONNECTING || from == ST_IDLE;
+	case ST_BODY: return from == ST_HEAD;
+	case ST_FINISHING: return from == ST_BODY;
+	case ST_IDLE: return from == ST_BODY || from == ST_FINISHING;
+	case ST_CONNECTING: break; /* only a new connection starts there */
 	}
 	return 0;
 }
@@ -435,8 +441,7 @@ static int read_body(struct rp_upconn *c)
 	h2o_buffer_t *in = c->sock->input;
 	size_t n = in->size;
 	switch (c->framing) {
-	case F_NONE:
-		return 1;
+	case F_NONE: return 1;
 	case F_LENGTH:
 		if (n > c->left) {
 			in->size = c->left; /* trailing garbage: drop, do not reuse */
@@ -463,9 +468,7 @@ static int read_body(struct rp_upconn *c)
 		}
 		return 0;
 	}
-	case F_CLOSE:
-		move_body(c, n);
-		return 0;
+	case F_CLOSE: move_body(c, n); return 0;
 	}
 	return -1;
 }
@@ -480,8 +483,8 @@ static int read_head(struct rp_upconn *c)
 		int minor, status;
 		const char *msg;
 		h2o_buffer_t *in = c->sock->input;
-		int rlen = phr_parse_response(in->bytes, in->size, &minor, &status, &msg, &msg_len, h,
-					      &n, 0);
+		int rlen = phr_parse_response(in->bytes, in->size, &minor, &status, &msg, &msg_len,
+					      h, &n, 0);
 		if (rlen == -2) {
 			if (in->size > MAX_HEAD_BYTES) {
 				fail(c, RP_UC_INVALID, "response head too large");
@@ -497,7 +500,8 @@ static int read_head(struct rp_upconn *c)
 			h2o_buffer_consume(&c->sock->input, (size_t)rlen);
 			continue; /* informational: wait for the final answer */
 		}
-		const char *why = status == 101 ? "protocol upgrade" : read_framing(c, minor, status, h, n);
+		const char *why = status == 101 ? "protocol upgrade"
+						: read_framing(c, minor, status, h, n);
 		if (why) {
 			fail(c, RP_UC_INVALID, why);
 			return -1;

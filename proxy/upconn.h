@@ -16,11 +16,11 @@ struct rp_upconn;
 /* What a pool is for and how it keeps idle connections; copied by
  * rp_pool_init(). */
 struct rp_pool_opts {
-	const char *hostport;          /* the endpoint, "IP:PORT" */
+	const char *hostport; /* the endpoint, "IP:PORT" */
 	const struct sockaddr *sa;
 	socklen_t salen;
-	size_t max_idle;               /* idle connections kept at most */
-	h2o_timeout_t *idle_timeout;   /* closes an idle connection; outlives the pool */
+	size_t max_idle;             /* idle connections kept at most */
+	h2o_timeout_t *idle_timeout; /* closes an idle connection; outlives the pool */
 };
 
 /* The connections of one loop (a worker's) to one endpoint address, owned
@@ -33,7 +33,7 @@ struct rp_pool {
 	h2o_loop_t *loop;
 	size_t max_idle;
 	h2o_timeout_t *idle_timeout;
-	int stopping; /* rp_pool_stop(): no connection goes back to idle */
+	int stopping;        /* rp_pool_stop(): no connection goes back to idle */
 	h2o_linklist_t idle; /* struct rp_upconn, most recently used first */
 	size_t n_idle;
 	size_t busy; /* connections out of the pool: connecting, in use, finishing */

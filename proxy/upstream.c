@@ -50,12 +50,17 @@
 
 #define SEND_CHUNK (1024 * 1024)  /* at most this much per h2o_send */
 #define PAUSE_BYTES (1024 * 1024) /* stop reading upstream beyond this backlog */
-#define WATCH_AFTER_MS 1000 /* arm a close watch for requests still here after this */
-#define MAX_VIA_HOPS 16      /* more proxies than this in Via: 508 */
+#define WATCH_AFTER_MS 1000       /* arm a close watch for requests still here after this */
+#define MAX_VIA_HOPS 16           /* more proxies than this in Via: 508 */
 #define RETRY_BUDGET_MIN 3
 #define RETRY_BUDGET_PERCENT 20
 
-enum fail_kind { FAIL_CONNECT, FAIL_RESET, FAIL_5XX, FAIL_INVALID };
+enum fail_kind {
+	FAIL_CONNECT,
+	FAIL_RESET,
+	FAIL_5XX,
+	FAIL_INVALID
+};
 
 struct fwd {
 	h2o_generator_t super; /* first: h2o hands it back to proceed/stop */
@@ -158,8 +163,8 @@ static int drop_for_upstream(const h2o_header_t *h, h2o_iovec_t connection)
 	if (h2o_iovec_is_token(h->name)) {
 		const h2o_token_t *t = (const h2o_token_t *)h->name;
 		if (t->proxy_should_drop_for_req || t == H2O_TOKEN_CONTENT_LENGTH ||
-		    t == H2O_TOKEN_HOST || t == H2O_TOKEN_EXPECT || t == H2O_TOKEN_X_FORWARDED_FOR ||
-		    t == H2O_TOKEN_VIA)
+		    t == H2O_TOKEN_HOST || t == H2O_TOKEN_EXPECT ||
+		    t == H2O_TOKEN_X_FORWARDED_FOR || t == H2O_TOKEN_VIA)
 			return 1;
 	} else if (name_eq(h->name, H2O_STRLIT("proxy-connection")) ||
 		   name_eq(h->name, H2O_STRLIT("trailer"))) {
@@ -245,7 +250,9 @@ static const char *build_request(struct fwd *f)
 		APPEND(p, ", ", 2);
 	}
 	p += sprintf(p, "%s %s\r\n",
-		     req->version >= 0x200 ? "2" : req->version == 0x100 ? "1.0" : "1.1",
+		     req->version >= 0x200   ? "2"
+		     : req->version == 0x100 ? "1.0"
+					     : "1.1",
 		     px->via_id);
 	if (req->entity.base)
 		p += sprintf(p, "content-length: %zu\r\n", req->entity.len);
@@ -276,8 +283,7 @@ static void end_attempt(struct fwd *f)
 static int may_retry(struct fwd *f, enum fail_kind kind)
 {
 	const struct rp_route *r = f->route;
-	if (f->responding || !h2o_timeout_is_linked(&f->route_timer) ||
-	    f->attempts > r->retries)
+	if (f->responding || !h2o_timeout_is_linked(&f->route_timer) || f->attempts > r->retries)
 		return 0;
 	if (kind == FAIL_CONNECT ? !(r->retry_connect_failure || r->retry_5xx) : !r->retry_5xx)
 		return 0;
@@ -299,7 +305,8 @@ static void attempt_failed(struct fwd *f, enum fail_kind kind)
 {
 	struct rp_cluster *c = f->cluster;
 	end_attempt(f);
-	if (kind == FAIL_RESET && f->x.reused && f->idempotent && !f->stale_retried && !f->responding) {
+	if (kind == FAIL_RESET && f->x.reused && f->idempotent && !f->stale_retried &&
+	    !f->responding) {
 		/* the classic keep-alive race: the upstream closed a pooled
 		 * connection as we reused it. Not the endpoint's fault. */
 		f->stale_retried = 1;
@@ -342,14 +349,16 @@ static int drop_for_client(const h2o_token_t *t, const char *name, size_t len,
 	if (t)
 		return t->proxy_should_drop_for_res || t == H2O_TOKEN_SERVER ||
 		       t == H2O_TOKEN_CONTENT_LENGTH || t == H2O_TOKEN_TRANSFER_ENCODING ||
-		       (connection.len && rp_http_has_token(connection.base, connection.len, name, len));
+		       (connection.len &&
+			rp_http_has_token(connection.base, connection.len, name, len));
 	if ((len == 16 && memcmp(name, "proxy-connection", 16) == 0) ||
 	    (len == 7 && memcmp(name, "trailer", 7) == 0))
 		return 1;
 	return connection.len && rp_http_has_token(connection.base, connection.len, name, len);
 }
 
-static h2o_iovec_t connection_of(const struct rp_header_view *headers, size_t n, h2o_mem_pool_t *pool)
+static h2o_iovec_t connection_of(const struct rp_header_view *headers, size_t n,
+				 h2o_mem_pool_t *pool)
 {
 	h2o_iovec_t v = {NULL, 0};
 	for (size_t i = 0; i < n; i++) {
@@ -387,8 +396,8 @@ static void start_response(struct fwd *f, int status, h2o_iovec_t msg,
 		if (t)
 			h2o_add_header(&req->pool, &req->res.headers, t, NULL, v.base, v.len);
 		else
-			h2o_add_header_by_str(&req->pool, &req->res.headers, name, h->name_len, 0, NULL,
-					      v.base, v.len);
+			h2o_add_header_by_str(&req->pool, &req->res.headers, name, h->name_len, 0,
+					      NULL, v.base, v.len);
 	}
 	f->responding = 1;
 	rp_stats_status(f->route->stats, status);
@@ -441,7 +450,7 @@ static void on_up_error(struct rp_uc_exchange *x, enum rp_uc_error kind, const c
 	struct fwd *f = x->data;
 	(void)why;
 	if (!f->responding) {
-		attempt_failed(f, kind == RP_UC_CONNECT	  ? FAIL_CONNECT
+		attempt_failed(f, kind == RP_UC_CONNECT   ? FAIL_CONNECT
 				  : kind == RP_UC_INVALID ? FAIL_INVALID
 							  : FAIL_RESET);
 	} else { /* broken after the response started: abort the client's response */
@@ -465,10 +474,10 @@ static void on_up_connected(struct rp_uc_exchange *x)
 }
 
 static const struct rp_uc_callbacks up_callbacks = {
-    .on_connected = on_up_connected,
-    .on_head = on_up_head,
-    .on_body = on_up_body,
-    .on_error = on_up_error,
+	.on_connected = on_up_connected,
+	.on_head = on_up_head,
+	.on_body = on_up_body,
+	.on_error = on_up_error,
 };
 
 static void start_attempt(struct fwd *f)
@@ -710,7 +719,8 @@ int rp_upstream_on_req(h2o_handler_t *self, h2o_req_t *req)
 		sn->conn = req->conn;
 		sn->conn_id = req->conn->id;
 	}
-	const struct rp_listener *l = sn->len ? rp_gen_listener(g, (struct sockaddr *)&sn->sa) : NULL;
+	const struct rp_listener *l = sn->len ? rp_gen_listener(g, (struct sockaddr *)&sn->sa)
+					      : NULL;
 	if (!l) {
 		rp_inc(&rp_gstats.no_listener);
 		return send_plain_error(req, 404, "no listener\n");

@@ -31,11 +31,11 @@ struct rp_pool *rp_worker_pool(struct rp_worker *w, const struct rp_endpoint *e)
 	if (!p)
 		return NULL;
 	struct rp_pool_opts o = {
-	    .hostport = e->hostport,
-	    .sa = (const struct sockaddr *)&e->sa,
-	    .salen = e->salen,
-	    .max_idle = w->proxy->opts.pool_max_idle,
-	    .idle_timeout = rp_worker_timeout(w, w->proxy->opts.pool_idle_timeout_ms),
+		.hostport = e->hostport,
+		.sa = (const struct sockaddr *)&e->sa,
+		.salen = e->salen,
+		.max_idle = w->proxy->opts.pool_max_idle,
+		.idle_timeout = rp_worker_timeout(w, w->proxy->opts.pool_idle_timeout_ms),
 	};
 	rp_pool_init(p, &w->loop, &o);
 	if (w->stopping)
@@ -122,7 +122,8 @@ static void adopt(struct rp_worker *w, struct rp_lsock *ls)
 	if (rv != 0) {
 		free(wl);
 		close(fd);
-		rp_log_error("worker %u: cannot adopt listener %s: %s", w->id, ls->key, uv_strerror(rv));
+		rp_log_error("worker %u: cannot adopt listener %s: %s", w->id, ls->key,
+			     uv_strerror(rv));
 		return;
 	}
 	wl->tcp.data = wl;

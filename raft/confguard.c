@@ -152,7 +152,8 @@ static raft_index rollback_at(const struct raft *r, const struct raft_append_ent
 		if (t == 0)
 			return 0;
 		if (t != a->entries[j].term)
-			return i > r->commit_index && r->configuration_uncommitted_index >= i ? i : 0;
+			return i > r->commit_index && r->configuration_uncommitted_index >= i ? i
+											      : 0;
 	}
 	return 0;
 }
@@ -183,7 +184,7 @@ static int rollback(struct rp_confguard *g, raft_index at)
 		return -1;
 	}
 	log_instead("rolled back the uncommitted configuration at index %llu (truncated from "
-		       "%llu) to the committed one at %llu, compacted from the log",
+		    "%llu) to the committed one at %llu, compacted from the log",
 		    (unsigned long long)r->configuration_uncommitted_index, (unsigned long long)at,
 		    (unsigned long long)r->configuration_index);
 	raft_configuration_close(&r->configuration);
@@ -216,7 +217,7 @@ static void guard_recv(struct raft_io *io, struct raft_message *m)
 		if (at && !log_get(&r->log, r->configuration_index) && rollback(g, at) != 0) {
 			g->dropped++;
 			log_instead("withheld an AppendEntries from %llu truncating at %llu: the "
-				       "committed configuration %llu is unknown",
+				    "committed configuration %llu is unknown",
 				    (unsigned long long)m->server_id, (unsigned long long)at,
 				    (unsigned long long)r->configuration_index);
 			drop_entries(&m->append_entries);

@@ -29,8 +29,8 @@ struct rp_confguard {
 	struct raft *r;
 	struct raft_io *io;
 	int (*start)(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
-		     raft_io_recv_cb recv); /* the io's own */
-	raft_io_recv_cb recv;               /* libraft's */
+		     raft_io_recv_cb recv);  /* the io's own */
+	raft_io_recv_cb recv;                /* libraft's */
 	struct raft_configuration committed; /* copy of the last committed one... */
 	raft_index index;                    /* ...at this index, 0: none yet */
 	uint64_t rollbacks;                  /* rollbacks done on libraft's behalf */

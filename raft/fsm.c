@@ -34,7 +34,8 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 	if (rv == RP_ERR_STORAGE || rv == RP_ERR_NOMEM) {
 		rp_log_fatal("applying the log entry after revision %" PRIu64
 			     " failed (%s: %s); stopping rather than diverging",
-			     rp_store_revision(f->store), rp_err_message(rv), f->last_result.message);
+			     rp_store_revision(f->store), rp_err_message(rv),
+			     f->last_result.message);
 		abort();
 	}
 	if (rv != RP_OK) /* undecodable: the same on every node, reject it */

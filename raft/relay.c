@@ -320,9 +320,10 @@ static int on_held(struct rp_conn *c)
 			return -1;
 		}
 		m->stage = 1;
-		m->need = 16 + (m->type == RAFT_IO_APPEND_ENTRIES || m->type == RAFT_IO_INSTALL_SNAPSHOT
-					? 40
-					: m->hlen);
+		m->need = 16 +
+			  (m->type == RAFT_IO_APPEND_ENTRIES || m->type == RAFT_IO_INSTALL_SNAPSHOT
+				   ? 40
+				   : m->hlen);
 		return 0;
 	}
 	if (m->stage == 1)

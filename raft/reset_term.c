@@ -110,8 +110,10 @@ int rp_term_repair(const char *dir, uint64_t new_term, struct rp_term_info *info
 	if (new_term != 0) {
 		if (new_term <= info->max_log_term || new_term >= RP_TERM_CEILING) {
 			snprintf(errmsg, errlen,
-				 "term %llu must be above every term in the log (%llu) and below 2^62",
-				 (unsigned long long)new_term, (unsigned long long)info->max_log_term);
+				 "term %llu must be above every term in the log (%llu) and below "
+				 "2^62",
+				 (unsigned long long)new_term,
+				 (unsigned long long)info->max_log_term);
 			rv = -1;
 		} else if (s.io.set_term(&s.io, new_term) != 0) {
 			snprintf(errmsg, errlen, "write term: %s", s.io.errmsg);

@@ -7,9 +7,9 @@
 #include <stdint.h>
 
 struct rp_term_info {
-	uint64_t term;          /* current term in metadata1/metadata2 */
+	uint64_t term; /* current term in metadata1/metadata2 */
 	uint64_t voted_for;
-	uint64_t max_log_term;  /* highest term of any entry or the snapshot */
+	uint64_t max_log_term; /* highest term of any entry or the snapshot */
 	uint64_t last_index;
 	uint64_t n_entries;
 	uint64_t snapshot_index;

@@ -17,7 +17,9 @@
 void rp_snapbytes_init(struct rp_snapbytes *s, unsigned threshold, unsigned trailing,
 		       uint64_t bytes, uint64_t trailing_bytes)
 {
-	*s = (struct rp_snapbytes){.threshold = threshold, .trailing = trailing, .bytes = bytes,
+	*s = (struct rp_snapbytes){.threshold = threshold,
+				   .trailing = trailing,
+				   .bytes = bytes,
 				   .trailing_bytes = trailing_bytes};
 }
 

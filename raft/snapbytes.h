@@ -8,13 +8,13 @@
 
 /* Caller-embedded, set up by rp_snapbytes_init(); loop thread only. */
 struct rp_snapbytes {
-	unsigned threshold;        /* raft's snapshot threshold, entries */
-	unsigned trailing;         /* at most this many entries kept after one */
-	uint64_t bytes;            /* snapshot by bytes from here; 0: entries only */
-	uint64_t trailing_bytes;   /* keep at most this many bytes; 0: entries only */
-	uint64_t log_bytes;    /* command bytes applied since the last snapshot */
-	uint64_t snapshot_len; /* size of the last snapshot taken or restored */
-	int armed;             /* raft's threshold lowered to snapshot at once */
+	unsigned threshold;      /* raft's snapshot threshold, entries */
+	unsigned trailing;       /* at most this many entries kept after one */
+	uint64_t bytes;          /* snapshot by bytes from here; 0: entries only */
+	uint64_t trailing_bytes; /* keep at most this many bytes; 0: entries only */
+	uint64_t log_bytes;      /* command bytes applied since the last snapshot */
+	uint64_t snapshot_len;   /* size of the last snapshot taken or restored */
+	int armed;               /* raft's threshold lowered to snapshot at once */
 };
 
 /** Zero @s and keep the limits (the node's --snapshot-* flags). */

@@ -40,8 +40,9 @@
 #include "transport.h"
 #include "transport_conn.h"
 
-const char *const rp_refuse_reason_names[RP_REFUSE__N] = {
-    "pending_limit", "handshake_timeout", "bad_handshake", "not_member", "wrong_address"};
+const char *const rp_refuse_reason_names[RP_REFUSE__N] = {"pending_limit", "handshake_timeout",
+							  "bad_handshake", "not_member",
+							  "wrong_address"};
 const char *const rp_drop_reason_names[RP_DROP__N] = {"malformed", "term", "timeout_now",
 						      "not_member"};
 
@@ -166,8 +167,9 @@ void rp_tp_count_drop(struct rp_tp *tp, struct rp_conn *c, enum rp_drop_reason r
 		      const char *detail)
 {
 	tp->stats.dropped[r]++;
-	log_line(tp, "raft: dropped a message from %s (id %" PRIu64
-		     ") and closed its connection: %s (%s)",
+	log_line(tp,
+		 "raft: dropped a message from %s (id %" PRIu64
+		 ") and closed its connection: %s (%s)",
 		 c->peer_ip, c->id, rp_drop_reason_names[r], detail);
 }
 
@@ -526,7 +528,8 @@ static int tp_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
 	tp->listening = 1;
 	if ((rv = uv_tcp_bind(&tp->listener, (struct sockaddr *)&sa, 0)) != 0 ||
 	    (rv = uv_listen((uv_stream_t *)&tp->listener, 128, on_connection)) != 0) {
-		snprintf(t->errmsg, sizeof t->errmsg, "listen on %s: %s", tp->addr, uv_strerror(rv));
+		snprintf(t->errmsg, sizeof t->errmsg, "listen on %s: %s", tp->addr,
+			 uv_strerror(rv));
 		return RAFT_IOERR;
 	}
 	tp->accept_cb = cb;

@@ -20,11 +20,11 @@ extern const char *const rp_refuse_reason_names[RP_REFUSE__N];
 extern const char *const rp_drop_reason_names[RP_DROP__N];
 
 struct rp_transport_stats {
-	uint64_t accepted;                   /* inbound handshakes accepted */
-	uint64_t refused[RP_REFUSE__N];      /* inbound connections refused */
-	uint64_t dropped[RP_DROP__N];        /* inbound messages dropped (conn closed) */
-	uint64_t pending;                    /* gauge: unauthenticated inbound now */
-	uint64_t relayed_in, relayed_out;    /* connections relayed now (gauges) */
+	uint64_t accepted;                /* inbound handshakes accepted */
+	uint64_t refused[RP_REFUSE__N];   /* inbound connections refused */
+	uint64_t dropped[RP_DROP__N];     /* inbound messages dropped (conn closed) */
+	uint64_t pending;                 /* gauge: unauthenticated inbound now */
+	uint64_t relayed_in, relayed_out; /* connections relayed now (gauges) */
 };
 
 struct rp_transport_config {

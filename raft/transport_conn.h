@@ -12,20 +12,31 @@
 
 #include "transport_wire.h"
 
-#define RP_CHUNK 65536              /* relay read size */
-#define RP_RELAY_HIGH (4u << 20)    /* stop reading when the other side queues more */
+#define RP_CHUNK 65536                      /* relay read size */
+#define RP_RELAY_HIGH (4u << 20)            /* stop reading when the other side queues more */
 #define RP_HOLD_MAX (16 + 48 + RP_MAX_CONF) /* preamble + InstallSnapshot header */
 
 struct rp_tp;
 
-enum conn_kind { CONN_IN, CONN_OUT };
-enum conn_state { CONN_HANDSHAKE, CONN_RELAY, CONN_CLOSING };
+enum conn_kind {
+	CONN_IN,
+	CONN_OUT
+};
+enum conn_state {
+	CONN_HANDSHAKE,
+	CONN_RELAY,
+	CONN_CLOSING
+};
 
 /* Inbound message parser phases (canonical/raft 0.15 uv encoding: u64 type,
  * u64 header length, header, payload). Bytes are held only while the parser
  * needs them to decide; everything else is streamed through after being
  * looked at. */
-enum msg_phase { MSG_HOLD, MSG_DESC, MSG_SKIP };
+enum msg_phase {
+	MSG_HOLD,
+	MSG_DESC,
+	MSG_SKIP
+};
 
 struct msg_parser {
 	enum msg_phase phase;
@@ -33,15 +44,15 @@ struct msg_parser {
 	unsigned char *hold; /* RP_HOLD_MAX bytes, malloc'd on authentication */
 	size_t have, need;   /* in hold */
 	uint64_t type, hlen;
-	uint64_t desc_left;  /* AppendEntries entry descriptors still to see */
+	uint64_t desc_left; /* AppendEntries entry descriptors still to see */
 	unsigned char desc[16];
 	size_t desc_have;
-	uint64_t payload;    /* sum of entry lengths seen so far */
-	uint64_t skip;       /* bytes to stream without looking */
-	uint64_t slack;      /* header bytes after the descriptors */
-	int hold_in_chunk;   /* what is held is also in the current read chunk... */
-	size_t hold_start;   /* ...from this offset */
-	char *pend;          /* checked bytes of the current chunk not yet forwarded */
+	uint64_t payload;  /* sum of entry lengths seen so far */
+	uint64_t skip;     /* bytes to stream without looking */
+	uint64_t slack;    /* header bytes after the descriptors */
+	int hold_in_chunk; /* what is held is also in the current read chunk... */
+	size_t hold_start; /* ...from this offset */
+	char *pend;        /* checked bytes of the current chunk not yet forwarded */
 	size_t pend_len;
 };
 
@@ -59,13 +70,13 @@ struct rp_conn {
 	uv_timer_t timer;
 	int open_handles; /* freed when it drops to 0 */
 	int pipe_inited, reading_paused;
-	uint64_t id;                /* the peer's raft id */
-	char peer_ip[64];           /* inbound: source IP, for logs */
+	uint64_t id;      /* the peer's raft id */
+	char peer_ip[64]; /* inbound: source IP, for logs */
 	struct sockaddr_storage peer;
 	unsigned char hs[RP_HS_FIXED + RP_HS_MAX_ADDR];
 	size_t hs_have, hs_need;
 	struct msg_parser mp;
-	struct chunk *spare;        /* read buffer, reused when nobody else holds it */
+	struct chunk *spare; /* read buffer, reused when nobody else holds it */
 	/* outbound */
 	struct raft_uv_connect *req;
 	raft_uv_connect_cb cb;

@@ -18,46 +18,46 @@
 #include "transport.h"
 
 static const char usage[] =
-    "usage: raftplane-server --id N --data-dir DIR --raft IP:PORT --http IP:PORT\n"
-    "                        [--bootstrap ID=RAFT@HTTP,... | --join HTTPADDR]\n"
-    "  --id N                    this node's id (>= 1), fixed for the data dir's life\n"
-    "  --data-dir DIR            raft log, snapshots and identity (created if missing)\n"
-    "  --raft IP:PORT            raft TCP address (peers connect here)\n"
-    "  --http IP:PORT            REST API address\n"
-    "  --bootstrap LIST          initial voters ID=RAFTADDR@HTTPADDR,...; ignored when\n"
-    "                            the data dir already holds state\n"
-    "  --join HTTPADDR           ask the member at HTTPADDR to add this node as a voter\n"
-    "  --join-role ROLE          voter (default), standby or spare\n"
-    "  --snapshot-threshold N    log entries between snapshots (default 1024)\n"
-    "  --snapshot-trailing N     entries kept after a snapshot (default 128)\n"
-    "  --snapshot-bytes N        also snapshot once N bytes of commands (or the size of\n"
-    "                            the last snapshot, if larger) were applied since the\n"
-    "                            last one; 0: by entries only (default 33554432)\n"
-    "  --snapshot-trailing-bytes N  keep at most N bytes of entries after a snapshot\n"
-    "                            (at least one entry); 0: by entries only (default 8388608)\n"
-    "  --election-timeout-ms N   raft election timeout (default 1000)\n"
-    "  --heartbeat-ms N          raft heartbeat interval (default 100)\n"
-    "  --install-snapshot-timeout-ms N  retry an unanswered snapshot install after N ms\n"
-    "                            (default 3000)\n"
-    "  --leader-wait-ms N        how long a request waits for a leader (default 3000)\n"
-    "  --forward-timeout-ms N    timeout of a request forwarded to the leader (default 5000)\n"
-    "  --max-subscribers N       proxy polls parked at once; more get 503 (default 20000)\n"
-    "  --raft-handshake-timeout-ms N  a raft peer must connect and complete its handshake\n"
-    "                            within N ms (default 3000)\n"
-    "  --raft-max-pending N      raft connections not yet past the handshake, at once;\n"
-    "                            more are refused (default 32)\n"
-    "  --raft-relay-outbound     copy outbound raft traffic through the transport's relay\n"
-    "                            too (the path mutual TLS will take; costs CPU)\n"
-    "  --no-commit-push          do not append a barrier after writes to tell followers\n"
-    "                            the commit index at once (they learn it with the next\n"
-    "                            heartbeat instead)\n"
-    "  --unsafe-stale-reads      TEST ONLY: serve linearizable reads from local state\n"
-    "                            without a barrier (lets the checker prove it notices)\n"
-    "  --help                    this text\n"
-    "offline (node stopped; see docs/operations.md):\n"
-    "  raftplane-server --data-dir DIR --show-term      print term, vote, highest log term\n"
-    "  raftplane-server --data-dir DIR --reset-term T   persist term T (above every log\n"
-    "                            term of every node), no vote\n";
+	"usage: raftplane-server --id N --data-dir DIR --raft IP:PORT --http IP:PORT\n"
+	"                        [--bootstrap ID=RAFT@HTTP,... | --join HTTPADDR]\n"
+	"  --id N                    this node's id (>= 1), fixed for the data dir's life\n"
+	"  --data-dir DIR            raft log, snapshots and identity (created if missing)\n"
+	"  --raft IP:PORT            raft TCP address (peers connect here)\n"
+	"  --http IP:PORT            REST API address\n"
+	"  --bootstrap LIST          initial voters ID=RAFTADDR@HTTPADDR,...; ignored when\n"
+	"                            the data dir already holds state\n"
+	"  --join HTTPADDR           ask the member at HTTPADDR to add this node as a voter\n"
+	"  --join-role ROLE          voter (default), standby or spare\n"
+	"  --snapshot-threshold N    log entries between snapshots (default 1024)\n"
+	"  --snapshot-trailing N     entries kept after a snapshot (default 128)\n"
+	"  --snapshot-bytes N        also snapshot once N bytes of commands (or the size of\n"
+	"                            the last snapshot, if larger) were applied since the\n"
+	"                            last one; 0: by entries only (default 33554432)\n"
+	"  --snapshot-trailing-bytes N  keep at most N bytes of entries after a snapshot\n"
+	"                            (at least one entry); 0: by entries only (default 8388608)\n"
+	"  --election-timeout-ms N   raft election timeout (default 1000)\n"
+	"  --heartbeat-ms N          raft heartbeat interval (default 100)\n"
+	"  --install-snapshot-timeout-ms N  retry an unanswered snapshot install after N ms\n"
+	"                            (default 3000)\n"
+	"  --leader-wait-ms N        how long a request waits for a leader (default 3000)\n"
+	"  --forward-timeout-ms N    timeout of a request forwarded to the leader (default 5000)\n"
+	"  --max-subscribers N       proxy polls parked at once; more get 503 (default 20000)\n"
+	"  --raft-handshake-timeout-ms N  a raft peer must connect and complete its handshake\n"
+	"                            within N ms (default 3000)\n"
+	"  --raft-max-pending N      raft connections not yet past the handshake, at once;\n"
+	"                            more are refused (default 32)\n"
+	"  --raft-relay-outbound     copy outbound raft traffic through the transport's relay\n"
+	"                            too (the path mutual TLS will take; costs CPU)\n"
+	"  --no-commit-push          do not append a barrier after writes to tell followers\n"
+	"                            the commit index at once (they learn it with the next\n"
+	"                            heartbeat instead)\n"
+	"  --unsafe-stale-reads      TEST ONLY: serve linearizable reads from local state\n"
+	"                            without a barrier (lets the checker prove it notices)\n"
+	"  --help                    this text\n"
+	"offline (node stopped; see docs/operations.md):\n"
+	"  raftplane-server --data-dir DIR --show-term      print term, vote, highest log term\n"
+	"  raftplane-server --data-dir DIR --reset-term T   persist term T (above every log\n"
+	"                            term of every node), no vote\n";
 
 struct options {
 	struct rp_node_config node;
@@ -116,7 +116,7 @@ static void check_bindable(const char *flag, const char *s)
 		return;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	socklen_t len = sa.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-						  : sizeof(struct sockaddr_in);
+						 : sizeof(struct sockaddr_in);
 	if (bind(fd, (struct sockaddr *)&sa, len) != 0) {
 		fprintf(stderr, "raftplane-server: %s %s: %s\n", flag, s, strerror(errno));
 		close(fd);
@@ -154,7 +154,8 @@ static void parse_bootstrap(struct rp_node_config *cfg, const char *list)
 		snprintf(p->raft, sizeof p->raft, "%s", eq + 1);
 		snprintf(p->http, sizeof p->http, "%s", at + 1);
 		for (unsigned i = 0; i < cfg->n_bootstrap; i++)
-			if (cfg->bootstrap[i].id == p->id || !strcmp(cfg->bootstrap[i].raft, p->raft) ||
+			if (cfg->bootstrap[i].id == p->id ||
+			    !strcmp(cfg->bootstrap[i].raft, p->raft) ||
 			    !strcmp(cfg->bootstrap[i].http, p->http))
 				die("--bootstrap: duplicate id or address in \"%s\"", list);
 		cfg->n_bootstrap++;
@@ -174,12 +175,16 @@ static const char *need(int argc, char **argv, int *i)
 static void parse_args(int argc, char **argv, struct options *o)
 {
 	const char *bootstrap = NULL, *role = "voter";
-	o->node = (struct rp_node_config){.snapshot_threshold = 1024, .snapshot_trailing = 128,
+	o->node = (struct rp_node_config){.snapshot_threshold = 1024,
+					  .snapshot_trailing = 128,
 					  .snapshot_bytes = 32u << 20,
 					  .snapshot_trailing_bytes = 8u << 20,
-					  .election_timeout_ms = 1000, .heartbeat_ms = 100,
-					  .install_snapshot_timeout_ms = 3000, .commit_push = 1};
-	o->api = (struct rp_api_options){.leader_wait_ms = 3000, .forward_timeout_ms = 5000,
+					  .election_timeout_ms = 1000,
+					  .heartbeat_ms = 100,
+					  .install_snapshot_timeout_ms = 3000,
+					  .commit_push = 1};
+	o->api = (struct rp_api_options){.leader_wait_ms = 3000,
+					 .forward_timeout_ms = 5000,
 					 .max_subscribers = 20000};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -201,16 +206,19 @@ static void parse_args(int argc, char **argv, struct options *o)
 		} else if (!strcmp(a, "--join-role")) {
 			role = need(argc, argv, &i);
 		} else if (!strcmp(a, "--snapshot-threshold")) {
-			o->node.snapshot_threshold = parse_uint(a, need(argc, argv, &i), 2, 1u << 24);
+			o->node.snapshot_threshold = parse_uint(a, need(argc, argv, &i), 2,
+								1u << 24);
 		} else if (!strcmp(a, "--snapshot-trailing")) {
-			o->node.snapshot_trailing = parse_uint(a, need(argc, argv, &i), 1, 1u << 24);
+			o->node.snapshot_trailing = parse_uint(a, need(argc, argv, &i), 1,
+							       1u << 24);
 		} else if (!strcmp(a, "--snapshot-bytes")) {
 			o->node.snapshot_bytes = parse_uint(a, need(argc, argv, &i), 0, UINT32_MAX);
 		} else if (!strcmp(a, "--snapshot-trailing-bytes")) {
-			o->node.snapshot_trailing_bytes =
-			    parse_uint(a, need(argc, argv, &i), 0, UINT32_MAX);
+			o->node.snapshot_trailing_bytes = parse_uint(a, need(argc, argv, &i), 0,
+								     UINT32_MAX);
 		} else if (!strcmp(a, "--election-timeout-ms")) {
-			o->node.election_timeout_ms = parse_uint(a, need(argc, argv, &i), 50, 60000);
+			o->node.election_timeout_ms = parse_uint(a, need(argc, argv, &i), 50,
+								 60000);
 		} else if (!strcmp(a, "--heartbeat-ms")) {
 			o->node.heartbeat_ms = parse_uint(a, need(argc, argv, &i), 10, 10000);
 		} else if (!strcmp(a, "--leader-wait-ms")) {
@@ -218,13 +226,13 @@ static void parse_args(int argc, char **argv, struct options *o)
 		} else if (!strcmp(a, "--forward-timeout-ms")) {
 			o->api.forward_timeout_ms = parse_uint(a, need(argc, argv, &i), 10, 600000);
 		} else if (!strcmp(a, "--install-snapshot-timeout-ms")) {
-			o->node.install_snapshot_timeout_ms =
-			    parse_uint(a, need(argc, argv, &i), 100, 600000);
+			o->node.install_snapshot_timeout_ms = parse_uint(a, need(argc, argv, &i),
+									 100, 600000);
 		} else if (!strcmp(a, "--max-subscribers")) {
 			o->api.max_subscribers = parse_uint(a, need(argc, argv, &i), 1, 1000000);
 		} else if (!strcmp(a, "--raft-handshake-timeout-ms")) {
-			o->node.raft_handshake_timeout_ms =
-			    parse_uint(a, need(argc, argv, &i), 100, 60000);
+			o->node.raft_handshake_timeout_ms = parse_uint(a, need(argc, argv, &i), 100,
+								       60000);
 		} else if (!strcmp(a, "--raft-max-pending")) {
 			o->node.raft_max_pending = parse_uint(a, need(argc, argv, &i), 1, 10000);
 		} else if (!strcmp(a, "--raft-relay-outbound")) {
@@ -251,8 +259,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 		die("%s", "--snapshot-trailing must be below --snapshot-threshold");
 	if (o->node.heartbeat_ms * 2 > o->node.election_timeout_ms)
 		die("%s", "--heartbeat-ms must be at most half of --election-timeout-ms");
-	o->join_role = !strcmp(role, "voter") ? 1 : !strcmp(role, "standby") ? 0
-		     : !strcmp(role, "spare")     ? 2
+	o->join_role = !strcmp(role, "voter")     ? 1
+		       : !strcmp(role, "standby") ? 0
+		       : !strcmp(role, "spare")   ? 2
 						  : -1;
 	if (o->join_role < 0)
 		die("--join-role must be voter, standby or spare, got \"%s\"", role);
@@ -370,7 +379,8 @@ static void post_join(void)
 {
 	char body[256];
 	static const char *roles[] = {"standby", "voter", "spare"};
-	snprintf(body, sizeof body, "{\"id\":%" PRIu64 ",\"raft\":\"%s\",\"http\":\"%s\",\"role\":\"%s\"}",
+	snprintf(body, sizeof body,
+		 "{\"id\":%" PRIu64 ",\"raft\":\"%s\",\"http\":\"%s\",\"role\":\"%s\"}",
 		 srv.opt.node.id, srv.opt.node.raft_addr, srv.opt.node.http_addr,
 		 roles[srv.opt.join_role]);
 	if (rp_http_request(srv.loop, srv.opt.join, "POST", "/v1/members",

@@ -19,8 +19,7 @@ static uint32_t get32(const unsigned char *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-int rp_command_pack(const Raftplane__Command *cmd, void *(*alloc)(size_t), void **buf,
-		    size_t *len)
+int rp_command_pack(const Raftplane__Command *cmd, void *(*alloc)(size_t), void **buf, size_t *len)
 {
 	size_t n = raftplane__command__get_packed_size(cmd);
 	if (n > UINT32_MAX - 16)

@@ -23,8 +23,7 @@
  * multiple of 8. On RP_OK *buf and *len are set and the caller owns *buf; on
  * error nothing is allocated.
  */
-int rp_command_pack(const Raftplane__Command *cmd, void *(*alloc)(size_t), void **buf,
-		    size_t *len);
+int rp_command_pack(const Raftplane__Command *cmd, void *(*alloc)(size_t), void **buf, size_t *len);
 
 /**
  * Decode a framed command. Returns NULL when the frame or the protobuf is

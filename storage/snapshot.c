@@ -446,7 +446,8 @@ uint64_t rp_mesh_node_version(const struct rp_mesh *m, const char *node)
 
 static int route_order(const void *a, const void *b)
 {
-	const Raftplane__Route *x = *(Raftplane__Route *const *)a, *y = *(Raftplane__Route *const *)b;
+	const Raftplane__Route *x = *(Raftplane__Route *const *)a,
+			       *y = *(Raftplane__Route *const *)b;
 	if (x->priority != y->priority)
 		return x->priority > y->priority ? -1 : 1;
 	return strcmp(x->name, y->name);

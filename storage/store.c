@@ -82,63 +82,66 @@ enum stmt_id {
 };
 
 static const char *const sql[ST__COUNT] = {
-    [ST_BEGIN] = "BEGIN",
-    [ST_COMMIT] = "COMMIT",
-    [ST_ROLLBACK] = "ROLLBACK",
-    [ST_ITEM_VERSION] = "SELECT version FROM items WHERE kind=?1 AND name=?2",
-    [ST_ITEM_GET] = "SELECT value, version FROM items WHERE kind=?1 AND name=?2",
-    [ST_ITEM_PUT] = "INSERT INTO items(kind,name,value,version) VALUES(?1,?2,?3,?4) "
-		    "ON CONFLICT(kind,name) DO UPDATE SET value=excluded.value, "
-		    "version=excluded.version",
-    [ST_ITEM_DEL] = "DELETE FROM items WHERE kind=?1 AND name=?2",
-    [ST_ITEM_LIST] = "SELECT name, value, version FROM items WHERE kind=?1 AND name>=?2 "
-		     "ORDER BY name",
-    [ST_REFS_DEL] = "DELETE FROM refs WHERE kind=?1 AND name=?2",
-    [ST_REFS_PUT] = "INSERT OR IGNORE INTO refs(kind,name,ref_kind,ref_name) VALUES(?1,?2,?3,?4)",
-    [ST_REFS_USER] = "SELECT kind, name FROM refs WHERE ref_kind=?1 AND ref_name=?2 "
-		     "ORDER BY kind, name LIMIT 1",
-    [ST_CHANGE_PUT] = "INSERT INTO changes(rev,seq,kind,name,op,version) VALUES(?1,?2,?3,?4,?5,?6)",
-    [ST_CHANGE_TRIM] = "DELETE FROM changes WHERE rev<=?1",
-    [ST_CHANGE_LIST] = "SELECT rev, kind, name, op, version FROM changes WHERE rev>?1 "
-		       "ORDER BY rev, seq",
-    [ST_META_PUT] = "INSERT OR REPLACE INTO meta(key,value) VALUES(?1,?2)",
-    [ST_META_GET] = "SELECT value FROM meta WHERE key=?1",
-    [ST_MEMBER_PUT] = "INSERT OR REPLACE INTO members(id,raft,http,role) VALUES(?1,?2,?3,?4)",
-    [ST_MEMBER_DEL] = "DELETE FROM members WHERE id=?1",
-    [ST_MEMBER_COUNT] = "SELECT count(*) FROM members",
-    [ST_MEMBER_LIST] = "SELECT id, raft, http, role FROM members ORDER BY id",
-    [ST_MEMBER_GET] = "SELECT id, raft, http, role FROM members WHERE id=?1",
-    [ST_LISTENER_ALL] = "SELECT name, value FROM items WHERE kind=?1 AND name<>?2 ORDER BY name",
-    [ST_EPOCH_BUMP] = "INSERT INTO epochs(kind,name,rev) VALUES(?1,?2,?3) "
-		      "ON CONFLICT(kind,name) DO UPDATE SET rev=max(rev,excluded.rev)",
-    [ST_EPOCH_LIST] = "SELECT kind, name, rev FROM epochs ORDER BY kind, name",
-    [ST_REF_OF_KIND] = "SELECT ref_name FROM refs WHERE kind=?1 AND name=?2 AND ref_kind=?3",
+	[ST_BEGIN] = "BEGIN",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_ITEM_VERSION] = "SELECT version FROM items WHERE kind=?1 AND name=?2",
+	[ST_ITEM_GET] = "SELECT value, version FROM items WHERE kind=?1 AND name=?2",
+	[ST_ITEM_PUT] = "INSERT INTO items(kind,name,value,version) VALUES(?1,?2,?3,?4) "
+			"ON CONFLICT(kind,name) DO UPDATE SET value=excluded.value, "
+			"version=excluded.version",
+	[ST_ITEM_DEL] = "DELETE FROM items WHERE kind=?1 AND name=?2",
+	[ST_ITEM_LIST] = "SELECT name, value, version FROM items WHERE kind=?1 AND name>=?2 "
+			 "ORDER BY name",
+	[ST_REFS_DEL] = "DELETE FROM refs WHERE kind=?1 AND name=?2",
+	[ST_REFS_PUT] =
+		"INSERT OR IGNORE INTO refs(kind,name,ref_kind,ref_name) VALUES(?1,?2,?3,?4)",
+	[ST_REFS_USER] = "SELECT kind, name FROM refs WHERE ref_kind=?1 AND ref_name=?2 "
+			 "ORDER BY kind, name LIMIT 1",
+	[ST_CHANGE_PUT] =
+		"INSERT INTO changes(rev,seq,kind,name,op,version) VALUES(?1,?2,?3,?4,?5,?6)",
+	[ST_CHANGE_TRIM] = "DELETE FROM changes WHERE rev<=?1",
+	[ST_CHANGE_LIST] = "SELECT rev, kind, name, op, version FROM changes WHERE rev>?1 "
+			   "ORDER BY rev, seq",
+	[ST_META_PUT] = "INSERT OR REPLACE INTO meta(key,value) VALUES(?1,?2)",
+	[ST_META_GET] = "SELECT value FROM meta WHERE key=?1",
+	[ST_MEMBER_PUT] = "INSERT OR REPLACE INTO members(id,raft,http,role) VALUES(?1,?2,?3,?4)",
+	[ST_MEMBER_DEL] = "DELETE FROM members WHERE id=?1",
+	[ST_MEMBER_COUNT] = "SELECT count(*) FROM members",
+	[ST_MEMBER_LIST] = "SELECT id, raft, http, role FROM members ORDER BY id",
+	[ST_MEMBER_GET] = "SELECT id, raft, http, role FROM members WHERE id=?1",
+	[ST_LISTENER_ALL] =
+		"SELECT name, value FROM items WHERE kind=?1 AND name<>?2 ORDER BY name",
+	[ST_EPOCH_BUMP] = "INSERT INTO epochs(kind,name,rev) VALUES(?1,?2,?3) "
+			  "ON CONFLICT(kind,name) DO UPDATE SET rev=max(rev,excluded.rev)",
+	[ST_EPOCH_LIST] = "SELECT kind, name, rev FROM epochs ORDER BY kind, name",
+	[ST_REF_OF_KIND] = "SELECT ref_name FROM refs WHERE kind=?1 AND name=?2 AND ref_kind=?3",
 };
 
 static const char schema[] =
-    "CREATE TABLE items(kind INTEGER NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,"
-    " version INTEGER NOT NULL, PRIMARY KEY(kind, name)) WITHOUT ROWID;"
-    "CREATE TABLE refs(kind INTEGER NOT NULL, name TEXT NOT NULL, ref_kind INTEGER NOT NULL,"
-    " ref_name TEXT NOT NULL, PRIMARY KEY(kind, name, ref_kind, ref_name)) WITHOUT ROWID;"
-    "CREATE INDEX refs_target ON refs(ref_kind, ref_name);"
-    "CREATE TABLE changes(rev INTEGER NOT NULL, seq INTEGER NOT NULL, kind INTEGER NOT NULL,"
-    " name TEXT NOT NULL, op INTEGER NOT NULL, version INTEGER NOT NULL,"
-    " PRIMARY KEY(rev, seq)) WITHOUT ROWID;"
-    "CREATE TABLE members(id INTEGER PRIMARY KEY, raft TEXT NOT NULL, http TEXT NOT NULL,"
-    " role INTEGER NOT NULL);"
-    "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
-    "CREATE TABLE epochs(kind INTEGER NOT NULL, name TEXT NOT NULL, rev INTEGER NOT NULL,"
-    " PRIMARY KEY(kind, name)) WITHOUT ROWID;";
+	"CREATE TABLE items(kind INTEGER NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,"
+	" version INTEGER NOT NULL, PRIMARY KEY(kind, name)) WITHOUT ROWID;"
+	"CREATE TABLE refs(kind INTEGER NOT NULL, name TEXT NOT NULL, ref_kind INTEGER NOT NULL,"
+	" ref_name TEXT NOT NULL, PRIMARY KEY(kind, name, ref_kind, ref_name)) WITHOUT ROWID;"
+	"CREATE INDEX refs_target ON refs(ref_kind, ref_name);"
+	"CREATE TABLE changes(rev INTEGER NOT NULL, seq INTEGER NOT NULL, kind INTEGER NOT NULL,"
+	" name TEXT NOT NULL, op INTEGER NOT NULL, version INTEGER NOT NULL,"
+	" PRIMARY KEY(rev, seq)) WITHOUT ROWID;"
+	"CREATE TABLE members(id INTEGER PRIMARY KEY, raft TEXT NOT NULL, http TEXT NOT NULL,"
+	" role INTEGER NOT NULL);"
+	"CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE epochs(kind INTEGER NOT NULL, name TEXT NOT NULL, rev INTEGER NOT NULL,"
+	" PRIMARY KEY(kind, name)) WITHOUT ROWID;";
 
 struct rp_store {
 	sqlite3 *db;
 	sqlite3_stmt *stmts[ST__COUNT];
 	uint64_t revision;
 	uint64_t compacted;
-	char cluster_id[33]; /* "" until SET_CLUSTER_ID applied */
-	unsigned seq; /* change rows written in the current command */
-	int applying; /* inside rp_store_apply's transaction */
-	char errmsg[256]; /* the last SQLite failure, for the apply's message */
+	char cluster_id[33];    /* "" until SET_CLUSTER_ID applied */
+	unsigned seq;           /* change rows written in the current command */
+	int applying;           /* inside rp_store_apply's transaction */
+	char errmsg[256];       /* the last SQLite failure, for the apply's message */
 	struct rp_dist_io dist; /* for storage/distribution.c, arg = this store */
 	rp_store_change_cb change_cb;
 	void *change_arg;
@@ -247,11 +250,11 @@ int rp_store_create(struct rp_store **out, char *errmsg, size_t errlen)
 	    sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK)
 		goto err;
 	s->dist = (struct rp_dist_io){
-	    .arg = s,
-	    .route_listener = io_route_listener,
-	    .listener_get = io_listener_get,
-	    .listeners_each = io_listeners_each,
-	    .epoch_set = io_epoch_set,
+		.arg = s,
+		.route_listener = io_route_listener,
+		.listener_get = io_listener_get,
+		.listeners_each = io_listeners_each,
+		.epoch_set = io_epoch_set,
 	};
 	*out = s;
 	return RP_OK;
@@ -313,7 +316,7 @@ static int load_cluster_id(struct rp_store *s)
  * res->message, to which apply_op or run_command prefixes what was being
  * applied. */
 __attribute__((format(printf, 4, 5))) static int reject(struct rp_apply_result *res, int status,
-							 int op_index, const char *fmt, ...)
+							int op_index, const char *fmt, ...)
 {
 	va_list ap;
 	res->status = status;
@@ -373,8 +376,7 @@ static int item_version(struct rp_store *s, int kind, const char *name, uint64_t
 	return RP_OK;
 }
 
-static int record_change(struct rp_store *s, uint64_t rev, int kind, const char *name,
-			 int deleted)
+static int record_change(struct rp_store *s, uint64_t rev, int kind, const char *name, int deleted)
 {
 	assert(s->applying && rev == s->revision + 1);
 	sqlite3_stmt *st = stmt(s, ST_CHANGE_PUT);
@@ -426,8 +428,8 @@ static int io_listeners_each(void *arg, const char *except, rp_dist_value_cb cb,
 	sqlite3_bind_int(st, 1, RP_KIND_LISTENERS);
 	bind_text(st, 2, except);
 	while (rv == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
-		rv = cb(cb_arg, (const char *)sqlite3_column_text(st, 0), sqlite3_column_blob(st, 1),
-			(size_t)sqlite3_column_bytes(st, 1));
+		rv = cb(cb_arg, (const char *)sqlite3_column_text(st, 0),
+			sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
 	if (rv == 0 && rc != SQLITE_DONE)
 		return step_failed(s, st);
 	sqlite3_reset(st);
@@ -518,8 +520,8 @@ static int check_refs_exist(struct rp_store *s, const struct rp_refs *refs, int 
 		if ((rv = item_version(s, refs->ref[r].kind, refs->ref[r].name, &v)))
 			break;
 		if (v == 0)
-			rv = reject(res, RP_ERR_DANGLING, i, "%s %s missing", noun(refs->ref[r].kind),
-				    refs->ref[r].name);
+			rv = reject(res, RP_ERR_DANGLING, i, "%s %s missing",
+				    noun(refs->ref[r].kind), refs->ref[r].name);
 	}
 	return rv;
 }
@@ -569,8 +571,8 @@ static int apply_put(struct rp_store *s, const Raftplane__Op *op, int kind, uint
 		return reject(res, RP_ERR_TOO_LARGE, i, "value over %d bytes", RP_MAX_BODY);
 	if (kind != RP_KIND_KV && (rv = check_mesh_put(s, op, kind, i, &facts, res)))
 		goto out;
-	if ((rv = rp_dist_record(&s->dist, kind, op->name, kind == RP_KIND_KV ? NULL : &facts,
-				 rev, why, sizeof why))) {
+	if ((rv = rp_dist_record(&s->dist, kind, op->name, kind == RP_KIND_KV ? NULL : &facts, rev,
+				 why, sizeof why))) {
 		internal(s, res, rv, why);
 		goto out;
 	}
@@ -581,8 +583,8 @@ static int apply_put(struct rp_store *s, const Raftplane__Op *op, int kind, uint
 	}
 	sqlite3_bind_int(st, 1, kind);
 	bind_text(st, 2, op->name);
-	sqlite3_bind_blob(st, 3, op->value.len ? (const void *)op->value.data : "", (int)op->value.len,
-			  SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, op->value.len ? (const void *)op->value.data : "",
+			  (int)op->value.len, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)rev);
 	if ((rv = exec_stmt(s, st)) || (rv = replace_refs(s, kind, op->name, &facts.refs)))
 		goto out;
@@ -592,8 +594,8 @@ out:
 	return rv;
 }
 
-static int apply_delete(struct rp_store *s, const Raftplane__Op *op, int kind, uint64_t rev,
-			int i, struct rp_apply_result *res)
+static int apply_delete(struct rp_store *s, const Raftplane__Op *op, int kind, uint64_t rev, int i,
+			struct rp_apply_result *res)
 {
 	char why[256];
 	int rv;
@@ -638,8 +640,8 @@ static int apply_op(struct rp_store *s, const Raftplane__Op *op, uint64_t rev, i
 	int rv = run_op(s, op, is_put, rev, i, res);
 	if (rv != RP_OK) {
 		char ctx[200];
-		snprintf(ctx, sizeof ctx, "apply %s %.16s/%.*s", is_put ? "put" : "delete", op->kind,
-			 RP_MAX_NAME, op->name);
+		snprintf(ctx, sizeof ctx, "apply %s %.16s/%.*s", is_put ? "put" : "delete",
+			 op->kind, RP_MAX_NAME, op->name);
 		add_context(s, res, rv, ctx);
 	}
 	return rv;
@@ -668,7 +670,8 @@ static int delete_member(struct rp_store *s, const Raftplane__Command *cmd, uint
 	char name[32];
 	int rv;
 	if (cmd->n_members != 1)
-		return reject(res, RP_ERR_INVALID, -1, "names %zu members, not one", cmd->n_members);
+		return reject(res, RP_ERR_INVALID, -1, "names %zu members, not one",
+			      cmd->n_members);
 	sqlite3_stmt *st = stmt(s, ST_MEMBER_DEL);
 	if (!st)
 		return RP_ERR_STORAGE;
@@ -732,7 +735,8 @@ static int apply_cluster_id(struct rp_store *s, const Raftplane__Command *cmd,
 	uint64_t set, hi = 0, lo = 0;
 	int rv;
 	if (!rp_cluster_id_valid(cmd->cluster_id))
-		return reject(res, RP_ERR_INVALID, -1, "cluster id must be 32 lowercase hex digits");
+		return reject(res, RP_ERR_INVALID, -1,
+			      "cluster id must be 32 lowercase hex digits");
 	if ((rv = meta_get(s, "cluster_id_set", &set)))
 		return rv;
 	if (set)
@@ -771,8 +775,7 @@ static int run_command(struct rp_store *s, const Raftplane__Command *cmd, uint64
 	const char *ctx;
 	int rv;
 	switch (cmd->type) {
-	case RAFTPLANE__COMMAND__TYPE__TXN:
-		return run_txn(s, cmd, rev, res);
+	case RAFTPLANE__COMMAND__TYPE__TXN: return run_txn(s, cmd, rev, res);
 	case RAFTPLANE__COMMAND__TYPE__MEMBER_PUT:
 	case RAFTPLANE__COMMAND__TYPE__MEMBER_DELETE:
 	case RAFTPLANE__COMMAND__TYPE__MEMBER_SEED:
@@ -884,10 +887,11 @@ static int check_revisions(struct rp_store *s)
 		top = (uint64_t)sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	if (top > s->revision || s->compacted > s->revision) {
-		rp_log_error("store: restore: a row carries revision %llu, compacted is %llu, above "
-			     "the database's revision %llu",
-			     (unsigned long long)top, (unsigned long long)s->compacted,
-			     (unsigned long long)s->revision);
+		rp_log_error(
+			"store: restore: a row carries revision %llu, compacted is %llu, above "
+			"the database's revision %llu",
+			(unsigned long long)top, (unsigned long long)s->compacted,
+			(unsigned long long)s->revision);
 		return RP_ERR_CORRUPT;
 	}
 	return RP_OK;
@@ -903,7 +907,8 @@ int rp_store_restore(struct rp_store *s, const void *buf, size_t len)
 	memcpy(copy, buf, len);
 	finalize_all(s);
 	int rc = sqlite3_deserialize(s->db, "main", copy, (sqlite3_int64)len, (sqlite3_int64)len,
-				     SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE);
+				     SQLITE_DESERIALIZE_FREEONCLOSE |
+					     SQLITE_DESERIALIZE_RESIZEABLE);
 	if (rc != SQLITE_OK) {
 		rp_log_error("store: deserialize: %s", sqlite3_errstr(rc));
 		return RP_ERR_CORRUPT;
@@ -916,8 +921,8 @@ int rp_store_restore(struct rp_store *s, const void *buf, size_t len)
 
 /* ---- queries ------------------------------------------------------------ */
 
-int rp_store_get(struct rp_store *s, int kind, const char *name, void **value,
-		 size_t *value_len, uint64_t *version)
+int rp_store_get(struct rp_store *s, int kind, const char *name, void **value, size_t *value_len,
+		 uint64_t *version)
 {
 	sqlite3_stmt *st = stmt(s, ST_ITEM_GET);
 	int rv = RP_ERR_NOT_FOUND;
@@ -957,11 +962,11 @@ int rp_store_list(struct rp_store *s, int kind, const char *prefix, rp_item_cb c
 	bind_text(st, 2, prefix);
 	while (rv == 0 && sqlite3_step(st) == SQLITE_ROW) {
 		struct rp_item it = {
-		    .kind = kind,
-		    .name = (const char *)sqlite3_column_text(st, 0),
-		    .value = sqlite3_column_blob(st, 1),
-		    .value_len = (size_t)sqlite3_column_bytes(st, 1),
-		    .version = (uint64_t)sqlite3_column_int64(st, 2),
+			.kind = kind,
+			.name = (const char *)sqlite3_column_text(st, 0),
+			.value = sqlite3_column_blob(st, 1),
+			.value_len = (size_t)sqlite3_column_bytes(st, 1),
+			.version = (uint64_t)sqlite3_column_int64(st, 2),
 		};
 		if (strncmp(it.name, prefix, plen) != 0)
 			break; /* names are ordered: past the prefix range */
@@ -971,8 +976,8 @@ int rp_store_list(struct rp_store *s, int kind, const char *prefix, rp_item_cb c
 	return rv;
 }
 
-int rp_store_changes(struct rp_store *s, uint64_t after, unsigned kind_mask,
-		     rp_change_iter_cb cb, void *arg)
+int rp_store_changes(struct rp_store *s, uint64_t after, unsigned kind_mask, rp_change_iter_cb cb,
+		     void *arg)
 {
 	if (after < s->compacted)
 		return RP_ERR_GONE;
@@ -983,11 +988,11 @@ int rp_store_changes(struct rp_store *s, uint64_t after, unsigned kind_mask,
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
 	while (rv == 0 && sqlite3_step(st) == SQLITE_ROW) {
 		struct rp_change c = {
-		    .revision = (uint64_t)sqlite3_column_int64(st, 0),
-		    .kind = sqlite3_column_int(st, 1),
-		    .name = (const char *)sqlite3_column_text(st, 2),
-		    .deleted = sqlite3_column_int(st, 3),
-		    .version = (uint64_t)sqlite3_column_int64(st, 4),
+			.revision = (uint64_t)sqlite3_column_int64(st, 0),
+			.kind = sqlite3_column_int(st, 1),
+			.name = (const char *)sqlite3_column_text(st, 2),
+			.deleted = sqlite3_column_int(st, 3),
+			.version = (uint64_t)sqlite3_column_int64(st, 4),
 		};
 		if (c.kind >= 0 && c.kind < 32 && (kind_mask & (1u << c.kind)))
 			rv = cb(arg, &c);

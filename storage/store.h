@@ -103,8 +103,8 @@ uint64_t rp_store_compacted(struct rp_store *s);
  * Look up one item. On RP_OK *value is a malloc'd copy (caller frees) and
  * *version set; RP_ERR_NOT_FOUND when absent.
  */
-int rp_store_get(struct rp_store *s, int kind, const char *name, void **value,
-		 size_t *value_len, uint64_t *version);
+int rp_store_get(struct rp_store *s, int kind, const char *name, void **value, size_t *value_len,
+		 uint64_t *version);
 
 typedef int (*rp_item_cb)(void *arg, const struct rp_item *item);
 /** Iterate items of @kind whose name starts with @prefix (may be ""), by name.
@@ -114,8 +114,8 @@ int rp_store_list(struct rp_store *s, int kind, const char *prefix, rp_item_cb c
 typedef int (*rp_change_iter_cb)(void *arg, const struct rp_change *change);
 /** Iterate changes with revision > @after in order, only kinds in @kind_mask
  * (bit per kind). Returns RP_ERR_GONE when @after < rp_store_compacted(). */
-int rp_store_changes(struct rp_store *s, uint64_t after, unsigned kind_mask,
-		     rp_change_iter_cb cb, void *arg);
+int rp_store_changes(struct rp_store *s, uint64_t after, unsigned kind_mask, rp_change_iter_cb cb,
+		     void *arg);
 
 typedef int (*rp_member_cb)(void *arg, const struct rp_member *m);
 int rp_store_members(struct rp_store *s, rp_member_cb cb, void *arg);

@@ -52,11 +52,9 @@ static json_t *load(const void *buf, size_t len, json_error_t *jerr, int *oom)
 }
 
 static const char *kind_names[RP_KIND__COUNT] = {
-    [RP_KIND_KV] = "kv",
-    [RP_KIND_CLUSTERS] = "clusters",
-    [RP_KIND_ROUTES] = "routes",
-    [RP_KIND_LISTENERS] = "listeners",
-    [RP_KIND_MEMBERS] = "members",
+	[RP_KIND_KV] = "kv",           [RP_KIND_CLUSTERS] = "clusters",
+	[RP_KIND_ROUTES] = "routes",   [RP_KIND_LISTENERS] = "listeners",
+	[RP_KIND_MEMBERS] = "members",
 };
 
 int rp_kind_parse(const char *s, size_t len)
@@ -79,8 +77,8 @@ int rp_name_valid(const char *s, size_t len)
 		return 0;
 	for (size_t i = 0; i < len; i++) {
 		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
 			return 0;
 	}
 	return 1;
@@ -120,8 +118,8 @@ static int only_fields(struct vctx *v, const char *what, json_t *obj, const char
 
 /* Read optional integer field @key of @obj into *out (default kept when
  * absent), requiring lo <= value <= hi. */
-static int int_field(struct vctx *v, const char *what, json_t *obj, const char *key,
-		     long long lo, long long hi, int required, long long *out)
+static int int_field(struct vctx *v, const char *what, json_t *obj, const char *key, long long lo,
+		     long long hi, int required, long long *out)
 {
 	json_t *j = json_object_get(obj, key);
 	if (!j) {
@@ -139,8 +137,8 @@ static int int_field(struct vctx *v, const char *what, json_t *obj, const char *
 }
 
 /* Read string field @key (required when @required) into *out, borrowed. */
-static int str_field(struct vctx *v, const char *what, json_t *obj, const char *key,
-		     int required, size_t maxlen, const char **out)
+static int str_field(struct vctx *v, const char *what, json_t *obj, const char *key, int required,
+		     size_t maxlen, const char **out)
 {
 	json_t *j = json_object_get(obj, key);
 	if (!j) {
@@ -223,8 +221,9 @@ static int validate_endpoint(struct vctx *v, json_t *ep, size_t i)
 
 static int validate_health_check(struct vctx *v, json_t *hc)
 {
-	static const char *const fields[] = {"path", "interval_ms", "timeout_ms",
-					     "unhealthy_threshold", "healthy_threshold", NULL};
+	static const char *const fields[] = {
+		"path", "interval_ms", "timeout_ms", "unhealthy_threshold", "healthy_threshold",
+		NULL};
 	const char *what = "health_check";
 	if (!json_is_object(hc))
 		return fail(v, "health_check must be an object");
@@ -252,8 +251,9 @@ static int validate_health_check(struct vctx *v, json_t *hc)
 
 static int validate_cluster(struct vctx *v, json_t *o)
 {
-	static const char *const fields[] = {"lb_policy", "hash_on", "connect_timeout_ms",
-					     "endpoints", "health_check", "name", "version", NULL};
+	static const char *const fields[] = {
+		"lb_policy", "hash_on", "connect_timeout_ms", "endpoints", "health_check", "name",
+		"version",   NULL};
 	static const char *const policies[] = {"round_robin", "least_request", "ring_hash",
 					       "random", NULL};
 	const char *what = "cluster";
@@ -269,8 +269,10 @@ static int validate_cluster(struct vctx *v, json_t *o)
 	for (const char *const *p = policies; *p; p++)
 		known |= strcmp(*p, policy) == 0;
 	if (!known)
-		return fail(v, "cluster: lb_policy \"%s\" is not one of round_robin, "
-			       "least_request, ring_hash, random", policy);
+		return fail(v,
+			    "cluster: lb_policy \"%s\" is not one of round_robin, "
+			    "least_request, ring_hash, random",
+			    policy);
 	int ring = strcmp(policy, "ring_hash") == 0;
 	if (ring && !hash_on)
 		return fail(v, "cluster: ring_hash needs \"hash_on\" (\"header:NAME\")");
@@ -402,8 +404,7 @@ static int validate_targets(struct vctx *v, json_t *o)
 		return fail(v, "route: needs exactly one of \"cluster\" or \"weighted_clusters\"");
 	if (cluster)
 		return ref_name(v, cluster);
-	if (!json_is_array(wc) || json_array_size(wc) == 0 ||
-	    json_array_size(wc) > RP_MAX_WEIGHTED)
+	if (!json_is_array(wc) || json_array_size(wc) == 0 || json_array_size(wc) > RP_MAX_WEIGHTED)
 		return fail(v, "route: weighted_clusters must be an array of 1 to %d entries",
 			    RP_MAX_WEIGHTED);
 	for (size_t i = 0; i < json_array_size(wc); i++) {
@@ -442,11 +443,13 @@ static int validate_retries(struct vctx *v, json_t *o)
 		json_object_set_new(r, "on", on);
 	}
 	if (!json_is_array(on) || json_array_size(on) > 2)
-		return fail(v, "retries: on must be an array of \"connect-failure\" and/or \"5xx\"");
+		return fail(v,
+			    "retries: on must be an array of \"connect-failure\" and/or \"5xx\"");
 	for (size_t i = 0; i < json_array_size(on); i++) {
 		const char *s = json_string_value(json_array_get(on, i));
 		if (!s || (strcmp(s, "connect-failure") != 0 && strcmp(s, "5xx") != 0))
-			return fail(v, "retries: on[%zu] must be \"connect-failure\" or \"5xx\"", i);
+			return fail(v, "retries: on[%zu] must be \"connect-failure\" or \"5xx\"",
+				    i);
 	}
 	json_object_set_new(r, "attempts", json_integer(attempts));
 	return RP_OK;
@@ -454,9 +457,10 @@ static int validate_retries(struct vctx *v, json_t *o)
 
 static int validate_route(struct vctx *v, json_t *o)
 {
-	static const char *const fields[] = {"listener", "priority", "match", "headers",
-					     "cluster", "weighted_clusters", "timeout_ms",
-					     "retries", "prefix_rewrite", "name", "version", NULL};
+	static const char *const fields[] = {"listener",   "priority", "match",
+					     "headers",    "cluster",  "weighted_clusters",
+					     "timeout_ms", "retries",  "prefix_rewrite",
+					     "name",       "version",  NULL};
 	const char *listener = NULL, *rewrite = NULL;
 	long long priority = 0, timeout = 15000;
 	int is_prefix = 0, rv;
@@ -529,9 +533,8 @@ static int route_refs(struct vctx *v, json_t *o, struct rp_refs *refs)
 
 /* ---- the API layer: entry point ----------------------------------------- */
 
-int rp_mesh_validate(int kind, const char *name, const char *json, size_t len,
-		     char **canon, size_t *canon_len, struct rp_refs *refs,
-		     char *errmsg, size_t errlen)
+int rp_mesh_validate(int kind, const char *name, const char *json, size_t len, char **canon,
+		     size_t *canon_len, struct rp_refs *refs, char *errmsg, size_t errlen)
 {
 	struct vctx v = {errmsg, errlen};
 	json_error_t jerr;
@@ -605,8 +608,8 @@ static int decode_listener(struct vctx *v, struct rp_mesh_facts *f)
 	return RP_OK;
 }
 
-int rp_mesh_decode(int kind, const void *value, size_t len, struct rp_mesh_facts *out,
-		   char *errmsg, size_t errlen)
+int rp_mesh_decode(int kind, const void *value, size_t len, struct rp_mesh_facts *out, char *errmsg,
+		   size_t errlen)
 {
 	struct vctx v = {errmsg, errlen};
 	json_error_t jerr;

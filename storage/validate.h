@@ -83,9 +83,8 @@ struct rp_refs {
  * them. On failure returns RP_ERR_INVALID (a one-line reason in @errmsg) or
  * RP_ERR_NOMEM, and leaves *canon NULL.
  */
-int rp_mesh_validate(int kind, const char *name, const char *json, size_t len,
-		     char **canon, size_t *canon_len, struct rp_refs *refs,
-		     char *errmsg, size_t errlen);
+int rp_mesh_validate(int kind, const char *name, const char *json, size_t len, char **canon,
+		     size_t *canon_len, struct rp_refs *refs, char *errmsg, size_t errlen);
 
 /* ---- apply -------------------------------------------------------------- */
 
@@ -113,8 +112,8 @@ struct rp_mesh_facts {
  * json_set_alloc_funcs() around the allocator in place at the first call
  * after any change; call it from one thread at a time.
  */
-int rp_mesh_decode(int kind, const void *value, size_t len, struct rp_mesh_facts *out,
-		   char *errmsg, size_t errlen);
+int rp_mesh_decode(int kind, const void *value, size_t len, struct rp_mesh_facts *out, char *errmsg,
+		   size_t errlen);
 
 /** Release what rp_mesh_decode() filled in @f (safe on a zeroed struct). */
 void rp_mesh_facts_release(struct rp_mesh_facts *f);

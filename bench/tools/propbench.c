@@ -51,8 +51,15 @@
 
 #include "raftplane.pb-c.h"
 
-enum role { WATCHER, WRITER, CHECKER };
-enum sys { SYS_RP, SYS_ETCD };
+enum role {
+	WATCHER,
+	WRITER,
+	CHECKER
+};
+enum sys {
+	SYS_RP,
+	SYS_ETCD
+};
 
 struct conn {
 	int fd;
@@ -248,9 +255,10 @@ static void conn_send(struct conn *c, const char *method, const char *addr, cons
 	char head[512];
 	if (c->fd < 0 && c->role != WATCHER)
 		conn_open(c, g.writer);
-	int hl = snprintf(head, sizeof head,
-			  "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n",
-			  method, path, addr, ctype, blen);
+	int hl = snprintf(
+		head, sizeof head,
+		"%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n",
+		method, path, addr, ctype, blen);
 	c->out = xrealloc(c->out, c->out_len + (size_t)hl + blen);
 	memcpy(c->out + c->out_len, head, (size_t)hl);
 	if (blen)
@@ -284,7 +292,8 @@ static void b64(const char *in, char *out)
 static uint64_t json_u64(const char *s, size_t len, const char *key)
 {
 	size_t kl = strlen(key);
-	for (const char *p = memmem(s, len, key, kl); p; p = memmem(p + 1, len - (size_t)(p + 1 - s), key, kl)) {
+	for (const char *p = memmem(s, len, key, kl); p;
+	     p = memmem(p + 1, len - (size_t)(p + 1 - s), key, kl)) {
 		const char *q = p + kl;
 		if (q < s + len && *q == '"')
 			q++;
@@ -309,7 +318,8 @@ static void rp_poll(struct conn *c)
 	r.has_version = c->has_version;
 	r.wait_ms = (uint32_t)g.wait_ms;
 	size_t len = raftplane__subscribe_request__pack(&r, buf);
-	conn_send(c, "POST", g.servers[c->server], "/v1/subscribe", "application/x-protobuf", buf, len);
+	conn_send(c, "POST", g.servers[c->server], "/v1/subscribe", "application/x-protobuf", buf,
+		  len);
 }
 
 static void watcher_start(struct conn *c)
@@ -320,7 +330,8 @@ static void watcher_start(struct conn *c)
 		char k[128], body[256];
 		b64(etcd_key, k);
 		int bl = snprintf(body, sizeof body, "{\"create_request\":{\"key\":\"%s\"}}", k);
-		conn_send(c, "POST", g.servers[c->server], "/v3/watch", "application/json", body, (size_t)bl);
+		conn_send(c, "POST", g.servers[c->server], "/v3/watch", "application/json", body,
+			  (size_t)bl);
 	}
 }
 
@@ -429,7 +440,8 @@ static void on_etcd_stream(struct conn *c)
 		} else if (memmem(m, ml, "\"error\"", 7)) {
 			g.errors++;
 			if (g.errors < 10)
-				fprintf(stderr, "propbench: watch %d: %.*s\n", c->idx, (int)(ml < 200 ? ml : 200), m);
+				fprintf(stderr, "propbench: watch %d: %.*s\n", c->idx,
+					(int)(ml < 200 ? ml : 200), m);
 		}
 		start = j + 1;
 	}
@@ -453,13 +465,15 @@ static void write_change(void)
 	g.t_send = now_ms();
 	g.deadline = g.t_send + 10000;
 	if (g.sys == SYS_RP) {
-		conn_send(&g.writer_c, "PUT", g.writer, "/v1/clusters/pbc", "application/json", body, (size_t)bl);
+		conn_send(&g.writer_c, "PUT", g.writer, "/v1/clusters/pbc", "application/json",
+			  body, (size_t)bl);
 	} else {
 		char k[128], v[800], req[1024];
 		b64(etcd_key, k);
 		b64(body, v);
 		int rl = snprintf(req, sizeof req, "{\"key\":\"%s\",\"value\":\"%s\"}", k, v);
-		conn_send(&g.writer_c, "POST", g.writer, "/v3/kv/put", "application/json", req, (size_t)rl);
+		conn_send(&g.writer_c, "POST", g.writer, "/v3/kv/put", "application/json", req,
+			  (size_t)rl);
 	}
 }
 
@@ -490,7 +504,8 @@ static void change_finished(int complete)
 		g.n_lat++;
 	} else if (measured) {
 		g.missing++;
-		fprintf(stderr, "propbench: change %d (rev %llu): only %d of %d watchers saw it in 10 s\n",
+		fprintf(stderr,
+			"propbench: change %d (rev %llu): only %d of %d watchers saw it in 10 s\n",
 			g.change_no, (unsigned long long)g.rev, g.seen_count, g.n);
 	}
 	if (g.verify && g.sys == SYS_RP && complete) {
@@ -515,7 +530,8 @@ static void on_writer_answer(struct conn *c, const char *body, size_t blen)
 {
 	g.t0 = now_ms();
 	if (c->status != 200)
-		die("write answered HTTP %d: %.*s", c->status, (int)(blen < 200 ? blen : 200), body);
+		die("write answered HTTP %d: %.*s", c->status, (int)(blen < 200 ? blen : 200),
+		    body);
 	g.rev = json_u64(body, blen, g.sys == SYS_RP ? "\"version\":" : "\"revision\":");
 	if (!g.rev)
 		die("no revision in write answer: %.*s", (int)(blen < 200 ? blen : 200), body);
@@ -536,8 +552,9 @@ static void on_checker_answer(struct conn *c, const char *body, size_t blen)
 	else {
 		g.verify_failed++;
 		if (g.verify_failed < 5)
-			fprintf(stderr, "propbench: rollout %llu: HTTP %d %.*s\n", (unsigned long long)g.rev,
-				c->status, (int)(blen < 300 ? blen : 300), body);
+			fprintf(stderr, "propbench: rollout %llu: HTTP %d %.*s\n",
+				(unsigned long long)g.rev, c->status,
+				(int)(blen < 300 ? blen : 300), body);
 	}
 	g.change_no++;
 	g.phase = 3;
@@ -647,14 +664,17 @@ static void conn_readable(struct conn *c)
 				/* an idle keep-alive connection closed by the server is
 				 * reopened by the next request; one with a request in
 				 * flight is an error */
-				if ((c->role == WRITER && g.phase == 1) || (c->role == CHECKER && g.phase == 4))
-					die("connection to %s lost", c->role == WRITER ? "writer" : "checker");
+				if ((c->role == WRITER && g.phase == 1) ||
+				    (c->role == CHECKER && g.phase == 4))
+					die("connection to %s lost",
+					    c->role == WRITER ? "writer" : "checker");
 				conn_close(c);
 				return;
 			}
 			g.errors++;
 			if (g.errors < 10)
-				fprintf(stderr, "propbench: watcher %d lost its connection\n", c->idx);
+				fprintf(stderr, "propbench: watcher %d lost its connection\n",
+					c->idx);
 			conn_close(c);
 			c->retry_at = now_ms() + 100;
 			return;
@@ -710,7 +730,8 @@ static void run_loop(double until, int (*done)(void))
 				conn_open(c, g.servers[c->server]);
 				watcher_start(c);
 			} else if (c->fd >= 0 && c->retry_at && now >= c->retry_at) {
-				c->retry_at = 0; /* an HTTP error: poll again on the same connection */
+				c->retry_at =
+					0; /* an HTTP error: poll again on the same connection */
 				watcher_start(c);
 			}
 		}
@@ -723,9 +744,18 @@ static void run_loop(double until, int (*done)(void))
 	}
 }
 
-static int all_attached(void) { return g.attached >= g.n; }
-static int never(void) { return 0; }
-static int all_changes_done(void) { return g.change_no >= g.warmup + g.changes && g.phase == 3; }
+static int all_attached(void)
+{
+	return g.attached >= g.n;
+}
+static int never(void)
+{
+	return 0;
+}
+static int all_changes_done(void)
+{
+	return g.change_no >= g.warmup + g.changes && g.phase == 3;
+}
 
 static int cmp_d(const void *a, const void *b)
 {
@@ -849,8 +879,8 @@ int main(int argc, char **argv)
 		die("only %d of %d watchers attached in 120 s", g.attached, g.n);
 	double t_attached = now_ms();
 	double self_attached = self_cpu_s();
-	fprintf(stderr, "propbench: %s %d watchers attached in %.0f ms\n", g.sys == SYS_RP ? "rp" : "etcd",
-		g.n, t_attached - t_start);
+	fprintf(stderr, "propbench: %s %d watchers attached in %.0f ms\n",
+		g.sys == SYS_RP ? "rp" : "etcd", g.n, t_attached - t_start);
 
 	/* settle, then sample memory; then an idle window for the CPU at rest */
 	run_loop(now_ms() + 1000, never);
@@ -871,10 +901,11 @@ int main(int argc, char **argv)
 	long rss2 = g.server_pid ? proc_rss_kib(g.server_pid) : -1;
 	double cpu3 = g.server_pid ? proc_cpu_s(g.server_pid) : 0;
 
-	printf("{\"system\":\"%s\",\"label\":\"%s\",\"n\":%d,\"servers\":%d,\"changes\":%d,\"measured\":%d,"
+	printf("{\"system\":\"%s\",\"label\":\"%s\",\"n\":%d,\"servers\":%d,\"changes\":%d,"
+	       "\"measured\":%d,"
 	       "\"missing\":%d,\"errors\":%d",
-	       g.sys == SYS_RP ? "raftplane" : "etcd", g.label, g.n, g.n_servers, g.changes, g.n_lat,
-	       g.missing, g.errors);
+	       g.sys == SYS_RP ? "raftplane" : "etcd", g.label, g.n, g.n_servers, g.changes,
+	       g.n_lat, g.missing, g.errors);
 	if (g.sys == SYS_RP && g.verify)
 		printf(",\"verified\":%d,\"verify_failed\":%d", g.verified, g.verify_failed);
 	print_dist("last_ms", g.lat_last, g.n_lat);
@@ -883,8 +914,9 @@ int main(int argc, char **argv)
 	print_dist("write_ms", g.write_ms, g.n_lat);
 	printf(",\"per_server\":[");
 	for (int k = 0; k < g.n_servers; k++)
-		printf("%s{\"server\":\"%s\",\"writer\":%s,\"last_p50\":%.3f,\"last_p99\":%.3f}", k ? "," : "",
-		       g.servers[k], strcmp(g.servers[k], g.writer) ? "false" : "true",
+		printf("%s{\"server\":\"%s\",\"writer\":%s,\"last_p50\":%.3f,\"last_p99\":%.3f}",
+		       k ? "," : "", g.servers[k],
+		       strcmp(g.servers[k], g.writer) ? "false" : "true",
 		       pct(g.lat_srv[k], g.n_lat, 50), pct(g.lat_srv[k], g.n_lat, 99));
 	printf("]");
 	printf(",\"attach_ms\":%.0f,\"client_cpu_attach_s\":%.3f,\"client_cpu_changes_s\":%.3f,"
@@ -893,10 +925,11 @@ int main(int argc, char **argv)
 	       100.0 * (self_c1 - self_c0) / ((t_c1 - t_c0) / 1e3));
 	if (g.server_pid)
 		printf(",\"server\":{\"pid\":%d,\"rss_before_kib\":%ld,\"rss_attached_kib\":%ld,"
-		       "\"rss_after_kib\":%ld,\"cpu_attach_s\":%.3f,\"cpu_idle_s\":%.3f,\"idle_s\":%.3f,"
+		       "\"rss_after_kib\":%ld,\"cpu_attach_s\":%.3f,\"cpu_idle_s\":%.3f,\"idle_s\":"
+		       "%.3f,"
 		       "\"cpu_changes_s\":%.3f}",
-		       g.server_pid, rss0, rss1, rss2, cpu1 - cpu0, cpu2 - cpu1, (t_idle1 - t_idle0) / 1e3,
-		       cpu3 - cpu2);
+		       g.server_pid, rss0, rss1, rss2, cpu1 - cpu0, cpu2 - cpu1,
+		       (t_idle1 - t_idle0) / 1e3, cpu3 - cpu2);
 	printf("}\n");
 	fflush(stdout);
 	return 0;

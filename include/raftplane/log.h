@@ -42,8 +42,7 @@ void rp_log_set_level(enum rp_log_level min);
 int rp_log_level_parse(const char *name);
 
 /** Writes one line at LEVEL (thread-safe). */
-void rp_logf(enum rp_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void rp_logf(enum rp_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define rp_log_debug(...) rp_logf(RP_LOG_DEBUG, __VA_ARGS__)
 #define rp_log_info(...) rp_logf(RP_LOG_INFO, __VA_ARGS__)

@@ -15,10 +15,10 @@
  * and its index; ids are dense, 0..n-1, in order of first appearance.
  */
 struct rp_key_table {
-    char **names;    /* owned array of owned strings */
-    size_t n, cap;
-    uint32_t *slots; /* open addressing: id + 1, 0 = empty; owned */
-    size_t nslots;
+	char **names; /* owned array of owned strings */
+	size_t n, cap;
+	uint32_t *slots; /* open addressing: id + 1, 0 = empty; owned */
+	size_t nslots;
 };
 
 void rp_key_table_init(struct rp_key_table *t);
@@ -31,8 +31,8 @@ void rp_key_table_close(struct rp_key_table *t);
  * RP_CHK_ELIMIT or RP_CHK_ENOMEM (message in @errmsg); *id untouched on
  * error.
  */
-int rp_key_table_intern(struct rp_key_table *t, const char *s, size_t len,
-                        uint32_t *id, char *errmsg);
+int rp_key_table_intern(struct rp_key_table *t, const char *s, size_t len, uint32_t *id,
+			char *errmsg);
 
 /** Key string for @id (borrowed, valid until close); "?" if out of range. */
 const char *rp_key_table_name(const struct rp_key_table *t, uint32_t id);

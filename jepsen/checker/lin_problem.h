@@ -18,7 +18,11 @@
 /** ret of an op that may be linearized at any point after its call. */
 #define RP_TIME_OPEN SIZE_MAX
 
-enum rp_lop_kind { RP_LOP_READ, RP_LOP_WRITE, RP_LOP_CAS };
+enum rp_lop_kind {
+	RP_LOP_READ,
+	RP_LOP_WRITE,
+	RP_LOP_CAS
+};
 
 /**
  * One search op. READ: state must be a. WRITE: state becomes b. CAS: state
@@ -30,17 +34,17 @@ enum rp_lop_kind { RP_LOP_READ, RP_LOP_WRITE, RP_LOP_CAS };
  * initial state absorbs).
  */
 struct rp_lop {
-    enum rp_lop_kind kind;
-    uint32_t a, b;
-    size_t call, ret; /* history event positions */
-    bool required;
-    size_t src; /* index into rp_ops.ops */
+	enum rp_lop_kind kind;
+	uint32_t a, b;
+	size_t call, ret; /* history event positions */
+	bool required;
+	size_t src; /* index into rp_ops.ops */
 };
 
 /** Sorted distinct integer values of one key's register ops; vals owned. */
 struct rp_value_ids {
-    int64_t *vals;
-    size_t n;
+	int64_t *vals;
+	size_t n;
 };
 
 /**
@@ -48,8 +52,8 @@ struct rp_value_ids {
  * from_start means "from the beginning, register unset" and ignores lo.
  */
 struct rp_lin_window {
-    bool from_start;
-    size_t lo, hi;
+	bool from_start;
+	size_t lo, hi;
 };
 
 /** The whole history. */
@@ -57,12 +61,12 @@ struct rp_lin_window {
 
 /** A search problem; ops owned, sorted by call. */
 struct rp_lin_problem {
-    struct rp_lop *ops;
-    size_t n;
-    size_t n_required;
-    size_t n_pruned; /* optional ops removed as unobservable */
-    uint32_t init_state;
-    size_t n_values; /* ids in use are < n_values */
+	struct rp_lop *ops;
+	size_t n;
+	size_t n_required;
+	size_t n_pruned; /* optional ops removed as unobservable */
+	uint32_t init_state;
+	size_t n_values; /* ids in use are < n_values */
 };
 
 /** True if @op is a register op (read, write or cas). */
@@ -73,8 +77,8 @@ bool rp_is_register_op(const struct rp_op *op);
  * *out owns a new array (rp_value_ids_free). Returns RP_CHK_OK or
  * RP_CHK_ENOMEM / RP_CHK_ELIMIT.
  */
-int rp_value_ids_build(const struct rp_ops *ops, const size_t *idx,
-                       size_t n_idx, struct rp_value_ids *out, char *errmsg);
+int rp_value_ids_build(const struct rp_ops *ops, const size_t *idx, size_t n_idx,
+		       struct rp_value_ids *out, char *errmsg);
 void rp_value_ids_free(struct rp_value_ids *v);
 
 /**
@@ -88,10 +92,9 @@ void rp_value_ids_free(struct rp_value_ids *v);
  * (rp_lin_prune). On success *out owns its array (rp_lin_problem_free); on
  * error it is zeroed.
  */
-int rp_lin_problem_build(const struct rp_ops *ops, const size_t *idx,
-                         size_t n_idx, const struct rp_value_ids *vids,
-                         struct rp_lin_window win, struct rp_lin_problem *out,
-                         char *errmsg);
+int rp_lin_problem_build(const struct rp_ops *ops, const size_t *idx, size_t n_idx,
+			 const struct rp_value_ids *vids, struct rp_lin_window win,
+			 struct rp_lin_problem *out, char *errmsg);
 void rp_lin_problem_free(struct rp_lin_problem *p);
 
 /**

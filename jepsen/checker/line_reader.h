@@ -10,10 +10,10 @@
 
 /** Caller-embedded reader; owns buf. The FILE is borrowed. */
 struct rp_line_reader {
-    FILE *f;
-    char *buf;  /* owned; grows up to RP_LINE_MAX + 1 bytes */
-    size_t cap;
-    size_t line_no;
+	FILE *f;
+	char *buf; /* owned; grows up to RP_LINE_MAX + 1 bytes */
+	size_t cap;
+	size_t line_no;
 };
 
 /** Allocates a small initial buffer. Returns RP_CHK_OK or RP_CHK_ENOMEM. */
@@ -26,7 +26,6 @@ void rp_line_reader_close(struct rp_line_reader *r);
  * or is NULL at end of input. Returns RP_CHK_OK, RP_CHK_ELIMIT (line too
  * long), RP_CHK_EPARSE (NUL byte), RP_CHK_ENOMEM or RP_CHK_EIO.
  */
-int rp_line_reader_next(struct rp_line_reader *r, const char **line,
-                        size_t *len, char *errmsg);
+int rp_line_reader_next(struct rp_line_reader *r, const char **line, size_t *len, char *errmsg);
 
 #endif /* RP_CHECKER_LINE_READER_H */

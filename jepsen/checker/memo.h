@@ -11,11 +11,11 @@
  * every inserted bitset (words uint64_t each).
  */
 struct rp_memo {
-    struct rp_memo_slot *slots; /* owned; cap entries, power of two */
-    size_t cap, count;
-    uint64_t *arena; /* owned; count * words used */
-    size_t arena_cap;
-    size_t words;
+	struct rp_memo_slot *slots; /* owned; cap entries, power of two */
+	size_t cap, count;
+	uint64_t *arena; /* owned; count * words used */
+	size_t arena_cap;
+	size_t words;
 };
 
 /** Sets up an empty set for bitsets of @words words. RP_CHK_OK / ENOMEM. */
@@ -27,8 +27,8 @@ void rp_memo_close(struct rp_memo *m);
  * (equal pairs, equal hashes). Copies @bits. Sets *inserted. Returns
  * RP_CHK_OK or RP_CHK_ENOMEM; after ENOMEM the set may only be closed.
  */
-int rp_memo_insert(struct rp_memo *m, const uint64_t *bits, uint32_t state,
-                   uint64_t hash, bool *inserted);
+int rp_memo_insert(struct rp_memo *m, const uint64_t *bits, uint32_t state, uint64_t hash,
+		   bool *inserted);
 
 /** Bytes of memory the set holds. */
 size_t rp_memo_bytes(const struct rp_memo *m);

@@ -13,9 +13,9 @@
  * in invocation order. Both arrays owned (rp_op_groups_free).
  */
 struct rp_op_groups {
-    size_t *start; /* n_keys + 2 entries */
-    size_t *idx;
-    size_t n_keys;
+	size_t *start; /* n_keys + 2 entries */
+	size_t *idx;
+	size_t n_keys;
 };
 
 /**
@@ -23,16 +23,14 @@ struct rp_op_groups {
  * RP_CHK_OK or RP_CHK_ENOMEM (then *g is zeroed).
  */
 int rp_op_groups_build(const struct rp_history *h, const struct rp_ops *ops,
-                       bool (*want)(const struct rp_op *),
-                       struct rp_op_groups *g, char *errmsg);
+		       bool (*want)(const struct rp_op *), struct rp_op_groups *g, char *errmsg);
 
 void rp_op_groups_free(struct rp_op_groups *g);
 
 /** Number of ops of key @k. */
-static inline size_t rp_op_groups_count(const struct rp_op_groups *g,
-                                        size_t k)
+static inline size_t rp_op_groups_count(const struct rp_op_groups *g, size_t k)
 {
-    return g->start[k + 1] - g->start[k];
+	return g->start[k + 1] - g->start[k];
 }
 
 #endif /* RP_CHECKER_OP_GROUPS_H */

@@ -4,9 +4,9 @@
 
 /** Outcome of a check. UNKNOWN means a budget ran out before a decision. */
 enum rp_verdict {
-    RP_VERDICT_VALID = 0,
-    RP_VERDICT_INVALID,
-    RP_VERDICT_UNKNOWN,
+	RP_VERDICT_VALID = 0,
+	RP_VERDICT_INVALID,
+	RP_VERDICT_UNKNOWN,
 };
 
 /** "VALID", "INVALID" or "UNKNOWN" (static string). */

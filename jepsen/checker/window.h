@@ -10,8 +10,8 @@
 
 /** An op of the window's sub-history. */
 struct rp_window_op {
-    size_t op;     /* index into rp_ops.ops */
-    bool required; /* false: may or may not have taken effect */
+	size_t op;     /* index into rp_ops.ops */
+	bool required; /* false: may or may not have taken effect */
 };
 
 /**
@@ -21,14 +21,14 @@ struct rp_window_op {
  * end". ops is owned (rp_window_free).
  */
 struct rp_window {
-    bool found;
-    bool minimal; /* false if a sub-check ran out of budget */
-    bool from_start;
-    size_t lo, hi;
-    struct rp_window_op *ops;
-    size_t n_ops;
-    size_t n_pruned; /* unobservable open ops left out of ops */
-    size_t checks;   /* sub-checks run */
+	bool found;
+	bool minimal; /* false if a sub-check ran out of budget */
+	bool from_start;
+	size_t lo, hi;
+	struct rp_window_op *ops;
+	size_t n_ops;
+	size_t n_pruned; /* unobservable open ops left out of ops */
+	size_t checks;   /* sub-checks run */
 };
 
 /**
@@ -40,10 +40,9 @@ struct rp_window {
  * not fail", so the result still fails but may not be minimal. On success
  * *out is filled (found set); returns RP_CHK_OK or an error with @errmsg.
  */
-int rp_window_find(const struct rp_ops *ops, const size_t *idx,
-                   size_t n_idx, const struct rp_value_ids *vids,
-                   const struct rp_wgl_limits *lim, struct rp_window *out,
-                   char *errmsg);
+int rp_window_find(const struct rp_ops *ops, const size_t *idx, size_t n_idx,
+		   const struct rp_value_ids *vids, const struct rp_wgl_limits *lim,
+		   struct rp_window *out, char *errmsg);
 
 void rp_window_free(struct rp_window *w);
 

@@ -214,7 +214,8 @@ int jc_http(const char *hostport, const char *method, const char *path, const ch
 		}
 		int w = wait_fd(fd, POLLOUT, deadline);
 		if (w <= 0) {
-			snprintf(r->why, sizeof r->why, "connect: %s", w == 0 ? "timeout" : strerror(errno));
+			snprintf(r->why, sizeof r->why, "connect: %s",
+				 w == 0 ? "timeout" : strerror(errno));
 			goto out;
 		}
 		int err = 0;
@@ -231,7 +232,8 @@ int jc_http(const char *hostport, const char *method, const char *path, const ch
 	int hn = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n",
 			  method, path, hostport);
 	if (with_len)
-		hn += snprintf(head + hn, sizeof head - (size_t)hn, "Content-Length: %zu\r\n", body_len);
+		hn += snprintf(head + hn, sizeof head - (size_t)hn, "Content-Length: %zu\r\n",
+			       body_len);
 	size_t total = (size_t)hn + (headers ? strlen(headers) : 0) + 2 + body_len;
 	char *req = malloc(total + 1);
 	if (!req) {
@@ -253,7 +255,8 @@ int jc_http(const char *hostport, const char *method, const char *path, const ch
 			int w = wait_fd(fd, POLLOUT, deadline);
 			if (w > 0)
 				continue;
-			snprintf(r->why, sizeof r->why, "send: %s", w == 0 ? "timeout" : strerror(errno));
+			snprintf(r->why, sizeof r->why, "send: %s",
+				 w == 0 ? "timeout" : strerror(errno));
 		} else {
 			snprintf(r->why, sizeof r->why, "send: %s", strerror(errno));
 		}
@@ -304,7 +307,8 @@ int jc_http(const char *hostport, const char *method, const char *path, const ch
 			if (p > 0) {
 				rc = JC_DONE;
 			} else {
-				snprintf(r->why, sizeof r->why, "connection closed after %zu bytes", n);
+				snprintf(r->why, sizeof r->why, "connection closed after %zu bytes",
+					 n);
 			}
 			goto out;
 		}
@@ -312,7 +316,8 @@ int jc_http(const char *hostport, const char *method, const char *path, const ch
 			int w = wait_fd(fd, POLLIN, deadline);
 			if (w > 0)
 				continue;
-			snprintf(r->why, sizeof r->why, "recv: %s", w == 0 ? "timeout" : strerror(errno));
+			snprintf(r->why, sizeof r->why, "recv: %s",
+				 w == 0 ? "timeout" : strerror(errno));
 			goto out;
 		}
 		snprintf(r->why, sizeof r->why, "recv: %s", strerror(errno));

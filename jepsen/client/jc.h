@@ -20,11 +20,11 @@ enum {
 struct jc_resp {
 	int status;
 	int has_etag;
-	uint64_t etag;    /* the version in ETag: "N" */
-	char code[64];    /* error code of a JSON error body, "" otherwise */
-	char *body;       /* NUL-terminated; NULL when none */
+	uint64_t etag; /* the version in ETag: "N" */
+	char code[64]; /* error code of a JSON error body, "" otherwise */
+	char *body;    /* NUL-terminated; NULL when none */
 	size_t body_len;
-	char why[128];    /* for JC_NOT_SENT / JC_UNKNOWN: what failed */
+	char why[128]; /* for JC_NOT_SENT / JC_UNKNOWN: what failed */
 };
 
 /**

@@ -158,8 +158,9 @@ int cmd_members(int argc, char **argv)
 	{
 		const char *role = json_string_value(json_object_get(m, "role"));
 		const char *http = json_string_value(json_object_get(m, "http"));
-		printf("%" JSON_INTEGER_FORMAT " %s %s\n", json_integer_value(json_object_get(m, "id")),
-		       role ? role : "?", http && *http ? http : "-");
+		printf("%" JSON_INTEGER_FORMAT " %s %s\n",
+		       json_integer_value(json_object_get(m, "id")), role ? role : "?",
+		       http && *http ? http : "-");
 	}
 	json_decref(j);
 	return 0;
@@ -189,7 +190,8 @@ int cmd_wait_ready(int argc, char **argv)
 			snprintf(last, sizeof last, "no ready leader");
 		for (int i = 0; ok && i < n; i++) {
 			if (!s[i].ok || s[i].leader != lead) {
-				snprintf(last, sizeof last, "%s does not know leader %ld", nodes[i], lead);
+				snprintf(last, sizeof last, "%s does not know leader %ld", nodes[i],
+					 lead);
 				ok = 0;
 				break;
 			}
@@ -229,7 +231,8 @@ int cmd_converge(int argc, char **argv)
 		int same = 1;
 		for (int i = 0; i < n; i++) {
 			get_status(nodes[i], 1000, &s[i]);
-			if (!s[i].ok || s[i].applied < s[i].commit || s[i].revision != s[0].revision)
+			if (!s[i].ok || s[i].applied < s[i].commit ||
+			    s[i].revision != s[0].revision)
 				same = 0;
 		}
 		if (same)
@@ -237,12 +240,11 @@ int cmd_converge(int argc, char **argv)
 		if (jc_mono_ms() > deadline) {
 			printf("replicas did not converge in %s s:", argv[2]);
 			for (int i = 0; i < n; i++)
-				printf(" %s:%s", nodes[i],
-				       s[i].ok ? "" : "unreachable");
+				printf(" %s:%s", nodes[i], s[i].ok ? "" : "unreachable");
 			for (int i = 0; i < n; i++)
 				if (s[i].ok)
-					printf(" [n%d rev %lld commit %lld applied %lld]", i + 1, s[i].revision,
-					       s[i].commit, s[i].applied);
+					printf(" [n%d rev %lld commit %lld applied %lld]", i + 1,
+					       s[i].revision, s[i].commit, s[i].applied);
 			printf("\n");
 			free_split(nodes, n);
 			return 1;
@@ -264,8 +266,9 @@ int cmd_converge(int argc, char **argv)
 			} else if (!first) {
 				first = strdup(r.body);
 			} else if (strcmp(first, r.body) != 0) {
-				printf("n%d differs from n1 on GET %s (n1 %zu bytes, n%d %zu bytes)\n", i + 1,
-				       paths[p], strlen(first), i + 1, r.body_len);
+				printf("n%d differs from n1 on GET %s (n1 %zu bytes, n%d %zu "
+				       "bytes)\n",
+				       i + 1, paths[p], strlen(first), i + 1, r.body_len);
 				bad = 1;
 			}
 			jc_resp_free(&r);
@@ -405,8 +408,8 @@ int cmd_summary(int argc, char **argv)
 	long tot[4] = {0};
 	for (int k = 0; k < nf; k++) {
 		long pending = fc[k].invoke - fc[k].ok - fc[k].fail - fc[k].info;
-		printf("  %-11s %7ld ops: %7ld ok %7ld fail %7ld info", fc[k].f, fc[k].invoke, fc[k].ok,
-		       fc[k].fail, fc[k].info + pending);
+		printf("  %-11s %7ld ops: %7ld ok %7ld fail %7ld info", fc[k].f, fc[k].invoke,
+		       fc[k].ok, fc[k].fail, fc[k].info + pending);
 		if (pending)
 			printf(" (%ld never completed)", pending);
 		printf("\n");
@@ -424,12 +427,12 @@ int cmd_summary(int argc, char **argv)
 struct sub {
 	char node[64];
 	long long last_version;
-	json_t *last;      /* last snapshot line */
+	json_t *last; /* last snapshot line */
 	long snapshots;
 	int backwards;
 };
 
-struct seen {           /* (scope, version) -> names, to compare subscribers */
+struct seen { /* (scope, version) -> names, to compare subscribers */
 	char scope[16];
 	long long version;
 	char *names;
@@ -453,9 +456,8 @@ static int has_name(json_t *arr, const char *name)
 {
 	size_t i;
 	json_t *v;
-	json_array_foreach(arr, i, v)
-	if (!strcmp(json_string_value(v) ? json_string_value(v) : "", name))
-		return 1;
+	json_array_foreach(arr, i, v) if (!strcmp(json_string_value(v) ? json_string_value(v) : "",
+						  name)) return 1;
 	return 0;
 }
 
@@ -467,7 +469,8 @@ static void add_name(json_t *arr, const char *name)
 
 static int cmp_str(const void *a, const void *b)
 {
-	return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
+	return strcmp(json_string_value(*(json_t *const *)a),
+		      json_string_value(*(json_t *const *)b));
 }
 
 static void sort_names(json_t *arr)
@@ -490,8 +493,7 @@ static long long expected_for(const char *node, json_t *ls, json_t *rs, json_t *
 	long long v = 0;
 	size_t i, k;
 	json_t *it, *w;
-	json_array_foreach(ls, i, it)
-	if (in_nodes(json_object_get(it, "nodes"), node))
+	json_array_foreach(ls, i, it) if (in_nodes(json_object_get(it, "nodes"), node))
 	{
 		add_name(L, json_string_value(json_object_get(it, "name")));
 		long long iv = json_integer_value(json_object_get(it, "version"));
@@ -509,10 +511,10 @@ static long long expected_for(const char *node, json_t *ls, json_t *rs, json_t *
 		if (c)
 			add_name(C, c);
 		json_array_foreach(json_object_get(it, "weighted_clusters"), k, w)
-		add_name(C, json_string_value(json_object_get(w, "cluster")));
+			add_name(C, json_string_value(json_object_get(w, "cluster")));
 	}
-	json_array_foreach(cs, i, it)
-	if (has_name(C, json_string_value(json_object_get(it, "name"))))
+	json_array_foreach(cs, i,
+			   it) if (has_name(C, json_string_value(json_object_get(it, "name"))))
 	{
 		long long iv = json_integer_value(json_object_get(it, "version"));
 		v = iv > v ? iv : v;
@@ -620,8 +622,8 @@ int cmd_check_subs(int argc, char **argv)
 				if (v <= subs[s].last_version) {
 					static int said;
 					if (!said++)
-						printf("subscriber %s: version %lld after %lld\n", node, v,
-						       subs[s].last_version);
+						printf("subscriber %s: version %lld after %lld\n",
+						       node, v, subs[s].last_version);
 					subs[s].backwards = 1;
 					backwards = 1;
 				}
@@ -633,9 +635,10 @@ int cmd_check_subs(int argc, char **argv)
 				char scope[16] = "";
 				size_t i;
 				json_t *it;
-				json_array_foreach(ls, i, it)
-				if (i + 1 < sizeof scope)
-					strcat(scope, in_nodes(json_object_get(it, "nodes"), node) ? "1" : "0");
+				json_array_foreach(ls, i, it) if (i + 1 < sizeof scope)
+					strcat(scope, in_nodes(json_object_get(it, "nodes"), node)
+							      ? "1"
+							      : "0");
 				json_t *sn = sorted_line_names(j);
 				char *names = json_dumps(sn, JSON_COMPACT | JSON_SORT_KEYS);
 				json_decref(sn);
@@ -654,8 +657,10 @@ int cmd_check_subs(int argc, char **argv)
 					static int said;
 					if (strcmp(seen[q].names, names) != 0 && !inconsistent) {
 						if (!said++)
-							printf("version %lld: %s got %s but %s got %s\n", v, node, names,
-						       seen[q].node, seen[q].names);
+							printf("version %lld: %s got %s but %s got "
+							       "%s\n",
+							       v, node, names, seen[q].node,
+							       seen[q].names);
 						inconsistent = 1;
 					}
 					free(names);
@@ -679,8 +684,10 @@ int cmd_check_subs(int argc, char **argv)
 			if (subs[s].last_version != ev || strcmp(got, exp_names) != 0) {
 				converged = 0;
 				if (jc_mono_ms() > deadline)
-					printf("subscriber %s: holds version %lld %s, expected %lld %s\n",
-					       subs[s].node, subs[s].last_version, got, ev, exp_names);
+					printf("subscriber %s: holds version %lld %s, expected "
+					       "%lld %s\n",
+					       subs[s].node, subs[s].last_version, got, ev,
+					       exp_names);
 			}
 			free(got);
 			free(exp_names);

@@ -22,13 +22,17 @@
 #define FINAL_PROCESS_BASE 10000000L
 #define SETUP_PROCESS_BASE 9000000L
 
-enum { W_REGISTER, W_SET, W_MESH };
+enum {
+	W_REGISTER,
+	W_SET,
+	W_MESH
+};
 
 struct key {
-	char name[64];  /* history key: "k7", "clusters.c1", "set0" */
-	char path[96];  /* item path: "/v1/kv/k7", "/v1/clusters/c1" */
-	int kind;       /* mesh: 0 cluster, 1 route */
-	int index;      /* mesh: i of c<i> / r<i> */
+	char name[64]; /* history key: "k7", "clusters.c1", "set0" */
+	char path[96]; /* item path: "/v1/kv/k7", "/v1/clusters/c1" */
+	int kind;      /* mesh: 0 cluster, 1 route */
+	int index;     /* mesh: i of c<i> / r<i> */
 	long ops;
 	/* value -> version pairs learned from ok answers (values are unique) */
 	int n, pos;
@@ -242,7 +246,8 @@ static const char *reg_op(long process, struct key *k, const char *f, int64_t a,
 		if (g.workload != W_REGISTER)
 			strcat(hdr, "Content-Type: application/json\r\n");
 		jc_hist_event(&g.h, process, "invoke", f, k->name, value, NULL);
-		rc = jc_http(g.nodes[node], "PUT", k->path, hdr, body, (size_t)bl, g.timeout_ms, &r);
+		rc = jc_http(g.nodes[node], "PUT", k->path, hdr, body, (size_t)bl, g.timeout_ms,
+			     &r);
 		type = write_outcome(rc, &r, &unexpected);
 		if (!strcmp(type, "ok") && r.has_etag) {
 			pthread_mutex_lock(&g.mu);
@@ -360,15 +365,18 @@ static int mesh_setup(uint64_t *rng)
 	int n = jc_split(g.edge2_nodes, ids, 64), off = 0;
 	edge2[0] = 0;
 	for (int i = 0; i < n; i++) {
-		off += snprintf(edge2 + off, sizeof edge2 - (size_t)off, "%s\"%s\"", i ? "," : "", ids[i]);
+		off += snprintf(edge2 + off, sizeof edge2 - (size_t)off, "%s\"%s\"", i ? "," : "",
+				ids[i]);
 		free(ids[i]);
 	}
 	const char *paths[2] = {"/v1/listeners/edge", "/v1/listeners/edge2"};
 	for (int l = 0; l < 2; l++) {
 		if (l == 0)
-			snprintf(body, sizeof body, "{\"address\":\"0.0.0.0\",\"port\":10000,\"nodes\":[\"*\"]}");
+			snprintf(body, sizeof body,
+				 "{\"address\":\"0.0.0.0\",\"port\":10000,\"nodes\":[\"*\"]}");
 		else
-			snprintf(body, sizeof body, "{\"address\":\"0.0.0.0\",\"port\":10001,\"nodes\":[%s]}", edge2);
+			snprintf(body, sizeof body,
+				 "{\"address\":\"0.0.0.0\",\"port\":10001,\"nodes\":[%s]}", edge2);
 		for (int attempt = 0;; attempt++) {
 			struct jc_resp r;
 			int rc = jc_http(g.nodes[attempt % g.n_nodes], "PUT", paths[l],
@@ -396,7 +404,8 @@ static int mesh_setup(uint64_t *rng)
 			pthread_mutex_lock(&g.mu);
 			int64_t v = ++g.next_value;
 			pthread_mutex_unlock(&g.mu);
-			const char *type = reg_op(process, k, "write", v, 0, 0, attempt % g.n_nodes, rng);
+			const char *type = reg_op(process, k, "write", v, 0, 0, attempt % g.n_nodes,
+						  rng);
 			if (!strcmp(type, "info"))
 				process++;
 			if (!strcmp(type, "ok"))
@@ -419,8 +428,8 @@ static void init_keys(void)
 				char name[64], path[96];
 				snprintf(name, sizeof name, "%s.%c%d", kind ? "routes" : "clusters",
 					 kind ? 'r' : 'c', i);
-				snprintf(path, sizeof path, "/v1/%s/%c%d", kind ? "routes" : "clusters",
-					 kind ? 'r' : 'c', i);
+				snprintf(path, sizeof path, "/v1/%s/%c%d",
+					 kind ? "routes" : "clusters", kind ? 'r' : 'c', i);
 				struct key *k = new_key(name, path);
 				k->kind = kind;
 				k->index = i;
@@ -553,7 +562,8 @@ int cmd_run(int argc, char **argv)
 		pthread_join(w[i].t, NULL);
 	free(w);
 	jc_hist_close(&g.h);
-	printf("{\"ok\":%ld,\"fail\":%ld,\"info\":%ld,\"unexpected\":%ld,\"keys\":%d,\"seconds\":%.1f}\n",
+	printf("{\"ok\":%ld,\"fail\":%ld,\"info\":%ld,\"unexpected\":%ld,\"keys\":%d,\"seconds\":%."
+	       "1f}\n",
 	       g.n_ok, g.n_fail, g.n_info, g.n_unexpected, g.n_keys_all,
 	       (double)(jc_mono_ms() - t0) / 1000.0);
 	free_all();
@@ -631,7 +641,8 @@ static int final_register(const char *path, const char *prefix, const char *fiel
 			if (!json_is_integer(v))
 				snprintf(value, sizeof value, "null");
 			else
-				snprintf(value, sizeof value, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+				snprintf(value, sizeof value, "%" JSON_INTEGER_FORMAT,
+					 json_integer_value(v));
 		} else {
 			const char *s = json_string_value(json_object_get(it, "value"));
 			char *end = NULL;
@@ -640,8 +651,8 @@ static int final_register(const char *path, const char *prefix, const char *fiel
 				jc_log("final read: %s%s has no integer value", prefix, name);
 				bad = 1;
 				snprintf(key, sizeof key, "%s%s", prefix, name);
-				jc_hist_event_at(&g.h, t_done, (*process)++, "fail", "read", key, "null",
-						 ",\"final\":true");
+				jc_hist_event_at(&g.h, t_done, (*process)++, "fail", "read", key,
+						 "null", ",\"final\":true");
 				continue;
 			}
 			snprintf(value, sizeof value, "%lld", x);
@@ -689,7 +700,8 @@ static int final_set(long *process, int64_t deadline)
 		char *val = malloc(cap);
 		off += (size_t)snprintf(val + off, cap - off, "[");
 		for (size_t x = 0; x < m; x++)
-			off += (size_t)snprintf(val + off, cap - off, "%s%" PRId64, x ? "," : "", els[x]);
+			off += (size_t)snprintf(val + off, cap - off, "%s%" PRId64, x ? "," : "",
+						els[x]);
 		snprintf(val + off, cap - off, "]");
 		jc_hist_event_at(&g.h, t_inv, *process, "invoke", "final-read", name, "null", NULL);
 		jc_hist_event_at(&g.h, t_done, *process, "ok", "final-read", name, val, NULL);
@@ -714,15 +726,18 @@ int cmd_final(int argc, char **argv)
 	else if (g.workload == W_SET)
 		rc = final_set(&process, deadline);
 	else {
-		rc = final_register("/v1/clusters", "clusters.", "connect_timeout_ms", &process, deadline);
+		rc = final_register("/v1/clusters", "clusters.", "connect_timeout_ms", &process,
+				    deadline);
 		if (rc == 0)
-			rc = final_register("/v1/routes", "routes.", "timeout_ms", &process, deadline);
+			rc = final_register("/v1/routes", "routes.", "timeout_ms", &process,
+					    deadline);
 	}
 	jc_hist_close(&g.h);
 	if (rc < 0)
 		fprintf(stderr, "rp-jepsen-client: final reads did not succeed in %d s\n",
 			g.final_timeout_s);
-	printf("{\"final_reads\":%ld,\"ok\":%s}\n", process - FINAL_PROCESS_BASE, rc == 0 ? "true" : "false");
+	printf("{\"final_reads\":%ld,\"ok\":%s}\n", process - FINAL_PROCESS_BASE,
+	       rc == 0 ? "true" : "false");
 	free_all();
 	return rc == 0 ? 0 : 1;
 }

@@ -82,7 +82,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(frame);
 	void *db;
 	size_t db_len;
-	if (rp_store_serialize(s, &db, &db_len) != RP_OK || rp_store_restore(t, db, db_len) != RP_OK ||
+	if (rp_store_serialize(s, &db, &db_len) != RP_OK ||
+	    rp_store_restore(t, db, db_len) != RP_OK ||
 	    rp_store_revision(t) != rp_store_revision(s))
 		abort();
 	sqlite3_free(db);

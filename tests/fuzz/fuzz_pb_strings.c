@@ -15,7 +15,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	const uint64_t sub = 1u << 1 | 1u << 4 | 1u << 8; /* SubscribeRequest's strings */
-	uint64_t mask = data[0] & 0x80 ? ~(uint64_t)0 : data[0] & 0x40 ? sub : (uint64_t)data[0] << 1;
+	uint64_t mask = data[0] & 0x80   ? ~(uint64_t)0
+			: data[0] & 0x40 ? sub
+					 : (uint64_t)data[0] << 1;
 	size_t max_len = 16 + data[0] % 48;
 	char msg[96];
 	msg[0] = '\0';
@@ -28,8 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((mask & sub) != sub)
 		return 0;
 	/* SubscribeRequest's strings (1, 4, 8) must then be whole, UTF-8, short */
-	Raftplane__SubscribeRequest *r =
-	    raftplane__subscribe_request__unpack(NULL, size - 1, data + 1);
+	Raftplane__SubscribeRequest *r = raftplane__subscribe_request__unpack(NULL, size - 1,
+									      data + 1);
 	if (r) {
 		if (strlen(r->node_id) > max_len || strlen(r->nack_error) > max_len ||
 		    strlen(r->cluster_id) > max_len ||

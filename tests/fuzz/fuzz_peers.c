@@ -30,7 +30,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!mkdtemp(dir))
 			abort();
 		atexit(cleanup);
-
 	}
 	char path[128];
 	snprintf(path, sizeof path, "%s/raft-peers", dir);

@@ -71,7 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < g->n_clusters; i++) {
 			struct rp_cluster *c = &g->clusters[i];
 			for (int k = 0; k < 4; k++) {
-				int e = rp_balancer_pick_key(c, (const char *)data, size < 16 ? size : 16, &rng, k - 1);
+				int e = rp_balancer_pick_key(c, (const char *)data,
+							     size < 16 ? size : 16, &rng, k - 1);
 				if (e < -1 || (e >= 0 && (size_t)e >= c->n_eps))
 					abort();
 			}

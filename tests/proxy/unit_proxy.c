@@ -336,10 +336,14 @@ static void test_route_normalise(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_round_robin_weights),  cmocka_unit_test(test_random_weights),
-	    cmocka_unit_test(test_least_request),        cmocka_unit_test(test_ring_hash_consistency),
-	    cmocka_unit_test(test_generation_build),     cmocka_unit_test(test_cache_roundtrip),
-	    cmocka_unit_test(test_target_normalisation), cmocka_unit_test(test_route_normalise),
+		cmocka_unit_test(test_round_robin_weights),
+		cmocka_unit_test(test_random_weights),
+		cmocka_unit_test(test_least_request),
+		cmocka_unit_test(test_ring_hash_consistency),
+		cmocka_unit_test(test_generation_build),
+		cmocka_unit_test(test_cache_roundtrip),
+		cmocka_unit_test(test_target_normalisation),
+		cmocka_unit_test(test_route_normalise),
 	};
 	int rv = cmocka_run_group_tests(tests, NULL, NULL);
 	uv_loop_close(uv_default_loop());

@@ -30,8 +30,7 @@ int apply_cmd(struct rp_store *s, const Raftplane__Command *cmd, struct rp_apply
 	return res->status;
 }
 
-int txn(struct rp_store *s, const struct op_spec *spec, size_t n,
-	       struct rp_apply_result *res)
+int txn(struct rp_store *s, const struct op_spec *spec, size_t n, struct rp_apply_result *res)
 {
 	Raftplane__Command cmd;
 	Raftplane__Op ops[8], *ptrs[8];

@@ -96,7 +96,8 @@ static void test_garbage_refused(void **state)
 	(void)state;
 	static const unsigned char junk[16] = {0x12, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01};
 	static const unsigned char badlen[16] = {'R', 'P', 'C', '1', 200, 0, 0, 0};
-	static const unsigned char badpb[16] = {'R', 'P', 'C', '1', 7, 0, 0, 0, 0x12, 0xff, 0xff, 0xff, 0xff, 0x0f};
+	static const unsigned char badpb[16] = {'R', 'P',  'C',  '1',  7,    0,    0,
+						0,   0x12, 0xff, 0xff, 0xff, 0xff, 0x0f};
 	assert_null(rp_command_unpack(junk, sizeof junk));
 	assert_null(rp_command_unpack(badlen, sizeof badlen));
 	assert_null(rp_command_unpack(badpb, sizeof badpb));
@@ -107,10 +108,10 @@ static void test_garbage_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_txn_round_trip),
-	    cmocka_unit_test(test_members_round_trip),
-	    cmocka_unit_test(test_padded_to_8),
-	    cmocka_unit_test(test_garbage_refused),
+		cmocka_unit_test(test_txn_round_trip),
+		cmocka_unit_test(test_members_round_trip),
+		cmocka_unit_test(test_padded_to_8),
+		cmocka_unit_test(test_garbage_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

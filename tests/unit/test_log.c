@@ -55,11 +55,12 @@ static void test_line_format(void **state)
 	rp_log_set_level(RP_LOG_INFO);
 	capture(write_info);
 	regex_t re;
-	assert_int_equal(regcomp(&re,
-				 "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z "
-				 "INFO raftplane-test node=7: leader ready in term 3\n$",
-				 REG_EXTENDED),
-			 0);
+	assert_int_equal(
+		regcomp(&re,
+			"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z "
+			"INFO raftplane-test node=7: leader ready in term 3\n$",
+			REG_EXTENDED),
+		0);
 	assert_int_equal(regexec(&re, out, 0, NULL, 0), 0);
 	regfree(&re);
 }
@@ -102,7 +103,8 @@ static void test_control_characters_escaped(void **state)
 	(void)state;
 	capture(write_forged);
 	assert_int_equal(count_lines(out), 1);
-	assert_non_null(strstr(out, "peer said \"ok?2026-01-01T00:00:00.000Z INFO forged??[2J\"\n"));
+	assert_non_null(
+		strstr(out, "peer said \"ok?2026-01-01T00:00:00.000Z INFO forged??[2J\"\n"));
 }
 
 static void write_long(void)
@@ -138,11 +140,11 @@ static void test_level_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_line_format),
-	    cmocka_unit_test(test_level_filter),
-	    cmocka_unit_test(test_control_characters_escaped),
-	    cmocka_unit_test(test_long_line_cut),
-	    cmocka_unit_test(test_level_names),
+		cmocka_unit_test(test_line_format),
+		cmocka_unit_test(test_level_filter),
+		cmocka_unit_test(test_control_characters_escaped),
+		cmocka_unit_test(test_long_line_cut),
+		cmocka_unit_test(test_level_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

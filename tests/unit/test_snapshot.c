@@ -16,8 +16,9 @@
 
 #define CL(port) "{\"endpoints\":[{\"address\":\"127.0.0.1\",\"port\":" #port "}]}"
 #define LS(port, nodes) "{\"address\":\"127.0.0.1\",\"port\":" #port ",\"nodes\":" nodes "}"
-#define RT(l, c, prio) \
-	"{\"listener\":\"" l "\",\"priority\":" #prio ",\"match\":{\"prefix\":\"/\"},\"cluster\":\"" c "\"}"
+#define RT(l, c, prio)                                \
+	"{\"listener\":\"" l "\",\"priority\":" #prio \
+	",\"match\":{\"prefix\":\"/\"},\"cluster\":\"" c "\"}"
 
 static Raftplane__Snapshot *snapshot_of(struct rp_store *s, const char *node)
 {
@@ -84,9 +85,9 @@ static void test_unrelated_changes_do_not_wake(void **state)
 	(void)state;
 	struct rp_store *s = fixture();
 	uint64_t e1 = version_of(s, "edge-1"), e2 = version_of(s, "edge-2");
-	assert_int_equal(put(s, "kv", "flag", "on"), RP_OK);          /* rev 9 */
-	assert_int_equal(put(s, "clusters", "b", CL(9102)), RP_OK);   /* rev 10: only edge-2 */
-	assert_int_equal(put(s, "clusters", "c", CL(9103)), RP_OK);   /* rev 11: nobody */
+	assert_int_equal(put(s, "kv", "flag", "on"), RP_OK);        /* rev 9 */
+	assert_int_equal(put(s, "clusters", "b", CL(9102)), RP_OK); /* rev 10: only edge-2 */
+	assert_int_equal(put(s, "clusters", "c", CL(9103)), RP_OK); /* rev 11: nobody */
 	assert_int_equal(version_of(s, "edge-1"), e1);
 	assert_int_equal(version_of(s, "edge-2"), 10);
 	assert_true(e2 < 10);
@@ -160,11 +161,11 @@ static void test_empty(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_scoping),
-	    cmocka_unit_test(test_unrelated_changes_do_not_wake),
-	    cmocka_unit_test(test_removals_wake),
-	    cmocka_unit_test(test_versions_survive_restore),
-	    cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_scoping),
+		cmocka_unit_test(test_unrelated_changes_do_not_wake),
+		cmocka_unit_test(test_removals_wake),
+		cmocka_unit_test(test_versions_survive_restore),
+		cmocka_unit_test(test_empty),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

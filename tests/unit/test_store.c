@@ -44,7 +44,8 @@ static int dump_change(void *arg, const struct rp_change *c)
 
 static int dump_member(void *arg, const struct rp_member *m)
 {
-	fprintf(arg, "member %llu %s %s %d\n", (unsigned long long)m->id, m->raft, m->http, m->role);
+	fprintf(arg, "member %llu %s %s %d\n", (unsigned long long)m->id, m->raft, m->http,
+		m->role);
 	return 0;
 }
 
@@ -148,9 +149,9 @@ static void test_txn_all_or_nothing(void **state)
 	struct rp_store *s = new_store();
 	struct rp_apply_result res;
 	struct op_spec ops[3] = {
-	    {0, "kv", "a", "1", 0, 0},
-	    {0, "kv", "b", "2", 0, 0},
-	    {0, "kv", "a", "3", RAFTPLANE__OP__COND__IF_VERSION, 99},
+		{0, "kv", "a", "1", 0, 0},
+		{0, "kv", "b", "2", 0, 0},
+		{0, "kv", "a", "3", RAFTPLANE__OP__COND__IF_VERSION, 99},
 	};
 	assert_int_equal(txn(s, ops, 3, &res), RP_ERR_PRECONDITION);
 	assert_int_equal(res.op_index, 2);
@@ -196,9 +197,9 @@ static void test_txn_mesh_order(void **state)
 	struct rp_store *s = new_store();
 	struct rp_apply_result res;
 	struct op_spec create[3] = {
-	    {0, "clusters", "api", CLUSTER, 0, 0},
-	    {0, "listeners", "edge", LISTENER, 0, 0},
-	    {0, "routes", "r", ROUTE, 0, 0},
+		{0, "clusters", "api", CLUSTER, 0, 0},
+		{0, "listeners", "edge", LISTENER, 0, 0},
+		{0, "routes", "r", ROUTE, 0, 0},
 	};
 	assert_int_equal(txn(s, create, 3, &res), RP_OK);
 	struct op_spec bad[2] = {{1, "routes", "r", NULL, 0, 0}, {0, "routes", "r2", ROUTE, 0, 0}};
@@ -373,13 +374,18 @@ static void test_cluster_id(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_kv_put_get_delete), cmocka_unit_test(test_preconditions),
-	    cmocka_unit_test(test_txn_all_or_nothing), cmocka_unit_test(test_mesh_references),
-	    cmocka_unit_test(test_mesh_structure),
-	    cmocka_unit_test(test_txn_mesh_order),    cmocka_unit_test(test_members),
-	    cmocka_unit_test(test_corrupt_command),   cmocka_unit_test(test_determinism),
-	    cmocka_unit_test(test_snapshot_round_trip), cmocka_unit_test(test_history_compaction),
-	    cmocka_unit_test(test_cluster_id),
+		cmocka_unit_test(test_kv_put_get_delete),
+		cmocka_unit_test(test_preconditions),
+		cmocka_unit_test(test_txn_all_or_nothing),
+		cmocka_unit_test(test_mesh_references),
+		cmocka_unit_test(test_mesh_structure),
+		cmocka_unit_test(test_txn_mesh_order),
+		cmocka_unit_test(test_members),
+		cmocka_unit_test(test_corrupt_command),
+		cmocka_unit_test(test_determinism),
+		cmocka_unit_test(test_snapshot_round_trip),
+		cmocka_unit_test(test_history_compaction),
+		cmocka_unit_test(test_cluster_id),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -49,8 +49,8 @@ static void test_cluster_defaults(void **state)
 	(void)state;
 	char *canon, msg[200];
 	assert_int_equal(check(RP_KIND_CLUSTERS,
-			       "{\"endpoints\":[{\"port\":9001,\"address\":\"127.0.0.1\"}]}", &canon,
-			       NULL, msg),
+			       "{\"endpoints\":[{\"port\":9001,\"address\":\"127.0.0.1\"}]}",
+			       &canon, NULL, msg),
 			 RP_OK);
 	assert_string_equal(canon, "{\"connect_timeout_ms\":1000,\"endpoints\":[{\"address\":"
 				   "\"127.0.0.1\",\"port\":9001,\"weight\":1}],\"lb_policy\":"
@@ -76,7 +76,8 @@ static void test_cluster_refused(void **state)
 	refused(RP_KIND_CLUSTERS, "{\"lb_policy\":7}", "string");
 	refused(RP_KIND_CLUSTERS, "{\"lb_policy\":\"ring_hash\"}", "hash_on");
 	refused(RP_KIND_CLUSTERS, "{\"hash_on\":\"header:x\"}", "only valid");
-	refused(RP_KIND_CLUSTERS, "{\"endpoints\":[{\"address\":\"127.0.0.1\",\"port\":0}]}", "port");
+	refused(RP_KIND_CLUSTERS, "{\"endpoints\":[{\"address\":\"127.0.0.1\",\"port\":0}]}",
+		"port");
 	refused(RP_KIND_CLUSTERS, "{\"endpoints\":[{\"address\":\"127.0.0.1\",\"port\":65536}]}",
 		"port");
 	refused(RP_KIND_CLUSTERS, "{\"endpoints\":[{\"address\":\"example.com\",\"port\":80}]}",
@@ -94,13 +95,15 @@ static void test_listener(void **state)
 {
 	(void)state;
 	char *canon, msg[200];
-	assert_int_equal(check(RP_KIND_LISTENERS,
-			       "{\"address\":\"::1\",\"port\":10000,\"nodes\":[\"edge-1\",\"edge-2\"]}",
-			       &canon, NULL, msg),
-			 RP_OK);
+	assert_int_equal(
+		check(RP_KIND_LISTENERS,
+		      "{\"address\":\"::1\",\"port\":10000,\"nodes\":[\"edge-1\",\"edge-2\"]}",
+		      &canon, NULL, msg),
+		RP_OK);
 	free(canon);
 	refused(RP_KIND_LISTENERS, "{\"address\":\"127.0.0.1\",\"port\":1}", "nodes");
-	refused(RP_KIND_LISTENERS, "{\"address\":\"127.0.0.1\",\"port\":1,\"nodes\":[]}", "non-empty");
+	refused(RP_KIND_LISTENERS, "{\"address\":\"127.0.0.1\",\"port\":1,\"nodes\":[]}",
+		"non-empty");
 	refused(RP_KIND_LISTENERS, "{\"address\":\"127.0.0.1\",\"port\":1,\"nodes\":[\"*\",\"a\"]}",
 		"only entry");
 	refused(RP_KIND_LISTENERS, "{\"address\":\"127.0.0.1\",\"port\":1,\"nodes\":[\"a\",\"a\"]}",
@@ -114,13 +117,14 @@ static void test_route_refs(void **state)
 	(void)state;
 	char *canon, msg[200];
 	struct rp_refs refs;
-	assert_int_equal(check(RP_KIND_ROUTES,
-			       "{\"listener\":\"edge\",\"match\":{\"prefix\":\"/api\"},"
-			       "\"weighted_clusters\":[{\"cluster\":\"a\",\"weight\":90},"
-			       "{\"cluster\":\"b\",\"weight\":10},{\"cluster\":\"a\",\"weight\":1}],"
-			       "\"retries\":{\"attempts\":2,\"on\":[\"5xx\"]},\"prefix_rewrite\":\"/\"}",
-			       &canon, &refs, msg),
-			 RP_OK);
+	assert_int_equal(
+		check(RP_KIND_ROUTES,
+		      "{\"listener\":\"edge\",\"match\":{\"prefix\":\"/api\"},"
+		      "\"weighted_clusters\":[{\"cluster\":\"a\",\"weight\":90},"
+		      "{\"cluster\":\"b\",\"weight\":10},{\"cluster\":\"a\",\"weight\":1}],"
+		      "\"retries\":{\"attempts\":2,\"on\":[\"5xx\"]},\"prefix_rewrite\":\"/\"}",
+		      &canon, &refs, msg),
+		RP_OK);
 	free(canon);
 	assert_int_equal(refs.n, 3); /* listener edge, clusters a and b, deduplicated */
 	assert_int_equal(refs.ref[0].kind, RP_KIND_LISTENERS);
@@ -128,20 +132,25 @@ static void test_route_refs(void **state)
 	assert_string_equal(refs.ref[2].name, "b");
 	refused(RP_KIND_ROUTES, "{\"listener\":\"e\",\"match\":{\"prefix\":\"/\"}}", "exactly one");
 	refused(RP_KIND_ROUTES,
-		"{\"listener\":\"e\",\"match\":{\"prefix\":\"/\",\"path\":\"/\"},\"cluster\":\"c\"}",
+		"{\"listener\":\"e\",\"match\":{\"prefix\":\"/\",\"path\":\"/"
+		"\"},\"cluster\":\"c\"}",
 		"exactly one");
 	refused(RP_KIND_ROUTES, "{\"listener\":\"e\",\"match\":{\"path\":\"x\"},\"cluster\":\"c\"}",
 		"start with");
 	refused(RP_KIND_ROUTES,
-		"{\"listener\":\"e\",\"match\":{\"path\":\"/x\"},\"cluster\":\"c\",\"prefix_rewrite\":\"/\"}",
+		"{\"listener\":\"e\",\"match\":{\"path\":\"/"
+		"x\"},\"cluster\":\"c\",\"prefix_rewrite\":\"/\"}",
 		"prefix match");
 	refused(RP_KIND_ROUTES,
-		"{\"listener\":\"e\",\"match\":{\"path\":\"/x\"},\"cluster\":\"c\",\"retries\":{\"on\":[\"4xx\"]}}",
+		"{\"listener\":\"e\",\"match\":{\"path\":\"/"
+		"x\"},\"cluster\":\"c\",\"retries\":{\"on\":[\"4xx\"]}}",
 		"on[0]");
 	refused(RP_KIND_ROUTES,
-		"{\"listener\":\"e\",\"match\":{\"path\":\"/x\"},\"cluster\":\"bad name\"}", "valid name");
+		"{\"listener\":\"e\",\"match\":{\"path\":\"/x\"},\"cluster\":\"bad name\"}",
+		"valid name");
 	refused(RP_KIND_ROUTES,
-		"{\"listener\":\"e\",\"match\":{\"path\":\"/x\"},\"cluster\":\"c\",\"headers\":[{\"name\":\"a b\",\"exact\":\"v\"}]}",
+		"{\"listener\":\"e\",\"match\":{\"path\":\"/"
+		"x\"},\"cluster\":\"c\",\"headers\":[{\"name\":\"a b\",\"exact\":\"v\"}]}",
 		"header name");
 }
 
@@ -168,10 +177,11 @@ static void test_decode(void **state)
 	(void)state;
 	struct rp_mesh_facts f;
 	char msg[200];
-	assert_int_equal(decode(RP_KIND_LISTENERS,
-				"{\"address\":\"::\",\"port\":99999,\"nodes\":[\"a\",\"a\"],\"x\":1}", &f,
-				msg),
-			 RP_OK); /* schema errors are the API's business */
+	assert_int_equal(
+		decode(RP_KIND_LISTENERS,
+		       "{\"address\":\"::\",\"port\":99999,\"nodes\":[\"a\",\"a\"],\"x\":1}", &f,
+		       msg),
+		RP_OK); /* schema errors are the API's business */
 	assert_string_equal(f.address, "::");
 	assert_int_equal(f.port, 99999);
 	assert_int_equal(json_array_size(f.nodes), 2);
@@ -212,15 +222,17 @@ static void test_validate_then_decode(void **state)
 		int kind;
 		const char *json;
 	} ok[] = {
-	    {RP_KIND_CLUSTERS, "{}"},
-	    {RP_KIND_CLUSTERS, "{\"lb_policy\":\"ring_hash\",\"hash_on\":\"header:u\","
-			       "\"endpoints\":[{\"address\":\"::1\",\"port\":1}]}"},
-	    {RP_KIND_LISTENERS, "{\"address\":\"0.0.0.0\",\"port\":80,\"nodes\":[\"*\"]}"},
-	    {RP_KIND_LISTENERS, "{\"address\":\"10.1.1.1\",\"port\":80,\"nodes\":[\"a\",\"b\"]}"},
-	    {RP_KIND_ROUTES, "{\"listener\":\"e\",\"match\":{\"path\":\"/\"},\"cluster\":\"c\"}"},
-	    {RP_KIND_ROUTES, "{\"listener\":\"e\",\"match\":{\"prefix\":\"/\"},"
-			     "\"weighted_clusters\":[{\"cluster\":\"a\",\"weight\":1},"
-			     "{\"cluster\":\"b\",\"weight\":2}]}"},
+		{RP_KIND_CLUSTERS, "{}"},
+		{RP_KIND_CLUSTERS, "{\"lb_policy\":\"ring_hash\",\"hash_on\":\"header:u\","
+				   "\"endpoints\":[{\"address\":\"::1\",\"port\":1}]}"},
+		{RP_KIND_LISTENERS, "{\"address\":\"0.0.0.0\",\"port\":80,\"nodes\":[\"*\"]}"},
+		{RP_KIND_LISTENERS,
+		 "{\"address\":\"10.1.1.1\",\"port\":80,\"nodes\":[\"a\",\"b\"]}"},
+		{RP_KIND_ROUTES,
+		 "{\"listener\":\"e\",\"match\":{\"path\":\"/\"},\"cluster\":\"c\"}"},
+		{RP_KIND_ROUTES, "{\"listener\":\"e\",\"match\":{\"prefix\":\"/\"},"
+				 "\"weighted_clusters\":[{\"cluster\":\"a\",\"weight\":1},"
+				 "{\"cluster\":\"b\",\"weight\":2}]}"},
 	};
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
 		char *canon, msg[200];
@@ -241,10 +253,13 @@ static void test_validate_then_decode(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_names),         cmocka_unit_test(test_cluster_defaults),
-	    cmocka_unit_test(test_cluster_refused), cmocka_unit_test(test_listener),
-	    cmocka_unit_test(test_route_refs),    cmocka_unit_test(test_decode),
-	    cmocka_unit_test(test_validate_then_decode),
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_cluster_defaults),
+		cmocka_unit_test(test_cluster_refused),
+		cmocka_unit_test(test_listener),
+		cmocka_unit_test(test_route_refs),
+		cmocka_unit_test(test_decode),
+		cmocka_unit_test(test_validate_then_decode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,18 +9,18 @@
 #include "checker/set_check.h"
 
 /* One JSON-lines event; index is implied by line order. */
-#define EV(p, type, f, key, val)                                               \
-    "{\"process\":" #p ",\"type\":\"" type "\",\"f\":\"" f                     \
-    "\",\"key\":\"" key "\",\"value\":" val "}\n"
+#define EV(p, type, f, key, val)                                                   \
+	"{\"process\":" #p ",\"type\":\"" type "\",\"f\":\"" f "\",\"key\":\"" key \
+	"\",\"value\":" val "}\n"
 
 /** A parsed history with its ops and check results; all owned. */
 struct ut_run {
-    struct rp_history h;
-    struct rp_ops ops;
-    struct rp_register_report reg;
-    struct rp_set_report set;
-    int rv; /* first error, RP_CHK_OK if none */
-    char errmsg[RP_CHK_ERRMSG_SIZE];
+	struct rp_history h;
+	struct rp_ops ops;
+	struct rp_register_report reg;
+	struct rp_set_report set;
+	int rv; /* first error, RP_CHK_OK if none */
+	char errmsg[RP_CHK_ERRMSG_SIZE];
 };
 
 /** Parses @text (jsonl, or etcd if @etcd) and builds ops into @r. */
@@ -28,8 +28,7 @@ int ut_load(struct ut_run *r, const char *text, bool etcd);
 
 /** ut_load + register check with @opt (NULL: defaults); returns verdict
  * or -1 on error. */
-int ut_register(struct ut_run *r, const char *text,
-                const struct rp_lin_options *opt);
+int ut_register(struct ut_run *r, const char *text, const struct rp_lin_options *opt);
 
 /** ut_load + set check; returns verdict or -1 on error. */
 int ut_set(struct ut_run *r, const char *text);

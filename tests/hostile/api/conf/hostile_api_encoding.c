@@ -11,14 +11,14 @@
 
 static int failures;
 
-#define CHECK(cond, ...)                                                                  \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);              \
-			fprintf(stderr, __VA_ARGS__);                                     \
-			fprintf(stderr, "\n");                                            \
-			failures++;                                                       \
-		}                                                                         \
+#define CHECK(cond, ...)                                                     \
+	do {                                                                 \
+		if (!(cond)) {                                               \
+			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+			fprintf(stderr, __VA_ARGS__);                        \
+			fprintf(stderr, "\n");                               \
+			failures++;                                          \
+		}                                                            \
 	} while (0)
 
 static void test_u64(void)
@@ -43,14 +43,16 @@ static void test_u64(void)
 
 static void test_wait(void)
 {
-	static const char *const bad[] = {"0x10ms", "0x10", "1e3", "1E3ms", "inf", "nan", "-1",
-					  "+1", " 1", "1 ", "1.s", ".5", "1..5", "10h", "1S",
-					  "", "1234567890", "1.1234567", "0x", "1,5s", "s", "ms"};
+	static const char *const bad[] = {"0x10ms", "0x10",       "1e3",       "1E3ms", "inf",
+					  "nan",    "-1",         "+1",        " 1",    "1 ",
+					  "1.s",    ".5",         "1..5",      "10h",   "1S",
+					  "",       "1234567890", "1.1234567", "0x",    "1,5s",
+					  "s",      "ms"};
 	static const struct {
 		const char *s;
 		uint64_t ms;
-	} good[] = {{"0", 0},       {"10", 10000},      {"1.5s", 1500}, {"500ms", 500},
-		    {"2m", 120000}, {"0.001m", 60},     {"0.5ms", 0},   {"600000ms", 600000},
+	} good[] = {{"0", 0},        {"10", 10000},  {"1.5s", 1500}, {"500ms", 500},
+		    {"2m", 120000},  {"0.001m", 60}, {"0.5ms", 0},   {"600000ms", 600000},
 		    {"10m", 600000}, {"007s", 7000}};
 	uint64_t ms;
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -77,13 +79,15 @@ static void check_sanitized(const char *in, size_t cap, const char *want)
 static void test_utf8(void)
 {
 	check_sanitized("abc", 64, "abc");
-	check_sanitized("\xc3\xa9\xc3\xa9", 4, "\xc3\xa9");   /* cut before a whole char */
-	check_sanitized("ab\xe2\x82\xac", 4, "ab");             /* 3-byte char does not fit */
-	check_sanitized("a\xff" "b", 64, "a?b");                /* invalid byte */
-	check_sanitized("a\xc3", 64, "a?");                     /* truncated sequence */
-	check_sanitized("\xc0\xaf", 64, "??");                  /* overlong '/' */
-	check_sanitized("\xed\xa0\x80", 64, "???");             /* surrogate */
-	check_sanitized("\xf4\x90\x80\x80", 64, "????");        /* over U+10FFFF */
+	check_sanitized("\xc3\xa9\xc3\xa9", 4, "\xc3\xa9"); /* cut before a whole char */
+	check_sanitized("ab\xe2\x82\xac", 4, "ab");         /* 3-byte char does not fit */
+	check_sanitized("a\xff"
+			"b",
+			64, "a?b");                      /* invalid byte */
+	check_sanitized("a\xc3", 64, "a?");              /* truncated sequence */
+	check_sanitized("\xc0\xaf", 64, "??");           /* overlong '/' */
+	check_sanitized("\xed\xa0\x80", 64, "???");      /* surrogate */
+	check_sanitized("\xf4\x90\x80\x80", 64, "????"); /* over U+10FFFF */
 	check_sanitized("\xf0\x9f\x98\x80", 64, "\xf0\x9f\x98\x80");
 	check_sanitized("\xf0\x9f\x98\x80", 4, "");
 	char big[2000];
@@ -99,7 +103,7 @@ static void test_path_decode(void)
 	char out[16];
 	size_t n;
 	CHECK(rp_path_decode("a%2Fb", 5, out, sizeof out, &n) == 0 && n == 3 &&
-		  strcmp(out, "a/b") == 0,
+		      strcmp(out, "a/b") == 0,
 	      "%%2F decodes to a slash (as data)");
 	CHECK(rp_path_decode("a+b", 3, out, sizeof out, &n) == 0 && strcmp(out, "a+b") == 0,
 	      "'+' in a path is literal");
