@@ -89,7 +89,7 @@ struct rp_upconn {
 static void on_read(h2o_socket_t *sock, const char *err);
 
 /* Invariant 5: the legal transitions, by the state entered. */
-static int legal(enum state from, enum state to)
+static __attribute__((unused)) int legal(enum state from, enum state to)
 {
 	switch (to) {
 	case ST_HEAD: return from == ST_CONNECTING || from == ST_IDLE;

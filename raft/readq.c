@@ -63,6 +63,7 @@ static void answer(struct rp_read_waiter *w, int rv)
 		struct rp_read_waiter *next = w->next;
 		assert(last == 0 || w->seq > last); /* invariant 1 */
 		last = w->seq;
+		(void)last; /* read only by the assert */
 		w->cb(w->arg, rv);
 		free(w);
 		w = next;

@@ -344,8 +344,12 @@ static void add_context(struct rp_store *s, struct rp_apply_result *res, int rv,
 	if (!res->message[0])
 		internal(s, res, rv, NULL);
 	memcpy(reason, res->message, sizeof reason);
-	int n = snprintf(res->message, sizeof res->message, "%s: %s", ctx, reason);
-	(void)n; /* a long name may cut the end of the reason: the message stays one line */
+	/* bounded so that the line always fits: a long context cuts the reason */
+	enum {
+		CTX_MAX = 190,
+		REASON_MAX = (int)sizeof res->message - CTX_MAX - 3
+	};
+	snprintf(res->message, sizeof res->message, "%.*s: %.*s", CTX_MAX, ctx, REASON_MAX, reason);
 }
 
 /* The singular noun for an item of @kind, for messages. */
