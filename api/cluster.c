@@ -80,8 +80,9 @@ static void list_members(struct rp_call *c)
 {
 	struct rp_node_member *ms;
 	unsigned n;
-	if (rp_node_members(c->api->node, &ms, &n) != RP_OK) {
-		rp_respond_error(c, RP_ERR_NOMEM, NULL, -1);
+	int rv = rp_node_members(c->api->node, &ms, &n);
+	if (rv != RP_OK) {
+		rp_respond_error(c, rv, NULL, -1);
 		return;
 	}
 	json_t *arr = json_array();

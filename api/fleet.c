@@ -302,8 +302,9 @@ static struct fanout *start_fanout(struct rp_call *c, view_cb cb, int shared)
 	struct rp_api *api = c->api;
 	struct rp_node_member *ms;
 	unsigned n_ms;
-	if (rp_node_members(api->node, &ms, &n_ms) != RP_OK) {
-		rp_respond_error(c, RP_ERR_NOMEM, NULL, -1);
+	int rv = rp_node_members(api->node, &ms, &n_ms);
+	if (rv != RP_OK) {
+		rp_respond_error(c, rv, NULL, -1);
 		return NULL;
 	}
 	struct fanout *f = calloc(1, sizeof *f);

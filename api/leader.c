@@ -111,6 +111,10 @@ static void wait_for_leader(struct rp_call *c, unsigned ms)
 		rp_respond_error(c, RP_ERR_NO_LEADER, "no leader elected in time", -1);
 		return;
 	}
+	if (rp_node_closing(c->api->node)) {
+		rp_respond_error(c, RP_ERR_UNAVAILABLE, "this node is shutting down", -1);
+		return;
+	}
 	uint64_t left = l->deadline - now;
 	l->lw.cb = on_leader_changed;
 	rp_call_park(c, &leader_wait);
@@ -215,6 +219,10 @@ static void dispatch(struct rp_call *c)
 		return;
 	if (!l->deadline)
 		l->deadline = uv_now(c->api->loop) + c->api->opts.leader_wait_ms;
+	if (rp_node_closing(node)) {
+		rp_respond_error(c, RP_ERR_UNAVAILABLE, "this node is shutting down", -1);
+		return;
+	}
 	if (rp_node_leader_ready(node)) {
 		l->local(c);
 		return;

@@ -25,6 +25,10 @@
  *    freed, and those before the node.
  * 4. The periodic work (readiness, seeding the members table, refreshing the
  *    configuration guard) runs from the tick, never inside raft callbacks.
+ * 5. From rp_node_close() on, nothing is proposed, no read waits, and no
+ *    call of node.h reads struct raft; raft_close() waits until every log
+ *    entry is stored (docs/design.md, known risk 7), and after it the
+ *    configuration is empty, never dangling.
  *
  *   created --start--> running --close--> closing --last handle--> freed
  *      \--------------------close/create error----^
@@ -110,7 +114,37 @@ static void release(struct rp_node *n)
 
 static void on_raft_closed(struct raft *r)
 {
+	/* libraft 0.15 freed the configuration's servers (ioCloseCb) without
+	 * resetting the array: make it empty, not dangling */
+	raft_configuration_init(&r->configuration);
 	release(r->data);
+}
+
+/* canonical/raft 0.15 (known risk 7 of docs/design.md; fixed upstream in
+ * 0.17.1): raft_close() cancels the queued disk writes of entries appended
+ * as leader, and appendLeaderCb truncates the log from each canceled
+ * write's first index; from the second one on the truncation starts past
+ * the end of the log (double free, SEGV). So raft is closed only once every
+ * entry is stored: nothing new is proposed once n->closing is set, and
+ * queued writes finish within milliseconds. Not only while leader: a node
+ * that just stepped down still has its leader writes queued. After
+ * CLOSE_DRAIN_MS the node closes anyway (a disk that stopped answering). */
+#define CLOSE_DRAIN_MS 2000
+#define CLOSE_QUIET_TICKS 10 /* ticks of 1 ms in a row with every entry stored */
+
+static int writes_queued(struct rp_node *n)
+{
+	return n->raft.last_stored < raft_last_index(&n->raft);
+}
+
+static void on_close_drain(uv_timer_t *t)
+{
+	struct rp_node *n = t->data;
+	n->close_quiet = writes_queued(n) ? 0 : n->close_quiet + 1;
+	if (n->close_quiet < CLOSE_QUIET_TICKS && uv_now(n->loop) < n->close_deadline)
+		return;
+	uv_timer_stop(&n->tick);
+	raft_close(&n->raft, on_raft_closed); /* closes raft_uv's handles first */
 }
 
 static void teardown(struct rp_node *n)
@@ -120,10 +154,15 @@ static void teardown(struct rp_node *n)
 	rp_readiness_close(&n->ready);
 	if (n->tick_inited)
 		uv_timer_stop(&n->tick);
-	if (n->have_raft)
-		raft_close(&n->raft, on_raft_closed); /* closes raft_uv's handles first */
-	else
+	if (!n->have_raft) {
 		release(n);
+	} else if (n->tick_inited && writes_queued(n)) {
+		n->close_quiet = 0;
+		n->close_deadline = uv_now(n->loop) + CLOSE_DRAIN_MS;
+		uv_timer_start(&n->tick, on_close_drain, 1, 1);
+	} else {
+		raft_close(&n->raft, on_raft_closed); /* closes raft_uv's handles first */
+	}
 }
 
 void rp_node_close(struct rp_node *n, void (*cb)(void *arg), void *arg)

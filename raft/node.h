@@ -86,8 +86,13 @@ int rp_node_remove_member(struct rp_node *n, uint64_t id, rp_change_done_cb cb, 
 /** Transfer leadership to @id (leader only). */
 int rp_node_transfer(struct rp_node *n, uint64_t id, rp_change_done_cb cb, void *arg);
 
+/** Whether rp_node_close() ran: the node then takes no new work (calls
+ *  return RP_ERR_UNAVAILABLE, the status says unavailable, no leader). */
+int rp_node_closing(const struct rp_node *n);
+
 /** Wake @w once at the next leader or readiness change (see
- *  struct rp_leader_waiter); unwait is harmless when not waiting. */
+ *  struct rp_leader_waiter); unwait is harmless when not waiting. Not
+ *  while closing (check rp_node_closing() first): no wake would come. */
 void rp_node_wait_leader(struct rp_node *n, struct rp_leader_waiter *w);
 void rp_node_unwait_leader(struct rp_node *n, struct rp_leader_waiter *w);
 

@@ -1,7 +1,14 @@
 /* The calls of node.h besides the lifecycle: each forwards to the concern
  * module that owns it, or reads the node's state for api/ and server/
  * (status snapshot, members listing), so that nothing outside raft/ needs
- * struct raft. */
+ * struct raft.
+ *
+ * Once rp_node_close() ran, libraft's state is being torn down while the
+ * loop still serves requests already read (pipelined ones, those of the
+ * loop turn of SIGTERM): from then on no call here touches struct raft.
+ * The node reports itself unavailable without a leader, refuses new work
+ * with RP_ERR_UNAVAILABLE, and lists no members. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -36,6 +43,8 @@ const char *rp_state_name(enum rp_raft_state state)
 
 const char *rp_node_state_name(struct rp_node *n)
 {
+	if (n->closing)
+		return rp_raft_state_name(RAFT_UNAVAILABLE);
 	return rp_raft_state_name(raft_state(&n->raft));
 }
 
@@ -52,7 +61,9 @@ static const struct raft_server *config_server(const struct raft *r, uint64_t id
 void rp_node_status(struct rp_node *n, struct rp_node_status *st)
 {
 	struct raft *r = &n->raft;
-	*st = (struct rp_node_status){.id = n->cfg.id};
+	*st = (struct rp_node_status){.id = n->cfg.id, .state = RP_STATE_UNAVAILABLE};
+	if (n->closing)
+		return;
 	st->state = state_of(raft_state(r));
 	st->term = r->current_term;
 	st->leader_id = rp_node_leader(n, st->leader_http, sizeof st->leader_http);
@@ -70,6 +81,8 @@ int rp_node_members(struct rp_node *n, struct rp_node_member **out, unsigned *co
 	const struct raft_configuration *conf = &n->raft.configuration;
 	*out = NULL;
 	*count = 0;
+	if (n->closing)
+		return RP_ERR_UNAVAILABLE;
 	if (conf->n == 0)
 		return RP_OK;
 	struct rp_node_member *m = calloc(conf->n, sizeof *m);
@@ -98,8 +111,12 @@ void rp_node_member_http(struct rp_node *n, uint64_t id, char *http, size_t http
 
 uint64_t rp_node_leader(struct rp_node *n, char *http, size_t httplen)
 {
-	raft_id id;
+	raft_id id = 0;
 	const char *addr;
+	if (http && httplen)
+		http[0] = '\0';
+	if (n->closing)
+		return 0;
 	raft_leader(&n->raft, &id, &addr);
 	if (http)
 		rp_node_member_http(n, id, http, httplen);
@@ -141,32 +158,48 @@ void rp_node_on_change(struct rp_node *n, rp_node_change_cb cb, void *arg)
 
 int rp_node_propose(struct rp_node *n, const Raftplane__Command *cmd, rp_propose_cb cb, void *arg)
 {
+	if (n->closing)
+		return RP_ERR_UNAVAILABLE;
 	return rp_propose(&n->proposer, cmd, cb, arg);
 }
 
 int rp_node_read_barrier(struct rp_node *n, rp_read_cb cb, void *arg)
 {
+	if (n->closing)
+		return RP_ERR_UNAVAILABLE;
 	return rp_readq_submit(&n->readq, cb, arg);
 }
 
 int rp_node_add_member(struct rp_node *n, const struct rp_member *m, rp_change_done_cb cb,
 		       void *arg)
 {
+	if (n->closing)
+		return RP_ERR_UNAVAILABLE;
 	return rp_membership_add(&n->members, m, cb, arg);
 }
 
 int rp_node_remove_member(struct rp_node *n, uint64_t id, rp_change_done_cb cb, void *arg)
 {
+	if (n->closing)
+		return RP_ERR_UNAVAILABLE;
 	return rp_membership_remove(&n->members, id, cb, arg);
 }
 
 int rp_node_transfer(struct rp_node *n, uint64_t id, rp_change_done_cb cb, void *arg)
 {
+	if (n->closing)
+		return RP_ERR_UNAVAILABLE;
 	return rp_membership_transfer(&n->members, id, cb, arg);
+}
+
+int rp_node_closing(const struct rp_node *n)
+{
+	return n->closing;
 }
 
 void rp_node_wait_leader(struct rp_node *n, struct rp_leader_waiter *w)
 {
+	assert(!n->closing);
 	rp_readiness_wait(&n->ready, w);
 }
 

@@ -42,6 +42,8 @@ struct rp_node {
 	int have_transport, have_io, have_raft, have_guard, tick_inited;
 	int open_handles; /* handles still to close before n is freed */
 	int closing;
+	uint64_t close_deadline; /* uv_now() ms: raft_close() even if writes are queued */
+	unsigned close_quiet;    /* drain ticks in a row with every entry stored */
 	void (*close_cb)(void *arg);
 	void *close_arg;
 };
