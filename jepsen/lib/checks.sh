@@ -17,19 +17,43 @@ verdict() {
 # down cleanly.
 LOG_PATTERNS='ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|Assertion|FATAL|CORRUPT|Segmentation fault|stack-overflow|double free|panic'
 
+# A node whose only finding is the known libraft 0.15 leak at close (a
+# pending log truncation, 48 bytes; docs/design.md, known risk 8; decided by
+# lsan_known.py on the exact report) is listed in known-leaks.txt instead,
+# and its sanitizer exit status after SIGTERM is not an unclean shutdown.
+# Any other report, or anything else in that log, still fails.
 check_logs() {
-	local f findings n=0
+	local f findings n=0 node known=()
 	: >"$OUT/log-findings.txt"
+	: >"$OUT/known-leaks.txt"
 	for f in "$OUT"/nodes/*.log; do
 		[[ -f $f ]] || continue
+		node=$(basename "$f" .log)
+		if python3 "$HERE/lib/lsan_known.py" "$f" >/dev/null 2>&1 &&
+			! grep -E "$LOG_PATTERNS" "$f" | grep -qv "ERROR: LeakSanitizer"; then
+			echo "$node: libraft 0.15 leaked a pending truncation at close (known risk 8)" \
+				>>"$OUT/known-leaks.txt"
+			known+=("$node")
+			continue
+		fi
 		grep -nE "$LOG_PATTERNS" "$f" | sed "s|^|$(basename "$f"):|" >>"$OUT/log-findings.txt"
 	done
 	n=$(wc -l <"$OUT/log-findings.txt")
-	local exits=0 shut=0
+	local exits=0 shut=0 k
 	[[ -s $OUT/unexpected-exits.txt ]] && exits=$(wc -l <"$OUT/unexpected-exits.txt")
-	[[ -s $OUT/shutdown-problems.txt ]] && shut=$(wc -l <"$OUT/shutdown-problems.txt")
+	if [[ -s $OUT/shutdown-problems.txt ]]; then
+		cp "$OUT/shutdown-problems.txt" "$OUT/shutdown-problems.all.txt"
+		for k in "${known[@]}"; do # their sanitizer exit status, nothing else
+			grep -vE "^$k: exited with status (23|134) " "$OUT/shutdown-problems.txt" \
+				>"$OUT/shutdown-problems.tmp" || true
+			mv "$OUT/shutdown-problems.tmp" "$OUT/shutdown-problems.txt"
+		done
+		shut=$(grep -c . "$OUT/shutdown-problems.txt" || true)
+	fi
+	local note=""
+	[[ -s $OUT/known-leaks.txt ]] && note=" (known libraft leak at close on: ${known[*]})"
 	if ((n == 0 && exits == 0 && shut == 0)); then
-		verdict logs PASS "no sanitizer/assertion/FATAL/CORRUPT lines, no unexpected exits, clean shutdowns"
+		verdict logs PASS "no sanitizer/assertion/FATAL/CORRUPT lines, no unexpected exits, clean shutdowns$note"
 	else
 		findings="$n suspicious log lines, $exits unexpected exits, $shut unclean shutdowns"
 		if ((n)); then findings+=": $(head -3 "$OUT/log-findings.txt" | cut -c1-160 | tr '\n' ' ')"; fi
