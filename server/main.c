@@ -76,6 +76,8 @@ static struct {
 	struct options opt;
 	/* join */
 	uv_timer_t join_timer;
+	struct rp_http_req *join_req; /* the join request in flight, if any */
+	int stopping;                 /* SIGTERM/SIGINT seen: no more joining */
 	int join_attempts;
 	uint64_t join_conflict_at;
 } srv;
@@ -299,7 +301,8 @@ static void join_again(unsigned ms);
 static void on_join_answer(void *arg, int err, const struct rp_http_response *res)
 {
 	(void)arg;
-	if (self_in_config())
+	srv.join_req = NULL;
+	if (srv.stopping || self_in_config())
 		return;
 	if (err || res->status == 503) {
 		join_again(500);
@@ -352,7 +355,8 @@ static void post_join(void);
 static void on_join_members(void *arg, int err, const struct rp_http_response *res)
 {
 	(void)arg;
-	if (self_in_config())
+	srv.join_req = NULL;
+	if (srv.stopping || self_in_config())
 		return;
 	if (err || res->status != 200 || set_join_peers(res) != 0) {
 		join_again(500);
@@ -364,15 +368,17 @@ static void on_join_members(void *arg, int err, const struct rp_http_response *r
 static void on_join_timer(uv_timer_t *t)
 {
 	(void)t;
-	if (self_in_config())
+	if (srv.stopping || self_in_config())
 		return;
 	if (++srv.join_attempts > 240) {
 		rp_log_fatal("could not join via %s", srv.opt.join);
 		exit(1);
 	}
 	if (rp_http_request(srv.loop, srv.opt.join, "GET", "/v1/members", "", NULL, 0, 10000,
-			    on_join_members, NULL, NULL) != 0)
+			    on_join_members, NULL, &srv.join_req) != 0) {
+		srv.join_req = NULL;
 		join_again(500);
+	}
 }
 
 static void post_join(void)
@@ -385,8 +391,10 @@ static void post_join(void)
 		 roles[srv.opt.join_role]);
 	if (rp_http_request(srv.loop, srv.opt.join, "POST", "/v1/members",
 			    "Content-Type: application/json\r\n", body, strlen(body), 30000,
-			    on_join_answer, NULL, NULL) != 0)
+			    on_join_answer, NULL, &srv.join_req) != 0) {
+		srv.join_req = NULL;
 		join_again(500);
+	}
 }
 
 static void join_again(unsigned ms)
@@ -448,6 +456,13 @@ static void on_signal(uv_signal_t *s, int signum)
 {
 	(void)s;
 	rp_log_info("signal %d, shutting down", signum);
+	/* a join answer must not reach a closed node (nor exit(1) now) */
+	srv.stopping = 1;
+	uv_timer_stop(&srv.join_timer);
+	if (srv.join_req) {
+		rp_http_cancel(srv.join_req);
+		srv.join_req = NULL;
+	}
 	uv_signal_stop(&srv.sigterm);
 	uv_signal_stop(&srv.sigint);
 	rp_api_close(&srv.api);
