@@ -219,11 +219,7 @@ static void dispatch(struct rp_call *c)
 		return;
 	if (!l->deadline)
 		l->deadline = uv_now(c->api->loop) + c->api->opts.leader_wait_ms;
-	if (rp_node_closing(node)) {
-		rp_respond_error(c, RP_ERR_UNAVAILABLE, "this node is shutting down", -1);
-		return;
-	}
-	if (rp_node_leader_ready(node)) {
+	if (rp_node_leader_ready(node)) { /* never while closing: then wait_for_leader answers */
 		l->local(c);
 		return;
 	}
