@@ -10,27 +10,11 @@
 #include <unistd.h>
 
 #include "proxy/cache.h"
-
-/* in /dev/shm when there is one: a disk-backed /tmp makes this target 10x slower */
-static char dir[64];
-
-static void cleanup(void)
-{
-	char path[128];
-	snprintf(path, sizeof path, "%s/snapshot-n.bin", dir);
-	unlink(path);
-	rmdir(dir);
-}
+#include "scratch.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (!dir[0]) {
-		snprintf(dir, sizeof dir, "%s/rp-fuzz-cache-XXXXXX",
-			 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
-		if (!mkdtemp(dir))
-			abort();
-		atexit(cleanup);
-	}
+	const char *dir, *path = rp_scratch_file("cache", "snapshot-n.bin", &dir);
 	if (size < 1)
 		return 0;
 	uint8_t *file = malloc(size);
@@ -41,8 +25,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (int i = 0; i < 4; i++)
 			file[16 + i] = (uint8_t)(crc >> (8 * i));
 	}
-	char path[128];
-	snprintf(path, sizeof path, "%s/snapshot-n.bin", dir);
 	FILE *f = fopen(path, "wb");
 	if (!f || fwrite(file, 1, flen, f) != flen || fclose(f) != 0)
 		abort();

@@ -9,30 +9,12 @@
 #include <unistd.h>
 
 #include "raft/peers.h"
-
-/* in /dev/shm when there is one: a disk-backed /tmp makes this target 10x slower */
-static char dir[64];
-
-static void cleanup(void)
-{
-	char path[128];
-	snprintf(path, sizeof path, "%s/raft-peers", dir);
-	unlink(path);
-	rmdir(dir);
-}
+#include "scratch.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct rp_peerset s;
-	if (!dir[0]) {
-		snprintf(dir, sizeof dir, "%s/rp-fuzz-peers-XXXXXX",
-			 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
-		if (!mkdtemp(dir))
-			abort();
-		atexit(cleanup);
-	}
-	char path[128];
-	snprintf(path, sizeof path, "%s/raft-peers", dir);
+	const char *dir, *path = rp_scratch_file("peers", "raft-peers", &dir);
 	FILE *f = fopen(path, "wb");
 	if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0)
 		abort();
