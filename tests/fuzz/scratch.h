@@ -19,8 +19,7 @@ static void rp_scratch_cleanup(void)
 
 /** The path of @file in this process's scratch directory for @target
  *  (aborts when it cannot be made); the directory itself in *@dir. */
-static inline const char *rp_scratch_file(const char *target, const char *file,
-					  const char **dir)
+static inline const char *rp_scratch_file(const char *target, const char *file, const char **dir)
 {
 	if (!rp_scratch_dir[0]) {
 		snprintf(rp_scratch_dir, sizeof rp_scratch_dir, "%s/rp-fuzz-%s-XXXXXX",
