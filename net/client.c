@@ -121,6 +121,24 @@ int rp_parse_hostport(const char *hostport, struct sockaddr_storage *sa)
 	return -1;
 }
 
+int rp_hostport_loopback(const char *hostport)
+{
+	struct sockaddr_storage sa;
+	if (rp_parse_hostport(hostport, &sa) != 0)
+		return 0;
+	if (sa.ss_family == AF_INET) {
+		const unsigned char *a =
+			(const unsigned char *)&((struct sockaddr_in *)&sa)->sin_addr.s_addr;
+		return a[0] == 127;
+	}
+	const unsigned char *a = ((struct sockaddr_in6 *)&sa)->sin6_addr.s6_addr;
+	static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	static const unsigned char one[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+	if (memcmp(a, one, 16) == 0)
+		return 1;
+	return memcmp(a, v4mapped, 12) == 0 && a[12] == 127;
+}
+
 /* ---- connections -------------------------------------------------------- */
 
 static void on_conn_closed(uv_handle_t *h)

@@ -70,4 +70,8 @@ void rp_http_cancel(struct rp_http_req *r);
 /** Parse "host:port" / "[v6]:port" into @sa. 0 on success. */
 int rp_parse_hostport(const char *hostport, struct sockaddr_storage *sa);
 
+/** 1 when @hostport parses and its IP is loopback (127.0.0.0/8, ::1,
+ *  ::ffff:127.0.0.0/104): the only addresses served in plain text by default. */
+int rp_hostport_loopback(const char *hostport);
+
 #endif

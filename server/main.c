@@ -15,6 +15,7 @@
 #include "raftplane/err.h"
 #include "raftplane/log.h"
 #include "reset_term.h"
+#include "security.h"
 #include "transport.h"
 
 static const char usage[] =
@@ -54,6 +55,8 @@ static const char usage[] =
 	"  --unsafe-stale-reads      TEST ONLY: serve linearizable reads from local state\n"
 	"                            without a barrier (lets the checker prove it notices)\n"
 	"  --help                    this text\n"
+	"TLS (docs/security.md):\n"
+	"%s"
 	"offline (node stopped; see docs/operations.md):\n"
 	"  raftplane-server --data-dir DIR --show-term      print term, vote, highest log term\n"
 	"  raftplane-server --data-dir DIR --reset-term T   persist term T (above every log\n"
@@ -64,6 +67,7 @@ struct options {
 	struct rp_api_options api;
 	const char *join;
 	int join_role;
+	struct rp_server_tls tls;
 };
 
 static struct {
@@ -190,8 +194,14 @@ static void parse_args(int argc, char **argv, struct options *o)
 					 .max_subscribers = 20000};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
+		char terr[256];
+		int took = rp_server_tls_flag(&o->tls, argc, argv, &i, terr, sizeof terr);
+		if (took < 0)
+			die("%s", terr);
+		if (took > 0)
+			continue;
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-			fputs(usage, stdout);
+			printf(usage, rp_server_tls_usage);
 			exit(0);
 		} else if (!strcmp(a, "--id")) {
 			o->node.id = parse_uint(a, need(argc, argv, &i), 1, 1u << 31);
@@ -267,6 +277,18 @@ static void parse_args(int argc, char **argv, struct options *o)
 						  : -1;
 	if (o->join_role < 0)
 		die("--join-role must be voter, standby or spare, got \"%s\"", role);
+	/* secure by default: every address we serve or call must be loopback
+	 * unless TLS is on or --insecure is given */
+	const char *addrs[3 + 2 * RP_MAX_PEERS] = {o->node.raft_addr, o->node.http_addr, o->join};
+	size_t n = 3;
+	for (unsigned k = 0; k < o->node.n_bootstrap; k++) {
+		addrs[n++] = o->node.bootstrap[k].raft;
+		addrs[n++] = o->node.bootstrap[k].http;
+	}
+	char terr[512];
+	o->tls.self_id = o->node.id;
+	if (rp_server_tls_check(&o->tls, addrs, n, terr, sizeof terr) != 0)
+		die("%s", terr);
 }
 
 /* ---- change notification: coalesced, once per loop iteration ------------ */
@@ -483,6 +505,9 @@ int main(int argc, char **argv)
 	check_bindable("--raft", srv.opt.node.raft_addr);
 	check_bindable("--http", srv.opt.node.http_addr);
 	srv.loop = uv_default_loop();
+	if (rp_server_tls_load(&srv.opt.tls, err, sizeof err) != 0)
+		die("%s", err);
+	rp_server_tls_watch(&srv.opt.tls, srv.loop);
 	if (rp_node_create(srv.loop, &srv.opt.node, &srv.node, err, sizeof err) != 0)
 		die("%s", err);
 	rp_node_on_change(srv.node, on_change, NULL);
@@ -501,6 +526,7 @@ int main(int argc, char **argv)
 	uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&srv.sigint, on_signal, SIGINT);
 	uv_run(srv.loop, UV_RUN_DEFAULT);
+	rp_server_tls_close(&srv.opt.tls);
 	rp_log_info("stopped");
 	return 0;
 }
