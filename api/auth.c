@@ -231,7 +231,7 @@ static void write_marker(struct rp_auth *a)
 		rp_log_error("auth: cannot write %s: %s (tokens stay enforced while running)",
 			     a->marker_path, strerror(errno));
 	} else {
-		rp_log_info("auth: the cluster has API tokens: this node requires them from now on");
+		rp_log_info("auth: this node requires API tokens from now on (%s)", a->marker_path);
 	}
 	if (fd >= 0)
 		close(fd);
@@ -241,13 +241,9 @@ static void write_marker(struct rp_auth *a)
 int rp_auth_enforced(struct rp_api *api)
 {
 	struct rp_auth *a = api->auth;
-	if (a->required || a->marker)
-		return 1;
-	if (rp_store_tokens_enabled(rp_node_store(api->node))) {
-		write_marker(a);
-		return 1;
-	}
-	return 0;
+	if (!a->marker && (a->required || rp_store_tokens_enabled(rp_node_store(api->node))))
+		write_marker(a); /* a restart without the flag stays closed */
+	return a->marker;
 }
 
 /* ---- the index (invariant 2) ------------------------------------------------ */
@@ -301,7 +297,8 @@ static int refresh(struct rp_auth *a)
 		free(col.v);
 		return -1;
 	}
-	qsort(col.v, col.n, sizeof *col.v, cmp_entry);
+	if (col.n)
+		qsort(col.v, col.n, sizeof *col.v, cmp_entry);
 	a->idx = col.v;
 	a->n_idx = col.n;
 	a->gen = gen;
@@ -570,6 +567,7 @@ int rp_auth_init(struct rp_api *api)
 	if (api->opts.have_bootstrap_token)
 		uv_timer_start(&a->boot, on_boot_timer, 0, BOOT_POLL_MS);
 	api->auth = a;
+	rp_auth_enforced(api); /* with the flag: the marker at once */
 	if (a->required || a->marker)
 		rp_log_info("auth: API tokens required%s",
 			    a->marker && !a->required ? " (the cluster has tokens)" : "");
