@@ -306,7 +306,8 @@ static int refresh(struct rp_auth *a)
 	return 0;
 }
 
-static const struct tok_entry *lookup(struct rp_auth *a, const unsigned char hash[RP_TOKEN_HASH_LEN])
+static const struct tok_entry *lookup(struct rp_auth *a,
+				      const unsigned char hash[RP_TOKEN_HASH_LEN])
 {
 	size_t lo = 0, hi = a->n_idx;
 	while (lo < hi) {

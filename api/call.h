@@ -76,10 +76,10 @@ struct rp_api_options {
 	int unsafe_reads;            /* test-only: linearizable reads served locally */
 	unsigned max_subscribers;    /* parked subscription polls allowed at once */
 	/* API tokens (auth.c, docs/security.md) */
-	int tokens_required;                     /* --bootstrap-token-file given */
-	int have_bootstrap_token;                /* bootstrap_hash is set */
-	unsigned char bootstrap_hash[32];        /* SHA-256 of the bootstrap secret */
-	unsigned max_writes_per_token;           /* per second; 0: unlimited */
+	int tokens_required;              /* --bootstrap-token-file given */
+	int have_bootstrap_token;         /* bootstrap_hash is set */
+	unsigned char bootstrap_hash[32]; /* SHA-256 of the bootstrap secret */
+	unsigned max_writes_per_token;    /* per second; 0: unlimited */
 };
 
 struct rp_call;

@@ -44,8 +44,8 @@ static int actor_valid(const char *s)
 	return 1;
 }
 
-int rp_history_query_parse(h2o_req_t *req, struct rp_history_query *q, char *actor,
-			   size_t actorlen, char *name, size_t namelen, char *msg, size_t msglen)
+int rp_history_query_parse(h2o_req_t *req, struct rp_history_query *q, char *actor, size_t actorlen,
+			   char *name, size_t namelen, char *msg, size_t msglen)
 {
 	char v[RP_MAX_ACTOR];
 	uint64_t n;

@@ -11,8 +11,8 @@
 /** Parse the history query of @req into @q (strings in @actor and @name,
  * which must stay valid as long as @q). 0, or -1 with a sentence in @msg.
  * Pure (no call state): the fuzzers drive it. */
-int rp_history_query_parse(h2o_req_t *req, struct rp_history_query *q, char *actor,
-			   size_t actorlen, char *name, size_t namelen, char *msg, size_t msglen);
+int rp_history_query_parse(h2o_req_t *req, struct rp_history_query *q, char *actor, size_t actorlen,
+			   char *name, size_t namelen, char *msg, size_t msglen);
 
 /** The GET /v1/history handler (a linearizable read). */
 void rp_route_history(struct rp_call *c);

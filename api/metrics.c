@@ -123,10 +123,11 @@ void rp_route_metrics(struct rp_call *c)
 	      (uint64_t)rp_auth_enforced(api));
 	gauge(&b, "raftplane_tokens", "API tokens in the replicated state.",
 	      (uint64_t)rp_auth_token_count(api));
-	put(&b, "# HELP raftplane_auth_failures_total Requests refused by authentication, by "
-		"reason.\n# TYPE raftplane_auth_failures_total counter\n"
-		"raftplane_auth_failures_total{reason=\"unauthenticated\"} %" PRIu64 "\n"
-		"raftplane_auth_failures_total{reason=\"permission_denied\"} %" PRIu64 "\n",
+	put(&b,
+	    "# HELP raftplane_auth_failures_total Requests refused by authentication, by "
+	    "reason.\n# TYPE raftplane_auth_failures_total counter\n"
+	    "raftplane_auth_failures_total{reason=\"unauthenticated\"} %" PRIu64 "\n"
+	    "raftplane_auth_failures_total{reason=\"permission_denied\"} %" PRIu64 "\n",
 	    as->unauthenticated, as->permission_denied);
 	counter(&b, "raftplane_rate_limited_writes_total",
 		"Writes refused with 429 by the writes-per-token limit.", as->rate_limited);

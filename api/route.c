@@ -82,8 +82,8 @@ struct route {
 	unsigned methods;
 	int read_role;  /* what GET and HEAD need */
 	int write_role; /* what the other methods need */
-	int id;   /* enum rp_route, for the request counters */
-	int kind; /* RP_KIND_* for the item routes, else -1 */
+	int id;         /* enum rp_route, for the request counters */
+	int kind;       /* RP_KIND_* for the item routes, else -1 */
 	void (*fn)(struct rp_call *c, const struct route_args *a);
 };
 

@@ -252,14 +252,15 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->node.commit_push = 0;
 		} else if (!strcmp(a, "--bootstrap-token-file")) {
 			char token[RP_TOKEN_STRLEN + 1], err[PATH_MAX + 160];
-			if (rp_token_file_load(need(argc, argv, &i), token, o->api.bootstrap_hash, err,
-					       sizeof err) != 0)
+			if (rp_token_file_load(need(argc, argv, &i), token, o->api.bootstrap_hash,
+					       err, sizeof err) != 0)
 				die("%s", err);
 			o->api.tokens_required = o->api.have_bootstrap_token = 1;
 			snprintf(o->join_auth, sizeof o->join_auth, "authorization: Bearer %s\r\n",
 				 token);
 		} else if (!strcmp(a, "--max-writes-per-token")) {
-			o->api.max_writes_per_token = parse_uint(a, need(argc, argv, &i), 0, 10000000);
+			o->api.max_writes_per_token = parse_uint(a, need(argc, argv, &i), 0,
+								 10000000);
 		} else if (!strcmp(a, "--unsafe-stale-reads")) {
 			o->api.unsafe_reads = o->node.unsafe_reads = 1;
 		} else {
@@ -393,9 +394,8 @@ static void on_join_timer(uv_timer_t *t)
 		rp_log_fatal("could not join via %s", srv.opt.join);
 		exit(1);
 	}
-	if (rp_http_request(srv.loop, srv.opt.join, "GET", "/v1/members", srv.opt.join_auth, NULL, 0,
-			    10000,
-			    on_join_members, NULL, &srv.join_req) != 0) {
+	if (rp_http_request(srv.loop, srv.opt.join, "GET", "/v1/members", srv.opt.join_auth, NULL,
+			    0, 10000, on_join_members, NULL, &srv.join_req) != 0) {
 		srv.join_req = NULL;
 		join_again(500);
 	}
@@ -410,10 +410,10 @@ static void post_join(void)
 		 srv.opt.node.id, srv.opt.node.raft_addr, srv.opt.node.http_addr,
 		 roles[srv.opt.join_role]);
 	char headers[160];
-	snprintf(headers, sizeof headers, "Content-Type: application/json\r\n%s", srv.opt.join_auth);
+	snprintf(headers, sizeof headers, "Content-Type: application/json\r\n%s",
+		 srv.opt.join_auth);
 	if (rp_http_request(srv.loop, srv.opt.join, "POST", "/v1/members", headers, body,
-			    strlen(body), 30000,
-			    on_join_answer, NULL, &srv.join_req) != 0) {
+			    strlen(body), 30000, on_join_answer, NULL, &srv.join_req) != 0) {
 		srv.join_req = NULL;
 		join_again(500);
 	}

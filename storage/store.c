@@ -107,12 +107,12 @@ enum stmt_id {
 
 /* The audit history: revisions of the change rows (older ones may have no
  * audit row), filtered by actor (?3), kind (?4, -1 any) and name (?5). */
-#define HISTORY_SQL(order)                                                                   \
-	"SELECT r.rev, ifnull(a.time,0), ifnull(a.actor,''), ifnull(a.address,'') FROM "     \
-	"(SELECT DISTINCT rev FROM changes WHERE rev>=?1 AND rev<=?2) r "                    \
-	"LEFT JOIN audit a ON a.rev=r.rev "                                                  \
-	"WHERE (?3 IS NULL OR ifnull(a.actor,'')=?3) AND (?4<0 AND ?5 IS NULL OR EXISTS("    \
-	"SELECT 1 FROM changes c WHERE c.rev=r.rev AND (?4<0 OR c.kind=?4) AND "             \
+#define HISTORY_SQL(order)                                                                \
+	"SELECT r.rev, ifnull(a.time,0), ifnull(a.actor,''), ifnull(a.address,'') FROM "  \
+	"(SELECT DISTINCT rev FROM changes WHERE rev>=?1 AND rev<=?2) r "                 \
+	"LEFT JOIN audit a ON a.rev=r.rev "                                               \
+	"WHERE (?3 IS NULL OR ifnull(a.actor,'')=?3) AND (?4<0 AND ?5 IS NULL OR EXISTS(" \
+	"SELECT 1 FROM changes c WHERE c.rev=r.rev AND (?4<0 OR c.kind=?4) AND "          \
 	"(?5 IS NULL OR c.name=?5))) ORDER BY r.rev " order " LIMIT ?6"
 
 static const char *const sql[ST__COUNT] = {
@@ -161,7 +161,8 @@ static const char *const sql[ST__COUNT] = {
 	[ST_AUDIT_TRIM] = "DELETE FROM audit WHERE rev<=?1",
 	[ST_HISTORY_DESC] = HISTORY_SQL("DESC"),
 	[ST_HISTORY_ASC] = HISTORY_SQL("ASC"),
-	[ST_CHANGE_OF_REV] = "SELECT kind, name, op, version FROM changes WHERE rev=?1 ORDER BY seq",
+	[ST_CHANGE_OF_REV] =
+		"SELECT kind, name, op, version FROM changes WHERE rev=?1 ORDER BY seq",
 };
 
 static const char schema[] =
@@ -1358,7 +1359,9 @@ struct hist_row {
 int rp_store_history(struct rp_store *s, const struct rp_history_query *q, rp_history_cb cb,
 		     void *arg)
 {
-	enum { BATCH = 64 };
+	enum {
+		BATCH = 64
+	};
 	struct hist_row *rows = malloc(BATCH * sizeof *rows);
 	uint64_t from = q->from_revision > s->compacted ? q->from_revision : s->compacted + 1;
 	uint64_t to = q->to_revision ? q->to_revision : s->revision;

@@ -132,9 +132,8 @@ static void test_peer_is_member(void **state)
 	assert_int_equal(rp_peer_is_member("spiffe:///server/2", NULL, ms, 2), 0);
 	assert_int_equal(rp_peer_is_member("spiffe://td/server/2x", NULL, ms, 2), 0);
 	assert_int_equal(rp_peer_is_member("spiffe://td/server/", NULL, ms, 2), 0);
-	assert_int_equal(rp_peer_is_member("spiffe://td/server/99999999999999999999999", NULL,
-					   ms, 2),
-			 0);
+	assert_int_equal(
+		rp_peer_is_member("spiffe://td/server/99999999999999999999999", NULL, ms, 2), 0);
 	/* without a certificate: the peer's IP against the members' HTTP hosts */
 	assert_int_equal(rp_peer_is_member(NULL, "10.0.0.1", ms, 2), 1);
 	assert_int_equal(rp_peer_is_member(NULL, "::1", ms, 2), 1);
@@ -154,7 +153,9 @@ static void test_cost(void **state)
 	struct timespec t0, t1;
 	RAND_bytes(secret, sizeof secret);
 	rp_token_format(secret, s);
-	enum { N = 100000 };
+	enum {
+		N = 100000
+	};
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(rp_token_parse(s, RP_TOKEN_STRLEN, secret), 0);
@@ -170,8 +171,8 @@ static void test_cost(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip),      cmocka_unit_test(test_malformed),
-		cmocka_unit_test(test_token_file),      cmocka_unit_test(test_peer_is_member),
+		cmocka_unit_test(test_round_trip), cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_token_file), cmocka_unit_test(test_peer_is_member),
 		cmocka_unit_test(test_cost),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -298,11 +298,10 @@ static void test_snapshot_and_old_database(void **state)
 	sqlite3 *db;
 	assert_int_equal(rp_store_serialize(s, &buf, &len), RP_OK);
 	assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
-	assert_int_equal(sqlite3_deserialize(db, "main", buf, (sqlite3_int64)len,
-					     (sqlite3_int64)len,
-					     SQLITE_DESERIALIZE_FREEONCLOSE |
-						     SQLITE_DESERIALIZE_RESIZEABLE),
-			 SQLITE_OK);
+	assert_int_equal(
+		sqlite3_deserialize(db, "main", buf, (sqlite3_int64)len, (sqlite3_int64)len,
+				    SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE),
+		SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
 				      "DROP TABLE tokens; DROP TABLE audit; "
 				      "DELETE FROM meta WHERE key='tokens_enabled'; "
