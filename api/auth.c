@@ -7,7 +7,8 @@
  *    binary search depends only on hashes, which tell nothing about a
  *    secret (finding one from a hash is a preimage attack on SHA-256).
  * 2. The write limit is a token bucket per key (token:NAME, or the
- *    client's IP when tokens are off) holding at most one second of
+ *    client's IP when tokens are off and --max-writes-per-token was
+ *    given: the default applies to tokens only) holding at most one second of
  *    writes (N) and refilled at N per second. Buckets that would be full
  *    are dropped when the table grows; past MAX_BUCKETS keys share one
  *    bucket, so memory stays bounded whatever the clients do.
@@ -469,8 +470,8 @@ int rp_auth_limit_write(struct rp_call *c)
 	struct rp_auth *a = c->api->auth;
 	unsigned rate = c->api->opts.max_writes_per_token;
 	char key[RP_MAX_ACTOR];
-	if (rate == 0)
-		return 0;
+	if (rate == 0 || (!c->api->opts.max_writes_given && !rp_auth_enforced(c->api)))
+		return 0; /* without tokens, only an explicit limit counts per IP */
 	if (h2o_find_header_by_str(&c->req->headers, H2O_STRLIT("x-raftplane-forwarded"), -1) >=
 		    0 &&
 	    rp_call_from_member(c))

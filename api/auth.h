@@ -69,8 +69,8 @@ int rp_auth_enforced(struct rp_api *api);
 int rp_auth_check(struct rp_call *c, int need);
 
 /** Count one write of @c against its token's bucket (the client's IP when
- * tokens are off); a write forwarded by a member was counted where it
- * arrived. 0, or -1 when it was answered 429 with Retry-After. */
+ * tokens are off and the limit was given explicitly); a write forwarded by
+ * a member was counted where it arrived. 0, or -1 when it was answered 429 with Retry-After. */
 int rp_auth_limit_write(struct rp_call *c);
 
 struct rp_auth_stats {

@@ -80,6 +80,7 @@ struct rp_api_options {
 	int have_bootstrap_token;         /* bootstrap_hash is set */
 	unsigned char bootstrap_hash[32]; /* SHA-256 of the bootstrap secret */
 	unsigned max_writes_per_token;    /* per second; 0: unlimited */
+	int max_writes_given;             /* the flag was given: also per IP without tokens */
 };
 
 struct rp_call;

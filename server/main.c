@@ -47,8 +47,9 @@ static const char usage[] =
 	"  --bootstrap-token-file F  require API tokens; F (mode 0600) holds an admin token\n"
 	"                            (rpt_...): the cluster's first token when it has none,\n"
 	"                            and this node's credential for --join\n"
-	"  --max-writes-per-token N  writes per second per token (per client IP without\n"
-	"                            tokens) a node accepts; 0: unlimited (default 1000)\n"
+	"  --max-writes-per-token N  writes per second per token a node accepts (default\n"
+	"                            1000); 0: unlimited. Given, it also limits each client\n"
+	"                            IP of a cluster without tokens\n"
 	"  --raft-handshake-timeout-ms N  a raft peer must connect and complete its handshake\n"
 	"                            within N ms (default 3000)\n"
 	"  --raft-max-pending N      raft connections not yet past the handshake, at once;\n"
@@ -261,6 +262,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		} else if (!strcmp(a, "--max-writes-per-token")) {
 			o->api.max_writes_per_token = parse_uint(a, need(argc, argv, &i), 0,
 								 10000000);
+			o->api.max_writes_given = 1;
 		} else if (!strcmp(a, "--unsafe-stale-reads")) {
 			o->api.unsafe_reads = o->node.unsafe_reads = 1;
 		} else {
