@@ -211,7 +211,7 @@ static sqlite3_stmt *stmt(struct rp_store *s, enum stmt_id id)
 {
 	if (!s->stmts[id] && sqlite3_prepare_v3(s->db, sql[id], -1, SQLITE_PREPARE_PERSISTENT,
 						&s->stmts[id], NULL) != SQLITE_OK) {
-		snprintf(s->errmsg, sizeof s->errmsg, "store: prepare %s: %s", sql[id],
+		snprintf(s->errmsg, sizeof s->errmsg, "store: prepare %.120s: %s", sql[id],
 			 sqlite3_errmsg(s->db));
 		rp_log_error("%s", s->errmsg);
 		return NULL;
