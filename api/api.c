@@ -6,6 +6,7 @@
 
 #include "accept.h"
 #include "api.h"
+#include "auth.h"
 #include "client.h"
 #include "httpcheck.h"
 #include "raftplane/err.h"
@@ -77,7 +78,7 @@ int rp_api_start(struct rp_api *api, uv_loop_t *loop, struct rp_node *node, cons
 	h2o_context_init(&api->ctx, loop, &api->config);
 	api->accept_ctx.ctx = &api->ctx;
 	api->accept_ctx.hosts = api->config.hosts;
-	if (rp_subscribe_init(api) != RP_OK) {
+	if (rp_subscribe_init(api) != RP_OK || rp_auth_init(api) != RP_OK) {
 		snprintf(errmsg, errlen, "out of memory");
 		return -1;
 	}
@@ -92,5 +93,6 @@ int rp_api_start(struct rp_api *api, uv_loop_t *loop, struct rp_node *node, cons
 void rp_api_close(struct rp_api *api)
 {
 	rp_subscribe_close(api);
+	rp_auth_close(api);
 	uv_close((uv_handle_t *)&api->listener, NULL);
 }

@@ -1,11 +1,14 @@
 /* The call lifecycle and the answers of the REST API (invariants in
  * call.h): refs, the call's timer, parking, rp_respond_*, and every mapping
  * of an error to its HTTP status and JSON body, h2o's own included. */
+#include <arpa/inet.h>
 #include <assert.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "call.h"
 #include "closewatch.h"
@@ -22,7 +25,8 @@ const char *const rp_route_names[RP_ROUTE__COUNT] = {
 	[RP_ROUTE_HEALTHZ] = "healthz", [RP_ROUTE_READYZ] = "readyz",
 	[RP_ROUTE_METRICS] = "metrics", [RP_ROUTE_SUBSCRIBE] = "subscribe",
 	[RP_ROUTE_PROXIES] = "proxies", [RP_ROUTE_ROLLOUTS] = "rollouts",
-	[RP_ROUTE_OTHER] = "other",
+	[RP_ROUTE_TOKENS] = "tokens",   [RP_ROUTE_TOKEN] = "token",
+	[RP_ROUTE_HISTORY] = "history", [RP_ROUTE_OTHER] = "other",
 };
 
 /* ---- call lifecycle ----------------------------------------------------- */
@@ -150,6 +154,163 @@ struct rp_call *rp_call_create(struct rp_api *api, h2o_req_t *req)
 	return c;
 }
 
+/* ---- who is calling ------------------------------------------------------ */
+
+const char *rp_call_peer_identity(struct rp_call *c)
+{
+	(void)c; /* certificate identity of the connection, e.g. spiffe://td/node/7;
+		  * set by the TLS layer; NULL without TLS */
+	return NULL;
+}
+
+static void format_sockaddr(const struct sockaddr *sa, char *buf, size_t len, int with_port)
+{
+	char ip[INET6_ADDRSTRLEN] = "";
+	unsigned port = 0;
+	buf[0] = '\0';
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+		port = ntohs(in->sin_port);
+		if (with_port)
+			snprintf(buf, len, "%s:%u", ip, port);
+		else
+			snprintf(buf, len, "%s", ip);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+		port = ntohs(in6->sin6_port);
+		if (with_port)
+			snprintf(buf, len, "[%s]:%u", ip, port);
+		else
+			snprintf(buf, len, "%s", ip);
+	}
+}
+
+static void peer_sockaddr(struct rp_call *c, char *buf, size_t len, int with_port)
+{
+	struct sockaddr_storage ss;
+	buf[0] = '\0';
+	if (!c->req || !c->req->conn || !c->req->conn->callbacks->get_peername)
+		return;
+	memset(&ss, 0, sizeof ss);
+	if (c->req->conn->callbacks->get_peername(c->req->conn, (struct sockaddr *)&ss) == 0)
+		return;
+	format_sockaddr((struct sockaddr *)&ss, buf, len, with_port);
+}
+
+void rp_call_peer_address(struct rp_call *c, char *buf, size_t len)
+{
+	peer_sockaddr(c, buf, len, 1);
+}
+
+/* The host of "IP:port" or "[IPv6]:port" into @out (no brackets). */
+static int host_of(const char *hostport, char *out, size_t len)
+{
+	const char *colon = strrchr(hostport, ':');
+	const char *p = hostport;
+	if (!colon)
+		return -1;
+	size_t n = (size_t)(colon - p);
+	if (n >= 2 && p[0] == '[' && p[n - 1] == ']') {
+		p++;
+		n -= 2;
+	}
+	if (n == 0 || n >= len)
+		return -1;
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return 0;
+}
+
+int rp_peer_is_member(const char *identity, const char *peer_ip,
+		      const struct rp_node_member *members, unsigned n)
+{
+	static const char scheme[] = "spiffe://";
+	if (identity && strncmp(identity, scheme, sizeof scheme - 1) == 0) {
+		const char *td = identity + sizeof scheme - 1;
+		const char *slash = strchr(td, '/');
+		uint64_t id = 0;
+		const char *d;
+		if (!slash || slash == td || strncmp(slash, "/server/", 8) != 0)
+			return 0;
+		for (d = slash + 8; *d >= '0' && *d <= '9' && id < UINT64_MAX / 10; d++)
+			id = id * 10 + (uint64_t)(*d - '0');
+		if (*d || d == slash + 8)
+			return 0;
+		for (unsigned i = 0; i < n; i++)
+			if (members[i].id == id)
+				return 1;
+		return 0;
+	}
+	if (!peer_ip || !peer_ip[0])
+		return 0;
+	for (unsigned i = 0; i < n; i++) {
+		char host[64];
+		if (host_of(members[i].http, host, sizeof host) == 0 && strcmp(host, peer_ip) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+int rp_call_from_member(struct rp_call *c)
+{
+	struct rp_node_member *ms = NULL;
+	unsigned n = 0;
+	char ip[INET6_ADDRSTRLEN];
+	peer_sockaddr(c, ip, sizeof ip, 0);
+	if (rp_node_members(c->api->node, &ms, &n) != RP_OK)
+		return 0;
+	int yes = rp_peer_is_member(rp_call_peer_identity(c), ip, ms, n);
+	free(ms);
+	return yes;
+}
+
+/* What x-raftplane-client may hold: an address as rp_call_peer_address
+ * writes it. */
+static int address_valid(const char *v)
+{
+	size_t n = strlen(v);
+	if (n < 3 || n >= RP_MAX_ADDRESS || strspn(v, "0123456789abcdefABCDEF.:[]") != n)
+		return 0;
+	return strchr(v, ':') != NULL;
+}
+
+void rp_call_client_address(struct rp_call *c, char *buf, size_t len)
+{
+	ssize_t i = c->req ? h2o_find_header_by_str(&c->req->headers,
+						    H2O_STRLIT("x-raftplane-client"), -1)
+			   : -1;
+	if (i >= 0) {
+		h2o_iovec_t v = c->req->headers.entries[i].value;
+		char val[RP_MAX_ADDRESS];
+		if (v.len < sizeof val) {
+			memcpy(val, v.base, v.len);
+			val[v.len] = '\0';
+			if (address_valid(val) && rp_call_from_member(c)) {
+				snprintf(buf, len, "%s", val);
+				return;
+			}
+		}
+	}
+	rp_call_peer_address(c, buf, len);
+}
+
+uint64_t rp_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void rp_call_audit(struct rp_call *c, struct rp_audit *out)
+{
+	memset(out, 0, sizeof *out);
+	snprintf(out->actor, sizeof out->actor, "%s", c->actor[0] ? c->actor : "anonymous");
+	rp_call_client_address(c, out->address, sizeof out->address);
+	out->time_ms = rp_wall_ms();
+}
+
 /* ---- responses ---------------------------------------------------------- */
 
 static const char *reason_phrase(int status)
@@ -159,12 +320,15 @@ static const char *reason_phrase(int status)
 	case 201: return "Created";
 	case 304: return "Not Modified";
 	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 409: return "Conflict";
 	case 410: return "Gone";
 	case 412: return "Precondition Failed";
 	case 413: return "Payload Too Large";
+	case 429: return "Too Many Requests";
 	case 499: return "Client Closed Request";
 	case 500: return "Internal Server Error";
 	case 503: return "Service Unavailable";
@@ -227,6 +391,8 @@ void rp_respond_relay(struct rp_call *c, int status, const char *ctype, const ch
 	add_str_header(c, H2O_TOKEN_CONTENT_TYPE, ctype);
 	add_str_header(c, H2O_TOKEN_ETAG, etag);
 	add_str_header(c, H2O_TOKEN_RETRY_AFTER, retry_after);
+	if (status == 401) /* the leader's challenge (our client does not keep it) */
+		add_str_header(c, H2O_TOKEN_WWW_AUTHENTICATE, "Bearer");
 	c->req->res.content_length = len;
 	h2o_send_inline(c->req, body, len);
 }
@@ -268,6 +434,9 @@ void rp_respond_error(struct rp_call *c, int err, const char *message, int index
 	if (err == RP_ERR_NO_LEADER || err == RP_ERR_UNKNOWN_OUTCOME || err == RP_ERR_UNAVAILABLE)
 		h2o_add_header(&c->req->pool, &c->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
 			       H2O_STRLIT("1"));
+	if (err == RP_ERR_UNAUTHENTICATED)
+		h2o_add_header(&c->req->pool, &c->req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE,
+			       NULL, H2O_STRLIT("Bearer"));
 	rp_respond_json(c, rp_err_http_status(err), e ? json_pack("{s:o}", "error", e) : NULL, 0);
 }
 

@@ -60,6 +60,9 @@ enum rp_route {
 	RP_ROUTE_SUBSCRIBE,
 	RP_ROUTE_PROXIES,
 	RP_ROUTE_ROLLOUTS,
+	RP_ROUTE_TOKENS,
+	RP_ROUTE_TOKEN,
+	RP_ROUTE_HISTORY,
 	RP_ROUTE_OTHER,
 	RP_ROUTE__COUNT
 };
@@ -72,6 +75,12 @@ struct rp_api_options {
 	unsigned forward_timeout_ms; /* timeout of one forwarded request */
 	int unsafe_reads;            /* test-only: linearizable reads served locally */
 	unsigned max_subscribers;    /* parked subscription polls allowed at once */
+	/* API tokens (auth.c, docs/security.md) */
+	int tokens_required;              /* --bootstrap-token-file given */
+	int have_bootstrap_token;         /* bootstrap_hash is set */
+	unsigned char bootstrap_hash[32]; /* SHA-256 of the bootstrap secret */
+	unsigned max_writes_per_token;    /* per second; 0: unlimited */
+	int max_writes_given;             /* the flag was given: also per IP without tokens */
 };
 
 struct rp_call;
@@ -81,6 +90,7 @@ struct rp_mesh;
 struct rp_closewatch;
 struct rp_fleet_share;
 struct rp_leader_call;
+struct rp_auth;
 
 /*
  * The API server of one node (embedded by the caller, started by
@@ -112,6 +122,7 @@ struct rp_api {
 	char cid_seen[33];            /* cluster id the subscriptions last saw */
 	uint64_t sub_seen_rev;        /* revision rp_subscribe_notify last looked at */
 	struct rp_fleet_share *fleet; /* shared fan-out of rollout waits (fleet.c) */
+	struct rp_auth *auth;         /* tokens, roles, write limits (auth.c) */
 };
 
 /** A queue a call can be parked on (invariant 5). */
@@ -141,6 +152,9 @@ struct rp_call {
 	/* family state in the request pool (invariant 3) */
 	struct rp_leader_call *lead; /* leader.c, once the call needs the leader */
 	void *ctx;                   /* the route handler's own state */
+	/* who the caller is, set by the route's authentication (auth.c):
+	 * "token:NAME", "cert:ID" or "anonymous"; "" before it ran */
+	char actor[RP_MAX_ACTOR];
 };
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -180,6 +194,39 @@ void rp_call_unpark(struct rp_call *c);
 /** The queue @q let go of @c by itself (a waiter list that was detached, a
  * forward that finished): clear the record without cancel. */
 void rp_call_park_done(struct rp_call *c, const struct rp_park *q);
+
+/* ---- who is calling ------------------------------------------------------ */
+
+/** Certificate identity of the connection, e.g. spiffe://td/node/7; set by
+ * the TLS layer; NULL without TLS. */
+const char *rp_call_peer_identity(struct rp_call *c);
+
+/** The immediate peer of @c's connection as "IP:port" ("[IPv6]:port") in
+ * @buf; "" when unknown. */
+void rp_call_peer_address(struct rp_call *c, char *buf, size_t len);
+
+/** Whether the immediate peer is a cluster member: its certificate
+ * identity is spiffe://TRUST-DOMAIN/server/N with N a member id, or its IP
+ * is the host of a member's HTTP address (@peer_ip without port; IPv6
+ * without brackets). Pure, for the tests: @members are @n entries. */
+int rp_peer_is_member(const char *identity, const char *peer_ip,
+		      const struct rp_node_member *members, unsigned n);
+
+/** rp_peer_is_member() for @c's connection and this node's members. */
+int rp_call_from_member(struct rp_call *c);
+
+/** The client address to record for @c: the x-raftplane-client header a
+ * member's forward carries, when the immediate peer is a member
+ * (rp_call_from_member) and the value is an address; else the immediate
+ * peer. */
+void rp_call_client_address(struct rp_call *c, char *buf, size_t len);
+
+/** The audit fields of a proposal made for @c: its actor ("anonymous"
+ * when none was set), client address, and the wall clock now (ms). */
+void rp_call_audit(struct rp_call *c, struct rp_audit *out);
+
+/** Unix time in ms (CLOCK_REALTIME). */
+uint64_t rp_wall_ms(void);
 
 /* ---- answers ------------------------------------------------------------ */
 

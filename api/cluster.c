@@ -122,13 +122,17 @@ static void run_member_op(struct rp_call *c)
 	struct member_call *m = c->ctx;
 	struct rp_node *n = c->api->node;
 	int rv;
+	struct rp_audit audit;
+	rp_call_audit(c, &audit); /* call.h: who asks, from where, now */
 	rp_call_ref(c);
-	if (c->route == RP_ROUTE_MEMBERS)
+	if (c->route == RP_ROUTE_MEMBERS) {
+		m->member.audit = audit;
 		rv = rp_node_add_member(n, &m->member, on_member_done, c);
-	else if (c->route == RP_ROUTE_LEADERSHIP)
+	} else if (c->route == RP_ROUTE_LEADERSHIP) {
 		rv = rp_node_transfer(n, m->target_id, on_member_done, c);
-	else
-		rv = rp_node_remove_member(n, m->target_id, on_member_done, c);
+	} else {
+		rv = rp_node_remove_member(n, m->target_id, &audit, on_member_done, c);
+	}
 	if (rv == RP_OK)
 		return;
 	rp_call_unref(c);

@@ -324,6 +324,12 @@ static struct fanout *start_fanout(struct rp_call *c, view_cb cb, int shared)
 	json_t *mine = rp_subscribe_local_fleet(api);
 	collect(f->by_node, mine);
 	json_decref(mine);
+	/* the peers authenticate the first waiter's token (every waiter passed
+	 * the same role check here) */
+	char auth[600] = "";
+	const char *tok = rp_header(c->req, H2O_TOKEN_AUTHORIZATION);
+	if (tok && strlen(tok) < sizeof auth - 32 && !strpbrk(tok, "\r\n"))
+		snprintf(auth, sizeof auth, "authorization: %s\r\n", tok);
 	for (unsigned i = 0; i < n_ms; i++) {
 		if (ms[i].id == rp_node_config(api->node)->id)
 			continue;
@@ -334,8 +340,8 @@ static struct fanout *start_fanout(struct rp_call *c, view_cb cb, int shared)
 		snprintf(p->http, sizeof p->http, "%s", ms[i].http);
 		f->pending++;
 		if (!p->http[0] ||
-		    rp_http_request(api->loop, p->http, "GET", "/v1/proxies?scope=local", "", NULL,
-				    0, PEER_TIMEOUT_MS, on_peer, p, NULL) != 0)
+		    rp_http_request(api->loop, p->http, "GET", "/v1/proxies?scope=local", auth,
+				    NULL, 0, PEER_TIMEOUT_MS, on_peer, p, NULL) != 0)
 			on_peer(p, RP_ERR_NO_LEADER, NULL);
 	}
 	free(ms);

@@ -24,7 +24,16 @@
  *    answered call or a gone request.
  * 3. A proposal, a read barrier and a membership change cannot be taken
  *    back: each holds a ref, and its callback checks rp_call_live() before
- *    it reads any state. */
+ *    it reads any state.
+ * 4. A forward carries the client's Authorization header as it came (the
+ *    leader authenticates the request again itself: a token revoked in
+ *    between is refused there) and, in x-raftplane-client, the client's
+ *    address as this node saw it; the leader records that address only
+ *    when the forward comes from a member (call.h:
+ *    rp_call_client_address).
+ * 5. Every proposal carries its audit fields (actor, client address,
+ *    wall-clock time), set here on the proposer, so that apply never reads
+ *    a clock. */
 #include <assert.h>
 #include <stdio.h>
 #include <string.h>
@@ -174,6 +183,18 @@ static int append_header(char *buf, size_t cap, h2o_req_t *req, const h2o_token_
 	return 0;
 }
 
+/* Invariant 4: Authorization and the client's address. */
+static int append_identity(char *buf, size_t cap, struct rp_call *c)
+{
+	char addr[RP_MAX_ADDRESS];
+	if (append_header(buf, cap, c->req, H2O_TOKEN_AUTHORIZATION) != 0)
+		return -1;
+	rp_call_client_address(c, addr, sizeof addr);
+	if (addr[0])
+		snprintf(buf + strlen(buf), cap - strlen(buf), "x-raftplane-client: %s\r\n", addr);
+	return 0;
+}
+
 static void forward(struct rp_call *c, const char *http)
 {
 	char headers[1024] = "x-raftplane-forwarded: 1\r\n";
@@ -191,10 +212,11 @@ static void forward(struct rp_call *c, const char *http)
 	target[req->path.len] = '\0';
 	if (append_header(headers, sizeof headers, req, H2O_TOKEN_CONTENT_TYPE) != 0 ||
 	    append_header(headers, sizeof headers, req, H2O_TOKEN_IF_MATCH) != 0 ||
-	    append_header(headers, sizeof headers, req, H2O_TOKEN_IF_NONE_MATCH) != 0) {
+	    append_header(headers, sizeof headers, req, H2O_TOKEN_IF_NONE_MATCH) != 0 ||
+	    append_identity(headers, sizeof headers, c) != 0) {
 		rp_respond_error(c, RP_ERR_INVALID,
-				 "Content-Type, If-Match and If-None-Match "
-				 "together must stay under 900 bytes",
+				 "Content-Type, If-Match, If-None-Match and Authorization "
+				 "together must stay under 800 bytes",
 				 -1);
 		return;
 	}
@@ -298,8 +320,14 @@ static void on_proposed(void *arg, int status, const struct rp_apply_result *res
 
 static void propose_local(struct rp_call *c)
 {
+	Raftplane__Command cmd = *c->lead->pending_cmd; /* packed by the propose */
+	struct rp_audit audit;
+	rp_call_audit(c, &audit); /* invariant 5 */
+	cmd.actor = audit.actor;
+	cmd.address = audit.address;
+	cmd.time_ms = audit.time_ms;
 	rp_call_ref(c);
-	int rv = rp_node_propose(c->api->node, c->lead->pending_cmd, on_proposed, c);
+	int rv = rp_node_propose(c->api->node, &cmd, on_proposed, c);
 	if (rv == RP_ERR_NO_LEADER) {
 		rp_call_unref(c);
 		rp_leader_retry(c); /* transfer under way or leadership lost: wait */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "metrics.h"
 #include "raftplane/err.h"
 #include "transport.h"
@@ -117,6 +118,19 @@ void rp_route_metrics(struct rp_call *c)
 	counter(&b, "raftplane_forwarded_total", "Requests forwarded to the leader.",
 		api->forwarded);
 	transport_metrics(&b, api->node);
+	const struct rp_auth_stats *as = rp_auth_stats(api);
+	gauge(&b, "raftplane_auth_enabled", "1 when this node requires API tokens.",
+	      (uint64_t)rp_auth_enforced(api));
+	gauge(&b, "raftplane_tokens", "API tokens in the replicated state.",
+	      (uint64_t)rp_auth_token_count(api));
+	put(&b,
+	    "# HELP raftplane_auth_failures_total Requests refused by authentication, by "
+	    "reason.\n# TYPE raftplane_auth_failures_total counter\n"
+	    "raftplane_auth_failures_total{reason=\"unauthenticated\"} %" PRIu64 "\n"
+	    "raftplane_auth_failures_total{reason=\"permission_denied\"} %" PRIu64 "\n",
+	    as->unauthenticated, as->permission_denied);
+	counter(&b, "raftplane_rate_limited_writes_total",
+		"Writes refused with 429 by the writes-per-token limit.", as->rate_limited);
 	histogram(&b, "raftplane_apply_seconds", "Time to apply one log entry to SQLite.",
 		  &st->apply);
 	histogram(&b, "raftplane_propose_seconds", "Leader: time from propose to applied.",

@@ -16,12 +16,23 @@
  *    an `Allow` header listing every method of that path; no path, 404.
  * 4. Handlers run only for an allowed method. For HEAD, req->method is set
  *    to GET before the handler runs (h2o drops the body of a HEAD answer by
- *    looking at req->input.method), so handlers only ever see GET. */
+ *    looking at req->input.method), so handlers only ever see GET.
+ * 5. Each route names the token role its reads (GET, HEAD) and its other
+ *    methods need (docs/security.md has the matrix; tests/integration/
+ *    test_tokens.py reads this table). Once tokens are enforced
+ *    (auth.h), a request runs only after rp_auth_check passed: 401 / 403
+ *    otherwise. OPEN routes need no token. A path that matches no route,
+ *    or a method the path does not allow, needs READ before it learns so
+ *    (404 / 405). A non-GET request on a route that needs WRITE or more
+ *    is a write: it is counted against the writes-per-token limit (429)
+ *    after authentication, before its handler. */
 #include <stdio.h>
 #include <string.h>
 
+#include "auth.h"
 #include "cluster.h"
 #include "fleet.h"
+#include "history.h"
 #include "items.h"
 #include "metrics.h"
 #include "params.h"
@@ -29,6 +40,7 @@
 #include "raftplane/limits.h"
 #include "route.h"
 #include "subscribe.h"
+#include "tokens.h"
 #include "txn.h"
 #include "watch.h"
 
@@ -57,11 +69,21 @@ struct route_args {
 	int kind;
 };
 
+/* Token roles of the table (rule 5); "-" where the route has no such
+ * method. */
+#define OPEN RP_TOKEN_NONE
+#define READ RP_TOKEN_READ
+#define WRITE RP_TOKEN_WRITE
+#define ADMIN RP_TOKEN_ADMIN
+#define NO_METHOD RP_TOKEN_ADMIN /* never used: the route has no such method */
+
 struct route {
 	const char *segs[MAX_SEGS]; /* NULL-terminated; "*" or "**" is the parameter */
 	unsigned methods;
-	int id;   /* enum rp_route, for the request counters */
-	int kind; /* RP_KIND_* for the item routes, else -1 */
+	int read_role;  /* what GET and HEAD need */
+	int write_role; /* what the other methods need */
+	int id;         /* enum rp_route, for the request counters */
+	int kind;       /* RP_KIND_* for the item routes, else -1 */
 	void (*fn)(struct rp_call *c, const struct route_args *a);
 };
 
@@ -140,33 +162,54 @@ static void h_metrics(struct rp_call *c, const struct route_args *a)
 	(void)a;
 	rp_route_metrics(c);
 }
+static void h_tokens(struct rp_call *c, const struct route_args *a)
+{
+	rp_route_tokens(c, a->method);
+}
+static void h_token(struct rp_call *c, const struct route_args *a)
+{
+	rp_route_token(c, a->method, a->param, a->param_len);
+}
+static void h_history(struct rp_call *c, const struct route_args *a)
+{
+	(void)a;
+	rp_route_history(c);
+}
 
 #define R M_GET | M_HEAD
-#define ITEM(name, k)                                                                    \
-	{{"v1", name, NULL}, R, RP_ROUTE_MESH_LIST, k, h_mesh_list},                     \
-	{                                                                                \
-		{"v1", name, "**", NULL}, R | M_PUT | M_DELETE, RP_ROUTE_MESH, k, h_mesh \
+#define ITEM(name, k)                                                                          \
+	{{"v1", name, NULL}, R, READ, NO_METHOD, RP_ROUTE_MESH_LIST, k, h_mesh_list},          \
+	{                                                                                      \
+		{"v1", name, "**", NULL}, R | M_PUT | M_DELETE, READ, WRITE, RP_ROUTE_MESH, k, \
+			h_mesh                                                                 \
 	}
 
+/* clang-format off */
 static const struct route table[] = {
-	{{"v1", "status", NULL}, R, RP_ROUTE_STATUS, -1, h_status},
-	{{"v1", "members", NULL}, R | M_POST, RP_ROUTE_MEMBERS, -1, h_members},
-	{{"v1", "members", "*", NULL}, M_DELETE, RP_ROUTE_MEMBER, -1, h_member},
-	{{"v1", "members", "*", "leadership", NULL}, M_POST, RP_ROUTE_LEADERSHIP, -1, h_leadership},
-	{{"v1", "kv", NULL}, R, RP_ROUTE_KV_LIST, RP_KIND_KV, h_kv_list},
-	{{"v1", "kv", "**", NULL}, R | M_PUT | M_DELETE, RP_ROUTE_KV, RP_KIND_KV, h_kv},
+	/* path                                    methods              GET/HEAD   others */
+	{{"v1", "status", NULL},                   R,                   READ,      NO_METHOD, RP_ROUTE_STATUS, -1, h_status},
+	{{"v1", "members", NULL},                  R | M_POST,          READ,      ADMIN,     RP_ROUTE_MEMBERS, -1, h_members},
+	{{"v1", "members", "*", NULL},             M_DELETE,            NO_METHOD, ADMIN,     RP_ROUTE_MEMBER, -1, h_member},
+	{{"v1", "members", "*", "leadership", NULL}, M_POST,            NO_METHOD, ADMIN,     RP_ROUTE_LEADERSHIP, -1, h_leadership},
+	{{"v1", "kv", NULL},                       R,                   READ,      NO_METHOD, RP_ROUTE_KV_LIST, RP_KIND_KV, h_kv_list},
+	{{"v1", "kv", "**", NULL},                 R | M_PUT | M_DELETE, READ,     WRITE,     RP_ROUTE_KV, RP_KIND_KV, h_kv},
 	ITEM("clusters", RP_KIND_CLUSTERS),
 	ITEM("routes", RP_KIND_ROUTES),
 	ITEM("listeners", RP_KIND_LISTENERS),
-	{{"v1", "txn", NULL}, M_POST, RP_ROUTE_TXN, -1, h_txn},
-	{{"v1", "watch", NULL}, R, RP_ROUTE_WATCH, -1, h_watch},
-	{{"v1", "subscribe", NULL}, M_POST, RP_ROUTE_SUBSCRIBE, -1, h_subscribe},
-	{{"v1", "proxies", NULL}, R, RP_ROUTE_PROXIES, -1, h_proxies},
-	{{"v1", "rollouts", "*", NULL}, R, RP_ROUTE_ROLLOUTS, -1, h_rollout},
-	{{"healthz", NULL}, R, RP_ROUTE_HEALTHZ, -1, h_healthz},
-	{{"readyz", NULL}, R, RP_ROUTE_READYZ, -1, h_readyz},
-	{{"metrics", NULL}, R, RP_ROUTE_METRICS, -1, h_metrics},
+	{{"v1", "txn", NULL},                      M_POST,              NO_METHOD, WRITE,     RP_ROUTE_TXN, -1, h_txn},
+	{{"v1", "watch", NULL},                    R,                   READ,      NO_METHOD, RP_ROUTE_WATCH, -1, h_watch},
+	/* proxies: authenticated by their certificate (subscribe.c), not by tokens */
+	{{"v1", "subscribe", NULL},                M_POST,              NO_METHOD, OPEN,      RP_ROUTE_SUBSCRIBE, -1, h_subscribe},
+	{{"v1", "proxies", NULL},                  R,                   READ,      NO_METHOD, RP_ROUTE_PROXIES, -1, h_proxies},
+	{{"v1", "rollouts", "*", NULL},            R,                   READ,      NO_METHOD, RP_ROUTE_ROLLOUTS, -1, h_rollout},
+	{{"v1", "tokens", NULL},                   R | M_POST,          ADMIN,     ADMIN,     RP_ROUTE_TOKENS, -1, h_tokens},
+	{{"v1", "tokens", "*", NULL},              R | M_DELETE,        ADMIN,     ADMIN,     RP_ROUTE_TOKEN, -1, h_token},
+	{{"v1", "history", NULL},                  R,                   READ,      NO_METHOD, RP_ROUTE_HISTORY, -1, h_history},
+	{{"healthz", NULL},                        R,                   OPEN,      NO_METHOD, RP_ROUTE_HEALTHZ, -1, h_healthz},
+	{{"readyz", NULL},                         R,                   OPEN,      NO_METHOD, RP_ROUTE_READYZ, -1, h_readyz},
+	{{"metrics", NULL},                        R,                   READ,      NO_METHOD, RP_ROUTE_METRICS, -1, h_metrics},
 };
+/* clang-format on */
 
 #undef ITEM
 #undef R
@@ -278,6 +321,10 @@ void rp_route_request(struct rp_call *c)
 		allowed |= r->methods;
 		if (!(r->methods & bit))
 			continue;
+		int is_read = bit == M_GET || bit == M_HEAD;
+		int need = is_read ? r->read_role : r->write_role;
+		if (rp_auth_check(c, need) != 0) /* rule 5 */
+			return;
 		char buf[3 * RP_MAX_NAME + 1] = "";
 		struct route_args a = {bit == M_HEAD ? "GET" : methods[__builtin_ctz(bit)].name,
 				       buf, 0, r->kind};
@@ -288,11 +335,15 @@ void rp_route_request(struct rp_call *c)
 					 -1);
 			return;
 		}
+		if (!is_read && need >= WRITE && rp_auth_limit_write(c) != 0)
+			return;
 		if (bit == M_HEAD)
 			req->method = h2o_iovec_init(H2O_STRLIT("GET"));
 		r->fn(c, &a);
 		return;
 	}
+	if (rp_auth_check(c, READ) != 0) /* rule 5: what exists is for readers */
+		return;
 	if (allowed)
 		respond_405(c, allowed);
 	else

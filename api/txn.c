@@ -111,7 +111,7 @@ static int parse_op(json_t *jop, Raftplane__Op *op, char *msg, size_t msglen)
 		snprintf(msg, msglen, "\"op\" must be \"put\" or \"delete\"");
 		return RP_ERR_INVALID;
 	}
-	if (kind < 0 || kind == RP_KIND_MEMBERS) {
+	if (kind < 0 || kind >= RP_KIND_MEMBERS) {
 		snprintf(msg, msglen, "\"kind\" must be kv, clusters, routes or listeners");
 		return RP_ERR_INVALID;
 	}

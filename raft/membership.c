@@ -142,6 +142,9 @@ static int propose_member(struct rp_membership *ms, int type, const struct rp_me
 	pm.role = (uint32_t)m->role;
 	cmd.members = &pmp;
 	cmd.n_members = 1;
+	cmd.actor = (char *)m->audit.actor; /* who asked, for the audit trail */
+	cmd.address = (char *)m->audit.address;
+	cmd.time_ms = m->audit.time_ms;
 	return rp_propose(ms->proposer, &cmd, cb, arg);
 }
 
@@ -331,7 +334,8 @@ static void on_raft_removed(struct raft_change *req, int status)
 		op_done(op, RP_OK, "member removed");
 }
 
-int rp_membership_remove(struct rp_membership *ms, uint64_t id, rp_change_done_cb cb, void *arg)
+int rp_membership_remove(struct rp_membership *ms, uint64_t id, const struct rp_audit *audit,
+			 rp_change_done_cb cb, void *arg)
 {
 	if (!rp_readiness_ready(ms->ready))
 		return RP_ERR_NO_LEADER;
@@ -342,6 +346,8 @@ int rp_membership_remove(struct rp_membership *ms, uint64_t id, rp_change_done_c
 	struct member_op *op = op_new(ms, id, STEP_REMOVE, cb, arg);
 	if (!op)
 		return RP_ERR_NOMEM;
+	if (audit)
+		op->m.audit = *audit;
 	int rv = raft_remove(ms->raft, &op->change, id, on_raft_removed);
 	if (rv != 0) {
 		op_abandon(op);

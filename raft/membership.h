@@ -45,7 +45,8 @@ int rp_membership_add(struct rp_membership *ms, const struct rp_member *m, rp_ch
 
 /** Remove member @id from raft, then forget its row. RP_OK (then @cb runs
  *  once), else RP_ERR_NO_LEADER, _NOT_FOUND, _CONFLICT (ourselves), ... */
-int rp_membership_remove(struct rp_membership *ms, uint64_t id, rp_change_done_cb cb, void *arg);
+int rp_membership_remove(struct rp_membership *ms, uint64_t id, const struct rp_audit *audit,
+			 rp_change_done_cb cb, void *arg);
 
 /** Transfer leadership to @id; same contract as rp_membership_remove(). */
 int rp_membership_transfer(struct rp_membership *ms, uint64_t id, rp_change_done_cb cb, void *arg);

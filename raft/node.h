@@ -78,11 +78,14 @@ int rp_node_propose(struct rp_node *n, const Raftplane__Command *cmd, rp_propose
 int rp_node_read_barrier(struct rp_node *n, rp_read_cb cb, void *arg);
 
 /** Add @m (leader only): record its HTTP address, raft_add, assign role
- *  (m->role an enum rp_role); a failed add is rolled back before @cb. */
+ *  (m->role an enum rp_role); a failed add is rolled back before @cb.
+ *  m->audit says who asks (the audit rows of the member-row changes). */
 int rp_node_add_member(struct rp_node *n, const struct rp_member *m, rp_change_done_cb cb,
 		       void *arg);
-/** Remove member @id (leader only). */
-int rp_node_remove_member(struct rp_node *n, uint64_t id, rp_change_done_cb cb, void *arg);
+/** Remove member @id (leader only); @audit (may be NULL) says who asks, for
+ *  the audit row of the member-row deletion. */
+int rp_node_remove_member(struct rp_node *n, uint64_t id, const struct rp_audit *audit,
+			  rp_change_done_cb cb, void *arg);
 /** Transfer leadership to @id (leader only). */
 int rp_node_transfer(struct rp_node *n, uint64_t id, rp_change_done_cb cb, void *arg);
 

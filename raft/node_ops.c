@@ -178,11 +178,12 @@ int rp_node_add_member(struct rp_node *n, const struct rp_member *m, rp_change_d
 	return rp_membership_add(&n->members, m, cb, arg);
 }
 
-int rp_node_remove_member(struct rp_node *n, uint64_t id, rp_change_done_cb cb, void *arg)
+int rp_node_remove_member(struct rp_node *n, uint64_t id, const struct rp_audit *audit,
+			  rp_change_done_cb cb, void *arg)
 {
 	if (n->closing)
 		return RP_ERR_UNAVAILABLE;
-	return rp_membership_remove(&n->members, id, cb, arg);
+	return rp_membership_remove(&n->members, id, audit, cb, arg);
 }
 
 int rp_node_transfer(struct rp_node *n, uint64_t id, rp_change_done_cb cb, void *arg)

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "auth.h"
 #include "client.h"
 #include "node.h"
 #include "raftplane/err.h"
@@ -43,6 +45,12 @@ static const char usage[] =
 	"  --leader-wait-ms N        how long a request waits for a leader (default 3000)\n"
 	"  --forward-timeout-ms N    timeout of a request forwarded to the leader (default 5000)\n"
 	"  --max-subscribers N       proxy polls parked at once; more get 503 (default 20000)\n"
+	"  --bootstrap-token-file F  require API tokens; F (mode 0600) holds an admin token\n"
+	"                            (rpt_...): the cluster's first token when it has none,\n"
+	"                            and this node's credential for --join\n"
+	"  --max-writes-per-token N  writes per second per token a node accepts (default\n"
+	"                            1000); 0: unlimited. Given, it also limits each client\n"
+	"                            IP of a cluster without tokens\n"
 	"  --raft-handshake-timeout-ms N  a raft peer must connect and complete its handshake\n"
 	"                            within N ms (default 3000)\n"
 	"  --raft-max-pending N      raft connections not yet past the handshake, at once;\n"
@@ -68,6 +76,7 @@ struct options {
 	const char *join;
 	int join_role;
 	struct rp_server_tls tls;
+	char join_auth[96]; /* "authorization: Bearer ...\r\n" from the token file, or "" */
 };
 
 static struct {
@@ -191,7 +200,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 					  .commit_push = 1};
 	o->api = (struct rp_api_options){.leader_wait_ms = 3000,
 					 .forward_timeout_ms = 5000,
-					 .max_subscribers = 20000};
+					 .max_subscribers = 20000,
+					 .max_writes_per_token = 1000};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		char terr[256];
@@ -251,6 +261,18 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->node.raft_relay_outbound = 1;
 		} else if (!strcmp(a, "--no-commit-push")) {
 			o->node.commit_push = 0;
+		} else if (!strcmp(a, "--bootstrap-token-file")) {
+			char token[RP_TOKEN_STRLEN + 1], err[PATH_MAX + 160];
+			if (rp_token_file_load(need(argc, argv, &i), token, o->api.bootstrap_hash,
+					       err, sizeof err) != 0)
+				die("%s", err);
+			o->api.tokens_required = o->api.have_bootstrap_token = 1;
+			snprintf(o->join_auth, sizeof o->join_auth, "authorization: Bearer %s\r\n",
+				 token);
+		} else if (!strcmp(a, "--max-writes-per-token")) {
+			o->api.max_writes_per_token = parse_uint(a, need(argc, argv, &i), 0,
+								 10000000);
+			o->api.max_writes_given = 1;
 		} else if (!strcmp(a, "--unsafe-stale-reads")) {
 			o->api.unsafe_reads = o->node.unsafe_reads = 1;
 		} else {
@@ -396,8 +418,8 @@ static void on_join_timer(uv_timer_t *t)
 		rp_log_fatal("could not join via %s", srv.opt.join);
 		exit(1);
 	}
-	if (rp_http_request(srv.loop, srv.opt.join, "GET", "/v1/members", "", NULL, 0, 10000,
-			    on_join_members, NULL, &srv.join_req) != 0) {
+	if (rp_http_request(srv.loop, srv.opt.join, "GET", "/v1/members", srv.opt.join_auth, NULL,
+			    0, 10000, on_join_members, NULL, &srv.join_req) != 0) {
 		srv.join_req = NULL;
 		join_again(500);
 	}
@@ -411,9 +433,11 @@ static void post_join(void)
 		 "{\"id\":%" PRIu64 ",\"raft\":\"%s\",\"http\":\"%s\",\"role\":\"%s\"}",
 		 srv.opt.node.id, srv.opt.node.raft_addr, srv.opt.node.http_addr,
 		 roles[srv.opt.join_role]);
-	if (rp_http_request(srv.loop, srv.opt.join, "POST", "/v1/members",
-			    "Content-Type: application/json\r\n", body, strlen(body), 30000,
-			    on_join_answer, NULL, &srv.join_req) != 0) {
+	char headers[160];
+	snprintf(headers, sizeof headers, "Content-Type: application/json\r\n%s",
+		 srv.opt.join_auth);
+	if (rp_http_request(srv.loop, srv.opt.join, "POST", "/v1/members", headers, body,
+			    strlen(body), 30000, on_join_answer, NULL, &srv.join_req) != 0) {
 		srv.join_req = NULL;
 		join_again(500);
 	}

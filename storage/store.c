@@ -32,9 +32,22 @@
  *    stops the node: it must never become a rejection, which every node
  *    would not share.
  *
+ * 8. API tokens (tokens table) hold a SHA-256 of the secret, never the
+ *    secret. Creating one sets meta tokens_enabled for good: the API of
+ *    every member then requires tokens, even once every token is revoked.
+ *    TOKEN_BOOTSTRAP creates only while tokens_enabled is not set; the
+ *    last admin token cannot be revoked.
+ * 9. Every revision gets an audit row (who, from where, when: what the
+ *    proposer put into the command, so apply stays deterministic), trimmed
+ *    with the change history. Token changes are change rows of kind
+ *    RP_KIND_TOKENS, reported by rp_store_history() only, never to
+ *    watches or the change callback.
+ *
  * Schema: items(kind, name, value, version), refs(kind, name -> ref_kind,
  * ref_name) for routes, changes(rev, seq, kind, name, op, version) for
- * watches, members(id, raft, http, role), meta(key, value). */
+ * watches, members(id, raft, http, role), meta(key, value),
+ * epochs(kind, name, rev), tokens(name, role, hash, created, created_by),
+ * audit(rev, time, actor, address). */
 #include "store.h"
 
 #include <assert.h>
@@ -78,8 +91,29 @@ enum stmt_id {
 	ST_EPOCH_BUMP,
 	ST_EPOCH_LIST,
 	ST_REF_OF_KIND,
+	ST_TOKEN_GET,
+	ST_TOKEN_BY_HASH,
+	ST_TOKEN_PUT,
+	ST_TOKEN_DEL,
+	ST_TOKEN_LIST,
+	ST_TOKEN_ADMINS,
+	ST_AUDIT_PUT,
+	ST_AUDIT_TRIM,
+	ST_HISTORY_DESC,
+	ST_HISTORY_ASC,
+	ST_CHANGE_OF_REV,
 	ST__COUNT
 };
+
+/* The audit history: revisions of the change rows (older ones may have no
+ * audit row), filtered by actor (?3), kind (?4, -1 any) and name (?5). */
+#define HISTORY_SQL(order)                                                                \
+	"SELECT r.rev, ifnull(a.time,0), ifnull(a.actor,''), ifnull(a.address,'') FROM "  \
+	"(SELECT DISTINCT rev FROM changes WHERE rev>=?1 AND rev<=?2) r "                 \
+	"LEFT JOIN audit a ON a.rev=r.rev "                                               \
+	"WHERE (?3 IS NULL OR ifnull(a.actor,'')=?3) AND (?4<0 AND ?5 IS NULL OR EXISTS(" \
+	"SELECT 1 FROM changes c WHERE c.rev=r.rev AND (?4<0 OR c.kind=?4) AND "          \
+	"(?5 IS NULL OR c.name=?5))) ORDER BY r.rev " order " LIMIT ?6"
 
 static const char *const sql[ST__COUNT] = {
 	[ST_BEGIN] = "BEGIN",
@@ -116,6 +150,19 @@ static const char *const sql[ST__COUNT] = {
 			  "ON CONFLICT(kind,name) DO UPDATE SET rev=max(rev,excluded.rev)",
 	[ST_EPOCH_LIST] = "SELECT kind, name, rev FROM epochs ORDER BY kind, name",
 	[ST_REF_OF_KIND] = "SELECT ref_name FROM refs WHERE kind=?1 AND name=?2 AND ref_kind=?3",
+	[ST_TOKEN_GET] = "SELECT name, role, hash, created, created_by FROM tokens WHERE name=?1",
+	[ST_TOKEN_BY_HASH] = "SELECT 1 FROM tokens WHERE hash=?1",
+	[ST_TOKEN_PUT] = "INSERT INTO tokens(name,role,hash,created,created_by) "
+			 "VALUES(?1,?2,?3,?4,?5)",
+	[ST_TOKEN_DEL] = "DELETE FROM tokens WHERE name=?1",
+	[ST_TOKEN_LIST] = "SELECT name, role, hash, created, created_by FROM tokens ORDER BY name",
+	[ST_TOKEN_ADMINS] = "SELECT count(*) FROM tokens WHERE role>=3",
+	[ST_AUDIT_PUT] = "INSERT OR REPLACE INTO audit(rev,time,actor,address) VALUES(?1,?2,?3,?4)",
+	[ST_AUDIT_TRIM] = "DELETE FROM audit WHERE rev<=?1",
+	[ST_HISTORY_DESC] = HISTORY_SQL("DESC"),
+	[ST_HISTORY_ASC] = HISTORY_SQL("ASC"),
+	[ST_CHANGE_OF_REV] =
+		"SELECT kind, name, op, version FROM changes WHERE rev=?1 ORDER BY seq",
 };
 
 static const char schema[] =
@@ -133,12 +180,23 @@ static const char schema[] =
 	"CREATE TABLE epochs(kind INTEGER NOT NULL, name TEXT NOT NULL, rev INTEGER NOT NULL,"
 	" PRIMARY KEY(kind, name)) WITHOUT ROWID;";
 
+/* Tables added after the first release: also created in a restored
+ * database that predates them (design note 8, 9). */
+static const char schema_tokens[] =
+	"CREATE TABLE IF NOT EXISTS tokens(name TEXT PRIMARY KEY, role INTEGER NOT NULL,"
+	" hash BLOB NOT NULL, created INTEGER NOT NULL, created_by TEXT NOT NULL) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS tokens_hash ON tokens(hash);"
+	"CREATE TABLE IF NOT EXISTS audit(rev INTEGER PRIMARY KEY, time INTEGER NOT NULL,"
+	" actor TEXT NOT NULL, address TEXT NOT NULL);";
+
 struct rp_store {
 	sqlite3 *db;
 	sqlite3_stmt *stmts[ST__COUNT];
 	uint64_t revision;
 	uint64_t compacted;
 	char cluster_id[33];    /* "" until SET_CLUSTER_ID applied */
+	int tokens_enabled;     /* meta tokens_enabled (design note 8) */
+	uint64_t tokens_gen;    /* rp_store_tokens_gen() */
 	unsigned seq;           /* change rows written in the current command */
 	int applying;           /* inside rp_store_apply's transaction */
 	char errmsg[256];       /* the last SQLite failure, for the apply's message */
@@ -153,7 +211,7 @@ static sqlite3_stmt *stmt(struct rp_store *s, enum stmt_id id)
 {
 	if (!s->stmts[id] && sqlite3_prepare_v3(s->db, sql[id], -1, SQLITE_PREPARE_PERSISTENT,
 						&s->stmts[id], NULL) != SQLITE_OK) {
-		snprintf(s->errmsg, sizeof s->errmsg, "store: prepare %s: %s", sql[id],
+		snprintf(s->errmsg, sizeof s->errmsg, "store: prepare %.120s: %s", sql[id],
 			 sqlite3_errmsg(s->db));
 		rp_log_error("%s", s->errmsg);
 		return NULL;
@@ -247,7 +305,8 @@ int rp_store_create(struct rp_store **out, char *errmsg, size_t errlen)
 		goto err;
 	if (sqlite3_exec(s->db, "PRAGMA journal_mode=MEMORY; PRAGMA foreign_keys=OFF;", NULL, NULL,
 			 NULL) != SQLITE_OK ||
-	    sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK)
+	    sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(s->db, schema_tokens, NULL, NULL, NULL) != SQLITE_OK)
 		goto err;
 	s->dist = (struct rp_dist_io){
 		.arg = s,
@@ -623,7 +682,7 @@ static int run_op(struct rp_store *s, const Raftplane__Op *op, int is_put, uint6
 	int kind = rp_kind_parse(op->kind, strlen(op->kind));
 	uint64_t cur;
 	int rv;
-	if (kind < 0 || kind == RP_KIND_MEMBERS)
+	if (kind < 0 || kind >= RP_KIND_MEMBERS)
 		return reject(res, RP_ERR_INVALID, i, "unknown kind");
 	if (!rp_name_valid(op->name, strlen(op->name)))
 		return reject(res, RP_ERR_INVALID, i, "invalid name");
@@ -710,9 +769,117 @@ static int apply_members(struct rp_store *s, const Raftplane__Command *cmd, uint
 	return rv;
 }
 
+/* ---- tokens (design note 8) -------------------------------------------- */
+
+static int token_exists_by_hash(struct rp_store *s, const ProtobufCBinaryData *hash, int *found)
+{
+	sqlite3_stmt *st = stmt(s, ST_TOKEN_BY_HASH);
+	if (!st)
+		return RP_ERR_STORAGE;
+	sqlite3_bind_blob(st, 1, hash->data, (int)hash->len, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return step_failed(s, st);
+	*found = rc == SQLITE_ROW;
+	sqlite3_reset(st);
+	return RP_OK;
+}
+
+static int count_admins(struct rp_store *s, int *n)
+{
+	sqlite3_stmt *st = stmt(s, ST_TOKEN_ADMINS);
+	if (!st)
+		return RP_ERR_STORAGE;
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return step_failed(s, st);
+	*n = sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	return RP_OK;
+}
+
+/* TOKEN_PUT and TOKEN_BOOTSTRAP: a new token; created and created_by are
+ * the command's audit fields. */
+static int put_token(struct rp_store *s, const Raftplane__Command *cmd, uint64_t rev,
+		     struct rp_apply_result *res)
+{
+	const Raftplane__Token *t = cmd->token;
+	struct rp_token old;
+	uint64_t enabled;
+	int rv, found;
+	if (!t || !rp_token_name_valid(t->name, strlen(t->name)))
+		return reject(res, RP_ERR_INVALID, -1, "a token name matches [A-Za-z0-9._-]{1,64}");
+	if (t->role < RP_TOKEN_READ || t->role > RP_TOKEN_ADMIN)
+		return reject(res, RP_ERR_INVALID, -1, "token role %u is not 1 to 3", t->role);
+	if (t->hash.len != RP_TOKEN_HASH_LEN)
+		return reject(res, RP_ERR_INVALID, -1, "token hash is %zu bytes, not %d",
+			      t->hash.len, RP_TOKEN_HASH_LEN);
+	if ((rv = meta_get(s, "tokens_enabled", &enabled)))
+		return rv;
+	if (cmd->type == RAFTPLANE__COMMAND__TYPE__TOKEN_BOOTSTRAP && enabled)
+		return reject(res, RP_ERR_CONFLICT, -1, "the cluster already has tokens");
+	if ((rv = rp_store_token_get(s, t->name, &old)) != RP_ERR_NOT_FOUND)
+		return rv ? rv : reject(res, RP_ERR_CONFLICT, -1, "token %s exists", t->name);
+	if ((rv = token_exists_by_hash(s, &t->hash, &found)))
+		return rv;
+	if (found)
+		return reject(res, RP_ERR_CONFLICT, -1, "a token with this secret exists");
+	sqlite3_stmt *st = stmt(s, ST_TOKEN_PUT);
+	if (!st)
+		return RP_ERR_STORAGE;
+	bind_text(st, 1, t->name);
+	sqlite3_bind_int(st, 2, (int)t->role);
+	sqlite3_bind_blob(st, 3, t->hash.data, (int)t->hash.len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)cmd->time_ms);
+	sqlite3_bind_text(st, 5, cmd->actor, (int)strnlen(cmd->actor, RP_MAX_ACTOR - 1),
+			  SQLITE_STATIC);
+	if ((rv = exec_stmt(s, st)) || (rv = meta_put(s, "tokens_enabled", 1)))
+		return rv;
+	return record_change(s, rev, RP_KIND_TOKENS, t->name, 0);
+}
+
+static int delete_token(struct rp_store *s, const Raftplane__Command *cmd, uint64_t rev,
+			struct rp_apply_result *res)
+{
+	const Raftplane__Token *t = cmd->token;
+	struct rp_token old;
+	int rv, admins;
+	if (!t || !rp_token_name_valid(t->name, strlen(t->name)))
+		return reject(res, RP_ERR_INVALID, -1, "a token name matches [A-Za-z0-9._-]{1,64}");
+	if ((rv = rp_store_token_get(s, t->name, &old)) == RP_ERR_NOT_FOUND)
+		return reject(res, RP_ERR_NOT_FOUND, -1, "no token %s", t->name);
+	if (rv || (rv = count_admins(s, &admins)))
+		return rv;
+	if (old.role == RP_TOKEN_ADMIN && admins <= 1)
+		return reject(res, RP_ERR_CONFLICT, -1,
+			      "the last admin token cannot be revoked: create another first");
+	sqlite3_stmt *st = stmt(s, ST_TOKEN_DEL);
+	if (!st)
+		return RP_ERR_STORAGE;
+	bind_text(st, 1, t->name);
+	if ((rv = exec_stmt(s, st)))
+		return rv;
+	return record_change(s, rev, RP_KIND_TOKENS, t->name, 1);
+}
+
 /* ---- apply -------------------------------------------------------------- */
 
-static int finish_revision(struct rp_store *s, uint64_t rev)
+/* The audit row of revision @rev (design note 9). Over-long fields are cut
+ * (the same way on every node). */
+static int record_audit(struct rp_store *s, const Raftplane__Command *cmd, uint64_t rev)
+{
+	sqlite3_stmt *st = stmt(s, ST_AUDIT_PUT);
+	if (!st)
+		return RP_ERR_STORAGE;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)rev);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)cmd->time_ms);
+	sqlite3_bind_text(st, 3, cmd->actor, (int)strnlen(cmd->actor, RP_MAX_ACTOR - 1),
+			  SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, cmd->address, (int)strnlen(cmd->address, RP_MAX_ADDRESS - 1),
+			  SQLITE_STATIC);
+	return exec_stmt(s, st);
+}
+
+static int finish_revision(struct rp_store *s, const Raftplane__Command *cmd, uint64_t rev)
 {
 	uint64_t compacted = rev > RP_HISTORY_REVS ? rev - RP_HISTORY_REVS : 0;
 	int rv;
@@ -720,8 +887,13 @@ static int finish_revision(struct rp_store *s, uint64_t rev)
 	if (!st)
 		return RP_ERR_STORAGE;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)compacted);
-	if ((rv = exec_stmt(s, st)) || (rv = meta_put(s, "revision", rev)) ||
-	    (rv = meta_put(s, "compacted", compacted)))
+	if ((rv = exec_stmt(s, st)))
+		return rv;
+	if (!(st = stmt(s, ST_AUDIT_TRIM)))
+		return RP_ERR_STORAGE;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)compacted);
+	if ((rv = exec_stmt(s, st)) || (rv = record_audit(s, cmd, rev)) ||
+	    (rv = meta_put(s, "revision", rev)) || (rv = meta_put(s, "compacted", compacted)))
 		return rv;
 	return RP_OK;
 }
@@ -792,6 +964,16 @@ static int run_command(struct rp_store *s, const Raftplane__Command *cmd, uint64
 		ctx = "apply set cluster id";
 		rv = apply_cluster_id(s, cmd, res);
 		break;
+	case RAFTPLANE__COMMAND__TYPE__TOKEN_PUT:
+	case RAFTPLANE__COMMAND__TYPE__TOKEN_BOOTSTRAP:
+		ctx = cmd->type == RAFTPLANE__COMMAND__TYPE__TOKEN_PUT ? "apply token put"
+								       : "apply token bootstrap";
+		rv = put_token(s, cmd, rev, res);
+		break;
+	case RAFTPLANE__COMMAND__TYPE__TOKEN_DELETE:
+		ctx = "apply token delete";
+		rv = delete_token(s, cmd, rev, res);
+		break;
 	default:
 		ctx = "apply";
 		rv = reject(res, RP_ERR_INVALID, -1, "unknown command type %d", (int)cmd->type);
@@ -814,7 +996,7 @@ static int transact(struct rp_store *s, const Raftplane__Command *cmd, uint64_t 
 	s->applying = 1;
 	rv = run_command(s, cmd, rev, res);
 	if (rv == RP_OK && !identity)
-		rv = finish_revision(s, rev);
+		rv = finish_revision(s, cmd, rev);
 	if (rv == RP_OK)
 		rv = exec_simple(s, ST_COMMIT);
 	s->applying = 0;
@@ -824,6 +1006,13 @@ static int transact(struct rp_store *s, const Raftplane__Command *cmd, uint64_t 
 	}
 	if (identity)
 		return load_cluster_id(s);
+	if (cmd->type == RAFTPLANE__COMMAND__TYPE__TOKEN_PUT ||
+	    cmd->type == RAFTPLANE__COMMAND__TYPE__TOKEN_BOOTSTRAP ||
+	    cmd->type == RAFTPLANE__COMMAND__TYPE__TOKEN_DELETE) {
+		s->tokens_gen++;
+		if (cmd->type != RAFTPLANE__COMMAND__TYPE__TOKEN_DELETE)
+			s->tokens_enabled = 1;
+	}
 	assert(rev == s->revision + 1); /* design note 6 */
 	s->revision = rev;
 	s->compacted = rev > RP_HISTORY_REVS ? rev - RP_HISTORY_REVS : 0;
@@ -880,7 +1069,8 @@ static int check_revisions(struct rp_store *s)
 {
 	static const char q[] = "SELECT max((SELECT ifnull(max(version),0) FROM items),"
 				" (SELECT ifnull(max(rev),0) FROM changes),"
-				" (SELECT ifnull(max(rev),0) FROM epochs))";
+				" (SELECT ifnull(max(rev),0) FROM epochs),"
+				" (SELECT ifnull(max(rev),0) FROM audit))";
 	sqlite3_stmt *st;
 	uint64_t top = UINT64_MAX;
 	if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK) {
@@ -917,9 +1107,16 @@ int rp_store_restore(struct rp_store *s, const void *buf, size_t len)
 		rp_log_error("store: deserialize: %s", sqlite3_errstr(rc));
 		return RP_ERR_CORRUPT;
 	}
-	if (meta_get(s, "revision", &s->revision) || meta_get(s, "compacted", &s->compacted) ||
-	    load_cluster_id(s) || check_revisions(s))
+	uint64_t enabled = 0;
+	s->tokens_gen++; /* whatever the outcome, the tokens may differ now */
+	if (sqlite3_exec(s->db, schema_tokens, NULL, NULL, NULL) != SQLITE_OK) {
+		rp_log_error("store: restore: %s", sqlite3_errmsg(s->db));
 		return RP_ERR_CORRUPT;
+	}
+	if (meta_get(s, "revision", &s->revision) || meta_get(s, "compacted", &s->compacted) ||
+	    meta_get(s, "tokens_enabled", &enabled) || load_cluster_id(s) || check_revisions(s))
+		return RP_ERR_CORRUPT;
+	s->tokens_enabled = enabled != 0;
 	return RP_OK;
 }
 
@@ -998,7 +1195,8 @@ int rp_store_changes(struct rp_store *s, uint64_t after, unsigned kind_mask, rp_
 			.deleted = sqlite3_column_int(st, 3),
 			.version = (uint64_t)sqlite3_column_int64(st, 4),
 		};
-		if (c.kind >= 0 && c.kind < 32 && (kind_mask & (1u << c.kind)))
+		if (c.kind >= 0 && c.kind < 32 && c.kind != RP_KIND_TOKENS &&
+		    (kind_mask & (1u << c.kind)))
 			rv = cb(arg, &c);
 	}
 	sqlite3_reset(st);
@@ -1040,5 +1238,192 @@ int rp_store_member_get(struct rp_store *s, uint64_t id, struct rp_member *out)
 		rv = RP_OK;
 	}
 	sqlite3_reset(st);
+	return rv;
+}
+
+/* ---- tokens and the audit history ------------------------------------------ */
+
+uint64_t rp_store_tokens_gen(struct rp_store *s)
+{
+	return s->tokens_gen;
+}
+
+int rp_store_tokens_enabled(struct rp_store *s)
+{
+	return s->tokens_enabled;
+}
+
+static void token_from_row(sqlite3_stmt *st, struct rp_token *t)
+{
+	memset(t, 0, sizeof *t);
+	snprintf(t->name, sizeof t->name, "%s", (const char *)sqlite3_column_text(st, 0));
+	t->role = sqlite3_column_int(st, 1);
+	if (sqlite3_column_bytes(st, 2) == RP_TOKEN_HASH_LEN)
+		memcpy(t->hash, sqlite3_column_blob(st, 2), RP_TOKEN_HASH_LEN);
+	t->created = (uint64_t)sqlite3_column_int64(st, 3);
+	snprintf(t->created_by, sizeof t->created_by, "%s",
+		 (const char *)sqlite3_column_text(st, 4));
+}
+
+int rp_store_tokens(struct rp_store *s, rp_token_cb cb, void *arg)
+{
+	sqlite3_stmt *st = stmt(s, ST_TOKEN_LIST);
+	int rv = 0, rc;
+	if (!st)
+		return RP_ERR_STORAGE;
+	while (rv == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct rp_token t;
+		token_from_row(st, &t);
+		rv = cb(arg, &t);
+	}
+	if (rv == 0 && rc != SQLITE_DONE)
+		return step_failed(s, st);
+	sqlite3_reset(st);
+	return rv;
+}
+
+int rp_store_token_get(struct rp_store *s, const char *name, struct rp_token *out)
+{
+	sqlite3_stmt *st = stmt(s, ST_TOKEN_GET);
+	int rv = RP_ERR_NOT_FOUND;
+	if (!st)
+		return RP_ERR_STORAGE;
+	bind_text(st, 1, name);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		token_from_row(st, out);
+		rv = RP_OK;
+	} else if (rc != SQLITE_DONE) {
+		return step_failed(s, st);
+	}
+	sqlite3_reset(st);
+	return rv;
+}
+
+/* The changes of revision @rev into *out (names strdup'd): free_changes(). */
+static int changes_of(struct rp_store *s, uint64_t rev, struct rp_change **out, size_t *n)
+{
+	sqlite3_stmt *st = stmt(s, ST_CHANGE_OF_REV);
+	struct rp_change *v = NULL;
+	size_t len = 0, cap = 0;
+	int rc, rv = RP_OK;
+	if (!st)
+		return RP_ERR_STORAGE;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)rev);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			size_t ncap = cap ? 2 * cap : 8;
+			struct rp_change *nv = realloc(v, ncap * sizeof *nv);
+			if (!nv) {
+				rv = RP_ERR_NOMEM;
+				break;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		char *name = strdup((const char *)sqlite3_column_text(st, 1));
+		if (!name) {
+			rv = RP_ERR_NOMEM;
+			break;
+		}
+		v[len++] = (struct rp_change){.revision = rev,
+					      .kind = sqlite3_column_int(st, 0),
+					      .name = name,
+					      .deleted = sqlite3_column_int(st, 2),
+					      .version = (uint64_t)sqlite3_column_int64(st, 3)};
+	}
+	if (rv == RP_OK && rc != SQLITE_DONE)
+		rv = step_failed(s, st);
+	else
+		sqlite3_reset(st);
+	*out = v;
+	*n = len;
+	return rv;
+}
+
+static void free_changes(struct rp_change *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free((char *)v[i].name);
+	free(v);
+}
+
+/* One audit record as read from its row (strings copied: the row's
+ * statement is stepped again while the record is handed out). */
+struct hist_row {
+	uint64_t rev, time;
+	char actor[RP_MAX_ACTOR];
+	char address[RP_MAX_ADDRESS];
+};
+
+int rp_store_history(struct rp_store *s, const struct rp_history_query *q, rp_history_cb cb,
+		     void *arg)
+{
+	enum {
+		BATCH = 64
+	};
+	struct hist_row *rows = malloc(BATCH * sizeof *rows);
+	uint64_t from = q->from_revision > s->compacted ? q->from_revision : s->compacted + 1;
+	uint64_t to = q->to_revision ? q->to_revision : s->revision;
+	unsigned left = q->limit;
+	int rv = 0;
+	if (!rows)
+		return RP_ERR_NOMEM;
+	/* in batches, so that the callback never runs with a statement open */
+	while (rv == 0 && left > 0 && from <= to) {
+		sqlite3_stmt *st = stmt(s, q->oldest_first ? ST_HISTORY_ASC : ST_HISTORY_DESC);
+		size_t n = 0;
+		int rc;
+		if (!st) {
+			rv = RP_ERR_STORAGE;
+			break;
+		}
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)(to > INT64_MAX ? INT64_MAX : to));
+		if (q->actor)
+			bind_text(st, 3, q->actor);
+		sqlite3_bind_int(st, 4, q->kind);
+		if (q->name && q->name[0])
+			bind_text(st, 5, q->name);
+		sqlite3_bind_int(st, 6, left < BATCH ? (int)left : BATCH);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			struct hist_row *r = &rows[n++];
+			r->rev = (uint64_t)sqlite3_column_int64(st, 0);
+			r->time = (uint64_t)sqlite3_column_int64(st, 1);
+			snprintf(r->actor, sizeof r->actor, "%s",
+				 (const char *)sqlite3_column_text(st, 2));
+			snprintf(r->address, sizeof r->address, "%s",
+				 (const char *)sqlite3_column_text(st, 3));
+		}
+		if (rc != SQLITE_DONE) {
+			rv = step_failed(s, st);
+			break;
+		}
+		sqlite3_reset(st);
+		for (size_t i = 0; i < n && rv == 0; i++) {
+			struct rp_change *ch = NULL;
+			size_t nch = 0;
+			if ((rv = changes_of(s, rows[i].rev, &ch, &nch)) == RP_OK) {
+				struct rp_history_record rec = {
+					.revision = rows[i].rev,
+					.time_ms = rows[i].time,
+					.actor = rows[i].actor,
+					.address = rows[i].address,
+					.changes = ch,
+					.n_changes = nch,
+				};
+				rv = cb(arg, &rec);
+			}
+			free_changes(ch, nch);
+		}
+		left -= (unsigned)n;
+		if (n < BATCH)
+			break;
+		if (q->oldest_first)
+			from = rows[n - 1].rev + 1;
+		else if (rows[n - 1].rev == 0 || (to = rows[n - 1].rev - 1) < from)
+			break;
+	}
+	free(rows);
 	return rv;
 }

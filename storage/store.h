@@ -51,11 +51,65 @@ struct rp_item {
 	uint64_t version;
 };
 
+#define RP_MAX_ACTOR 200  /* bytes of an actor, NUL included ("token:NAME", "cert:ID") */
+#define RP_MAX_ADDRESS 64 /* bytes of a client address, NUL included ("IP:port") */
+
+/* Who made a revision, from where, when: set by the proposer into the
+ * command (Command.actor, address, time_ms), stored per revision. "" and 0
+ * when the proposal did not say (internal proposals, older entries). */
+struct rp_audit {
+	char actor[RP_MAX_ACTOR];
+	char address[RP_MAX_ADDRESS];
+	uint64_t time_ms; /* Unix ms, the proposer's wall clock */
+};
+
 struct rp_member {
 	uint64_t id;
 	char raft[64];
 	char http[64];
 	int role;
+	struct rp_audit audit; /* proposals only: who asks (never read from rows) */
+};
+
+/* API token roles; each includes the ones below it. */
+enum rp_token_role {
+	RP_TOKEN_NONE = 0, /* no role: only the open endpoints */
+	RP_TOKEN_READ = 1,
+	RP_TOKEN_WRITE = 2,
+	RP_TOKEN_ADMIN = 3,
+};
+
+#define RP_TOKEN_HASH_LEN 32 /* SHA-256 of the token's secret */
+
+/* One API token row (never its secret). */
+struct rp_token {
+	char name[RP_MAX_TOKEN_NAME + 1];
+	int role; /* enum rp_token_role */
+	unsigned char hash[RP_TOKEN_HASH_LEN];
+	uint64_t created; /* Unix ms, from the proposer */
+	char created_by[RP_MAX_ACTOR];
+};
+
+/* One revision of the audit history, with its changes (borrowed for the
+ * duration of the callback). */
+struct rp_history_record {
+	uint64_t revision;
+	uint64_t time_ms;
+	const char *actor;   /* "" when the proposal did not say */
+	const char *address; /* "" when unknown */
+	const struct rp_change *changes;
+	size_t n_changes;
+};
+
+/* Which revisions rp_store_history() reports. */
+struct rp_history_query {
+	uint64_t from_revision; /* inclusive, 0: from the oldest kept */
+	uint64_t to_revision;   /* inclusive, 0: to the newest */
+	int kind;               /* -1: any; else only revisions changing this kind */
+	const char *name;       /* "" or NULL: any; else only revisions changing this name */
+	const char *actor;      /* NULL: any; else only this actor's ("" too) */
+	unsigned limit;         /* at most this many records (>= 1) */
+	int oldest_first;       /* 0: newest first */
 };
 
 /** Called after each committed change; the store is readable from inside. */
@@ -113,7 +167,8 @@ int rp_store_list(struct rp_store *s, int kind, const char *prefix, rp_item_cb c
 
 typedef int (*rp_change_iter_cb)(void *arg, const struct rp_change *change);
 /** Iterate changes with revision > @after in order, only kinds in @kind_mask
- * (bit per kind). Returns RP_ERR_GONE when @after < rp_store_compacted(). */
+ * (bit per kind); token changes are never reported here (only by
+ * rp_store_history). Returns RP_ERR_GONE when @after < rp_store_compacted(). */
 int rp_store_changes(struct rp_store *s, uint64_t after, unsigned kind_mask, rp_change_iter_cb cb,
 		     void *arg);
 
@@ -121,6 +176,25 @@ typedef int (*rp_member_cb)(void *arg, const struct rp_member *m);
 int rp_store_members(struct rp_store *s, rp_member_cb cb, void *arg);
 /** RP_OK and *out filled, or RP_ERR_NOT_FOUND. */
 int rp_store_member_get(struct rp_store *s, uint64_t id, struct rp_member *out);
+
+typedef int (*rp_token_cb)(void *arg, const struct rp_token *t);
+/** Iterate the tokens by name; stops when @cb returns non-zero. */
+int rp_store_tokens(struct rp_store *s, rp_token_cb cb, void *arg);
+/** RP_OK and *out filled, or RP_ERR_NOT_FOUND. */
+int rp_store_token_get(struct rp_store *s, const char *name, struct rp_token *out);
+/** Grows whenever the set of tokens may have changed (a token command
+ *  applied, a restore): a cache of the tokens compares it. */
+uint64_t rp_store_tokens_gen(struct rp_store *s);
+/** 1 once any token was ever created in this cluster's state (it stays 1
+ *  when every token is revoked): the API then requires tokens. */
+int rp_store_tokens_enabled(struct rp_store *s);
+
+typedef int (*rp_history_cb)(void *arg, const struct rp_history_record *r);
+/** The audit history (revisions after rp_store_compacted()) matching @q,
+ *  in the order @q asks; stops when @cb returns non-zero. RP_OK, or
+ *  RP_ERR_STORAGE / RP_ERR_NOMEM. */
+int rp_store_history(struct rp_store *s, const struct rp_history_query *q, rp_history_cb cb,
+		     void *arg);
 
 /* @kind is an enum rp_epoch_kind (storage/distribution.h). */
 typedef int (*rp_epoch_cb)(void *arg, int kind, const char *name, uint64_t rev);

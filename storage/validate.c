@@ -54,7 +54,7 @@ static json_t *load(const void *buf, size_t len, json_error_t *jerr, int *oom)
 static const char *kind_names[RP_KIND__COUNT] = {
 	[RP_KIND_KV] = "kv",           [RP_KIND_CLUSTERS] = "clusters",
 	[RP_KIND_ROUTES] = "routes",   [RP_KIND_LISTENERS] = "listeners",
-	[RP_KIND_MEMBERS] = "members",
+	[RP_KIND_MEMBERS] = "members", [RP_KIND_TOKENS] = "tokens",
 };
 
 int rp_kind_parse(const char *s, size_t len)
@@ -82,6 +82,11 @@ int rp_name_valid(const char *s, size_t len)
 			return 0;
 	}
 	return 1;
+}
+
+int rp_token_name_valid(const char *s, size_t len)
+{
+	return len <= RP_MAX_TOKEN_NAME && rp_name_valid(s, len);
 }
 
 /* ---- field helpers ------------------------------------------------------ */

@@ -47,6 +47,7 @@ enum rp_kind {
 	RP_KIND_ROUTES,
 	RP_KIND_LISTENERS,
 	RP_KIND_MEMBERS, /* only in change records, never written by users */
+	RP_KIND_TOKENS,  /* only in change records (the audit history, never watches) */
 	RP_KIND__COUNT
 };
 
@@ -58,6 +59,11 @@ const char *rp_kind_name(int kind);
 
 /** 1 when @s (@len bytes) matches [A-Za-z0-9._-]{1,128}. */
 int rp_name_valid(const char *s, size_t len);
+
+#define RP_MAX_TOKEN_NAME 64
+
+/** 1 when @s (@len bytes) is a token name: [A-Za-z0-9._-]{1,64}. */
+int rp_token_name_valid(const char *s, size_t len);
 
 /* Names of other objects a mesh object refers to. */
 struct rp_refs {

@@ -13,6 +13,7 @@ Environment:
 """
 
 import atexit
+import base64
 import ctypes
 import http.client
 import json
@@ -316,6 +317,16 @@ def check_error(res, status, code, what=""):
     return j
 
 
+def make_token():
+    """A fresh API token string: rpt_ + base64url (no padding) of 32 random bytes."""
+    return "rpt_" + base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+
+
+def bearer(token):
+    """The Authorization header of @token (a dict for headers=)."""
+    return {"Authorization": "Bearer " + token}
+
+
 # ---- nodes and clusters -----------------------------------------------------------
 
 class Node:
@@ -376,10 +387,14 @@ class Cluster:
     """N raftplane-server processes. Nodes are indexed by id (1-based)."""
 
     def __init__(self, n=3, extra_args=(), election_timeout_ms=None, heartbeat_ms=None,
-                 name="cluster", start=True, ready_timeout=30.0, wait_ready=True):
+                 name="cluster", start=True, ready_timeout=30.0, wait_ready=True,
+                 bootstrap_token=None):
         self.n = n
         self.name = name
         self.extra_args = list(extra_args)
+        # bootstrap_token: start every node with --bootstrap-token-file holding
+        # it (mode 0600), and send it on the harness's own requests
+        self.token = bootstrap_token
         if election_timeout_ms:
             self.extra_args += ["--election-timeout-ms", str(election_timeout_ms)]
         if heartbeat_ms:
@@ -390,6 +405,12 @@ class Cluster:
         # else on this machine then cannot hit the processes of this test.
         self.bin = os.path.join(self.dir, "rp-it-node")
         os.symlink(os.path.realpath(SERVER_BIN), self.bin)
+        if bootstrap_token:
+            self.token_file = os.path.join(self.dir, "bootstrap.token")
+            fd = os.open(self.token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, (bootstrap_token + "\n").encode())
+            os.close(fd)
+            self.extra_args += ["--bootstrap-token-file", self.token_file]
         self.nodes = {}
         self.closed = False
         self.failed = False
@@ -481,7 +502,8 @@ class Cluster:
                     raise TestFailure("%r exited at start with %s:\n%s" % (
                         node, node.proc.returncode, text[-2000:]))
                 try:
-                    r = http_request(node.http, "GET", "/v1/status", timeout=1)
+                    r = http_request(node.http, "GET", "/v1/status", timeout=1,
+                                     headers=self._auth())
                     if r.status == 200 and r.json().get("id") != node.id:
                         log("%r: another server answers on port %d" % (node, node.http_port))
                         return False
@@ -593,10 +615,20 @@ class Cluster:
         return [n for n in self.nodes.values() if n.alive() and not n.paused and not n.removed]
 
     # -- HTTP
+    def _auth(self, headers=None):
+        """@headers plus the bootstrap token's Authorization (unless they have
+        one; an Authorization of None sends none)."""
+        h = dict(headers or {})
+        if self.token and not any(k.lower() == "authorization" for k in h):
+            h.update(bearer(self.token))
+        return {k: v for k, v in h.items() if v is not None}
+
     def request(self, node, method, path, body=None, headers=None, timeout=10.0):
         """HTTP request to a node (id or Node). Returns a Response, which also
-        unpacks as (status, headers, body)."""
-        return http_request(self.node(node).http, method, path, body, headers, timeout)
+        unpacks as (status, headers, body). With a bootstrap token, it is sent
+        unless @headers has an Authorization (None: send none)."""
+        return http_request(self.node(node).http, method, path, body, self._auth(headers),
+                            timeout)
 
     def try_request(self, node, method, path, body=None, headers=None, timeout=10.0):
         """Like request() but returns None on transport errors."""
