@@ -72,6 +72,7 @@ struct rp_api_options {
 	unsigned forward_timeout_ms; /* timeout of one forwarded request */
 	int unsafe_reads;            /* test-only: linearizable reads served locally */
 	unsigned max_subscribers;    /* parked subscription polls allowed at once */
+	struct rp_api_tls *tls;      /* TLS contexts (apitls.h), or NULL: plain HTTP */
 };
 
 struct rp_call;
@@ -81,6 +82,7 @@ struct rp_mesh;
 struct rp_closewatch;
 struct rp_fleet_share;
 struct rp_leader_call;
+struct rp_api_tls;
 
 /*
  * The API server of one node (embedded by the caller, started by

@@ -26,6 +26,8 @@ static const struct {
 	[RP_ERR_INTERNAL] = {"internal", "internal error", 500},
 	[RP_ERR_METHOD] = {"method_not_allowed", "method not allowed", 405},
 	[RP_ERR_NO_ROUTE] = {"no_such_endpoint", "no such endpoint", 404},
+	[RP_ERR_UNAUTHENTICATED] = {"unauthenticated", "a valid API token is required", 401},
+	[RP_ERR_PERMISSION] = {"permission_denied", "the token's role does not allow this", 403},
 };
 
 static int valid(int err)

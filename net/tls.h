@@ -101,6 +101,21 @@ void rp_tls_count(struct rp_tls *t, enum rp_tls_fail f);
 /** A consistent-enough copy of the counters (each read atomically). */
 void rp_tls_get_stats(const struct rp_tls *t, struct rp_tls_stats *out);
 
+/**
+ * After a failed handshake on @ssl (NULL when the caller could not reach it):
+ * count the failure unless the verify callback already did, and return its
+ * reason. Call it at once, before anything clears OpenSSL's error queue.
+ */
+enum rp_tls_fail rp_tls_handshake_failed(struct rp_tls *t, SSL *ssl);
+
+/**
+ * Server contexts: select the ALPN protocol @proto ("http/1.1") when the
+ * client offers it, and negotiate none otherwise (the connection then speaks
+ * what the listener speaks). Applies to the current context and to every
+ * reload. @proto must outlive @t.
+ */
+void rp_tls_set_alpn(struct rp_tls *t, const char *proto);
+
 /** The failure an X509_V_ERR_* verification error counts as. */
 enum rp_tls_fail rp_tls_classify(long x509_err);
 

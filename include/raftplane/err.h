@@ -23,6 +23,8 @@ enum rp_err {
 	RP_ERR_INTERNAL,        /* our bug or an unexpected library error: 500 */
 	RP_ERR_METHOD,          /* method not allowed on this path: 405 */
 	RP_ERR_NO_ROUTE,        /* no such endpoint: 404 */
+	RP_ERR_UNAUTHENTICATED, /* no valid API token: 401 */
+	RP_ERR_PERMISSION,      /* the token's role does not allow the request: 403 */
 	RP_ERR__COUNT
 };
 
