@@ -24,6 +24,7 @@ struct rp_conn {
 	h2o_timeout_entry_t timeout; /* handshake deadline */
 	struct rp_peer_id id;
 	char peer[64]; /* "IP:port" for logs */
+	char refusal[320]; /* the 401 written to a refused certificate's connection */
 };
 
 int rp_listen(uv_loop_t *loop, uv_tcp_t *listener, void *data, const struct sockaddr *sa,
@@ -100,6 +101,59 @@ static void log_refused(const struct rp_conn *c, const char *what)
 	suppressed = 0;
 }
 
+/* ---- refusing a certificate after the handshake (tls.h: soft verify) ------ */
+
+static void on_linger_timeout(h2o_timeout_entry_t *e)
+{
+	struct rp_conn *c = H2O_STRUCT_FROM_MEMBER(struct rp_conn, timeout, e);
+	h2o_socket_close(c->sock);
+}
+
+/* Read and drop what the client sends until it closes (or the deadline),
+ * so that our close does not reset the connection before it read the 401. */
+static void on_discard(h2o_socket_t *sock, const char *err)
+{
+	struct rp_conn *c = sock->on_close.data;
+	if (err != NULL) {
+		h2o_timeout_unlink(&c->timeout);
+		h2o_socket_close(sock);
+		return;
+	}
+	h2o_buffer_consume(&sock->input, sock->input->size);
+}
+
+static void on_refusal_written(h2o_socket_t *sock, const char *err)
+{
+	struct rp_conn *c = sock->on_close.data;
+	if (err != NULL) {
+		h2o_socket_close(sock);
+		return;
+	}
+	h2o_buffer_consume(&sock->input, sock->input->size);
+	c->timeout.cb = on_linger_timeout;
+	h2o_timeout_link(c->actx->ctx->loop, &c->actx->ctx->handshake_timeout, &c->timeout);
+	h2o_socket_read_start(sock, on_discard);
+}
+
+/* Answer 401 with the documented JSON error shape and close. */
+static void refuse_certificate(struct rp_conn *c, enum rp_tls_fail why)
+{
+	char body[200];
+	int bl = snprintf(body, sizeof body,
+			  "{\"error\":{\"code\":\"unauthenticated\",\"message\":\"the client "
+			  "certificate was refused: %s\"}}\n",
+			  rp_tls_fail_names[why]);
+	int n = snprintf(c->refusal, sizeof c->refusal,
+			 "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
+			 "Connection: close\r\nContent-Length: %d\r\n\r\n%s",
+			 bl, body);
+	char what[64];
+	snprintf(what, sizeof what, "client certificate refused: %s", rp_tls_fail_names[why]);
+	log_refused(c, what);
+	h2o_iovec_t buf = h2o_iovec_init(c->refusal, (size_t)n);
+	h2o_socket_write(c->sock, &buf, 1, on_refusal_written);
+}
+
 static void on_handshake(h2o_socket_t *sock, const char *err)
 {
 	struct rp_conn *c = sock->on_close.data;
@@ -110,6 +164,11 @@ static void on_handshake(h2o_socket_t *sock, const char *err)
 		enum rp_tls_fail f = rp_tls_handshake_failed(c->tls, ssl);
 		log_refused(c, rp_tls_fail_names[f]);
 		h2o_socket_close(sock);
+		return;
+	}
+	enum rp_tls_fail why;
+	if (ssl != NULL && rp_tls_verify_error(ssl, &why)) {
+		refuse_certificate(c, why); /* counted by the verify callback */
 		return;
 	}
 	if (ssl != NULL)

@@ -19,6 +19,7 @@ struct rp_tls {
 	char *cert, *key, *ca;
 	SSL_CTX *ctx;
 	const char *alpn; /* server: the one ALPN protocol selected, or NULL */
+	int soft_verify;  /* server: a failed verification leaves the refusal to the caller */
 	uint64_t failures[RP_TLS_FAIL__N];
 	uint64_t reloads_ok, reloads_failed;
 };
@@ -78,12 +79,31 @@ static int verify_cb(int ok, X509_STORE_CTX *x)
 	if (ssl == NULL)
 		return 0;
 	long e = X509_STORE_CTX_get_error(x);
+	struct rp_tls *t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_idx);
 	if (SSL_get_ex_data(ssl, ssl_idx) == NULL) {
 		SSL_set_ex_data(ssl, ssl_idx, (void *)(intptr_t)(e + 1));
-		rp_tls_count(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_idx),
-			     rp_tls_classify(e));
+		rp_tls_count(t, rp_tls_classify(e));
 	}
-	return 0;
+	/* soft: the handshake completes; the verify result stays set, so the
+	 * peer names no identity, and the caller refuses the connection */
+	return t != NULL && t->soft_verify && t->role == RP_TLS_SERVER ? 1 : 0;
+}
+
+void rp_tls_set_soft_verify(struct rp_tls *t)
+{
+	t->soft_verify = 1;
+}
+
+int rp_tls_verify_error(SSL *ssl, enum rp_tls_fail *why)
+{
+	intptr_t v = (intptr_t)SSL_get_ex_data(ssl, ssl_idx);
+	if (v == 0 && SSL_get0_peer_certificate(ssl) != NULL &&
+	    SSL_get_verify_result(ssl) != X509_V_OK)
+		v = SSL_get_verify_result(ssl) + 1; /* never unseen, but never trusted either */
+	if (v == 0)
+		return 0;
+	*why = rp_tls_classify((long)(v - 1));
+	return 1;
 }
 
 enum rp_tls_fail rp_tls_failure_of(SSL *ssl)
@@ -296,6 +316,12 @@ int rp_tls_reload(struct rp_tls *t, char *err, size_t errlen)
 	t->ctx = ctx;
 	count(&t->reloads_ok);
 	return 0;
+}
+
+void rp_tls_reload_refused(struct rp_tls *t)
+{
+	if (t != NULL)
+		count(&t->reloads_failed);
 }
 
 void rp_tls_destroy(struct rp_tls *t)
