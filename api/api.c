@@ -79,7 +79,7 @@ int rp_api_start(struct rp_api *api, uv_loop_t *loop, struct rp_node *node, cons
 	}
 	if (opts->tls && opts->tls->api) {
 		rp_tls_set_alpn(opts->tls->api, "http/1.1"); /* HTTP/1.1 only (net/accept.h) */
-		rp_tls_set_soft_verify(opts->tls->api); /* a refused certificate gets a 401 */
+		rp_tls_set_soft_verify(opts->tls->api);      /* a refused certificate gets a 401 */
 	}
 	h2o_context_init(&api->ctx, loop, &api->config);
 	api->accept_ctx.ctx = &api->ctx;

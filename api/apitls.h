@@ -17,10 +17,10 @@ enum rp_sub_refuse {
 };
 
 struct rp_api_tls {
-	struct rp_tls *api;       /* server side of the API listener */
-	struct rp_tls *client;    /* our side towards other servers (metrics only) */
-	struct rp_tls *peer;      /* server side of the raft port (metrics only) */
-	const char *trust_domain; /* of every identity */
+	struct rp_tls *api;                     /* server side of the API listener */
+	struct rp_tls *client;                  /* our side towards other servers (metrics only) */
+	struct rp_tls *peer;                    /* server side of the raft port (metrics only) */
+	const char *trust_domain;               /* of every identity */
 	uint64_t sub_refused[RP_SUB_REFUSE__N]; /* subscribe.c */
 };
 

@@ -23,7 +23,7 @@ struct rp_conn {
 	struct timeval connected_at;
 	h2o_timeout_entry_t timeout; /* handshake deadline */
 	struct rp_peer_id id;
-	char peer[64]; /* "IP:port" for logs */
+	char peer[64];     /* "IP:port" for logs */
 	char refusal[320]; /* the 401 written to a refused certificate's connection */
 };
 

@@ -71,11 +71,11 @@ struct conn {
 	char hostport[64];
 	/* TLS: NULL/0 for plain connections */
 	SSL *ssl;
-	struct rp_tls *tls;  /* the configuration's context owner (counters) */
-	int verified;        /* handshake done and the server's identity checked */
-	uint64_t server_id;  /* the verified RP_PEER_SERVER id, or 0 */
-	char *raw;           /* ciphertext read buffer, RAW_LEN bytes */
-	int got_answer;      /* plaintext of the current answer arrived */
+	struct rp_tls *tls;      /* the configuration's context owner (counters) */
+	int verified;            /* handshake done and the server's identity checked */
+	uint64_t server_id;      /* the verified RP_PEER_SERVER id, or 0 */
+	char *raw;               /* ciphertext read buffer, RAW_LEN bytes */
+	int got_answer;          /* plaintext of the current answer arrived */
 	struct rp_http_req *req; /* busy with this request, or NULL when idle */
 	struct conn *next_idle;
 	uint64_t idle_since;
@@ -619,8 +619,8 @@ static int tls_flush(struct conn *c)
 }
 
 /* @r failed in TLS before its request was processed: say why (@fmt). */
-__attribute__((format(printf, 2, 3))) static void fail_tls(struct rp_http_req *r,
-							   const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void fail_tls(struct rp_http_req *r, const char *fmt,
+							   ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -917,7 +917,8 @@ int rp_http_request_tls(const struct rp_http_tls *tls, uv_loop_t *loop, const ch
 	r->arg = arg;
 	if (tls && tls->tls) {
 		r->tls = tls->tls;
-		r->trust_domain = tls->trust_domain ? tls->trust_domain : RP_TLS_DEFAULT_TRUST_DOMAIN;
+		r->trust_domain = tls->trust_domain ? tls->trust_domain
+						    : RP_TLS_DEFAULT_TRUST_DOMAIN;
 		r->kind = tls->kind;
 		r->expect = tls->expect ? tls->expect(tls->expect_arg, hostport) : 0;
 	}

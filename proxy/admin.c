@@ -183,7 +183,8 @@ static void tls_metrics(const struct rp_proxy *p, struct rp_buf *b)
 	rp_tls_get_stats(p->tls.tls, &st);
 	rp_buf_printf(b, "# TYPE raftplane_proxy_tls_handshake_failures_total counter\n");
 	for (int i = 0; i < RP_TLS_FAIL__N; i++)
-		rp_buf_printf(b, "raftplane_proxy_tls_handshake_failures_total{reason=\"%s\"} %lu\n",
+		rp_buf_printf(b,
+			      "raftplane_proxy_tls_handshake_failures_total{reason=\"%s\"} %lu\n",
 			      rp_tls_fail_names[i], (unsigned long)st.failures[i]);
 	rp_buf_printf(b,
 		      "# TYPE raftplane_proxy_tls_reloads_total counter\n"

@@ -96,12 +96,13 @@ int rp_proxy_tls_load(struct rp_proxy_tls *t, const char *node_id, char *err, si
 	t->tls = rp_tls_create(RP_TLS_CLIENT, &f, RP_TLS_VERIFY_REQUIRE, err, errlen);
 	if (!t->tls)
 		return -1;
-	t->http = (struct rp_http_tls){
-		.tls = t->tls, .trust_domain = t->trust_domain, .kind = RP_PEER_SERVER};
+	t->http = (struct rp_http_tls){.tls = t->tls,
+				       .trust_domain = t->trust_domain,
+				       .kind = RP_PEER_SERVER};
 	if (node_id) {
 		struct rp_peer_id id;
-		rp_tls_cert_identity(SSL_CTX_get0_certificate(rp_tls_ctx(t->tls)),
-				     t->trust_domain, &id);
+		rp_tls_cert_identity(SSL_CTX_get0_certificate(rp_tls_ctx(t->tls)), t->trust_domain,
+				     &id);
 		if (id.kind != RP_PEER_NODE || strcmp(id.node, node_id) != 0) {
 			char buf[400];
 			rp_log_warn("TLS: %s names %s, not spiffe://%s/node/%s: the servers will "

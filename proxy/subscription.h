@@ -58,7 +58,7 @@ struct rp_sub_client {
 	uv_timer_t retry;
 	uint64_t polls, snapshots, errors;
 	char last_error[384];
-	char logged_error[384]; /* the last failure logged (each new one once) */
+	char logged_error[384];        /* the last failure logged (each new one once) */
 	const struct rp_http_tls *tls; /* HTTPS to the servers, or NULL */
 };
 
