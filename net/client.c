@@ -52,6 +52,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "raftplane/log.h"
+
 /* picohttpparser's chunked decoder, as exported by libh2o */
 struct rp_phr_chunked_decoder {
 	size_t bytes_left_in_chunk;
@@ -98,6 +100,7 @@ struct rp_http_req {
 	const char *trust_domain; /* with tls */
 	enum rp_peer_kind kind;   /* required of the server, with tls */
 	uint64_t expect;          /* the server id required, or 0 */
+	int log_tls;              /* log a TLS refusal */
 	uv_timer_t timer;
 	struct conn *conn;
 	char *out;
@@ -626,6 +629,12 @@ __attribute__((format(printf, 2, 3))) static void fail_tls(struct rp_http_req *r
 	va_start(ap, fmt);
 	vsnprintf(tls_error, sizeof tls_error, fmt, ap);
 	va_end(ap);
+	static _Thread_local uint64_t last_ms;
+	uint64_t now = uv_now(r->loop);
+	if (r->log_tls && (last_ms == 0 || now - last_ms >= 1000)) {
+		rp_log_warn("HTTPS request refused: %s", tls_error);
+		last_ms = now;
+	}
 	finish(r, RP_HTTP_ERR_TLS, NULL, 0);
 }
 
@@ -747,10 +756,9 @@ static void on_read_tls(struct conn *c, ssize_t nread)
 	}
 	if (!c->verified) {
 		if (nread < 0) {
-			snprintf(tls_error, sizeof tls_error,
-				 "%s closed the connection during the TLS handshake", c->hostport);
 			rp_tls_count(c->tls, RP_TLS_FAIL_HANDSHAKE);
-			finish(r, RP_HTTP_ERR_TLS, NULL, 0);
+			fail_tls(r, "%s closed the connection during the TLS handshake",
+				 c->hostport);
 		} else if (nread > 0) {
 			tls_handshake(c);
 		}
@@ -921,6 +929,7 @@ int rp_http_request_tls(const struct rp_http_tls *tls, uv_loop_t *loop, const ch
 						    : RP_TLS_DEFAULT_TRUST_DOMAIN;
 		r->kind = tls->kind;
 		r->expect = tls->expect ? tls->expect(tls->expect_arg, hostport) : 0;
+		r->log_tls = tls->log;
 	}
 	uv_timer_init(loop, &r->timer);
 	r->timer.data = r;

@@ -90,6 +90,7 @@ struct rp_http_tls {
 	/* optional: the server id expected at @hostport, 0 for any of @kind */
 	uint64_t (*expect)(void *arg, const char *hostport);
 	void *expect_arg;
+	int log; /* log each RP_HTTP_ERR_TLS reason (at most one line a second) */
 };
 
 /**

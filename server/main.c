@@ -528,7 +528,8 @@ static void wire_tls(void)
 	struct rp_http_tls cfg = {.tls = t->client,
 				  .trust_domain = t->trust_domain,
 				  .kind = RP_PEER_SERVER,
-				  .expect = member_at};
+				  .expect = member_at,
+				  .log = 1};
 	rp_http_set_tls(srv.loop, &cfg);
 }
 
