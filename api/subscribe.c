@@ -566,7 +566,8 @@ static int check_node_identity(struct rp_call *c, const char *node_id, char *msg
 		rp_peer_id_str(id, who, sizeof who);
 	else
 		snprintf(who, sizeof who, "none");
-	snprintf(msg, msglen, "the client certificate names %s, not node %s", who, node_id);
+	snprintf(msg, msglen, "the client certificate names %.120s, not node %.128s", who,
+		 node_id);
 	refused(c, RP_SUB_REFUSE_WRONG_NODE, msg);
 	return RP_ERR_PERMISSION;
 }
@@ -589,7 +590,7 @@ static int parse_request(struct rp_call *c, char *msg, size_t msglen)
 
 void rp_route_subscribe(struct rp_call *c)
 {
-	char msg[160];
+	char msg[400];
 	struct sub_call *sc = rp_call_alloc(c, sizeof *sc, NULL);
 	sc->c = c;
 	c->ctx = sc;
