@@ -566,8 +566,7 @@ static int check_node_identity(struct rp_call *c, const char *node_id, char *msg
 		rp_peer_id_str(id, who, sizeof who);
 	else
 		snprintf(who, sizeof who, "none");
-	snprintf(msg, msglen, "the client certificate names %.120s, not node %.128s", who,
-		 node_id);
+	snprintf(msg, msglen, "the client certificate names %.120s, not node %.128s", who, node_id);
 	refused(c, RP_SUB_REFUSE_WRONG_NODE, msg);
 	return RP_ERR_PERMISSION;
 }
