@@ -7,6 +7,7 @@
 #include "accept.h"
 #include "api.h"
 #include "auth.h"
+#include "apitls.h"
 #include "client.h"
 #include "httpcheck.h"
 #include "raftplane/err.h"
@@ -39,9 +40,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 static void on_accept(uv_stream_t *listener, int status)
 {
 	struct rp_api *api = listener->data;
-	h2o_socket_t *sock = status == 0 ? rp_accept_socket(listener, (uv_close_cb)free) : NULL;
-	if (sock)
-		h2o_accept(&api->accept_ctx, sock);
+	const struct rp_api_tls *t = api->opts.tls;
+	/* TLS on: only TLS; the context is read at each accept (net/accept.h) */
+	struct rp_accept_opts o = {t ? t->api : NULL, t ? t->trust_domain : NULL};
+	if (status == 0)
+		rp_accept_http(listener, &api->accept_ctx, &o);
 }
 
 int rp_api_start(struct rp_api *api, uv_loop_t *loop, struct rp_node *node, const char *addr,
@@ -74,6 +77,10 @@ int rp_api_start(struct rp_api *api, uv_loop_t *loop, struct rp_node *node, cons
 		*(struct rp_api **)(h + 1) = api;
 		h->on_req = on_req;
 		rp_call_add_error_filter(paths[i], api);
+	}
+	if (opts->tls && opts->tls->api) {
+		rp_tls_set_alpn(opts->tls->api, "http/1.1"); /* HTTP/1.1 only (net/accept.h) */
+		rp_tls_set_soft_verify(opts->tls->api);      /* a refused certificate gets a 401 */
 	}
 	h2o_context_init(&api->ctx, loop, &api->config);
 	api->accept_ctx.ctx = &api->ctx;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "accept.h"
 #include "call.h"
 #include "closewatch.h"
 #include "utf8.h"
@@ -158,9 +159,13 @@ struct rp_call *rp_call_create(struct rp_api *api, h2o_req_t *req)
 
 const char *rp_call_peer_identity(struct rp_call *c)
 {
-	(void)c; /* certificate identity of the connection, e.g. spiffe://td/node/7;
-		  * set by the TLS layer; NULL without TLS */
-	return NULL;
+	/* the verified certificate identity of the connection (net/accept.c):
+	 * its URI (spiffe://TD/node/7) or "CN=..."; NULL without TLS or without
+	 * a certificate that verified */
+	const struct rp_peer_id *id = rp_conn_identity(c->req);
+	if (id == NULL || id->kind == RP_PEER_NONE || id->name[0] == '\0')
+		return NULL;
+	return id->name;
 }
 
 static void format_sockaddr(const struct sockaddr *sa, char *buf, size_t len, int with_port)
@@ -257,11 +262,21 @@ int rp_call_from_member(struct rp_call *c)
 {
 	struct rp_node_member *ms = NULL;
 	unsigned n = 0;
-	char ip[INET6_ADDRSTRLEN];
-	peer_sockaddr(c, ip, sizeof ip, 0);
+	char ip[INET6_ADDRSTRLEN] = "";
+	const char *identity = NULL;
+	if (c->api->opts.tls != NULL) {
+		/* with TLS only a server certificate proves a member, never the
+		 * source address (any process on a member's host has that) */
+		const struct rp_peer_id *id = rp_conn_identity(c->req);
+		if (id == NULL || id->kind != RP_PEER_SERVER)
+			return 0;
+		identity = id->name;
+	} else {
+		peer_sockaddr(c, ip, sizeof ip, 0);
+	}
 	if (rp_node_members(c->api->node, &ms, &n) != RP_OK)
 		return 0;
-	int yes = rp_peer_is_member(rp_call_peer_identity(c), ip, ms, n);
+	int yes = rp_peer_is_member(identity, ip, ms, n);
 	free(ms);
 	return yes;
 }

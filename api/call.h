@@ -81,6 +81,7 @@ struct rp_api_options {
 	unsigned char bootstrap_hash[32]; /* SHA-256 of the bootstrap secret */
 	unsigned max_writes_per_token;    /* per second; 0: unlimited */
 	int max_writes_given;             /* the flag was given: also per IP without tokens */
+	struct rp_api_tls *tls;           /* TLS contexts (apitls.h), or NULL: plain HTTP */
 };
 
 struct rp_call;
@@ -91,6 +92,7 @@ struct rp_closewatch;
 struct rp_fleet_share;
 struct rp_leader_call;
 struct rp_auth;
+struct rp_api_tls;
 
 /*
  * The API server of one node (embedded by the caller, started by

@@ -6,8 +6,10 @@
 #include <string.h>
 
 #include "auth.h"
+#include "apitls.h"
 #include "metrics.h"
 #include "raftplane/err.h"
+#include "subscribe.h"
 #include "transport.h"
 
 struct buf {
@@ -87,6 +89,44 @@ static void transport_metrics(struct buf *b, struct rp_node *n)
 		    rp_drop_reason_names[i], ts->dropped[i]);
 }
 
+/* TLS (only when on): handshake failures and reloads by context, refused
+ * subscriptions. */
+static void tls_metrics(struct buf *b, const struct rp_api_tls *t)
+{
+	if (!t || !t->api)
+		return;
+	const char *names[3] = {"api", "client", "raft"};
+	struct rp_tls *ctxs[3] = {t->api, t->client, t->peer};
+	struct rp_tls_stats st[3];
+	for (int k = 0; k < 3; k++)
+		if (ctxs[k])
+			rp_tls_get_stats(ctxs[k], &st[k]);
+	put(b, "# HELP raftplane_tls_handshake_failures_total TLS handshakes and peer identity "
+	       "checks that failed, by context (api: our API listener, client: our connections "
+	       "to other servers, raft: our raft port) and reason.\n"
+	       "# TYPE raftplane_tls_handshake_failures_total counter\n");
+	for (int k = 0; k < 3; k++)
+		for (int i = 0; ctxs[k] && i < RP_TLS_FAIL__N; i++)
+			put(b,
+			    "raftplane_tls_handshake_failures_total{context=\"%s\",reason=\"%s\"} "
+			    "%" PRIu64 "\n",
+			    names[k], rp_tls_fail_names[i], st[k].failures[i]);
+	put(b, "# HELP raftplane_tls_reloads_total Certificate reloads (SIGHUP) by context and "
+	       "result.\n# TYPE raftplane_tls_reloads_total counter\n");
+	for (int k = 0; k < 3; k++)
+		if (ctxs[k])
+			put(b,
+			    "raftplane_tls_reloads_total{context=\"%s\",result=\"ok\"} %" PRIu64
+			    "\nraftplane_tls_reloads_total{context=\"%s\",result=\"failed\"} "
+			    "%" PRIu64 "\n",
+			    names[k], st[k].reloads_ok, names[k], st[k].reloads_failed);
+	put(b, "# HELP raftplane_subscribe_refused_total Subscriptions refused for their client "
+	       "certificate, by reason.\n# TYPE raftplane_subscribe_refused_total counter\n");
+	for (int i = 0; i < RP_SUB_REFUSE__N; i++)
+		put(b, "raftplane_subscribe_refused_total{reason=\"%s\"} %" PRIu64 "\n",
+		    rp_sub_refuse_name(i), t->sub_refused[i]);
+}
+
 void rp_route_metrics(struct rp_call *c)
 {
 	struct rp_api *api = c->api;
@@ -131,6 +171,7 @@ void rp_route_metrics(struct rp_call *c)
 	    as->unauthenticated, as->permission_denied);
 	counter(&b, "raftplane_rate_limited_writes_total",
 		"Writes refused with 429 by the writes-per-token limit.", as->rate_limited);
+	tls_metrics(&b, api->opts.tls);
 	histogram(&b, "raftplane_apply_seconds", "Time to apply one log entry to SQLite.",
 		  &st->apply);
 	histogram(&b, "raftplane_propose_seconds", "Leader: time from propose to applied.",

@@ -44,9 +44,12 @@
 #include <sys/random.h>
 #include <sys/time.h>
 
+#include "accept.h"
+#include "apitls.h"
 #include "json.h"
 #include "park.h"
 #include "raftplane/err.h"
+#include "raftplane/log.h"
 #include "snapshot.h"
 #include "subscribe.h"
 #include "watch.h"
@@ -499,12 +502,85 @@ static int decode_request(h2o_iovec_t e, Raftplane__SubscribeRequest **out, char
 	return RP_OK;
 }
 
+/* ---- who may subscribe (TLS on) ------------------------------------------ */
+
+static const char *const refuse_names[RP_SUB_REFUSE__N] = {"no_cert", "wrong_node"};
+
+const char *rp_sub_refuse_name(int why)
+{
+	return why >= 0 && why < RP_SUB_REFUSE__N ? refuse_names[why] : "?";
+}
+
+/* Count and log a refusal: at most one line a second. */
+static void refused(struct rp_call *c, enum rp_sub_refuse why, const char *what)
+{
+	static uint64_t last_ms;
+	static unsigned suppressed;
+	c->api->opts.tls->sub_refused[why]++;
+	uint64_t now = uv_now(c->api->loop);
+	if (last_ms != 0 && now - last_ms < 1000) {
+		suppressed++;
+		return;
+	}
+	char peer[64] = "?";
+	struct sockaddr_storage sa;
+	socklen_t n = c->req->conn->callbacks->get_peername(c->req->conn, (struct sockaddr *)&sa);
+	if (n > 0)
+		h2o_socket_getnumerichost((struct sockaddr *)&sa, n, peer);
+	char more[64] = "";
+	if (suppressed)
+		snprintf(more, sizeof more, " (%u more since the last line)", suppressed);
+	rp_log_warn("subscribe refused (%s) from %s: %s%s", refuse_names[why], peer, what, more);
+	last_ms = now;
+	suppressed = 0;
+}
+
+/* A connection without a client certificate may not subscribe: 401. */
+static int check_has_identity(struct rp_call *c)
+{
+	const struct rp_api_tls *t = c->api->opts.tls;
+	if (!t || !t->api)
+		return RP_OK;
+	const struct rp_peer_id *id = rp_conn_identity(c->req);
+	if (id && id->kind != RP_PEER_NONE)
+		return RP_OK;
+	refused(c, RP_SUB_REFUSE_NO_CERT, "no client certificate");
+	rp_respond_error(c, RP_ERR_UNAUTHENTICATED,
+			 "subscribing needs a client certificate naming the node "
+			 "(spiffe://TRUST-DOMAIN/node/NODE-ID)",
+			 -1);
+	return RP_ERR_UNAUTHENTICATED;
+}
+
+/* The certificate must name the node subscribed for: 403 otherwise. */
+static int check_node_identity(struct rp_call *c, const char *node_id, char *msg, size_t msglen)
+{
+	const struct rp_api_tls *t = c->api->opts.tls;
+	if (!t || !t->api)
+		return RP_OK;
+	const struct rp_peer_id *id = rp_conn_identity(c->req);
+	if (id && id->kind == RP_PEER_NODE && strcmp(id->node, node_id) == 0)
+		return RP_OK;
+	char who[400];
+	if (id)
+		rp_peer_id_str(id, who, sizeof who);
+	else
+		snprintf(who, sizeof who, "none");
+	snprintf(msg, msglen, "the client certificate names %.120s, not node %.128s", who, node_id);
+	refused(c, RP_SUB_REFUSE_WRONG_NODE, msg);
+	return RP_ERR_PERMISSION;
+}
+
 static int parse_request(struct rp_call *c, char *msg, size_t msglen)
 {
 	Raftplane__SubscribeRequest *r;
 	int rv = decode_request(c->req->entity, &r, msg, msglen);
 	if (rv != RP_OK)
 		return rv;
+	if ((rv = check_node_identity(c, r->node_id, msg, msglen)) != RP_OK) {
+		raftplane__subscribe_request__free_unpacked(r, NULL);
+		return rv;
+	}
 	if ((rv = take_request(c, r)) != RP_OK)
 		snprintf(msg, msglen, "out of memory");
 	raftplane__subscribe_request__free_unpacked(r, NULL);
@@ -513,7 +589,7 @@ static int parse_request(struct rp_call *c, char *msg, size_t msglen)
 
 void rp_route_subscribe(struct rp_call *c)
 {
-	char msg[160];
+	char msg[400];
 	struct sub_call *sc = rp_call_alloc(c, sizeof *sc, NULL);
 	sc->c = c;
 	c->ctx = sc;
@@ -521,6 +597,8 @@ void rp_route_subscribe(struct rp_call *c)
 		rp_respond_error(c, RP_ERR_METHOD, "use POST", -1);
 		return;
 	}
+	if (check_has_identity(c) != RP_OK)
+		return;
 	int rv = parse_request(c, msg, sizeof msg);
 	if (rv != RP_OK) {
 		rp_respond_error(c, rv, msg, -1);

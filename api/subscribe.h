@@ -17,6 +17,8 @@ void rp_route_subscribe(struct rp_call *c);
 /** After changes were applied: re-evaluate the parked polls they may
  * concern. */
 void rp_subscribe_notify(struct rp_api *api);
+/** The metric label of a refusal (enum rp_sub_refuse in apitls.h). */
+const char *rp_sub_refuse_name(int why);
 /** This server's fleet entries as a JSON array (caller owns it). */
 json_t *rp_subscribe_local_fleet(struct rp_api *api);
 

@@ -32,14 +32,27 @@
  * 3. A request is sent once (r->sent), its callback runs at most once
  *    (r->done), and never after rp_http_cancel(); its timer is closed
  *    exactly once (r->closing) and the request freed only in that close
- *    callback. */
+ *    callback.
+ *
+ * TLS (client.h): a connection made for a TLS request has c->ssl with two
+ * memory BIOs: what arrives is written into the read BIO, and what OpenSSL
+ * produces is drained from the write BIO into uv_write()s of their own
+ * (struct tls_write). The request is encrypted only once the handshake
+ * completed and the server's identity checked out (c->verified), so that a
+ * refused server never sees a byte of it; plaintext is read into c->in as
+ * before, so framing and reuse are the same for both. */
 #include "client.h"
 
 #include <assert.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "raftplane/log.h"
 
 /* picohttpparser's chunked decoder, as exported by libh2o */
 struct rp_phr_chunked_decoder {
@@ -58,6 +71,13 @@ struct conn {
 	uv_connect_t connect;
 	uv_write_t write;
 	char hostport[64];
+	/* TLS: NULL/0 for plain connections */
+	SSL *ssl;
+	struct rp_tls *tls;      /* the configuration's context owner (counters) */
+	int verified;            /* handshake done and the server's identity checked */
+	uint64_t server_id;      /* the verified RP_PEER_SERVER id, or 0 */
+	char *raw;               /* ciphertext read buffer, RAW_LEN bytes */
+	int got_answer;          /* plaintext of the current answer arrived */
 	struct rp_http_req *req; /* busy with this request, or NULL when idle */
 	struct conn *next_idle;
 	uint64_t idle_since;
@@ -76,6 +96,11 @@ struct conn {
 
 struct rp_http_req {
 	uv_loop_t *loop;
+	struct rp_tls *tls;       /* NULL: plain */
+	const char *trust_domain; /* with tls */
+	enum rp_peer_kind kind;   /* required of the server, with tls */
+	uint64_t expect;          /* the server id required, or 0 */
+	int log_tls;              /* log a TLS refusal */
 	uv_timer_t timer;
 	struct conn *conn;
 	char *out;
@@ -89,6 +114,30 @@ struct rp_http_req {
  * is driven by one thread, so connections never cross loops. */
 static _Thread_local struct conn *idle_head;
 static _Thread_local unsigned n_idle;
+
+#define RAW_LEN 16384
+
+/* The loop whose rp_http_request()s use TLS (rp_http_set_tls), one per
+ * thread, and the reason of the last RP_HTTP_ERR_TLS. */
+static _Thread_local uv_loop_t *tls_loop;
+static _Thread_local struct rp_http_tls tls_default;
+static _Thread_local char tls_error[320];
+
+void rp_http_set_tls(uv_loop_t *loop, const struct rp_http_tls *cfg)
+{
+	if (cfg == NULL || cfg->tls == NULL) {
+		tls_loop = NULL;
+		memset(&tls_default, 0, sizeof tls_default);
+		return;
+	}
+	tls_loop = loop;
+	tls_default = *cfg;
+}
+
+const char *rp_http_tls_error(void)
+{
+	return tls_error;
+}
 
 int rp_parse_hostport(const char *hostport, struct sockaddr_storage *sa)
 {
@@ -144,6 +193,9 @@ int rp_hostport_loopback(const char *hostport)
 static void on_conn_closed(uv_handle_t *h)
 {
 	struct conn *c = h->data;
+	if (c->ssl)
+		SSL_free(c->ssl); /* frees its BIOs */
+	free(c->raw);
 	free(c->in);
 	free(c);
 }
@@ -184,7 +236,7 @@ static void conn_close(struct conn *c)
 }
 
 /* Take an idle connection to @hostport, closing stale ones on the way. */
-static struct conn *take_idle(uv_loop_t *loop, const char *hostport)
+static struct conn *take_idle(uv_loop_t *loop, const char *hostport, const struct rp_http_req *r)
 {
 	uint64_t now = uv_now(loop);
 	struct conn **pp = &idle_head;
@@ -194,7 +246,8 @@ static struct conn *take_idle(uv_loop_t *loop, const char *hostport)
 			conn_close(c); /* unlinks itself */
 			continue;
 		}
-		if (strcmp(c->hostport, hostport) == 0) {
+		if (strcmp(c->hostport, hostport) == 0 && c->tls == r->tls &&
+		    (!r->expect || c->server_id == r->expect)) {
 			assert(!c->req && !c->closing);
 			*pp = c->next_idle;
 			c->next_idle = NULL;
@@ -280,6 +333,7 @@ const char *rp_http_strerror(int err)
 	case RP_HTTP_ERR_LINK: return "connection lost";
 	case RP_HTTP_ERR_TIMEOUT: return "timed out";
 	case RP_HTTP_ERR_BAD_RESPONSE: return "bad response";
+	case RP_HTTP_ERR_TLS: return "TLS refused";
 	}
 	return "unknown error";
 }
@@ -492,30 +546,255 @@ static int try_parse(struct rp_http_req *r, struct conn *c, int eof)
 	return 1;
 }
 
+/* Room for at least 16 KiB more in c->in (plaintext), within the bound:
+ * 0, or -1 when over it or out of memory. */
+static int in_reserve(struct conn *c)
+{
+	if (c->in_cap - c->in_len < 16384) {
+		size_t cap = c->in_cap ? c->in_cap * 2 : 32768;
+		char *p = cap <= RP_CLIENT_MAX_RESPONSE + 65536 ? realloc(c->in, cap) : NULL;
+		if (!p)
+			return -1;
+		c->in = p;
+		c->in_cap = cap;
+	}
+	return 0;
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct conn *c = h->data;
 	(void)suggested;
-	if (c->in_cap - c->in_len < 16384) {
-		size_t cap = c->in_cap ? c->in_cap * 2 : 32768;
-		char *p = cap <= RP_CLIENT_MAX_RESPONSE + 65536 ? realloc(c->in, cap) : NULL;
-		if (!p) {
-			buf->base = NULL;
-			buf->len = 0;
-			return;
-		}
-		c->in = p;
-		c->in_cap = cap;
+	if (c->ssl) { /* ciphertext: decrypted into c->in by tls_read */
+		buf->base = c->raw;
+		buf->len = RAW_LEN;
+		return;
+	}
+	if (in_reserve(c) != 0) {
+		buf->base = NULL;
+		buf->len = 0;
+		return;
 	}
 	buf->base = c->in + c->in_len;
 	buf->len = c->in_cap - c->in_len - 1;
 }
+
+/* ---- TLS ------------------------------------------------------------------- */
+
+struct tls_write {
+	uv_write_t w;
+	struct conn *c;
+	char data[];
+};
+
+static void on_tls_written(uv_write_t *w, int status)
+{
+	struct tls_write *tw = (struct tls_write *)w;
+	struct conn *c = tw->c;
+	free(tw);
+	if (status != 0 && !c->closing && c->req && !c->req->done)
+		fail(c->req, RP_HTTP_ERR_LINK);
+}
+
+/* Send what OpenSSL wrote into the write BIO. 0, or -1 (out of memory, or
+ * the write could not start). */
+static int tls_flush(struct conn *c)
+{
+	BIO *wb = SSL_get_wbio(c->ssl);
+	size_t n;
+	while ((n = BIO_ctrl_pending(wb)) > 0) {
+		struct tls_write *tw = malloc(sizeof *tw + n);
+		if (!tw)
+			return -1;
+		int got = BIO_read(wb, tw->data, (int)n);
+		if (got <= 0) {
+			free(tw);
+			return -1;
+		}
+		tw->c = c;
+		uv_buf_t b = uv_buf_init(tw->data, (unsigned)got);
+		if (uv_write(&tw->w, (uv_stream_t *)&c->tcp, &b, 1, on_tls_written) != 0) {
+			free(tw);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* @r failed in TLS before its request was processed: say why (@fmt). */
+__attribute__((format(printf, 2, 3))) static void fail_tls(struct rp_http_req *r, const char *fmt,
+							   ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(tls_error, sizeof tls_error, fmt, ap);
+	va_end(ap);
+	static _Thread_local uint64_t last_ms;
+	uint64_t now = uv_now(r->loop);
+	if (r->log_tls && (last_ms == 0 || now - last_ms >= 1000)) {
+		rp_log_warn("HTTPS request refused: %s", tls_error);
+		last_ms = now;
+	}
+	finish(r, RP_HTTP_ERR_TLS, NULL, 0);
+}
+
+static void handshake_failed(struct rp_http_req *r, struct conn *c)
+{
+	enum rp_tls_fail f = rp_tls_handshake_failed(c->tls, c->ssl);
+	long v = SSL_get_verify_result(c->ssl);
+	if (v != X509_V_OK)
+		fail_tls(r, "TLS handshake with %s failed: %s (%s)", c->hostport,
+			 rp_tls_fail_names[f], X509_verify_cert_error_string(v));
+	else
+		fail_tls(r, "TLS handshake with %s failed: %s", c->hostport, rp_tls_fail_names[f]);
+}
+
+/* The verified server must be who @r requires. 0, or -1 (counted). */
+static int check_server(struct rp_http_req *r, struct conn *c)
+{
+	struct rp_peer_id id;
+	rp_tls_peer_identity(c->ssl, r->trust_domain, &id);
+	if (id.kind == r->kind && (!r->expect || id.server == r->expect)) {
+		c->server_id = id.kind == RP_PEER_SERVER ? id.server : 0;
+		return 0;
+	}
+	char got[400];
+	rp_peer_id_str(&id, got, sizeof got);
+	rp_tls_count(c->tls, RP_TLS_FAIL_IDENTITY);
+	if (r->expect)
+		fail_tls(r, "%s presented %s, not spiffe://%s/server/%llu", c->hostport, got,
+			 r->trust_domain, (unsigned long long)r->expect);
+	else
+		fail_tls(r, "%s presented %s, not a raftplane %s certificate of %s", c->hostport,
+			 got, r->kind == RP_PEER_SERVER ? "server" : "node", r->trust_domain);
+	return -1;
+}
+
+static void send_request(struct rp_http_req *r);
+
+/* Continue the handshake of @c for its request. */
+static void tls_handshake(struct conn *c)
+{
+	struct rp_http_req *r = c->req;
+	ERR_clear_error();
+	int rv = SSL_do_handshake(c->ssl);
+	if (tls_flush(c) != 0) {
+		fail(r, RP_HTTP_ERR_LINK); /* not sent yet: CONNECT */
+		return;
+	}
+	if (rv == 1) {
+		if (check_server(r, c) != 0)
+			return;
+		c->verified = 1;
+		send_request(r);
+		return;
+	}
+	if (SSL_get_error(c->ssl, rv) == SSL_ERROR_WANT_READ)
+		return;
+	handshake_failed(r, c);
+}
+
+/* 1 when the error queue holds an alert the server sent (it refused the
+ * handshake). */
+static int peer_alerted(void)
+{
+	unsigned long e;
+	while ((e = ERR_get_error()) != 0) {
+		int reason = ERR_GET_REASON(e);
+		if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+		    ((reason >= SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256) ||
+		     reason == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED)) {
+			ERR_clear_error();
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Decrypt what the read BIO holds into c->in. 1 data added, 0 none, -1
+ * the connection failed (set *alert when the server sent a fatal alert),
+ * -2 over the size limit, -3 the server closed TLS (close_notify). */
+static int tls_read(struct conn *c, int *alert)
+{
+	int added = 0;
+	for (;;) {
+		if (in_reserve(c) != 0)
+			return -2;
+		ERR_clear_error();
+		int n = SSL_read(c->ssl, c->in + c->in_len, (int)(c->in_cap - c->in_len - 1));
+		if (n > 0) {
+			c->in_len += (size_t)n;
+			c->in[c->in_len] = '\0';
+			added = 1;
+			continue;
+		}
+		int e = SSL_get_error(c->ssl, n);
+		if (e == SSL_ERROR_WANT_READ)
+			return added;
+		if (e == SSL_ERROR_ZERO_RETURN)
+			return added ? 1 : -3;
+		*alert = peer_alerted();
+		return -1;
+	}
+}
+
+static void on_read_tls(struct conn *c, ssize_t nread)
+{
+	struct rp_http_req *r = c->req;
+	if (nread > 0 && BIO_write(SSL_get_rbio(c->ssl), c->raw, (int)nread) != (int)nread) {
+		if (r)
+			fail(r, RP_HTTP_ERR_LINK);
+		else
+			conn_close(c);
+		return;
+	}
+	if (!r) { /* idle: anything but handshake messages ends it */
+		int alert = 0;
+		if (nread < 0 || tls_read(c, &alert) != 0)
+			conn_close(c);
+		return;
+	}
+	if (!c->verified) {
+		if (nread < 0) {
+			rp_tls_count(c->tls, RP_TLS_FAIL_HANDSHAKE);
+			fail_tls(r, "%s closed the connection during the TLS handshake",
+				 c->hostport);
+		} else if (nread > 0) {
+			tls_handshake(c);
+		}
+		return;
+	}
+	if (nread == 0)
+		return;
+	int alert = 0, rv = nread > 0 ? tls_read(c, &alert) : -3;
+	if (rv == 1) {
+		c->got_answer = 1;
+		try_parse(r, c, 0);
+	} else if (rv == -2) {
+		fail(r, RP_HTTP_ERR_BAD_RESPONSE);
+	} else if (rv == -1 && alert && !c->got_answer) {
+		/* TLS 1.3: the server refused our certificate after our Finished */
+		rp_tls_count(c->tls, RP_TLS_FAIL_HANDSHAKE);
+		fail_tls(r, "%s refused our TLS certificate", c->hostport);
+	} else if (rv < 0) {
+		if (!(rv == -3 && c->in && try_parse(r, c, 1)))
+			fail(r, RP_HTTP_ERR_LINK);
+	}
+}
+
+/* ---- I/O ------------------------------------------------------------------- */
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct conn *c = s->data;
 	struct rp_http_req *r = c->req;
 	(void)buf;
+	if (c->closing)
+		return;
+	if (c->ssl) {
+		on_read_tls(c, nread);
+		return;
+	}
 	if (!r) { /* idle: the server closed it or sent garbage */
 		if (nread != 0)
 			conn_close(c);
@@ -543,6 +822,7 @@ static void send_request(struct rp_http_req *r)
 {
 	struct conn *c = r->conn;
 	assert(c && c->req == r && !r->sent && !r->done);
+	assert(!c->ssl || c->verified);
 	uv_buf_t b = uv_buf_init(r->out, (unsigned)r->out_len);
 	r->sent = 1;
 	c->write.data = c;
@@ -550,8 +830,37 @@ static void send_request(struct rp_http_req *r)
 	c->head_len = 0;
 	c->chunked = 0;
 	c->no_reuse = 0;
+	c->got_answer = 0;
+	if (c->ssl) { /* memory BIO: SSL_write takes it all at once */
+		ERR_clear_error();
+		if (SSL_write(c->ssl, r->out, (int)r->out_len) != (int)r->out_len ||
+		    tls_flush(c) != 0)
+			fail(r, RP_HTTP_ERR_LINK);
+		return;
+	}
 	if (uv_write(&c->write, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0)
 		fail(r, RP_HTTP_ERR_LINK);
+}
+
+/* A TLS client object for @c with memory BIOs. 0 or -1. */
+static int tls_start(struct conn *c)
+{
+	static const unsigned char alpn[] = "\x08http/1.1";
+	c->raw = malloc(RAW_LEN);
+	c->ssl = c->raw ? SSL_new(rp_tls_ctx(c->tls)) : NULL;
+	if (!c->ssl)
+		return -1;
+	BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+	if (!rb || !wb) {
+		BIO_free(rb);
+		BIO_free(wb);
+		return -1;
+	}
+	BIO_set_mem_eof_return(rb, -1); /* empty: "retry", not end of file */
+	SSL_set_bio(c->ssl, rb, wb);
+	SSL_set_connect_state(c->ssl);
+	SSL_set_alpn_protos(c->ssl, alpn, sizeof alpn - 1);
+	return 0;
 }
 
 static void on_connected(uv_connect_t *req, int status)
@@ -564,12 +873,30 @@ static void on_connected(uv_connect_t *req, int status)
 		fail(r, RP_HTTP_ERR_CONNECT);
 		return;
 	}
+	if (c->tls) {
+		if (tls_start(c) != 0) {
+			fail(r, RP_HTTP_ERR_CONNECT);
+			return;
+		}
+		tls_handshake(c);
+		return;
+	}
 	send_request(r);
 }
 
 int rp_http_request(uv_loop_t *loop, const char *hostport, const char *method, const char *target,
 		    const char *headers, const void *body, size_t body_len, unsigned timeout_ms,
 		    rp_http_cb cb, void *arg, struct rp_http_req **out)
+{
+	const struct rp_http_tls *tls = tls_loop == loop ? &tls_default : NULL;
+	return rp_http_request_tls(tls, loop, hostport, method, target, headers, body, body_len,
+				   timeout_ms, cb, arg, out);
+}
+
+int rp_http_request_tls(const struct rp_http_tls *tls, uv_loop_t *loop, const char *hostport,
+			const char *method, const char *target, const char *headers,
+			const void *body, size_t body_len, unsigned timeout_ms, rp_http_cb cb,
+			void *arg, struct rp_http_req **out)
 {
 	struct sockaddr_storage sa;
 	if (strlen(hostport) >= sizeof(((struct conn *)0)->hostport) ||
@@ -596,12 +923,20 @@ int rp_http_request(uv_loop_t *loop, const char *hostport, const char *method, c
 	r->loop = loop;
 	r->cb = cb;
 	r->arg = arg;
+	if (tls && tls->tls) {
+		r->tls = tls->tls;
+		r->trust_domain = tls->trust_domain ? tls->trust_domain
+						    : RP_TLS_DEFAULT_TRUST_DOMAIN;
+		r->kind = tls->kind;
+		r->expect = tls->expect ? tls->expect(tls->expect_arg, hostport) : 0;
+		r->log_tls = tls->log;
+	}
 	uv_timer_init(loop, &r->timer);
 	r->timer.data = r;
 	uv_timer_start(&r->timer, on_timeout, timeout_ms, 0);
 	if (out)
 		*out = r;
-	struct conn *c = take_idle(loop, hostport);
+	struct conn *c = take_idle(loop, hostport, r);
 	if (c) {
 		c->req = r;
 		r->conn = c;
@@ -615,6 +950,7 @@ int rp_http_request(uv_loop_t *loop, const char *hostport, const char *method, c
 		return RP_HTTP_ERR_NOMEM;
 	}
 	snprintf(c->hostport, sizeof c->hostport, "%s", hostport);
+	c->tls = r->tls;
 	uv_tcp_init(loop, &c->tcp);
 	c->tcp.data = c->connect.data = c;
 	c->req = r;

@@ -6,7 +6,10 @@
 #define RP_CLIENT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
+
+#include "tls.h"
 
 #define RP_CLIENT_MAX_RESPONSE (256 * 1024 * 1024)
 
@@ -33,6 +36,9 @@ enum rp_http_err {
 	RP_HTTP_ERR_LINK,         /* sent, then the connection failed or closed early */
 	RP_HTTP_ERR_TIMEOUT,      /* sent, no complete answer within the timeout */
 	RP_HTTP_ERR_BAD_RESPONSE, /* sent, the answer was malformed or over the size limit */
+	RP_HTTP_ERR_TLS,          /* TLS handshake failed, the server's identity is not the one
+				     required, or the server refused our certificate: nothing was
+				     processed (rp_http_tls_error() says why) */
 };
 
 /** 1 when a request that failed with @err may have reached the server. */
@@ -63,6 +69,45 @@ typedef void (*rp_http_cb)(void *arg, int err, const struct rp_http_response *re
 int rp_http_request(uv_loop_t *loop, const char *hostport, const char *method, const char *target,
 		    const char *headers, const void *body, size_t body_len, unsigned timeout_ms,
 		    rp_http_cb cb, void *arg, struct rp_http_req **out);
+
+/* HTTPS (docs/security.md). Every request made with a configuration is
+ * TLS: the server's chain must verify against the context's CA file, and
+ * its certificate must name an identity of @kind (RP_PEER_SERVER: a
+ * raftplane server) in @trust_domain; when @expect gives a server id for
+ * the address dialled, exactly that one. Otherwise the request fails with
+ * RP_HTTP_ERR_TLS (counted in @tls by reason: net/tls.h) before a byte of
+ * it is sent. Connections are reused only for requests of the same
+ * context and, when an id is expected, the same verified server id. The
+ * context is read at each new connection (a reload applies to new ones).
+ * TLS 1.3: a server that refuses our certificate does so after our side
+ * of the handshake ended; an alert before any byte of the answer is
+ * RP_HTTP_ERR_TLS too (a server never processes data of a connection whose
+ * handshake it failed). */
+struct rp_http_tls {
+	struct rp_tls *tls;       /* RP_TLS_CLIENT context, borrowed; NULL: plain HTTP */
+	const char *trust_domain; /* NULL: RP_TLS_DEFAULT_TRUST_DOMAIN; must outlive requests */
+	enum rp_peer_kind kind;   /* the identity required of the server */
+	/* optional: the server id expected at @hostport, 0 for any of @kind */
+	uint64_t (*expect)(void *arg, const char *hostport);
+	void *expect_arg;
+	int log; /* log each RP_HTTP_ERR_TLS reason (at most one line a second) */
+};
+
+/**
+ * Make every rp_http_request() on @loop (from this thread) use @cfg
+ * (copied; NULL: plain again). Requests of other loops are not affected.
+ */
+void rp_http_set_tls(uv_loop_t *loop, const struct rp_http_tls *cfg);
+
+/** rp_http_request() with @tls (NULL or tls->tls NULL: plain HTTP) instead
+ *  of the loop's configuration; @tls must outlive the request. */
+int rp_http_request_tls(const struct rp_http_tls *tls, uv_loop_t *loop, const char *hostport,
+			const char *method, const char *target, const char *headers,
+			const void *body, size_t body_len, unsigned timeout_ms, rp_http_cb cb,
+			void *arg, struct rp_http_req **out);
+
+/** Why this thread's last request failed with RP_HTTP_ERR_TLS ("" before). */
+const char *rp_http_tls_error(void);
 
 /** Abandon @r: its callback will not run; memory is released asynchronously. */
 void rp_http_cancel(struct rp_http_req *r);

@@ -18,6 +18,8 @@ struct rp_tls {
 	enum rp_tls_verify verify;
 	char *cert, *key, *ca;
 	SSL_CTX *ctx;
+	const char *alpn; /* server: the one ALPN protocol selected, or NULL */
+	int soft_verify;  /* server: a failed verification leaves the refusal to the caller */
 	uint64_t failures[RP_TLS_FAIL__N];
 	uint64_t reloads_ok, reloads_failed;
 };
@@ -77,12 +79,31 @@ static int verify_cb(int ok, X509_STORE_CTX *x)
 	if (ssl == NULL)
 		return 0;
 	long e = X509_STORE_CTX_get_error(x);
+	struct rp_tls *t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_idx);
 	if (SSL_get_ex_data(ssl, ssl_idx) == NULL) {
 		SSL_set_ex_data(ssl, ssl_idx, (void *)(intptr_t)(e + 1));
-		rp_tls_count(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_idx),
-			     rp_tls_classify(e));
+		rp_tls_count(t, rp_tls_classify(e));
 	}
-	return 0;
+	/* soft: the handshake completes; the verify result stays set, so the
+	 * peer names no identity, and the caller refuses the connection */
+	return t != NULL && t->soft_verify && t->role == RP_TLS_SERVER ? 1 : 0;
+}
+
+void rp_tls_set_soft_verify(struct rp_tls *t)
+{
+	t->soft_verify = 1;
+}
+
+int rp_tls_verify_error(SSL *ssl, enum rp_tls_fail *why)
+{
+	intptr_t v = (intptr_t)SSL_get_ex_data(ssl, ssl_idx);
+	if (v == 0 && SSL_get0_peer_certificate(ssl) != NULL &&
+	    SSL_get_verify_result(ssl) != X509_V_OK)
+		v = SSL_get_verify_result(ssl) + 1; /* never unseen, but never trusted either */
+	if (v == 0)
+		return 0;
+	*why = rp_tls_classify((long)(v - 1));
+	return 1;
 }
 
 enum rp_tls_fail rp_tls_failure_of(SSL *ssl)
@@ -99,6 +120,50 @@ enum rp_tls_fail rp_tls_failure_of(SSL *ssl)
 		ERR_get_error();
 	}
 	return RP_TLS_FAIL_HANDSHAKE;
+}
+
+enum rp_tls_fail rp_tls_handshake_failed(struct rp_tls *t, SSL *ssl)
+{
+	if (ssl == NULL) {
+		ERR_clear_error();
+		rp_tls_count(t, RP_TLS_FAIL_HANDSHAKE);
+		return RP_TLS_FAIL_HANDSHAKE;
+	}
+	int counted = SSL_get_ex_data(ssl, ssl_idx) != NULL; /* by verify_cb */
+	enum rp_tls_fail f = rp_tls_failure_of(ssl);
+	ERR_clear_error();
+	if (!counted)
+		rp_tls_count(t, f);
+	return f;
+}
+
+/* The client's list is (length byte, name)*: pick ours or none. */
+static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+		       const unsigned char *in, unsigned inlen, void *arg)
+{
+	(void)ssl;
+	const char *want = arg;
+	size_t wl = strlen(want);
+	for (unsigned i = 0; i < inlen;) {
+		unsigned l = in[i];
+		if (i + 1 + l > inlen)
+			break;
+		if (l == wl && memcmp(in + i + 1, want, wl) == 0) {
+			*out = in + i + 1;
+			*outlen = (unsigned char)l;
+			return SSL_TLSEXT_ERR_OK;
+		}
+		i += 1 + l;
+	}
+	return SSL_TLSEXT_ERR_NOACK;
+}
+
+void rp_tls_set_alpn(struct rp_tls *t, const char *proto)
+{
+	if (t->role != RP_TLS_SERVER || strlen(proto) == 0 || strlen(proto) > 255)
+		return;
+	t->alpn = proto;
+	SSL_CTX_set_alpn_select_cb(t->ctx, select_alpn, (void *)proto);
 }
 
 static void ssl_reason(char *err, size_t errlen, const char *what, const char *file)
@@ -122,6 +187,13 @@ static SSL_CTX *build(const struct rp_tls *t, char *err, size_t errlen)
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_ex_data(ctx, ctx_idx, (void *)t);
+	/* no resumption: every connection's identity comes from a full handshake
+	 * verified against the CA file of the context it was accepted with */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_num_tickets(ctx, 0);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	if (t->alpn != NULL)
+		SSL_CTX_set_alpn_select_cb(ctx, select_alpn, (void *)t->alpn);
 	if (t->cert != NULL) {
 		if (SSL_CTX_use_certificate_chain_file(ctx, t->cert) != 1) {
 			ssl_reason(err, errlen, "cannot load the certificate", t->cert);
@@ -244,6 +316,12 @@ int rp_tls_reload(struct rp_tls *t, char *err, size_t errlen)
 	t->ctx = ctx;
 	count(&t->reloads_ok);
 	return 0;
+}
+
+void rp_tls_reload_refused(struct rp_tls *t)
+{
+	if (t != NULL)
+		count(&t->reloads_failed);
 }
 
 void rp_tls_destroy(struct rp_tls *t)

@@ -93,6 +93,10 @@ SSL_CTX *rp_tls_ctx(const struct rp_tls *t);
  */
 int rp_tls_reload(struct rp_tls *t, char *err, size_t errlen);
 
+/** Count a reload that the caller refused before calling rp_tls_reload()
+ *  (e.g. a check of the new files failed). */
+void rp_tls_reload_refused(struct rp_tls *t);
+
 void rp_tls_destroy(struct rp_tls *t);
 
 /** Count a failure that the caller detected (no certificate, wrong identity, handshake). */
@@ -100,6 +104,35 @@ void rp_tls_count(struct rp_tls *t, enum rp_tls_fail f);
 
 /** A consistent-enough copy of the counters (each read atomically). */
 void rp_tls_get_stats(const struct rp_tls *t, struct rp_tls_stats *out);
+
+/**
+ * After a failed handshake on @ssl (NULL when the caller could not reach it):
+ * count the failure unless the verify callback already did, and return its
+ * reason. Call it at once, before anything clears OpenSSL's error queue.
+ */
+enum rp_tls_fail rp_tls_handshake_failed(struct rp_tls *t, SSL *ssl);
+
+/**
+ * Server contexts: select the ALPN protocol @proto ("http/1.1") when the
+ * client offers it, and negotiate none otherwise (the connection then speaks
+ * what the listener speaks). Applies to the current context and to every
+ * reload. @proto must outlive @t.
+ */
+void rp_tls_set_alpn(struct rp_tls *t, const char *proto);
+
+/**
+ * Server contexts: a client certificate that fails verification does not
+ * fail the handshake; the failure is counted as usual, the connection names
+ * no identity (rp_tls_peer_identity() gives NONE) and rp_tls_verify_error()
+ * tells the caller, which must refuse the connection at its own layer (the
+ * API answers 401 and closes: a client learns why, where a TLS 1.3 client
+ * whose certificate is refused in the handshake only sees the connection
+ * close after it sent its request). Applies to every reload.
+ */
+void rp_tls_set_soft_verify(struct rp_tls *t);
+
+/** 1 with the reason in *@why when the verify callback saw an error on @ssl. */
+int rp_tls_verify_error(SSL *ssl, enum rp_tls_fail *why);
 
 /** The failure an X509_V_ERR_* verification error counts as. */
 enum rp_tls_fail rp_tls_classify(long x509_err);

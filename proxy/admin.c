@@ -158,6 +158,41 @@ static json_t *route_json(const Raftplane__Route *r)
 	return o;
 }
 
+/* TLS towards the servers: files, failures by reason, reloads. */
+static json_t *tls_json(const struct rp_proxy *p)
+{
+	const struct rp_proxy_tls *t = &p->tls;
+	if (!t->tls)
+		return json_pack("{s:b}", "enabled", 0);
+	struct rp_tls_stats st;
+	rp_tls_get_stats(t->tls, &st);
+	json_t *f = json_object();
+	for (int i = 0; i < RP_TLS_FAIL__N; i++)
+		json_object_set_new(f, rp_tls_fail_names[i], rp_json_u64(st.failures[i]));
+	return json_pack("{s:b,s:s,s:s,s:s,s:o,s:{s:o,s:o,s:s}}", "enabled", 1, "cert", t->cert,
+			 "ca", t->ca, "trust_domain", t->trust_domain, "handshake_failures", f,
+			 "reloads", "ok", rp_json_u64(st.reloads_ok), "failed",
+			 rp_json_u64(st.reloads_failed), "last_error", t->last_reload_error);
+}
+
+static void tls_metrics(const struct rp_proxy *p, struct rp_buf *b)
+{
+	if (!p->tls.tls)
+		return;
+	struct rp_tls_stats st;
+	rp_tls_get_stats(p->tls.tls, &st);
+	rp_buf_printf(b, "# TYPE raftplane_proxy_tls_handshake_failures_total counter\n");
+	for (int i = 0; i < RP_TLS_FAIL__N; i++)
+		rp_buf_printf(b,
+			      "raftplane_proxy_tls_handshake_failures_total{reason=\"%s\"} %lu\n",
+			      rp_tls_fail_names[i], (unsigned long)st.failures[i]);
+	rp_buf_printf(b,
+		      "# TYPE raftplane_proxy_tls_reloads_total counter\n"
+		      "raftplane_proxy_tls_reloads_total{result=\"ok\"} %lu\n"
+		      "raftplane_proxy_tls_reloads_total{result=\"failed\"} %lu\n",
+		      (unsigned long)st.reloads_ok, (unsigned long)st.reloads_failed);
+}
+
 static void on_config_dump(struct rp_proxy *p, h2o_req_t *req)
 {
 	const struct rp_generation *g = p->published;
@@ -166,6 +201,7 @@ static void on_config_dump(struct rp_proxy *p, h2o_req_t *req)
 			      "server", rp_sub_server(&p->sub), "last_error",
 			      p->sub.connected ? "" : p->sub.last_error);
 	add_cluster_fields(p, j);
+	json_object_set_new(json_object_get(j, "control_plane"), "tls", tls_json(p));
 	if (p->last_nack_version || p->last_nack[0])
 		json_object_set_new(j, "last_nack",
 				    json_pack("{s:I,s:s}", "version",
@@ -321,6 +357,7 @@ static void on_metrics(struct rp_proxy *p, h2o_req_t *req)
 				      "endpoint=\"%s\"} %d\n",
 				      g->clusters[i].name, g->clusters[i].eps[k].hostport,
 				      rp_health_usable(g->clusters[i].health[k], now));
+	tls_metrics(p, &b);
 	if (b.oom) {
 		rp_buf_free(&b);
 		respond(req, 503, "text/plain", "out of memory\n", 14);

@@ -44,7 +44,8 @@ static const char usage[] =
 	"  --pool-idle-timeout-ms N close idle upstream connections after N ms (default 4000)\n"
 	"  --drain-ms N             on SIGTERM, wait up to N ms for requests in flight (default "
 	"2000)\n"
-	"  --max-request-body N     largest request body in bytes, 413 beyond (default 1048576)\n";
+	"  --max-request-body N     largest request body in bytes, 413 beyond (default 1048576)\n"
+	"TLS towards the servers (the traffic listeners serve plain HTTP/1.1):\n";
 
 static struct rp_proxy P;
 static struct rp_admin A;
@@ -285,7 +286,7 @@ static int valid_name(const char *s)
 	return 1;
 }
 
-static void parse_flags(int argc, char **argv, struct rp_proxy_opts *o)
+static void parse_flags(int argc, char **argv, struct rp_proxy_opts *o, struct rp_proxy_tls *t)
 {
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	*o = (struct rp_proxy_opts){.workers = cores > 0 ? (unsigned)cores : 1,
@@ -298,8 +299,17 @@ static void parse_flags(int argc, char **argv, struct rp_proxy_opts *o)
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			fputs(usage, stdout);
+			fputs(rp_proxy_tls_usage, stdout);
 			exit(0);
 		}
+		char terr[200];
+		int took = rp_proxy_tls_flag(t, argc, argv, &i, terr, sizeof terr);
+		if (took < 0) {
+			fprintf(stderr, "raftplane-proxy: %s\n", terr);
+			exit(2);
+		}
+		if (took)
+			continue;
 		if (!v) {
 			fprintf(stderr, "raftplane-proxy: %s needs a value (see --help)\n", a);
 			exit(2);
@@ -342,6 +352,11 @@ static void parse_flags(int argc, char **argv, struct rp_proxy_opts *o)
 	}
 	if (!valid_name(o->node_id)) {
 		fprintf(stderr, "raftplane-proxy: --node-id must be 1-128 of [A-Za-z0-9._-]\n");
+		exit(2);
+	}
+	char terr[300];
+	if (rp_proxy_tls_check(t, o->servers, o->admin, terr, sizeof terr) != 0) {
+		fprintf(stderr, "raftplane-proxy: %s\n", terr);
 		exit(2);
 	}
 	struct stat st;
@@ -427,9 +442,13 @@ int main(int argc, char **argv)
 {
 	struct rp_proxy *p = &P;
 	char err[400];
-	parse_flags(argc, argv, &p->opts);
+	parse_flags(argc, argv, &p->opts, &p->tls);
 	rp_log_init("raftplane-proxy");
 	rp_log_set_node(p->opts.node_id);
+	if (rp_proxy_tls_load(&p->tls, p->opts.node_id, err, sizeof err) != 0) {
+		fprintf(stderr, "raftplane-proxy: %s\n", err);
+		return 2;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	srand((unsigned)(rp_wall_ms() ^ (uint64_t)getpid()));
 	p->loop = uv_default_loop();
@@ -449,6 +468,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	p->sub.data = p;
+	rp_sub_set_tls(&p->sub, rp_proxy_tls_http(&p->tls));
+	rp_proxy_tls_watch(&p->tls, p->loop);
 	if (rp_admin_start(&A, p, p->opts.admin, err, sizeof err) != 0) {
 		rp_log_error("%s", err);
 		return 1;
@@ -456,8 +477,9 @@ int main(int argc, char **argv)
 	setup_data_plane_config(p);
 	if (rp_workers_start(p) != 0)
 		return 1;
-	rp_log_info("%u workers, admin on %s, servers %s%s%s", p->n_workers, p->opts.admin,
-		    p->opts.servers, p->opts.cache_dir ? ", cache in " : "",
+	rp_log_info("%u workers, admin on %s, servers %s%s%s%s", p->n_workers, p->opts.admin,
+		    p->opts.servers, p->tls.tls ? " (TLS)" : "",
+		    p->opts.cache_dir ? ", cache in " : "",
 		    p->opts.cache_dir ? p->opts.cache_dir : "");
 	uint64_t cached = 0;
 	int have_cache = p->opts.cache_dir && start_from_cache(p, &cached);
@@ -470,6 +492,7 @@ int main(int argc, char **argv)
 	uv_run(p->loop, UV_RUN_DEFAULT);
 
 	uv_mutex_destroy(&p->publish_lock);
+	rp_proxy_tls_close(&p->tls);
 	rp_log_info("stopped");
 	return 0;
 }

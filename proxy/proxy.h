@@ -34,6 +34,7 @@
 #include <uv.h>
 
 #include "generation.h"
+#include "ptls.h"
 #include "subscription.h"
 
 struct rp_worker;
@@ -55,6 +56,7 @@ struct rp_proxy {
 	struct rp_proxy_opts opts;
 	uv_loop_t *loop;
 	struct rp_sub_client sub;
+	struct rp_proxy_tls tls; /* towards the servers (ptls.h) */
 	/* this process's Via pseudonym (RFC 9110 7.6.3): node id and a random
 	 * per-process token, so that a request coming back is recognised */
 	char via_id[RP_MAX_NAME + 24];

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "ptls.h"
 #include "subscription.h"
 
 static const char usage[] =
@@ -19,7 +20,8 @@ static const char usage[] =
 	"  --until-version V    exit 0 once every subscriber holds a version >= V\n"
 	"  --timeout S          with --until-version: exit 1 after S seconds (default 60)\n"
 	"  --duration S         exit 0 after S seconds\n"
-	"  --quiet              print only the summary\n";
+	"  --quiet              print only the summary\n"
+	"TLS towards the servers:\n";
 
 static struct {
 	struct rp_sub_client *subs;
@@ -29,6 +31,7 @@ static struct {
 	uv_timer_t deadline;
 	uv_signal_t sigterm, sigint;
 	int exit_code;
+	struct rp_proxy_tls tls;
 } g;
 
 static uint64_t wall_ms(void)
@@ -69,6 +72,9 @@ static void stop_all(int code)
 	uv_close((uv_handle_t *)&g.deadline, NULL);
 	uv_close((uv_handle_t *)&g.sigterm, NULL);
 	uv_close((uv_handle_t *)&g.sigint, NULL);
+	if (g.tls.watching)
+		uv_close((uv_handle_t *)&g.tls.sighup, NULL);
+	g.tls.watching = 0;
 }
 
 static void check_until(void)
@@ -138,8 +144,17 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int takes = 1;
+		char terr[200];
+		int tls_flag = rp_proxy_tls_flag(&g.tls, argc, argv, &i, terr, sizeof terr);
+		if (tls_flag < 0) {
+			fprintf(stderr, "raftplane-subscriber: %s\n", terr);
+			return 2;
+		}
+		if (tls_flag)
+			continue;
 		if (!strcmp(a, "--help")) {
 			fputs(usage, stdout);
+			fputs(rp_proxy_tls_usage, stdout);
 			return 0;
 		} else if (!strcmp(a, "--nack-all")) {
 			g.nack_all = 1, takes = 0;
@@ -178,8 +193,15 @@ int main(int argc, char **argv)
 				"--node-prefix with --count 1..100000\n");
 		return 2;
 	}
+	char terr[400];
+	if (rp_proxy_tls_check(&g.tls, servers, NULL, terr, sizeof terr) != 0 ||
+	    rp_proxy_tls_load(&g.tls, node, terr, sizeof terr) != 0) {
+		fprintf(stderr, "raftplane-subscriber: %s\n", terr);
+		return 2;
+	}
 	uv_loop_t *loop = uv_default_loop();
 	srand((unsigned)wall_ms());
+	rp_proxy_tls_watch(&g.tls, loop);
 	g.n = node ? 1 : (unsigned)count;
 	g.subs = calloc(g.n, sizeof *g.subs);
 	for (unsigned i = 0; i < g.n; i++) {
@@ -193,6 +215,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "raftplane-subscriber: %s\n", g.subs[i].last_error);
 			return 2;
 		}
+		rp_sub_set_tls(&g.subs[i], rp_proxy_tls_http(&g.tls));
 		rp_sub_start(&g.subs[i], 0, 0);
 	}
 	uv_timer_init(loop, &g.deadline);
@@ -215,5 +238,6 @@ int main(int argc, char **argv)
 	       ",\"min_version\":%" PRIu64 ",\"exit\":%d}}\n",
 	       g.n, snaps, errors, minv, g.exit_code);
 	free(g.subs);
+	rp_proxy_tls_close(&g.tls);
 	return g.exit_code;
 }

@@ -104,10 +104,19 @@ static void on_retry(uv_timer_t *t)
 	poll_now(t->data);
 }
 
+void rp_sub_set_tls(struct rp_sub_client *c, const struct rp_http_tls *tls)
+{
+	c->tls = tls;
+}
+
 /* Back off with jitter and move to the next server. */
 static void fail_over(struct rp_sub_client *c, const char *why)
 {
 	snprintf(c->last_error, sizeof c->last_error, "%s: %s", c->servers[c->cur], why);
+	if (strcmp(why, c->logged_error) != 0) { /* each new kind of failure once */
+		rp_log_warn("subscription: %s", c->last_error);
+		snprintf(c->logged_error, sizeof c->logged_error, "%s", why);
+	}
 	c->connected = 0;
 	c->errors++;
 	c->failures++;
@@ -150,6 +159,7 @@ static void note_pace(struct rp_sub_client *c)
 	c->quick = !c->probe && uv_now(c->loop) - c->sent_at < FAST_MS;
 	c->connected = 1;
 	c->failures = 0;
+	c->logged_error[0] = '\0';
 }
 
 /* A useless answer (304, stale or refused snapshot): count it if quick. */
@@ -203,6 +213,10 @@ static void on_answer(void *arg, int err, const struct rp_http_response *res)
 	c->req = NULL;
 	if (c->stopped)
 		return;
+	if (err == RP_HTTP_ERR_TLS) {
+		fail_over(c, rp_http_tls_error());
+		return;
+	}
 	if (err) {
 		fail_over(c, rp_http_err_sent(err) ? "connection lost" : "connection failed");
 		return;
@@ -214,9 +228,12 @@ static void on_answer(void *arg, int err, const struct rp_http_response *res)
 		return;
 	}
 	if (res->status != 200) {
-		char why[128];
-		snprintf(why, sizeof why, "HTTP %d: %.*s", res->status,
-			 (int)(res->body_len < 80 ? res->body_len : 80), res->body);
+		char why[300];
+		int n = res->body_len < 240 ? (int)res->body_len : 240;
+		snprintf(why, sizeof why, "HTTP %d: %.*s", res->status, n, res->body);
+		for (char *q = why; *q; q++) /* a body is the server's text: one line */
+			if ((unsigned char)*q < 0x20)
+				*q = ' ';
 		fail_over(c, why);
 		return;
 	}
@@ -245,9 +262,9 @@ static void poll_now(struct rp_sub_client *c)
 	size_t len = raftplane__subscribe_request__pack(&r, buf);
 	c->polls++;
 	c->sent_at = uv_now(c->loop);
-	if (rp_http_request(c->loop, c->servers[c->cur], "POST", "/v1/subscribe",
-			    "Content-Type: application/x-protobuf\r\n", buf, len, c->wait_ms + 5000,
-			    on_answer, c, &c->req) != 0) {
+	if (rp_http_request_tls(c->tls, c->loop, c->servers[c->cur], "POST", "/v1/subscribe",
+				"Content-Type: application/x-protobuf\r\n", buf, len,
+				c->wait_ms + 5000, on_answer, c, &c->req) != 0) {
 		c->req = NULL;
 		fail_over(c, "cannot connect");
 	}

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "client.h"
 #include "raftplane.pb-c.h"
 #include "raftplane/limits.h"
 
@@ -56,7 +57,9 @@ struct rp_sub_client {
 	struct rp_http_req *req;
 	uv_timer_t retry;
 	uint64_t polls, snapshots, errors;
-	char last_error[160];
+	char last_error[384];
+	char logged_error[384];        /* the last failure logged (each new one once) */
+	const struct rp_http_tls *tls; /* HTTPS to the servers, or NULL */
 };
 
 /**
@@ -65,6 +68,9 @@ struct rp_sub_client {
  */
 int rp_sub_init(struct rp_sub_client *c, uv_loop_t *loop, const char *node_id, const char *servers,
 		unsigned wait_ms, rp_sub_snapshot_cb cb);
+
+/** Poll over HTTPS with @tls (borrowed; NULL: plain), before rp_sub_start. */
+void rp_sub_set_tls(struct rp_sub_client *c, const struct rp_http_tls *tls);
 
 /** Start polling, optionally claiming @version already held (from a cache). */
 void rp_sub_start(struct rp_sub_client *c, int has_version, uint64_t version);

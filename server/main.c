@@ -12,6 +12,7 @@
 
 #include "api.h"
 #include "auth.h"
+#include "apitls.h"
 #include "client.h"
 #include "node.h"
 #include "raftplane/err.h"
@@ -94,6 +95,8 @@ static struct {
 	int join_attempts;
 	uint64_t join_conflict_at;
 } srv;
+
+static struct rp_api_tls api_tls; /* the API's view of srv.opt.tls */
 
 static void die(const char *fmt, const char *arg)
 {
@@ -515,6 +518,45 @@ static void on_signal(uv_signal_t *s, int signum)
 	rp_node_close(srv.node, on_node_closed, NULL);
 }
 
+/* The server id our HTTP client must find at @hostport: the member whose
+ * HTTP address it is (leader forwarding, fleet fan-out), else 0: any
+ * raftplane server (a --join target). */
+static uint64_t member_at(void *arg, const char *hostport)
+{
+	(void)arg;
+	struct rp_node_member *ms;
+	unsigned n;
+	uint64_t id = 0;
+	if (!srv.node || rp_node_members(srv.node, &ms, &n) != RP_OK)
+		return 0;
+	for (unsigned i = 0; i < n && !id; i++)
+		if (strcmp(ms[i].http, hostport) == 0)
+			id = ms[i].id;
+	free(ms);
+	return id;
+}
+
+/* TLS on: the API accepts only TLS, and every request this process makes
+ * (join, leader forwarding, fleet fan-out) is HTTPS to a server
+ * certificate (net/client.h). */
+static void wire_tls(void)
+{
+	struct rp_server_tls *t = &srv.opt.tls;
+	if (!t->api)
+		return;
+	api_tls = (struct rp_api_tls){.api = t->api,
+				      .client = t->client,
+				      .peer = t->peer,
+				      .trust_domain = t->trust_domain};
+	srv.opt.api.tls = &api_tls;
+	struct rp_http_tls cfg = {.tls = t->client,
+				  .trust_domain = t->trust_domain,
+				  .kind = RP_PEER_SERVER,
+				  .expect = member_at,
+				  .log = 1};
+	rp_http_set_tls(srv.loop, &cfg);
+}
+
 int main(int argc, char **argv)
 {
 	char err[512];
@@ -532,6 +574,7 @@ int main(int argc, char **argv)
 	if (rp_server_tls_load(&srv.opt.tls, err, sizeof err) != 0)
 		die("%s", err);
 	rp_server_tls_watch(&srv.opt.tls, srv.loop);
+	wire_tls();
 	if (rp_node_create(srv.loop, &srv.opt.node, &srv.node, err, sizeof err) != 0)
 		die("%s", err);
 	rp_node_on_change(srv.node, on_change, NULL);

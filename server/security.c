@@ -136,6 +136,11 @@ int rp_server_tls_reload(struct rp_server_tls *s)
 	int ok = t2 && names_us(s, t1, err, sizeof err);
 	rp_tls_destroy(t1);
 	rp_tls_destroy(t2);
+	if (!ok) { /* counted as the failed reload of each context */
+		rp_tls_reload_refused(s->api);
+		rp_tls_reload_refused(s->peer);
+		rp_tls_reload_refused(s->client);
+	}
 	if (!ok || rp_tls_reload(s->api, err, sizeof err) != 0 ||
 	    rp_tls_reload(s->peer, err, sizeof err) != 0 ||
 	    rp_tls_reload(s->client, err, sizeof err) != 0) {

@@ -10,6 +10,14 @@ Environment:
   RP_IT_KEEP=1    keep the temp dir (data dirs and logs) after the test
   RP_IT_KEEP=failed  keep it only when the test failed
   RP_IT_VERBOSE=1 print every HTTP request the harness makes
+  RP_IT_TLS=1     clusters default to tls=True (TLS on every API and raft port)
+
+TLS: Cluster(tls=True) gives each node a server certificate of one test CA
+shared by the process (tests/lib/tlscerts.py; tls=Pki(...) for another CA)
+and the flags --tls-cert/--tls-key/--tls-client-ca. Each node's address is
+registered, so http_request(), raw_request() and KeepAliveClient speak TLS
+to it by themselves (verifying the server against the CA, no client
+certificate unless given: ssl_context=tls_client_context(ca, cert)).
 """
 
 import atexit
@@ -21,6 +29,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -35,6 +44,11 @@ DEFAULT_BIN = os.path.normpath(os.path.join(HERE, "..", "..", "build", "server",
 SERVER_BIN = os.environ.get("RP_SERVER_BIN") or DEFAULT_BIN
 VERBOSE = os.environ.get("RP_IT_VERBOSE") == "1"
 KEEP = os.environ.get("RP_IT_KEEP", "")  # "1": always keep the temp dir, "failed": on failure
+
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import tlscerts  # noqa: E402
+
+TLS_DEFAULT = os.environ.get("RP_IT_TLS") == "1"
 
 # Lines that mean a node hit a memory error, undefined behaviour or a failed
 # assertion (raft's assert() prints "Assertion `...' failed").
@@ -159,6 +173,71 @@ def _ports_free(*ports):
     return True
 
 
+# ---- TLS ------------------------------------------------------------------------
+
+_addr_ssl = {}  # "127.0.0.1:port" -> ssl.SSLContext of a node serving TLS there
+_shared_pki = None
+_shared_pki_dir = None
+
+
+def shared_pki():
+    """The test CA of this process (made on first use, removed at exit)."""
+    global _shared_pki, _shared_pki_dir
+    if _shared_pki is None:
+        _shared_pki_dir = tempfile.mkdtemp(prefix="rp-pki-", dir="/tmp")
+        _shared_pki = tlscerts.Pki(_shared_pki_dir)
+        atexit.register(shutil.rmtree, _shared_pki_dir, True)
+    return _shared_pki
+
+
+def tls_client_context(ca, cert=None):
+    """A client context verifying servers against @ca (no host name check:
+    servers are named by their spiffe URI), presenting @cert (a
+    tlscerts.Cert) when given."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(ca)
+    if cert is not None:
+        ctx.load_cert_chain(cert.cert, cert.key)
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def register_tls(addr, ctx):
+    """Requests of this harness to @addr use @ctx (None: plain again)."""
+    if ctx is None:
+        _addr_ssl.pop(addr, None)
+    else:
+        _addr_ssl[addr] = ctx
+
+
+def ssl_for(addr):
+    return _addr_ssl.get(addr)
+
+
+def _connection(addr, timeout, ssl_context=None):
+    host, port = addr.rsplit(":", 1)
+    ctx = ssl_context or _addr_ssl.get(addr)
+    if ctx is not None:
+        return http.client.HTTPSConnection(host, int(port), timeout=timeout, context=ctx)
+    return http.client.HTTPConnection(host, int(port), timeout=timeout)
+
+
+def open_socket(addr, timeout=10.0, ssl_context=None):
+    """A connected socket to @addr: TLS when @addr serves TLS (or @ssl_context)."""
+    host, port = addr.rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=timeout)
+    ctx = ssl_context or _addr_ssl.get(addr)
+    if ctx is not None:
+        try:
+            s = ctx.wrap_socket(s)
+        except BaseException:
+            s.close()
+            raise
+    return s
+
+
 # ---- HTTP -----------------------------------------------------------------------
 
 class Response:
@@ -179,10 +258,10 @@ class Response:
         return "<%s %s>" % (self.status, _short(self.body, 300))
 
 
-def http_request(addr, method, path, body=None, headers=None, timeout=10.0):
-    """One HTTP/1.1 request on a fresh connection. Raises OSError or
+def http_request(addr, method, path, body=None, headers=None, timeout=10.0, ssl_context=None):
+    """One HTTP/1.1 request on a fresh connection (TLS to a registered TLS
+    address, or with @ssl_context). Raises OSError (ssl.SSLError included) or
     http.client.HTTPException on transport failures."""
-    host, port = addr.rsplit(":", 1)
     if isinstance(body, (dict, list)):
         body = json.dumps(body).encode()
     elif isinstance(body, str):
@@ -190,7 +269,7 @@ def http_request(addr, method, path, body=None, headers=None, timeout=10.0):
     hdrs = dict(headers or {})
     if body is not None and "Content-Type" not in hdrs:
         hdrs["Content-Type"] = "application/json"
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    conn = _connection(addr, timeout, ssl_context)
     try:
         conn.request(method, path, body=body, headers=hdrs)
         r = conn.getresponse()
@@ -203,16 +282,16 @@ def http_request(addr, method, path, body=None, headers=None, timeout=10.0):
     return res
 
 
-def raw_request(addr, method, path, body=b"", headers=None, timeout=10.0):
-    """Send a request over a plain socket, ignoring errors while sending (a
-    server may answer and close before reading a huge body), then parse the
-    answer. Returns a Response, or None when nothing came back."""
-    host, port = addr.rsplit(":", 1)
+def raw_request(addr, method, path, body=b"", headers=None, timeout=10.0, ssl_context=None):
+    """Send a request over a socket of its own (TLS to a registered TLS
+    address), ignoring errors while sending (a server may answer and close
+    before reading a huge body), then parse the answer. Returns a Response,
+    or None when nothing came back."""
     hdrs = {"Host": addr, "Content-Length": str(len(body)), "Connection": "close"}
     hdrs.update(headers or {})
     head = "%s %s HTTP/1.1\r\n%s\r\n" % (method, path, "".join(
         "%s: %s\r\n" % kv for kv in hdrs.items()))
-    s = socket.create_connection((host, int(port)), timeout=timeout)
+    s = open_socket(addr, timeout, ssl_context)
     data = b""
     try:
         try:
@@ -260,10 +339,10 @@ class KeepAliveClient:
     """One persistent HTTP/1.1 connection to one address (not thread-safe:
     use one per thread). Reconnects after errors."""
 
-    def __init__(self, addr, timeout=10.0):
-        self.host, port = addr.rsplit(":", 1)
-        self.port = int(port)
+    def __init__(self, addr, timeout=10.0, ssl_context=None):
+        self.addr = addr
         self.timeout = timeout
+        self.ssl_context = ssl_context
         self.conn = None
 
     def request(self, method, path, body=None, headers=None):
@@ -272,7 +351,7 @@ class KeepAliveClient:
         elif isinstance(body, str):
             body = body.encode()
         if self.conn is None:
-            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            self.conn = _connection(self.addr, self.timeout, self.ssl_context)
         try:
             self.conn.request(method, path, body=body, headers=dict(headers or {}))
             r = self.conn.getresponse()
@@ -388,8 +467,14 @@ class Cluster:
 
     def __init__(self, n=3, extra_args=(), election_timeout_ms=None, heartbeat_ms=None,
                  name="cluster", start=True, ready_timeout=30.0, wait_ready=True,
-                 bootstrap_token=None):
+                 bootstrap_token=None, tls=None):
         self.n = n
+        # tls: True (the shared test CA), a tlscerts.Pki (that CA), False/None:
+        # plain (None: RP_IT_TLS decides)
+        if tls is None:
+            tls = TLS_DEFAULT
+        self.pki = (shared_pki() if tls is True else tls) or None
+        self.client_ssl = tls_client_context(self.pki.ca) if self.pki else None
         self.name = name
         self.extra_args = list(extra_args)
         # bootstrap_token: start every node with --bootstrap-token-file holding
@@ -445,9 +530,29 @@ class Cluster:
         return ",".join("%d=%s@%s" % (n.id, n.raft, n.http)
                         for n in sorted(self._bootstrap_nodes, key=lambda x: x.id))
 
+    def tls_files(self, node):
+        """(cert, key, ca) of @node: its own copies in the cluster dir (a test
+        may rotate them), made once per node id."""
+        cert = os.path.join(self.dir, "node%d-cert.pem" % node.id)
+        key = os.path.join(self.dir, "node%d-key.pem" % node.id)
+        if not os.path.exists(cert):
+            c = self.pki.server(node.id)
+            shutil.copyfile(c.cert, cert)
+            shutil.copyfile(c.key, key)
+            os.chmod(key, 0o600)
+        return cert, key, self.pki.ca
+
+    def _register(self, node):
+        if self.pki:
+            register_tls(node.http, self.client_ssl)
+
     def _argv(self, node, mode):
         argv = [self.bin, "--id", str(node.id), "--data-dir", node.data_dir,
                 "--raft", node.raft, "--http", node.http]
+        if self.pki:
+            cert, key, ca = self.tls_files(node)
+            argv += ["--tls-cert", cert, "--tls-key", key, "--tls-client-ca", ca]
+            self._register(node)
         if mode[0] == "bootstrap":
             argv += ["--bootstrap", self.bootstrap_arg()]
         else:
@@ -718,6 +823,9 @@ class Cluster:
         if self.closed:
             return
         self.closed = True
+        for node in self.nodes.values():
+            if self.pki:
+                register_tls(node.http, None)
         died = self.unexpected_exits()
         for n, rc in died:
             print("!!! %r exited on its own with status %s%s" % (

@@ -9,6 +9,12 @@ their logs scanned for sanitizer reports.
 Environment (CTest sets the three binaries):
   RP_SERVER_BIN, RP_PROXY_BIN, RP_BACKEND_BIN
   RP_IT_KEEP=1 / failed   keep the temp dir with every log
+  RP_IT_TLS=1             Env defaults to tls=True
+
+TLS: Env(tls=True) starts the cluster with TLS (rpharness.Cluster(tls=...))
+and gives each proxy a node certificate of the same CA (its own copies in
+the env dir: Env.proxy_tls_files) with --tls-cert/--tls-key/--tls-ca,
+unless its extra flags hold --tls-cert already. Admin ports stay plain.
 """
 
 import atexit
@@ -147,6 +153,11 @@ class Proxy(Proc):
         argv = [env.proxy_bin, "--node-id", node_id, "--servers", env.servers(),
                 "--admin", "127.0.0.1:%d" % self.admin_port, "--workers", str(workers),
                 "--wait-ms", "5000"]
+        self.tls_files = None
+        if env.tls and "--tls-cert" not in extra:
+            self.tls_files = env.proxy_tls_files(node_id)
+            argv += ["--tls-cert", self.tls_files[0], "--tls-key", self.tls_files[1],
+                     "--tls-ca", self.tls_files[2]]
         if cache_dir:
             argv += ["--cache-dir", cache_dir]
         super().__init__(env, "proxy-" + node_id, argv + list(extra))
@@ -186,7 +197,7 @@ class Proxy(Proc):
 class Env:
     """A 3-node server cluster plus proxies and backends; close() kills all."""
 
-    def __init__(self, servers=3, name="proxy-test"):
+    def __init__(self, servers=3, name="proxy-test", tls=None):
         self.dir = tempfile.mkdtemp(prefix="rp-px-", dir="/tmp")
         self.bin_dir = self.dir
         # start binaries through symlinks with their own names, so that a
@@ -202,7 +213,20 @@ class Env:
         self.closed = False
         self.failed = False
         _envs.append(self)
-        self.cluster = rpharness.Cluster(n=servers, name=name) if servers else None
+        self.cluster = rpharness.Cluster(n=servers, name=name, tls=tls) if servers else None
+        # the CA (tlscerts.Pki) of the cluster when it runs TLS, else None
+        self.tls = self.cluster.pki if self.cluster else None
+
+    def proxy_tls_files(self, node_id, cert=None):
+        """(cert, key, ca) for a proxy of @node_id: copies of @cert (a
+        tlscerts.Cert; default: a node certificate for @node_id) in the env
+        dir, which a test may overwrite to rotate them."""
+        c = cert or self.tls.node(node_id)
+        base = os.path.join(self.dir, "proxy-%s" % node_id)
+        shutil.copyfile(c.cert, base + "-cert.pem")
+        shutil.copyfile(c.key, base + "-key.pem")
+        os.chmod(base + "-key.pem", 0o600)
+        return base + "-cert.pem", base + "-key.pem", self.tls.ca
 
     def __enter__(self):
         return self
