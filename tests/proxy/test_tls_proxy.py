@@ -239,8 +239,7 @@ def test_secure_by_default():
     log("admin --insecure: %d %s" % (rc, out))
     check(rc != 0 and "refusing" not in out and "10.255.255.1" in out,
           "--insecure goes on to bind (and fails: not our address)", out)
-    sub = os.environ.get("RP_SUBSCRIBER_BIN") or os.path.join(ph.BUILD, "proxy",
-                                                              "raftplane-subscriber")
+    sub = os.environ["RP_SUBSCRIBER_BIN"]
     rc, out = start_fail([sub, "--servers", far, "--node-id", "x", "--duration", "1"])
     check(rc == 2 and "refusing plain HTTP" in out, "the subscriber refuses too", out)
 
