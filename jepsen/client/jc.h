@@ -1,5 +1,7 @@
 /* rp-jepsen-client: the workload client and small tools of the jepsen suite.
- * See jepsen/README.md. Blocking sockets, one thread per client process. */
+ * See jepsen/README.md. One thread per client process, each request on a
+ * fresh non-blocking connection with a deadline; HTTPS and an API token
+ * when the global flags --ca and --token-file are given. */
 #ifndef JC_H
 #define JC_H
 
@@ -28,9 +30,22 @@ struct jc_resp {
 };
 
 /**
+ * Before any request: with @ca_file (PEM), every request is HTTPS, the
+ * server's certificate must verify against it and name the address
+ * connected to (an IP SAN); with @token_file, every request carries
+ * "Authorization: Bearer TOKEN" (the file holds one rpt_ token string).
+ * Either may be NULL. 0, or -1 with @err set.
+ */
+int jc_http_setup(const char *ca_file, const char *token_file, char *err, size_t errlen);
+/** Whether requests use TLS. */
+int jc_http_tls(void);
+
+/**
  * One request on a fresh connection (Connection: close) to @hostport
  * ("10.77.0.11:8000"). @headers: preformatted "Name: value\r\n" lines or
- * NULL. @body may be NULL. Gives up after @timeout_ms in all.
+ * NULL. @body may be NULL. Gives up after @timeout_ms in all (connect,
+ * TLS handshake, request and response). A failed TLS handshake is
+ * JC_NOT_SENT (r->why starts with "tls handshake:").
  * Returns JC_DONE, JC_NOT_SENT or JC_UNKNOWN; @r is always initialised and
  * must be released with jc_resp_free().
  */

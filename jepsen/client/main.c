@@ -1,11 +1,15 @@
 /* rp-jepsen-client: see jepsen/README.md. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "jc.h"
 
 static const char usage[] =
-	"usage: rp-jepsen-client COMMAND ...\n"
+	"usage: rp-jepsen-client [--ca FILE] [--token-file FILE] COMMAND ...\n"
+	"  --ca FILE                    HTTPS: verify the servers against this CA (PEM);\n"
+	"                               their certificate must name the node's IP\n"
+	"  --token-file FILE            send Authorization: Bearer <the rpt_ token in FILE>\n"
 	"  run    --workload register|set|mesh --nodes A,B,.. --out FILE [--time S]\n"
 	"         [--concurrency N] [--keys N] [--ops-per-key N] [--rate OPS/S] [--seed N]\n"
 	"         [--timeout-ms N] [--final-timeout S] [--edge2-nodes ID,..]\n"
@@ -39,6 +43,24 @@ int main(int argc, char **argv)
 		    {"merge", cmd_merge},
 		    {"summary", cmd_summary},
 		    {"check-subs", cmd_check_subs}};
+	const char *ca = NULL, *token = NULL;
+	while (argc >= 3 && (!strcmp(argv[1], "--ca") || !strcmp(argv[1], "--token-file"))) {
+		if (!strcmp(argv[1], "--ca"))
+			ca = argv[2];
+		else
+			token = argv[2];
+		argv[2] = argv[0];
+		argc -= 2;
+		argv += 2;
+	}
+	if (ca || token) {
+		char err[512];
+		if (jc_http_setup(ca, token, err, sizeof err) != 0) {
+			fprintf(stderr, "rp-jepsen-client: %s\n", err);
+			return 2;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN); /* a peer gone under a TLS write */
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		fputs(usage, argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;

@@ -2,6 +2,7 @@
 
     pki = Pki("/tmp/x")                        # a new CA in /tmp/x
     srv = pki.server(1)                        # spiffe://raftplane/server/1 + IP 127.0.0.1
+    srv = pki.server(2, ips=["10.77.0.12"])    # ... + IP 10.77.0.12 instead
     prx = pki.node("edge-1")                   # spiffe://raftplane/node/edge-1
     old = pki.node("edge-1", expired=True)     # valid 2001-2002
     cn  = pki.leaf("cn-only", cn="edge-2")     # no URI SAN: the CN names the node
@@ -12,6 +13,9 @@ Keys are EC P-256 (fast to make: a whole cluster's set takes ~0.2 s).
 Expired and not-yet-valid certificates are signed with `openssl ca`, which
 takes explicit start and end dates. Usable from the command line too:
     python3 tests/lib/tlscerts.py DIR server 1 node edge-1 ...
+    python3 tests/lib/tlscerts.py DIR server 1 --ip 10.77.0.11 server 2 --ip 10.77.0.12
+(--ip after a server: its IP SANs instead of 127.0.0.1, repeatable). Each
+certificate is printed as one line "CERT KEY CA".
 """
 import os
 import subprocess
@@ -48,11 +52,12 @@ class Pki:
                   "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
         os.chmod(self.ca_key, 0o600)
 
-    def server(self, raft_id, **kw):
-        """A server's certificate: server and client use, its URI and 127.0.0.1."""
+    def server(self, raft_id, ips=("127.0.0.1",), **kw):
+        """A server's certificate: server and client use, its URI and @ips
+        (default 127.0.0.1) as IP SANs."""
         return self.leaf("server-%s" % raft_id, cn="server-%s" % raft_id,
                          uris=["spiffe://%s/server/%s" % (self.td, raft_id)],
-                         ips=["127.0.0.1"], dns=["localhost"], **kw)
+                         ips=list(ips), dns=["localhost"], **kw)
 
     def node(self, node_id, **kw):
         """A proxy's client certificate for node id @node_id."""
@@ -114,9 +119,19 @@ def main(argv):
     pki = Pki(argv[1])
     args = argv[2:]
     while args:
+        if len(args) < 2 or args[0] not in ("server", "node"):
+            print("expected 'server ID [--ip IP]...' or 'node ID', got %r" % args, file=sys.stderr)
+            return 2
         kind, name = args[0], args[1]
         args = args[2:]
-        c = pki.server(name) if kind == "server" else pki.node(name)
+        ips = []
+        while kind == "server" and len(args) >= 2 and args[0] == "--ip":
+            ips.append(args[1])
+            args = args[2:]
+        if kind == "server":
+            c = pki.server(name, ips=ips) if ips else pki.server(name)
+        else:
+            c = pki.node(name)
         print(c.cert, c.key, c.ca)
     return 0
 
