@@ -63,6 +63,33 @@ check_logs() {
 	fi
 }
 
+# 401 answers in the history (the client counts them as fail, not as
+# unexpected). The run's tokens are valid on every node that holds the
+# replicated state; a node wiped and started with --join judges tokens
+# before its snapshot arrives, and refuses them until then. So a 401 is
+# accepted only from a node within JOIN_GRACE_S seconds after it started
+# with --join ($OUT/raw/joins.txt: "nI START_NS" lines). Sets UNAUTH_N (all
+# 401s), UNAUTH_BAD (the others) and UNAUTH_FIRST (the first other one).
+JOIN_GRACE_S=30
+check_unauth() {
+	local joins=$OUT/raw/joins.txt
+	[[ -f $joins ]] || : >"$joins"
+	read -r UNAUTH_N UNAUTH_BAD UNAUTH_FIRST < <(awk -v W=$((JOIN_GRACE_S * 1000000000)) '
+		FILENAME == ARGV[1] { j[$1] = j[$1] " " $2; next }
+		/"status":401[,}]/ {
+			n++
+			node = ""; t = 0; idx = "?"
+			if (match($0, /"node":"n[0-9]+"/)) node = substr($0, RSTART + 8, RLENGTH - 9)
+			if (match($0, /"time":[0-9]+/)) t = substr($0, RSTART + 7, RLENGTH - 7) + 0
+			if (match($0, /"index":[0-9]+/)) idx = substr($0, RSTART + 8, RLENGTH - 8)
+			ok = 0
+			k = split(j[node], a, " ")
+			for (x = 1; x <= k; x++) if (t >= a[x] + 0 && t <= a[x] + W) ok = 1
+			if (!ok) { bad++; if (first == "") first = node "@index" idx }
+		}
+		END { printf "%d %d %s\n", n, bad, first == "" ? "-" : first }' "$joins" "$OUT/history.jsonl")
+}
+
 # rp-checker on the merged history.
 check_history() {
 	local model=$1 rc=0 name
@@ -105,7 +132,7 @@ print_summary() {
 	local final=$1 name
 	{
 		echo
-		echo "===== jepsen summary: $WORKLOAD, $NODES nodes, ${TIME}s, nemesis $NEMESIS (interval ${INTERVAL}s), seed $SEED ====="
+		echo "===== jepsen summary: $WORKLOAD, $NODES nodes, ${TIME}s, nemesis $NEMESIS (interval ${INTERVAL}s), seed $SEED$(security_note) ====="
 		echo "results: $OUT"
 		echo "operations (history.jsonl):"
 		hub_summary

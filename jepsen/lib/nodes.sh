@@ -11,8 +11,10 @@
 #   JOINING[I] 1 while a --join is not yet confirmed in the configuration
 # Node logs: $OUT/nodes/nI.log (every start appends a "=== rpj" line).
 
+# The client tool in the hub, over HTTPS and with the admin token when the
+# run has them (HUB_OPTS, lib/security.sh).
 hub() {
-	ip netns exec "$NS_HUB" "$TMP/rpj-client" "$@"
+	ip netns exec "$NS_HUB" "$TMP/rpj-client" "${HUB_OPTS[@]}" "$@"
 }
 
 all_http() {
@@ -26,10 +28,12 @@ start_node() {
 	local args=(--id "$i" --data-dir "$TMP/n$i" --raft "${RAFT[i]}" --http "${HTTP[i]}")
 	if [[ -n ${JOIN[i]} ]]; then
 		args+=(--join "${JOIN[i]}")
+		echo "n$i $(now_ns)" >>"$OUT/raw/joins.txt" # for check_unauth
 	else
 		args+=(--bootstrap "$BOOTSTRAP")
 	fi
-	args+=("${SERVER_ARGS_ALL[@]}")
+	node_tls_args "$i"
+	args+=("${NODE_TLS[@]}" "${SERVER_ARGS_ALL[@]}")
 	echo "=== rpj $(date '+%F %T'): start n$i: ${args[*]}" >>"$OUT/nodes/n$i.log"
 	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0} \
 		UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1} \
