@@ -65,27 +65,31 @@ check_logs() {
 
 # 401 answers in the history (the client counts them as fail, not as
 # unexpected). The run's tokens are valid on every node that holds the
-# replicated state; a node wiped and started with --join judges tokens
-# before its snapshot arrives, and refuses them until then. So a 401 is
-# accepted only from a node within JOIN_GRACE_S seconds after it started
-# with --join ($OUT/raw/joins.txt: "nI START_NS" lines). Sets UNAUTH_N (all
-# 401s), UNAUTH_BAD (the others) and UNAUTH_FIRST (the first other one).
-JOIN_GRACE_S=30
+# replicated state; a node wiped and started with --join requires tokens
+# at once but knows them only once its snapshot arrived (until then, and
+# while it is not yet a member at all, it refuses them). So a 401 from node
+# X is accepted only after X started with --join ($OUT/raw/joins.txt:
+# "nI START_NS" lines) and before X's first 2xx answer since that start:
+# once it has served the token, a later 401 is a failure. Sets UNAUTH_N
+# (all 401s), UNAUTH_BAD (the others) and UNAUTH_FIRST (the first other one).
 check_unauth() {
 	local joins=$OUT/raw/joins.txt
 	[[ -f $joins ]] || : >"$joins"
-	read -r UNAUTH_N UNAUTH_BAD UNAUTH_FIRST < <(awk -v W=$((JOIN_GRACE_S * 1000000000)) '
-		FILENAME == ARGV[1] { j[$1] = j[$1] " " $2; next }
-		/"status":401[,}]/ {
+	read -r UNAUTH_N UNAUTH_BAD UNAUTH_FIRST < <(awk '
+		FILENAME == ARGV[1] { nj[$1]++; js[$1, nj[$1]] = $2 + 0; next }
+		!/"status":/ || !/"node":"n[0-9]+"/ { next }
+		{
+			match($0, /"node":"n[0-9]+"/); node = substr($0, RSTART + 8, RLENGTH - 9)
+			match($0, /"time":[0-9]+/); t = substr($0, RSTART + 7, RLENGTH - 7) + 0
+			match($0, /"status":[0-9]+/); st = substr($0, RSTART + 9, RLENGTH - 9) + 0
+			if (st >= 200 && st < 300) { last2xx[node] = t; next }
+			if (st != 401) next
 			n++
-			node = ""; t = 0; idx = "?"
-			if (match($0, /"node":"n[0-9]+"/)) node = substr($0, RSTART + 8, RLENGTH - 9)
-			if (match($0, /"time":[0-9]+/)) t = substr($0, RSTART + 7, RLENGTH - 7) + 0
-			if (match($0, /"index":[0-9]+/)) idx = substr($0, RSTART + 8, RLENGTH - 8)
-			ok = 0
-			k = split(j[node], a, " ")
-			for (x = 1; x <= k; x++) if (t >= a[x] + 0 && t <= a[x] + W) ok = 1
-			if (!ok) { bad++; if (first == "") first = node "@index" idx }
+			s = -1 # the latest --join start of node at or before t
+			for (x = 1; x <= nj[node]; x++) if (js[node, x] <= t && js[node, x] > s) s = js[node, x]
+			if (s >= 0 && !(node in last2xx && last2xx[node] >= s)) next
+			bad++
+			if (first == "") { match($0, /"index":[0-9]+/); first = node "@index" substr($0, RSTART + 8, RLENGTH - 8) }
 		}
 		END { printf "%d %d %s\n", n, bad, first == "" ? "-" : first }' "$joins" "$OUT/history.jsonl")
 }
