@@ -1,0 +1,249 @@
+"""Raft peer TLS for tests: a Cluster whose nodes run with --tls-cert/--tls-key/
+--tls-peer-ca (certificates from tests/lib/tlscerts.py, one CA per cluster),
+TLS rogue peers, and small TCP helpers (a recording relay, a rogue TLS
+server). Standard library only.
+
+    with TlsCluster(3) as c:           # node N has spiffe://raftplane/server/N
+        c.pki                          # the cluster CA (tlscerts.Pki)
+        c.certs[2] = c.pki.server(3)   # node 2 starts with node 3's certificate
+        s = tls_connect(c.node(1).raft, cert=c.pki.server(2))   # a member's cert
+
+The admin API stays plain HTTP on 127.0.0.1 (allowed on loopback): only the
+raft port is TLS in these tests.
+"""
+
+import os
+import socket
+import ssl
+import sys
+import threading
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "integration"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "lib"))
+sys.path.insert(0, HERE)
+from rpharness import Cluster, check, http_request, log, wait_until  # noqa: E402,F401
+import tlscerts  # noqa: E402
+import raftprobe as p  # noqa: E402
+
+
+class TlsCluster(Cluster):
+    """A Cluster with mutual TLS on the raft port. certs[id] is the
+    certificate node id starts with (made on demand by the cluster CA);
+    change it before (re)starting a node to give it another one."""
+
+    def __init__(self, n=3, tls=True, **kw):
+        start = kw.pop("start", True)
+        ready_timeout = kw.pop("ready_timeout", 30.0)
+        wait_ready = kw.pop("wait_ready", True)
+        super().__init__(n, start=False, **kw)
+        self.tls = tls
+        self.pki = tlscerts.Pki(os.path.join(self.dir, "pki"))
+        self.certs = {}
+        if start:
+            try:
+                self.start(ready_timeout=ready_timeout, wait_ready=wait_ready)
+            except BaseException:
+                self.failed = True
+                self.close(check_logs=False)
+                raise
+
+    def cert(self, node_id):
+        if node_id not in self.certs:
+            self.certs[node_id] = self.pki.server(node_id)
+        return self.certs[node_id]
+
+    def tls_args(self, node_id):
+        if not self.tls:
+            return []
+        c = self.cert(node_id)
+        return ["--tls-cert", c.cert, "--tls-key", c.key, "--tls-peer-ca", self.pki.ca]
+
+    def _argv(self, node, mode):
+        return super()._argv(node, mode) + self.tls_args(node.id)
+
+    def respawn(self, node, extra_env=None):
+        """Start @node again with its current certs[] entry (restart() keeps
+        the old command line)."""
+        mode = ("join", node.argv[node.argv.index("--join") + 1]) if "--join" in node.argv \
+            else ("bootstrap",)
+        node.argv = self._argv(node, mode)
+        return self.restart(node, extra_env=extra_env)
+
+
+def client_context(cert=None, ca=None):
+    """A TLS client context: our certificate (a tlscerts.Cert) if given;
+    the server verified against @ca if given, else not at all (a rogue does
+    not care who answers)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    if ca:
+        ctx.load_verify_locations(ca)
+    else:
+        ctx.verify_mode = ssl.CERT_NONE
+    if cert is not None:
+        ctx.load_cert_chain(cert.cert, cert.key)
+    return ctx
+
+
+def tls_connect(addr, cert=None, ca=None, source_ip=None, timeout=5.0):
+    """A TLS connection to @addr (TLS handshake done). Raises ssl.SSLError or
+    OSError when the server refuses it during the handshake."""
+    raw = p.connect(addr, source_ip, timeout)
+    try:
+        return client_context(cert, ca).wrap_socket(raw)
+    except BaseException:
+        raw.close()
+        raise
+
+
+def closed_within(s, linger):
+    """True when the peer closed @s (EOF, reset or a TLS alert) within
+    @linger seconds, False when it is still open."""
+    s.settimeout(linger)
+    try:
+        return s.recv(1) == b""
+    except socket.timeout:
+        return False
+    except (OSError, ssl.SSLError):
+        return True
+
+
+def tls_send_and_linger(addr, data, cert=None, ca=None, source_ip=None, linger=1.0):
+    """Connect with TLS, send @data inside it, report whether the server
+    closed the connection within @linger s. A refusal during the TLS
+    handshake counts as closed."""
+    try:
+        s = tls_connect(addr, cert, ca, source_ip)
+    except (OSError, ssl.SSLError) as e:
+        log("TLS to %s refused in the handshake: %s" % (addr, e))
+        return True
+    try:
+        try:
+            s.sendall(data)
+        except (OSError, ssl.SSLError):
+            return True
+        return closed_within(s, linger)
+    finally:
+        s.close()
+
+
+class Relay:
+    """A TCP relay on 127.0.0.1 (port picked by the kernel) to @target that
+    records every byte it carries, per direction: a wiretap on a link."""
+
+    def __init__(self, target):
+        self.target = target
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(64)
+        self.addr = "127.0.0.1:%d" % self.lsock.getsockname()[1]
+        self.lock = threading.Lock()
+        self.upstream = bytearray()    # client -> target
+        self.downstream = bytearray()  # target -> client
+        self.conns = 0
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                a, _ = self.lsock.accept()
+            except OSError:
+                return
+            host, port = self.target.rsplit(":", 1)
+            try:
+                b = socket.create_connection((host, int(port)), timeout=5)
+            except OSError:
+                a.close()
+                continue
+            b.settimeout(None)
+            with self.lock:
+                self.conns += 1
+            threading.Thread(target=self._pump, args=(a, b, self.upstream), daemon=True).start()
+            threading.Thread(target=self._pump, args=(b, a, self.downstream),
+                             daemon=True).start()
+
+    def _pump(self, src, dst, record):
+        try:
+            while True:
+                d = src.recv(65536)
+                if not d:
+                    break
+                with self.lock:
+                    if len(record) < (64 << 20):
+                        record += d
+                dst.sendall(d)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def captured(self):
+        with self.lock:
+            return bytes(self.upstream), bytes(self.downstream)
+
+    def close(self):
+        self.stopped = True
+        self.lsock.close()
+
+
+class RogueTlsServer:
+    """A TLS server on @addr presenting @cert (requiring no client
+    certificate) that records what each accepted connection sends: a server
+    impersonated with another certificate."""
+
+    def __init__(self, addr, cert):
+        host, port = addr.rsplit(":", 1)
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert.cert, cert.key)
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind((host, int(port)))
+        self.lsock.listen(64)
+        self.lock = threading.Lock()
+        self.accepted = 0        # TLS handshakes completed
+        self.failed = 0          # TLS handshakes the client aborted
+        self.received = bytearray()
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                a, _ = self.lsock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(a,), daemon=True).start()
+
+    def _serve(self, raw):
+        raw.settimeout(5)
+        try:
+            s = self.ctx.wrap_socket(raw, server_side=True)
+        except (OSError, ssl.SSLError):
+            with self.lock:
+                self.failed += 1
+            raw.close()
+            return
+        with self.lock:
+            self.accepted += 1
+        try:
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                with self.lock:
+                    self.received += d
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            s.close()
+
+    def close(self):
+        self.stopped = True
+        self.lsock.close()
