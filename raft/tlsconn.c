@@ -61,6 +61,11 @@ size_t rp_tlsconn_room(const struct rp_tlsconn *t)
 	return t->broken || have >= RP_TLSCONN_MAX_IN ? 0 : RP_TLSCONN_MAX_IN - have;
 }
 
+size_t rp_tlsconn_buffered(const struct rp_tlsconn *t)
+{
+	return BIO_ctrl_pending(t->in);
+}
+
 int rp_tlsconn_feed(struct rp_tlsconn *t, const void *p, size_t n)
 {
 	if (n > rp_tlsconn_room(t))

@@ -42,6 +42,9 @@ void rp_tlsconn_destroy(struct rp_tlsconn *t);
 /** How many ciphertext bytes may be fed now (0: the caller must stop reading). */
 size_t rp_tlsconn_room(const struct rp_tlsconn *t);
 
+/** Ciphertext fed and not yet decrypted (at most RP_TLSCONN_MAX_IN). */
+size_t rp_tlsconn_buffered(const struct rp_tlsconn *t);
+
 /** Hand over @n ciphertext bytes read from the socket (copied). 0, or -1
  * when they exceed rp_tlsconn_room(). */
 int rp_tlsconn_feed(struct rp_tlsconn *t, const void *p, size_t n);

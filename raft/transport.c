@@ -173,9 +173,12 @@ __attribute__((format(printf, 2, 3))) static void log_line(struct rp_tp *tp, con
 
 static void refuse_why(struct rp_conn *c, enum rp_refuse_reason r, const char *detail)
 {
+	char id[32] = ""; /* none before our handshake (TLS refusals) */
+	if (c->id)
+		snprintf(id, sizeof id, " (id %" PRIu64 ")", c->id);
 	c->tp->stats.refused[r]++;
-	log_line(c->tp, "raft: refused connection from %s (id %" PRIu64 "): %s%s%s%s", c->peer_ip,
-		 c->id, rp_refuse_reason_names[r], detail ? " (" : "", detail ? detail : "",
+	log_line(c->tp, "raft: refused connection from %s%s: %s%s%s%s", c->peer_ip, id,
+		 rp_refuse_reason_names[r], detail ? " (" : "", detail ? detail : "",
 		 detail ? ")" : "");
 	rp_conn_close(c);
 }
@@ -491,7 +494,8 @@ static void tls_step(struct rp_conn *c)
 static void on_tls_hs_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct rp_conn *c = h->data;
-	size_t room = rp_tlsconn_room(c->tls);
+	size_t have = rp_tlsconn_buffered(c->tls);
+	size_t room = have < RP_TLS_HS_MAX_IN ? RP_TLS_HS_MAX_IN - have : 0;
 	(void)suggested;
 	if (room > sizeof c->tp->rdbuf)
 		room = sizeof c->tp->rdbuf;

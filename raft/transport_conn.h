@@ -21,6 +21,10 @@
  * RP_RELAY_HIGH, so this is only reached by a peer that never reads). Above
  * it the connection is dropped. */
 #define RP_TLS_CTRL_MAX (64u << 10)
+/* TLS ciphertext an unauthenticated connection may have fed and not yet
+ * consumed: its handshake flights (certificate chains included) fit, and
+ * the raft bytes that follow our handshake are only read once it is done. */
+#define RP_TLS_HS_MAX_IN (32u << 10)
 #define RP_TLS_DATA_MAX (RP_RELAY_HIGH + 4 * RP_CHUNK)
 
 struct rp_tp;

@@ -30,9 +30,12 @@ import raftprobe as p  # noqa: E402
 class TlsCluster(Cluster):
     """A Cluster with mutual TLS on the raft port. certs[id] is the
     certificate node id starts with (made on demand by the cluster CA);
-    change it before (re)starting a node to give it another one."""
+    change it before (re)starting a node to give it another one.
+    TlsCluster.current is the last one made."""
 
-    def __init__(self, n=3, tls=True, **kw):
+    current = None
+
+    def __init__(self, n=3, tls=True, wiretap=None, **kw):
         start = kw.pop("start", True)
         ready_timeout = kw.pop("ready_timeout", 30.0)
         wait_ready = kw.pop("wait_ready", True)
@@ -40,6 +43,11 @@ class TlsCluster(Cluster):
         self.tls = tls
         self.pki = tlscerts.Pki(os.path.join(self.dir, "pki"))
         self.certs = {}
+        # wiretap=ID: the configuration names a Relay (self.relay) in front of
+        # node ID's raft port, so that every byte sent to it is recorded
+        self.wiretap_id = wiretap
+        self.relay = None
+        TlsCluster.current = self
         if start:
             try:
                 self.start(ready_timeout=ready_timeout, wait_ready=wait_ready)
@@ -61,6 +69,24 @@ class TlsCluster(Cluster):
 
     def _argv(self, node, mode):
         return super()._argv(node, mode) + self.tls_args(node.id)
+
+    def bootstrap_arg(self):
+        parts = []
+        for n in sorted(self._bootstrap_nodes, key=lambda x: x.id):
+            raft = n.raft
+            if n.id == self.wiretap_id:
+                if self.relay is None or self.relay.target != n.raft:
+                    if self.relay is not None:
+                        self.relay.close()
+                    self.relay = Relay(n.raft)
+                raft = self.relay.addr
+            parts.append("%d=%s@%s" % (n.id, raft, n.http))
+        return ",".join(parts)
+
+    def close(self, check_logs=True):
+        if self.relay is not None:
+            self.relay.close()
+        super().close(check_logs)
 
     def respawn(self, node, extra_env=None):
         """Start @node again with its current certs[] entry (restart() keeps
@@ -190,6 +216,10 @@ class Relay:
 
     def close(self):
         self.stopped = True
+        try:
+            self.lsock.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        except OSError:
+            pass
         self.lsock.close()
 
 
@@ -246,4 +276,8 @@ class RogueTlsServer:
 
     def close(self):
         self.stopped = True
+        try:
+            self.lsock.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        except OSError:
+            pass
         self.lsock.close()
