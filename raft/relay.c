@@ -27,7 +27,9 @@
  *    connection is bounded (RP_HOLD_MAX + unacknowledged writes, with reads
  *    paused above RP_RELAY_HIGH queued bytes).
  * 4. Relayed outbound connections (us -> peer; libraft only writes) are
- *    copied without parsing; anything the peer sends back closes them.
+ *    copied without parsing; anything the peer sends back closes them
+ *    (with TLS: any application data; its TLS records without data are
+ *    processed).
  *
  * By default outbound connections are handed to libraft unrelayed (copying
  * them bought nothing but CPU: there is nothing to check on what we send);
