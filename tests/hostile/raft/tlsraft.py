@@ -5,17 +5,21 @@ server). Standard library only.
 
     with TlsCluster(3) as c:           # node N has spiffe://raftplane/server/N
         c.pki                          # the cluster CA (tlscerts.Pki)
-        c.certs[2] = c.pki.server(3)   # node 2 starts with node 3's certificate
-        s = tls_connect(c.node(1).raft, cert=c.pki.server(2))   # a member's cert
+        s = tls_connect(c.node(1).raft, cert=c.cert(2))   # member 2's certificate
+        RogueTlsServer(addr, c.cert(3))                   # a server posing as 3
 
-The admin API stays plain HTTP on 127.0.0.1 (allowed on loopback): only the
-raft port is TLS in these tests.
+Until rpharness makes TLS clusters itself (HARNESS_TLS below) the admin API
+stays plain HTTP on 127.0.0.1 (allowed on loopback) and only the raft port
+is TLS; afterwards the API is TLS too and the harness's requests follow.
 """
 
+import inspect
 import os
+import shutil
 import socket
 import ssl
 import sys
+import tempfile
 import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -27,10 +31,17 @@ import tlscerts  # noqa: E402
 import raftprobe as p  # noqa: E402
 
 
+# Once rpharness.Cluster makes TLS clusters itself (Cluster(tls=Pki), TLS on
+# the API too, node files from tls_files()), TlsCluster hands it its CA and
+# certificates; until then it adds the raft TLS flags itself.
+HARNESS_TLS = "tls" in inspect.signature(Cluster.__init__).parameters
+
+
 class TlsCluster(Cluster):
     """A Cluster with mutual TLS on the raft port. certs[id] is the
-    certificate node id starts with (made on demand by the cluster CA);
-    change it before (re)starting a node to give it another one.
+    certificate node id starts with (made on demand by the cluster's CA,
+    self.pki).
+    tls=False: the same cluster in plain text (self.pki is None).
     TlsCluster.current is the last one made."""
 
     current = None
@@ -39,9 +50,13 @@ class TlsCluster(Cluster):
         start = kw.pop("start", True)
         ready_timeout = kw.pop("ready_timeout", 30.0)
         wait_ready = kw.pop("wait_ready", True)
+        self.pki_dir = tempfile.mkdtemp(prefix="rp-raft-pki-", dir="/tmp")
+        pki = tlscerts.Pki(self.pki_dir) if tls else None
+        if HARNESS_TLS:
+            kw["tls"] = pki or False
         super().__init__(n, start=False, **kw)
-        self.tls = tls
-        self.pki = tlscerts.Pki(os.path.join(self.dir, "pki"))
+        self.tls = bool(tls)
+        self.pki = pki
         self.certs = {}
         # wiretap=ID: the configuration names a Relay (self.relay) in front of
         # node ID's raft port, so that every byte sent to it is recorded
@@ -61,14 +76,18 @@ class TlsCluster(Cluster):
             self.certs[node_id] = self.pki.server(node_id)
         return self.certs[node_id]
 
-    def tls_args(self, node_id):
-        if not self.tls:
-            return []
-        c = self.cert(node_id)
-        return ["--tls-cert", c.cert, "--tls-key", c.key, "--tls-peer-ca", self.pki.ca]
+    def tls_files(self, node):
+        """(cert, key, ca) node starts with (rpharness calls it when it makes
+        TLS clusters itself)."""
+        c = self.cert(node.id)
+        return c.cert, c.key, self.pki.ca
 
     def _argv(self, node, mode):
-        return super()._argv(node, mode) + self.tls_args(node.id)
+        argv = super()._argv(node, mode)
+        if self.tls and not HARNESS_TLS:
+            cert, key, ca = self.tls_files(node)
+            argv += ["--tls-cert", cert, "--tls-key", key, "--tls-peer-ca", ca]
+        return argv
 
     def bootstrap_arg(self):
         parts = []
@@ -86,15 +105,10 @@ class TlsCluster(Cluster):
     def close(self, check_logs=True):
         if self.relay is not None:
             self.relay.close()
-        super().close(check_logs)
-
-    def respawn(self, node, extra_env=None):
-        """Start @node again with its current certs[] entry (restart() keeps
-        the old command line)."""
-        mode = ("join", node.argv[node.argv.index("--join") + 1]) if "--join" in node.argv \
-            else ("bootstrap",)
-        node.argv = self._argv(node, mode)
-        return self.restart(node, extra_env=extra_env)
+        try:
+            super().close(check_logs)
+        finally:
+            shutil.rmtree(self.pki_dir, ignore_errors=True)
 
 
 def client_context(cert=None, ca=None):
