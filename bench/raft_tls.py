@@ -8,7 +8,8 @@ Each round starts a fresh cluster per variant (alternating): plain raft;
 plain with --raft-relay-outbound (the relay's cost alone); mutual TLS on the
 raft port (tests/hostile/raft/tlsraft.py; TLS implies the outbound relay).
 wrk runs as in bench/raft_relay.py (bench/lib/kv.lua, rp_put, 64-byte
-values, 16 connections, 5 s against the leader's plain HTTP API); prints
+values, 16 keep-alive connections, 5 s against the leader's API: HTTPS in
+the TLS variant, as --tls-cert turns TLS on for the API too); prints
 requests/s, p50/p99 and the servers' CPU time per write, and the medians."""
 
 import json
@@ -40,8 +41,10 @@ def one(variant):
         out = tempfile.mktemp(prefix="rp-tls-bench-", dir="/tmp")
         env = dict(os.environ, WRK_OUT=out)
         cpu0 = sum(cpu_ticks(n.proc.pid) for n in c.nodes.values())
+        # the API is HTTPS too when the harness makes TLS clusters itself
+        scheme = "https" if getattr(c, "client_ssl", None) else "http"
         subprocess.run(["wrk", "-t2", "-c16", "-d5s", "-s", os.path.join(HERE, "lib", "kv.lua"),
-                        "http://%s" % lead.http, "--", "rp_put", "64", "64"],
+                        "%s://%s" % (scheme, lead.http), "--", "rp_put", "64", "64"],
                        env=env, check=True, capture_output=True)
         cpu = sum(cpu_ticks(n.proc.pid) for n in c.nodes.values()) - cpu0
         with open(out) as f:
