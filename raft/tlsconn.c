@@ -92,11 +92,8 @@ int rp_tlsconn_handshake(struct rp_tlsconn *t)
 	if (SSL_get_error(t->ssl, r) == SSL_ERROR_WANT_READ)
 		return 0;
 	t->broken = 1;
-	t->failure = rp_tls_failure_of(t->ssl);
-	/* verification errors were counted by net/tls.c's callback */
-	if (t->failure == RP_TLS_FAIL_NO_CERT || t->failure == RP_TLS_FAIL_HANDSHAKE)
-		rp_tls_count(t->tls, t->failure);
-	ERR_clear_error();
+	/* counted unless net/tls.c's verify callback already did */
+	t->failure = rp_tls_handshake_failed(t->tls, t->ssl);
 	return -1;
 }
 

@@ -14,9 +14,9 @@
  * 2. Ciphertext produced and not yet taken is at most RP_TLSCONN_MAX_OUT
  *    bytes: rp_tlsconn_write() refuses to encrypt beyond it. The caller
  *    takes it after every call and bounds its own socket queue.
- * 3. A failed handshake is classified once (rp_tls_failure_of) and counted
- *    once in its struct rp_tls (verification errors by net/tls.c's verify
- *    callback, the others here).
+ * 3. A failed handshake is classified and counted once in its struct
+ *    rp_tls (rp_tls_handshake_failed: verification errors by net/tls.c's
+ *    verify callback, the others then).
  * 4. Each connection holds a reference to the SSL_CTX that was current when
  *    it was created: a reload (rp_tls_reload) applies to new connections
  *    only. No session tickets and no resumption: every connection verifies
