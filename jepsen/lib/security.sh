@@ -108,3 +108,33 @@ make_client_token() {
 	TOKEN_NOTE="n$i does not accept the client token within 10 s (last answer $ans)"
 	return 1
 }
+
+# The `tls` check (--tls), with every node up after healing: each node's
+# API port refuses plain HTTP (no answer in plain text), and its raft port
+# speaks TLS with a certificate that verifies against the run's CA and names
+# the node's IP (our client, which has no certificate, completes the
+# handshake and is then refused: exit 4; a plain raft port fails the
+# handshake: exit 3). Each node's /metrics goes to $OUT/tls/metrics-nI.txt;
+# the TLS failures counted there (timeouts of paused nodes, our probe) are
+# reported, not judged.
+check_tls() {
+	((TLS)) || return 0
+	local i rc ans bad="" fails=0 f
+	for ((i = 1; i <= NODES; i++)); do
+		[[ ${ST[i]} == up ]] || continue
+		ans=$(ip netns exec "$NS_HUB" "$TMP/rpj-client" http GET "${HTTP[i]}" /readyz --timeout-ms 3000 2>&1)
+		rc=$?
+		((rc == 0)) && bad+="n$i API answered plain HTTP ($(head -1 <<<"$ans")); "
+		ans=$(ip netns exec "$NS_HUB" "$TMP/rpj-client" --ca "$SEC/ca.pem" http GET "${RAFT[i]}" / --timeout-ms 3000 2>&1)
+		rc=$?
+		((rc == 4)) || bad+="n$i raft port: no TLS handshake with its certificate (exit $rc: $(tail -1 <<<"$ans" | cut -c1-100)); "
+		hub http GET "${HTTP[i]}" /metrics --timeout-ms 5000 >"$OUT/tls/metrics-n$i.txt" 2>&1
+		f=$(awk '/^raftplane_(raft_tls_failures|tls_handshake_failures)_total/ {s += $NF} END {print s + 0}' "$OUT/tls/metrics-n$i.txt")
+		fails=$((fails + f))
+	done
+	if [[ -z $bad ]]; then
+		verdict tls PASS "API ports refuse plain HTTP; raft ports speak TLS with the nodes' certificates ($fails TLS failures counted in /metrics, see tls/metrics-n*.txt)"
+	else
+		verdict tls FAIL "$bad"
+	fi
+}
