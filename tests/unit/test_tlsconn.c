@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "testcerts.h"
 #include "tlsconn.h"
 
 static char dir[64];
@@ -29,32 +30,11 @@ struct pair {
  * (NULL: self-signed). */
 static X509 *make_cert(EVP_PKEY *key, const char *cn, const char *uri, const struct pair *ca)
 {
-	X509 *x = X509_new();
-	assert_non_null(x);
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), rand() + 1);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 3600L * 24);
-	X509_set_pubkey(x, key);
-	X509_NAME *n = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	X509_set_issuer_name(x, ca ? X509_get_subject_name(ca->cert) : n);
-	X509V3_CTX v3;
-	X509V3_set_ctx_nodb(&v3);
-	X509V3_set_ctx(&v3, ca ? ca->cert : x, x, NULL, NULL, 0);
-	X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints,
-						uri ? "CA:FALSE" : "critical,CA:TRUE");
-	X509_add_ext(x, e, -1);
-	X509_EXTENSION_free(e);
-	if (uri != NULL) {
-		char san[128];
+	char san[128];
+	if (uri != NULL)
 		snprintf(san, sizeof san, "URI:%s", uri);
-		e = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
-		X509_add_ext(x, e, -1);
-		X509_EXTENSION_free(e);
-	}
-	assert_true(X509_sign(x, ca ? ca->key : key, EVP_sha256()) > 0);
-	return x;
+	return rp_test_cert(key, cn, uri ? san : NULL, ca ? ca->cert : NULL, ca ? ca->key : NULL,
+			    uri == NULL);
 }
 
 static void write_files(const char *name, const struct pair *p)
