@@ -384,11 +384,21 @@ int rp_auth_check(struct rp_call *c, int need)
 		return 0;
 	}
 	const struct tok_entry *e = NULL;
-	if (bearer(c, secret) == 0) {
+	int presented = bearer(c, secret) == 0;
+	if (presented) {
 		rp_token_hash(secret, hash);
 		OPENSSL_cleanse(secret, sizeof secret);
 		if (refresh(a) == 0)
 			e = lookup(a, hash);
+	}
+	if (!e && presented && !rp_store_tokens_enabled(rp_node_store(c->api->node))) {
+		/* enforcing (flag or marker) but this node holds no token yet: it
+		 * joined or was wiped and has not applied the cluster's state, or
+		 * the bootstrap token is not created yet. Saying 401 would tell a
+		 * valid token it is invalid: 503, retry (here or elsewhere). */
+		rp_respond_error(c, RP_ERR_UNAVAILABLE,
+				 "this node does not hold the cluster's tokens yet: retry", -1);
+		return -1;
 	}
 	if (!e) { /* one answer for missing, malformed and unknown (invariant 3) */
 		refuse(c, RP_ERR_UNAUTHENTICATED,

@@ -321,6 +321,52 @@ def test_bootstrap_file():
         check(http_request(j.http, "GET", "/v1/status").status == 401, "joined node open")
 
 
+def test_no_tokens_yet():
+    """A node that must enforce tokens but holds none yet (here: the bootstrap
+    token cannot be created, no quorum) answers a presented token 503
+    unavailable with Retry-After, not 401: it cannot tell a valid token from
+    a wrong one. No token at all is still 401."""
+    d = tempfile.mkdtemp(prefix="rp-it-toknone-")
+    p = None
+    try:
+        rp, hp, r2, h2, r3, h3 = pick_ports(6)
+        tok = make_token()
+        path = os.path.join(d, "tok")
+        with open(path, "w") as f:
+            f.write(tok + "\n")
+        os.chmod(path, 0o600)
+        peers = ",".join("%d=127.0.0.1:%d@127.0.0.1:%d" % x
+                         for x in ((1, rp, hp), (2, r2, h2), (3, r3, h3)))
+        p = subprocess.Popen([SERVER_BIN, "--id", "1", "--data-dir", os.path.join(d, "data"),
+                              "--raft", "127.0.0.1:%d" % rp, "--http", "127.0.0.1:%d" % hp,
+                              "--bootstrap", peers, "--bootstrap-token-file", path,
+                              "--leader-wait-ms", "200"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        addr = "127.0.0.1:%d" % hp
+
+        def up():
+            try:
+                return http_request(addr, "GET", "/healthz", timeout=1).status == 200
+            except OSError:
+                return False
+        wait_until(up, 15, what="the lone node serving HTTP")
+        r = http_request(addr, "GET", "/v1/status", headers=bearer(tok))
+        check_error(r, 503, "unavailable", "the right token, no tokens held yet")
+        check(r.headers.get("retry-after") == "1", "Retry-After: 1", r.headers)
+        r = http_request(addr, "GET", "/v1/status", headers=bearer(make_token()))
+        check_error(r, 503, "unavailable", "another well-formed token: cannot tell either")
+        r = http_request(addr, "GET", "/v1/status")
+        check_error(r, 401, "unauthenticated", "no token at all")
+        r = http_request(addr, "GET", "/v1/status", headers={"Authorization": "Bearer nope"})
+        check_error(r, 401, "unauthenticated", "a malformed token")
+        log("no tokens held yet: 503 for a presented token, 401 without one")
+    finally:
+        if p is not None:
+            p.kill()
+            p.wait()
+        subprocess.run(["rm", "-rf", d])
+
+
 def test_rate_limit():
     tok = make_token()
     with Cluster(1, name="tokens-rate", bootstrap_token=tok,
@@ -402,4 +448,5 @@ def test_token_cost():
 
 
 if __name__ == "__main__":
-    run([test_role_matrix_and_revocation, test_bootstrap_file, test_rate_limit, test_token_cost])
+    run([test_role_matrix_and_revocation, test_bootstrap_file, test_no_tokens_yet,
+         test_rate_limit, test_token_cost])
