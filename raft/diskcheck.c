@@ -23,10 +23,10 @@
  * does not verify, the tail is an interrupted write when
  *   - no single flipped bit explains the checksum mismatch (a flip is
  *     damage to a complete write), and
- *   - from some 512-byte sector boundary on the file is all zeros, and that
- *     boundary lies before the end the batch's (verified) header announces,
- *     or inside the header itself when that does not verify:
- *     the batch is missing its end.
+ *   - nothing but zeros follows the end of the batch (as its verified header
+ *     announces it, or the end of the header when that does not verify),
+ *     and at least one 512-byte sector of the batch reads as zeros
+ *     throughout: the batch is missing a sector the write did not reach.
  * Anything else (a complete batch with a bad checksum, data after the end,
  * an empty or zeroed open segment followed by one holding entries, a
  * closed segment that does not verify, a gap in the log, a metadata file
@@ -523,6 +523,19 @@ static int all_zero(const uint8_t *d, size_t len)
 	return data_end(d, len, 0) == 0;
 }
 
+/* Whether some 512-byte sector of the batch at @d[at..end) reads as zeros
+ * throughout (the part of it inside the batch): a sector the interrupted
+ * write did not reach. */
+static int unwritten_sector(const uint8_t *d, size_t at, size_t end)
+{
+	for (size_t s = at / SECTOR * SECTOR; s < end; s += SECTOR) {
+		size_t lo = s > at ? s : at, hi = s + SECTOR < end ? s + SECTOR : end;
+		if (lo < hi && data_end(d, hi, lo) == lo)
+			return 1;
+	}
+	return 0;
+}
+
 static int check_closed(struct ctx *c, struct seg *s)
 {
 	uint8_t *d;
@@ -615,12 +628,12 @@ static int check_open(struct ctx *c, struct seg *s, int last, int newest, uint64
 			  s->name, len, SEGMENT_SIZE, st.batch, st.at, st.why);
 		goto out;
 	}
-	size_t p = (z + SECTOR - 1) / SECTOR * SECTOR; /* first all-zero sector */
-	if (!last || p >= st.end) {
+	if (!last || z > st.end || !unwritten_sector(d, st.at, st.end)) {
 		rv = fail(c, "%s: batch %u at byte %zu: %s, with data up to byte %zu%s", s->name,
 			  st.batch, st.at, st.why, z,
-			  !last ? " and a later open segment holding entries"
-				: ": not an interrupted write (the batch is complete)");
+			  !last        ? " and a later open segment holding entries"
+			  : z > st.end ? ": not an interrupted write (data after the batch)"
+				       : ": not an interrupted write (no sector of it is missing)");
 		goto out;
 	}
 	rp_log_warn("data dir: %s: discarding an interrupted last write at bytes %zu..%zu "
