@@ -247,7 +247,7 @@ static int list_dir(struct ctx *c, int *empty)
 	}
 	while ((e = readdir(d))) {
 		const char *n = e->d_name;
-		uint64_t a, b, t;
+		uint64_t a = 0, b = 0, t = 0;
 		if (n[0] == '.' || strlen(n) >= 64)
 			continue;
 		*empty = 0;

@@ -275,7 +275,7 @@ static int open_raft(struct rp_node *n, char *errmsg, size_t errlen)
 	n->raft.data = n;
 	rp_confguard_install(&n->guard, &n->raft, &n->io);
 	n->have_guard = 1;
-	rp_diskguard_install(&n->disk, &n->raft, &n->io, n->data_dir);
+	rp_diskguard_install(&n->disk, &n->raft, &n->io, n->data_dir, &n->stats);
 	n->have_disk = 1;
 	rp_transport_set_raft(&n->transport, &n->raft);
 	rp_transport_set_data_dir(&n->transport, cfg->id, n->data_dir);
