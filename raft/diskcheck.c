@@ -889,15 +889,6 @@ static int check_metadata(struct ctx *c, int has_log, uint64_t log_end)
 		nw = &m[2];
 		old = &m[1];
 	}
-	if (old && !(nw->term > old->term ||
-		     (nw->term == old->term && (old->vote == 0 || old->vote == nw->vote))))
-		return fail(c,
-			    "metadata%d (version %llu: term %llu, vote %llu) does not follow "
-			    "metadata%d (version %llu: term %llu, vote %llu): damaged",
-			    nw == &m[1] ? 1 : 2, (unsigned long long)nw->version,
-			    (unsigned long long)nw->term, (unsigned long long)nw->vote,
-			    old == &m[1] ? 1 : 2, (unsigned long long)old->version,
-			    (unsigned long long)old->term, (unsigned long long)old->vote);
 	const char *nwn = nw == &m[1] ? "metadata1" : "metadata2";
 	if (nw->term < c->max_term)
 		return fail(c,
@@ -922,8 +913,24 @@ static int check_metadata(struct ctx *c, int has_log, uint64_t log_end)
 	if (state < 0)
 		return fail(c, SC_NAME ": damaged (size, magic or checksum); it guards metadata1 "
 				       "and metadata2 (remove it to start with the weaker checks)");
-	if (state == 0)
+	if (state == 0) {
+		/* without raftplane-meta: the newer file must follow the older one
+		 * (a new term, or a vote in the same term). --reset-term lowers the
+		 * term, and records raftplane-meta, so this applies only to data
+		 * dirs without one (written before it existed, or after it could
+		 * not be updated) */
+		if (old && !(nw->term > old->term ||
+			     (nw->term == old->term && (old->vote == 0 || old->vote == nw->vote))))
+			return fail(
+				c,
+				"metadata%d (version %llu: term %llu, vote %llu) does not follow "
+				"metadata%d (version %llu: term %llu, vote %llu): damaged",
+				nw == &m[1] ? 1 : 2, (unsigned long long)nw->version,
+				(unsigned long long)nw->term, (unsigned long long)nw->vote,
+				old == &m[1] ? 1 : 2, (unsigned long long)old->version,
+				(unsigned long long)old->term, (unsigned long long)old->vote);
 		return 0;
+	}
 	if (log_end < sc[3])
 		return fail(c,
 			    "the log ends at entry %llu, but this node had stored entries up to "

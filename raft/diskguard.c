@@ -17,7 +17,9 @@
  *    it where it belongs.
  * 4. While anything is held (state != OK), every new append, truncate and
  *    snapshot put is held behind it, and held operations are forwarded one
- *    at a time, only when nothing else is in flight in raft_uv.
+ *    at a time, only when no append nor installed snapshot is in flight in
+ *    raft_uv (a local snapshot may be: raft_uv orders appends after it, and
+ *    it may be waiting for those appends to close a segment).
  * 5. A failed append that raft_uv ordered before a truncate or an installed
  *    snapshot already forwarded cannot be retried in its place: FAILED.
  *    So is any failure other than "cannot create a segment: no space".
@@ -344,11 +346,20 @@ static int forward(struct rp_diskguard *g, struct rp_diskop *op)
 	return rv;
 }
 
+/* Whether an append or an installed snapshot is in flight (invariant 4). */
+static int busy(const struct rp_diskguard *g)
+{
+	for (const struct rp_diskop *op = g->inflight; op; op = op->inext)
+		if (op->kind == OP_APPEND || op->trailing == 0)
+			return 1;
+	return 0;
+}
+
 /* Forward the held operations, the first first, while nothing else is in
  * flight (invariant 4). */
 static void drain(struct rp_diskguard *g)
 {
-	while (g->state == RP_DISK_FULL && !g->closing && !g->inflight && g->held &&
+	while (g->state == RP_DISK_FULL && !g->closing && !busy(g) && g->held &&
 	       g->now >= g->next_retry) {
 		struct rp_diskop *op = g->held;
 		op->draining = 1;
@@ -366,7 +377,7 @@ static void drain(struct rp_diskguard *g)
 		}
 		return; /* its callback continues */
 	}
-	if (g->state == RP_DISK_FULL && !g->held && !g->inflight) {
+	if (g->state == RP_DISK_FULL && !g->held && !busy(g)) {
 		rp_log_info("disk: raft's log writes persist again after %.1f s; ready once caught "
 			    "up",
 			    (double)(g->now - g->since) / 1000);
@@ -513,7 +524,7 @@ void rp_diskguard_tick(struct rp_diskguard *g, uint64_t now)
 	if (g->state == RP_DISK_OK || g->closing)
 		return;
 	step_down(g);
-	if (g->state == RP_DISK_FULL && now >= g->next_retry && !g->inflight)
+	if (g->state == RP_DISK_FULL && now >= g->next_retry && !busy(g))
 		drain(g); /* a failure sets the next retry */
 }
 

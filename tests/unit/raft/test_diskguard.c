@@ -323,6 +323,21 @@ static void test_local_snapshot_failure_reported(void **state)
 	assert_int_equal(F->stats.disk_failures, 1);
 }
 
+static void test_local_snapshot_in_flight_does_not_stop_retries(void **state)
+{
+	(void)state;
+	F->snap.index = 10;
+	assert_int_equal(F->io.snapshot_put(&F->io, 8, &F->preq, &F->snap, raft_put_cb), 0);
+	append(1);
+	complete(RAFT_NOSPACE, NOSPACE_MSG);
+	tick(RP_DISK_RETRY_MS); /* the snapshot may wait for this append's segment */
+	assert_string_equal(F->uv_log, "P8 A1 A1 ");
+	complete(0, NULL);
+	assert_int_equal(F->g.state, RP_DISK_OK);
+	F->put_cb(F->put, 0);
+	assert_string_equal(F->raft_log, "A1:0 P:0 ");
+}
+
 static void test_close_cancels_newest_first(void **state)
 {
 	(void)state;
@@ -349,6 +364,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_installed_snapshot_held, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_local_snapshot_failure_reported, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_local_snapshot_in_flight_does_not_stop_retries,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_cancels_newest_first, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
