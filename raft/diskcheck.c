@@ -961,6 +961,8 @@ static int check_metadata(struct ctx *c, int has_log, uint64_t log_end)
 		    (unsigned long long)sc[1], (unsigned long long)sc[2]);
 }
 
+static int sync_failing; /* the last rp_diskcheck_meta_sync() failed */
+
 int rp_diskcheck_meta_sync(const char *dir, uint64_t stored)
 {
 	struct ctx c = {.dir = dir};
@@ -1011,12 +1013,18 @@ int rp_diskcheck_meta_sync(const char *dir, uint64_t stored)
 			close(dfd);
 		}
 	}
+	if (sync_failing) {
+		sync_failing = 0;
+		rp_log_info("data dir: %s is written again", path);
+	}
 	return 0;
 fail:
 	unlink(path);
-	rp_log_warn("data dir: cannot update %s (%s): removed it; the next start checks "
-		    "metadata1/metadata2 without it",
-		    path, err);
+	if (!sync_failing) /* once per outage, not every second */
+		rp_log_warn("data dir: cannot update %s (%s): removed it; the next start checks "
+			    "metadata1/metadata2 without it",
+			    path, err);
+	sync_failing = 1;
 	return -1;
 }
 
