@@ -255,9 +255,15 @@ void rp_route_readyz(struct rp_call *c)
 	rp_node_status(c->api->node, &st);
 	uint64_t leader = st.leader_id;
 	int caught_up = st.applied_index >= st.commit_index;
-	int ready = leader != 0 && caught_up && (st.state != RP_STATE_LEADER || st.leader_ready);
-	rp_respond_json(c, ready ? 200 : 503,
-			json_pack("{s:s,s:b,s:b}", "status", ready ? "ready" : "not_ready",
-				  "has_leader", leader != 0, "caught_up", caught_up),
-			0);
+	int disk_ok = st.disk_state == 0; /* raft's log writes persist (raft/diskguard.h) */
+	int ready = leader != 0 && caught_up && disk_ok &&
+		    (st.state != RP_STATE_LEADER || st.leader_ready);
+	static const char *disk_names[] = {"ok", "full", "failed"};
+	json_t *o =
+		json_pack("{s:s,s:b,s:b,s:s}", "status", ready ? "ready" : "not_ready",
+			  "has_leader", leader != 0, "caught_up", caught_up, "disk",
+			  disk_names[st.disk_state >= 0 && st.disk_state <= 2 ? st.disk_state : 2]);
+	if (o && !disk_ok)
+		json_object_set_new(o, "reason", json_string(st.disk_reason));
+	rp_respond_json(c, ready ? 200 : 503, o, 0);
 }

@@ -167,6 +167,13 @@ void rp_route_metrics(struct rp_call *c)
 		st->snapshots_restored);
 	counter(&b, "raftplane_forwarded_total", "Requests forwarded to the leader.",
 		api->forwarded);
+	gauge(&b, "raftplane_disk_state",
+	      "Raft log writes: 0 persist, 1 held (disk full, retried), 2 failed (restart).",
+	      st->disk_state);
+	gauge(&b, "raftplane_disk_held_writes", "Raft log operations held, not yet persisted.",
+	      st->disk_held);
+	counter(&b, "raftplane_disk_write_failures_total", "Local raft writes that failed.",
+		st->disk_failures);
 	transport_metrics(&b, api->node);
 	const struct rp_auth_stats *as = rp_auth_stats(api);
 	gauge(&b, "raftplane_auth_enabled", "1 when this node requires API tokens.",

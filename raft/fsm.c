@@ -14,6 +14,11 @@
  * 4. The raft log in memory (and its segments on disk) is bounded by bytes,
  *    not only by entries (snapbytes.h): every apply and every snapshot is
  *    counted there.
+ * 5. No snapshot while log writes are held (diskguard.h: it could not be
+ *    written either) nor beyond the entries stored locally: a snapshot past
+ *    the end of the stored log makes raft 0.15 refuse the next start ("last
+ *    entry on disk ... behind last snapshot") if the node dies before its
+ *    log catches up. RAFT_BUSY: raft tries again at a later apply.
  */
 #include "fsm.h"
 
@@ -55,6 +60,8 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 	struct rp_fsm *f = fsm->data;
 	void *data;
 	size_t len;
+	if (f->stats->disk_state != 0 || raft_last_applied(f->raft) > f->raft->last_stored)
+		return RAFT_BUSY;
 	if (rp_store_serialize(f->store, &data, &len) != RP_OK)
 		return RAFT_NOMEM;
 	*bufs = raft_malloc(sizeof **bufs);

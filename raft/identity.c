@@ -18,6 +18,7 @@ int rp_identity_check(const char *dir, uint64_t id, char *errmsg, size_t errlen)
 		ssize_t r = read(fd, buf, sizeof buf - 1);
 		close(fd);
 		buf[r > 0 ? r : 0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0'; /* one line in the message */
 		if (strtoull(buf, NULL, 10) != id) {
 			snprintf(errmsg, errlen, "data dir %s belongs to node %s, not %" PRIu64,
 				 dir, buf, id);

@@ -11,6 +11,7 @@
  *   propose.c     proposals                  push.c      commit push
  *   membership.c  add/remove/transfer        stats.c     /metrics histograms
  *   snapbytes.c   snapshots by bytes         confguard.c 0.15 rollback guard
+ *   diskcheck.c   data dir check at start    diskguard.c raftplane-meta, disk faults
  *
  * Invariants
  *
@@ -43,6 +44,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "diskcheck.h"
 #include "identity.h"
 #include "node_priv.h"
 #include "raftplane/err.h"
@@ -57,6 +59,7 @@ static void on_tick(uv_timer_t *t)
 {
 	struct rp_node *n = t->data;
 	rp_confguard_observe(&n->guard);
+	rp_diskguard_tick(&n->disk, uv_now(n->loop));
 	rp_readiness_tick(&n->ready);
 	if (rp_readiness_ready(&n->ready))
 		rp_membership_seed(&n->members);
@@ -105,6 +108,8 @@ static void release(struct rp_node *n)
 		rp_transport_close(&n->transport);
 	if (n->have_guard)
 		rp_confguard_close(&n->guard);
+	if (n->have_disk)
+		rp_diskguard_close(&n->disk);
 	n->open_handles = 2 + n->tick_inited;
 	rp_readq_close(&n->readq, handle_gone, n);
 	rp_push_close(&n->push, handle_gone, n);
@@ -224,6 +229,14 @@ static int open_store(struct rp_node *n, char *errmsg, size_t errlen)
 		snprintf(errmsg, errlen, "mkdir %s: %s", n->data_dir, strerror(errno));
 		return -1;
 	}
+	char damage[400];
+	if (rp_diskcheck(n->data_dir, n->cfg.id, damage, sizeof damage) != 0) {
+		snprintf(errmsg, errlen,
+			 "data dir %s is damaged: %s; refusing to start: replace this member "
+			 "(docs/operations.md, \"Replacing a member\")",
+			 n->data_dir, damage);
+		return -1;
+	}
 	if (rp_identity_check(n->data_dir, n->cfg.id, errmsg, errlen) != 0)
 		return -1;
 	if (rp_store_create(&n->store, errmsg, errlen) != RP_OK)
@@ -254,6 +267,9 @@ static int open_raft(struct rp_node *n, char *errmsg, size_t errlen)
 		return -1;
 	}
 	n->have_io = 1;
+	/* on by default: moves a segment that fails its checksum aside and
+	 * starts without its entries, acknowledged ones too (diskcheck.c) */
+	raft_uv_set_auto_recovery(&n->io, false);
 	if ((rv = raft_init(&n->raft, &n->io, &n->fsm.fsm, cfg->id, n->raft_addr)) != 0) {
 		snprintf(errmsg, errlen, "raft init: %s", raft_errmsg(&n->raft));
 		return -1;
@@ -262,6 +278,8 @@ static int open_raft(struct rp_node *n, char *errmsg, size_t errlen)
 	n->raft.data = n;
 	rp_confguard_install(&n->guard, &n->raft, &n->io);
 	n->have_guard = 1;
+	rp_diskguard_install(&n->disk, &n->raft, &n->io, n->data_dir, &n->stats);
+	n->have_disk = 1;
 	rp_transport_set_raft(&n->transport, &n->raft);
 	rp_transport_set_data_dir(&n->transport, cfg->id, n->data_dir);
 	raft_set_pre_vote(&n->raft, true);
@@ -274,6 +292,7 @@ static int open_raft(struct rp_node *n, char *errmsg, size_t errlen)
 	raft_set_snapshot_trailing(&n->raft, cfg->snapshot_trailing);
 	if (cfg->n_bootstrap > 0 && do_bootstrap(n, errmsg, errlen) != 0)
 		return -1;
+	rp_diskcheck_meta_sync(n->data_dir, RP_DISKCHECK_KEEP); /* passed the check */
 	return 0;
 }
 
@@ -312,6 +331,7 @@ int rp_node_start(struct rp_node *n, char *errmsg, size_t errlen)
 			 raft_errmsg(&n->raft), n->io.errmsg);
 		return -1;
 	}
+	rp_diskguard_started(&n->disk);
 	uv_timer_init(n->loop, &n->tick);
 	n->tick.data = n;
 	n->tick_inited = 1;

@@ -74,6 +74,8 @@ void rp_node_status(struct rp_node *n, struct rp_node_status *st)
 	st->applied_index = raft_last_applied(r);
 	st->last_index = raft_last_index(r);
 	st->leader_ready = rp_readiness_ready(&n->ready);
+	st->disk_state = (int)n->disk.state;
+	snprintf(st->disk_reason, sizeof st->disk_reason, "%s", n->disk.reason);
 }
 
 int rp_node_members(struct rp_node *n, struct rp_node_member **out, unsigned *count)

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "confguard.h"
+#include "diskguard.h"
 #include "fsm.h"
 #include "membership.h"
 #include "nodetypes.h"
@@ -25,6 +26,7 @@ struct rp_node {
 	struct raft_io io;
 	struct raft_uv_transport transport;
 	struct rp_confguard guard; /* libraft 0.15's configuration rollback (confguard.h) */
+	struct rp_diskguard disk;  /* raftplane-meta, disk faults (diskguard.h) */
 	struct rp_store *store;
 	struct rp_fsm fsm;            /* apply, snapshot, restore */
 	struct rp_readiness ready;    /* leadership and readiness */
@@ -39,7 +41,7 @@ struct rp_node {
 	struct rp_node_stats stats;
 
 	/* lifecycle (node.c) */
-	int have_transport, have_io, have_raft, have_guard, tick_inited;
+	int have_transport, have_io, have_raft, have_guard, have_disk, tick_inited;
 	int open_handles; /* handles still to close before n is freed */
 	int closing;
 	uint64_t close_deadline; /* uv_now() ms: raft_close() even if writes are queued */

@@ -79,6 +79,8 @@ struct rp_node_status {
 	uint64_t applied_index; /* highest index applied to the store */
 	uint64_t last_index;    /* last index in the local log */
 	int leader_ready;       /* leader with a barrier of its term applied */
+	int disk_state;         /* enum rp_disk_state: 0 ok, 1 full (writes held), 2 failed */
+	char disk_reason[256];  /* why, when not ok */
 };
 
 /* One server of the latest raft configuration (committed or not). */

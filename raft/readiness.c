@@ -10,7 +10,8 @@
  *
  * Invariants
  *
- * 1. ready <=> raft is leader, ready_term == current_term, and not closing.
+ * 1. ready <=> raft is leader, ready_term == current_term, not closing, and
+ *    the node's log writes persist (diskguard.h: none held).
  * 2. ready_term is set only by the readiness barrier's callback, with
  *    status 0, while raft is still leader in the term the barrier was
  *    appended in (req_term): an entry of the leader's own term was applied.
@@ -40,7 +41,7 @@ void rp_readiness_init(struct rp_readiness *rd, struct raft *raft, struct rp_nod
 int rp_readiness_ready(const struct rp_readiness *rd)
 {
 	if (rd->closing || raft_state(rd->raft) != RAFT_LEADER ||
-	    rd->ready_term != rd->raft->current_term)
+	    rd->ready_term != rd->raft->current_term || rd->stats->disk_state != 0)
 		return 0;
 	assert(rd->ready_term != 0); /* invariant 2: a term-0 leader does not exist */
 	return 1;
@@ -109,7 +110,7 @@ void rp_readiness_tick(struct rp_readiness *rd)
 		wake_waiters(rd);
 	}
 	if (state == RAFT_LEADER && rd->ready_term != r->current_term && !rd->inflight &&
-	    !rd->closing) {
+	    !rd->closing && rd->stats->disk_state == 0) {
 		rd->req.data = rd;
 		rd->req_term = r->current_term;
 		if (raft_barrier(r, &rd->req, on_ready_barrier) == 0)

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "diskcheck.h"
 #include "transport.h"
 
 struct session {
@@ -99,6 +100,7 @@ int rp_term_repair(const char *dir, uint64_t new_term, struct rp_term_info *info
 		goto err_after_transport;
 	}
 	s.io.data = &s;
+	raft_uv_set_auto_recovery(&s.io, false); /* never move segments aside here */
 	/* never listens nor connects: the transport only records these */
 	if (s.io.init(&s.io, 1, "127.0.0.1:1") != 0) {
 		snprintf(errmsg, errlen, "open %s: %s", dir, s.io.errmsg);
@@ -118,6 +120,8 @@ int rp_term_repair(const char *dir, uint64_t new_term, struct rp_term_info *info
 		} else if (s.io.set_term(&s.io, new_term) != 0) {
 			snprintf(errmsg, errlen, "write term: %s", s.io.errmsg);
 			rv = -1;
+		} else {
+			rp_diskcheck_meta_sync(dir, RP_DISKCHECK_KEEP); /* follows the new term */
 		}
 	}
 err_after_init:

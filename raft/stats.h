@@ -29,6 +29,9 @@ struct rp_node_stats {
 	uint64_t snapshots_taken;    /* fsm.c */
 	uint64_t snapshots_restored; /* fsm.c */
 	uint64_t leader_changes;     /* readiness.c */
+	uint64_t disk_failures;      /* local raft writes that failed (diskguard.c) */
+	uint64_t disk_held;          /* raft log operations held now (diskguard.c) */
+	uint64_t disk_state;         /* enum rp_disk_state (diskguard.h) */
 };
 
 #endif

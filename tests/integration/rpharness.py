@@ -445,6 +445,13 @@ class Node:
                                          env=env, close_fds=True)
         self.paused = False
 
+    def wait_exit(self, timeout):
+        """The exit status once the process exited within @timeout, else None."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
     def log_text(self):
         try:
             with open(self.log_path, "rb") as f:
@@ -499,6 +506,7 @@ class Cluster:
         self.nodes = {}
         self.closed = False
         self.failed = False
+        self.cleanups = []  # add_cleanup(): run after the nodes are killed
         env = dict(os.environ)
         # sanitizer reports go to stderr (the node log); keep running to log all
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
@@ -706,6 +714,60 @@ class Cluster:
             time.sleep(0.5)
         raise TestFailure("%r could not restart: port stays busy" % node)
 
+    def restart_outcome(self, i, timeout=20.0, extra_env=None):
+        """Restart node i with the same command line and wait until it either
+        exits (returns ("exited", status)) or answers /v1/status with its id
+        (returns ("serving", None)). An exit is expected here: it does not
+        fail the cluster's close()."""
+        node = self.node(i)
+        check(not node.alive(), "restart_outcome: %r is still running" % node)
+        deadline = time.monotonic() + timeout
+        for _ in range(20):
+            node.spawn(extra_env)
+            while time.monotonic() < deadline:
+                rc = node.proc.poll()
+                if rc is not None:
+                    node.expect_exit = True
+                    text = node.current_log()
+                    if "address already in use" in text.lower():
+                        break  # our fixed port is briefly taken: try again
+                    return "exited", rc
+                try:
+                    r = http_request(node.http, "GET", "/v1/status", timeout=1)
+                    if r.status == 200 and r.json().get("id") == node.id:
+                        return "serving", None
+                except (OSError, http.client.HTTPException, ValueError):
+                    pass
+                time.sleep(0.05)
+            else:
+                raise TestFailure("%r neither exited nor served within %.0fs" % (node, timeout))
+            time.sleep(0.5)
+        raise TestFailure("%r could not restart: port stays busy" % node)
+
+    def rejoin(self, i, via=None, wait=True, timeout=30.0):
+        """Start node i (stopped, data dir wiped or not) with --join via a
+        running member (default the leader) instead of its old mode, on the
+        same addresses and id. Returns the node once the leader lists it."""
+        node = self.node(i)
+        check(not node.alive(), "rejoin: %r is still running" % node)
+        via = via or self.leader()
+        node.argv = self._argv(node, ("join", via.http))
+        node.removed = False
+        node.spawn()
+        check(self._startup_ok([node]), "%r did not start for the re-join" % node)
+        if wait:
+            def joined():
+                r = self.request(self.leader(), "GET", "/v1/members")
+                return r.status == 200 and any(m["id"] == node.id for m in r.json()["members"])
+            wait_until(joined, timeout, what="%r to re-join" % node)
+        return node
+
+    def add_cleanup(self, fn):
+        """Run fn() when the cluster closes (also on failure), after every
+        node was killed and before the temp dir is removed; last added runs
+        first."""
+        self.cleanups.append(fn)
+
     def pause(self, i):
         node = self.node(i)
         os.kill(node.proc.pid, signal.SIGSTOP)
@@ -835,6 +897,11 @@ class Cluster:
             self.failed = True
         for node in self.nodes.values():
             self._hard_kill(node)
+        for fn in reversed(self.cleanups):
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - every cleanup runs
+                traceback.print_exc()
         findings = self.sanitizer_findings()
         if findings or self.failed:
             self.print_log_tails(lines=80 if findings else 40)
@@ -851,6 +918,36 @@ class Cluster:
                               "\n  ".join(findings[:40]))
         if check_logs and died:
             raise TestFailure("nodes exited on their own: %s" % died)
+
+
+# ---- tmpfs mounts (disk-full tests; need root) ---------------------------------------
+
+def mount_tmpfs(path, size_mb):
+    """Mount a tmpfs of size_mb MiB on path (created if missing). Returns
+    None, or the reason it could not be mounted."""
+    os.makedirs(path, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dm,mode=0755" % size_mb, "tmpfs",
+                        path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if r.returncode != 0:
+        return (r.stdout.decode(errors="replace").strip() or "mount exited with %d"
+                % r.returncode)
+    return None
+
+
+def umount(path):
+    """Unmount path (lazily if busy); quiet when nothing is mounted there."""
+    if not os.path.ismount(path):
+        return
+    r = subprocess.run(["umount", path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if r.returncode != 0:
+        subprocess.run(["umount", "-l", path], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+
+def disk_free(path):
+    """Bytes free on the file system holding path."""
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
 
 
 # ---- test runner --------------------------------------------------------------------

@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""Disk full (issue 16): members whose data dir sits on a small tmpfs that
+fills up during writes.
+
+- test_follower_full: one follower's disk fills. The cluster keeps
+  acknowledging writes; the full follower says so (/readyz 503 with
+  "disk": "full" and a reason, raftplane_disk_state 1, one log line) and
+  acknowledges nothing it did not store; once space returns it writes what
+  it held and catches up without a restart.
+- test_leader_full: the leader's disk fills: it stops serving writes,
+  transfers leadership away, and the new leader goes on; the old one
+  recovers without a restart once space returns.
+- test_majority_full: two of three members fill up: no write is
+  acknowledged while they are full; once space returns the cluster goes on.
+Every test ends by reading every acknowledged write back from every member.
+
+The tmpfs mounts need root. Without it the tests are skipped (exit 77),
+unless CI is set in the environment: then a missing mount fails.
+"""
+
+import hashlib
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rpharness import (Cluster, check, disk_free, log, mount_tmpfs, run, umount,  # noqa: E402
+                       wait_until)
+
+TMPFS_MB = 64           # raft_uv keeps an open segment and two spares of 8 MiB each
+# snapshots often enough that the log (and so the tmpfs) stays small
+ARGS = ["--snapshot-bytes", "8388608", "--snapshot-trailing-bytes", "2097152"]
+VALUE_BYTES = 200_000   # ~40 writes fill a segment
+LEFT_FREE = 1 << 20     # after the filler: too little for another segment
+SKIP = 77
+
+
+def value_of(key):
+    seed = hashlib.sha256(key.encode()).hexdigest().encode()
+    return (seed * (VALUE_BYTES // len(seed) + 1))[:VALUE_BYTES]
+
+
+def metric(c, node, name):
+    r = c.try_request(node, "GET", "/metrics", timeout=3)
+    m = r and re.search(r"^%s (\S+)$" % re.escape(name), r.body.decode(), re.M)
+    return float(m.group(1)) if m else None
+
+
+def readyz(c, node):
+    r = c.try_request(node, "GET", "/readyz", timeout=3)
+    return (r.status, r.json()) if r is not None else (None, None)
+
+
+def on_tmpfs(c, node, size_mb=TMPFS_MB):
+    """Move node's data dir onto a fresh tmpfs (node stopped meanwhile) and
+    restart it with the same command line."""
+    c.stop(node)
+    keep = node.data_dir + ".before-tmpfs"
+    shutil.move(node.data_dir, keep)
+    err = mount_tmpfs(node.data_dir, size_mb)
+    if err is not None:
+        msg = "cannot mount a tmpfs on %s: %s" % (node.data_dir, err)
+        if os.environ.get("CI"):
+            raise AssertionError(msg + " (CI is set: this must work there)")
+        log("SKIP: " + msg)
+        c.close(check_logs=False)
+        sys.exit(SKIP)
+    c.add_cleanup(lambda: umount(node.data_dir))
+    for name in os.listdir(keep):
+        shutil.copy2(os.path.join(keep, name), node.data_dir)
+    shutil.rmtree(keep)
+    c.restart(node)
+
+
+class Filler:
+    """Takes all but LEFT_FREE bytes of a node's tmpfs."""
+
+    def __init__(self, node):
+        self.node = node
+        self.path = os.path.join(node.data_dir, "zz-filler")  # a name raft ignores
+
+    def fill(self):
+        free = disk_free(self.node.data_dir)
+        with open(self.path, "wb") as f:
+            f.write(b"\xa5" * max(0, free - LEFT_FREE))
+        log("%r: filled its tmpfs, %d bytes left" % (self.node, disk_free(self.node.data_dir)))
+
+    def free(self):
+        os.unlink(self.path)
+        log("%r: space is back (%d bytes free)" % (self.node, disk_free(self.node.data_dir)))
+
+
+class Writer:
+    """Writes VALUE_BYTES values to fresh keys through any member, one at a
+    time; records the keys whose write was acknowledged (200)."""
+
+    def __init__(self, c, tag):
+        self.c, self.tag = c, tag
+        self.acked, self.unacked, self.i = [], [], 0
+        self.lock = threading.Lock()
+
+    def write_one(self, timeout=4.0, via=None):
+        key = "%s-%d" % (self.tag, self.i)
+        self.i += 1
+        for node in [via] if via else [self.c.leader_or_none()] + self.c.running():
+            if node is None:
+                continue
+            r = self.c.try_request(node, "PUT", "/v1/kv/" + key, body=value_of(key),
+                                   timeout=timeout)
+            if r is not None and r.status == 200:
+                with self.lock:
+                    self.acked.append(key)
+                return True
+            if r is not None and r.status == 503 and "outcome_unknown" in r.body.decode():
+                break  # may be applied: never retried under the same key
+        with self.lock:
+            self.unacked.append(key)
+        return False
+
+
+def leader_or_none(c):
+    for n in c.running():
+        s = c.try_request(n, "GET", "/v1/status", timeout=1)
+        if s is not None and s.status == 200 and s.json().get("leader_ready"):
+            return n
+    return None
+
+
+Cluster.leader_or_none = leader_or_none
+
+
+def check_all(c, keys):
+    """Every member serves every key in @keys with its value."""
+    c.wait_ready(timeout=60)
+    rev = c.status(c.leader())["revision"]
+    for n in c.running():
+        c.wait_applied(n, rev, timeout=60)
+        for key in keys:
+            r = c.request(n, "GET", "/v1/kv/%s?consistency=stale" % key, timeout=10)
+            check(r.status == 200 and r.body == value_of(key),
+                  "%r does not serve the acknowledged %s (%s)" % (n, key, r.status))
+    log("every member serves all %d acknowledged writes" % len(keys))
+
+
+def wait_full(c, node, w, limit=400):
+    """Write until @node reports its disk full; returns the number of writes."""
+    for n in range(limit):
+        w.write_one()
+        if metric(c, node, "raftplane_disk_state") == 1:
+            return n + 1
+    raise AssertionError("%r never reported a full disk after %d writes" % (node, limit))
+
+
+def check_reports_full(c, node):
+    status, body = readyz(c, node)
+    check(status == 503 and body.get("disk") == "full" and "no space" in body.get("reason", ""),
+          "%r: /readyz should say the disk is full" % node, body)
+    check(metric(c, node, "raftplane_disk_write_failures_total") >= 1, "failure counted")
+    lines = [ln for ln in node.current_log().splitlines() if "ERROR" in ln and "disk full:" in ln]
+    check(len(lines) == 1, "%r: one 'disk full' log line, got %d" % (node, len(lines)),
+          node.current_log()[-1500:])
+    log("%r reports: %s" % (node, body["reason"][:160]))
+
+
+def wait_recovered(c, node, timeout=30):
+    """@node writes what it held and is ready again, in the same process."""
+    t0 = time.monotonic()
+    wait_until(lambda: metric(c, node, "raftplane_disk_state") == 0 and
+               metric(c, node, "raftplane_disk_held_writes") == 0, timeout,
+               what="%r to write what it held" % node)
+    wait_until(lambda: readyz(c, node)[0] == 200, timeout, what="%r ready again" % node)
+    check(node.alive(), "%r recovered without a restart" % node)
+    check("persist again" in node.current_log() or "disk full" not in node.current_log(),
+          "recovery logged")
+    log("%r recovered in %.1fs without a restart" % (node, time.monotonic() - t0))
+
+
+def test_follower_full():
+    with Cluster(3, election_timeout_ms=500, heartbeat_ms=50, name="follower-full", extra_args=ARGS) as c:
+        victim = c.followers()[0]
+        on_tmpfs(c, victim)
+        c.wait_ready()
+        fill = Filler(victim)
+        fill.fill()
+        w = Writer(c, "f")
+        n = wait_full(c, victim, w)
+        log("%r full after %d writes" % (victim, n))
+        check_reports_full(c, victim)
+        stored = c.status(victim)["commit_index"]
+        before = len(w.acked)
+        for _ in range(30):  # the other two are a majority: writes go on
+            check(w.write_one(), "a write failed while only one follower is full", w.unacked)
+        check(len(w.acked) == before + 30, "writes acknowledged during the outage")
+        time.sleep(1)
+        st = c.status(victim)
+        check(st["commit_index"] <= stored + 2 and metric(c, victim, "raftplane_disk_held_writes")
+              > 0, "the full follower applies nothing it could not store", st)
+        fill.free()
+        wait_recovered(c, victim)
+        check_all(c, w.acked)
+        # again, and this time stop it while it holds writes: SIGTERM exits
+        # cleanly (held writes end canceled, unacknowledged) and the same
+        # command line starts it again
+        fill.fill()
+        n = wait_full(c, victim, w)
+        for _ in range(5):
+            w.write_one()
+        t0 = time.monotonic()
+        c.stop(victim)
+        log("%r full again after %d writes, stopped in %.1fs" % (victim, n, time.monotonic() - t0))
+        c.restart(victim)
+        for _ in range(5):
+            w.write_one()
+        fill.free()
+        wait_recovered(c, victim)
+        check_all(c, w.acked)
+
+
+def test_leader_full():
+    with Cluster(3, election_timeout_ms=500, heartbeat_ms=50, name="leader-full", extra_args=ARGS) as c:
+        victim = c.followers()[0]
+        on_tmpfs(c, victim)
+        c.wait_ready()
+        r = c.request(c.leader(), "POST", "/v1/members/%d/leadership" % victim.id)
+        check(r.status == 200, "transfer leadership to the node on tmpfs", r)
+        wait_until(lambda: c.leader() is victim, 15, what="%r to lead" % victim)
+        fill = Filler(victim)
+        fill.fill()
+        w = Writer(c, "l")
+        n = wait_full(c, victim, w)
+        t_full = time.monotonic()
+        wait_until(lambda: c.leader() is not victim, 15, what="the full leader to step down")
+        log("%r full after %d writes; stepped down in %.1fs, node%d leads" % (
+            victim, n, time.monotonic() - t_full, c.leader().id))
+        check("transferring leadership" in victim.current_log(), "step-down logged")
+        check_reports_full(c, victim)
+        for _ in range(20):
+            check(w.write_one(), "a write failed after the new leader took over", w.unacked)
+        fill.free()
+        wait_recovered(c, victim)
+        check_all(c, w.acked)
+
+
+def test_majority_full():
+    with Cluster(3, election_timeout_ms=500, heartbeat_ms=50, name="majority-full", extra_args=ARGS) as c:
+        victims = c.followers()
+        for v in victims:
+            on_tmpfs(c, v)
+        c.wait_ready()
+        fills = [Filler(v) for v in victims]
+        for f in fills:
+            f.fill()
+        w = Writer(c, "m")
+        for _ in range(400):
+            w.write_one(timeout=3)
+            if all(metric(c, v, "raftplane_disk_state") == 1 for v in victims):
+                break
+        else:
+            raise AssertionError("the followers never both reported a full disk")
+        log("both followers full after %d writes (%d acknowledged)" % (w.i, len(w.acked)))
+        # nothing can be stored on a majority now. The two full members have
+        # the longest logs (in memory) and keep winning elections and handing
+        # leadership to each other: no ready leader, no progress, no ack.
+        healthy = [n for n in c.running() if n not in victims][0]
+        before = len(w.acked)
+        revs = {n.id: c.status(n)["revision"] for n in c.running()}
+        for _ in range(4):
+            w.write_one(timeout=5, via=healthy)
+        check(len(w.acked) == before, "a write was acknowledged while a majority was full",
+              w.acked[before:])
+        check({n.id: c.status(n)["revision"] for n in c.running()} == revs,
+              "a write was applied while a majority was full")
+        log("no write acknowledged or applied while two of three members were full")
+        for f in fills:
+            f.free()
+        for v in victims:
+            wait_recovered(c, v, timeout=60)
+        for _ in range(10):
+            check(w.write_one(), "a write failed once space returned", w.unacked)
+        check_all(c, w.acked)
+
+
+if __name__ == "__main__":
+    run([test_follower_full, test_leader_full, test_majority_full])
