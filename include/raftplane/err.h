@@ -25,7 +25,8 @@ enum rp_err {
 	RP_ERR_NO_ROUTE,        /* no such endpoint: 404 */
 	RP_ERR_UNAUTHENTICATED, /* no valid API token: 401 */
 	RP_ERR_PERMISSION,      /* the token's role does not allow the request: 403 */
-	RP_ERR_RATE_LIMITED,    /* over the writes-per-token limit: 429 */
+	RP_ERR_RATE_LIMITED, /* over a rate or count limit (writes per token, polls per node): 429 */
+	RP_ERR_HEADER_TOO_LARGE, /* request head over --max-header-bytes or --max-headers: 431 */
 	RP_ERR__COUNT
 };
 
