@@ -328,9 +328,10 @@ static void discard_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	*buf = uv_buf_init(discard_buf, sizeof discard_buf);
 }
 
-/* After the 431: drop what the client still sends until it closes (so
- * that our close does not reset the connection before it read the answer),
- * at most DISCARD_MAX bytes; h2o's request timeout bounds the time. */
+/* After the 431 and our FIN: drop what the client still sends until it
+ * closes (so that our close does not reset the connection before it read
+ * the answer), at most DISCARD_MAX bytes; h2o's request timeout (10 s from
+ * the start of the head) bounds the time. */
 static void discard_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct rp_conn *c = (struct rp_conn *)s;
@@ -344,6 +345,10 @@ static void discard_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void on_cut_written(h2o_socket_t *sock, const char *err)
 {
 	struct rp_conn *c = sock->on_close.data;
+	uv_os_fd_t fd;
+	/* the write queue is empty (this is its callback): half-close now */
+	if (err == NULL && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+		shutdown(fd, SHUT_WR);
 	if (err != NULL || uv_read_start((uv_stream_t *)&c->tcp, discard_alloc, discard_read) != 0)
 		give_back_closed(c);
 }

@@ -282,11 +282,11 @@ void rp_connlimit_count_head(struct rp_connlimit *l, enum rp_head_refuse why, co
 			snprintf(more, sizeof more, " (%u more refusals since the last line)",
 				 l->log_suppressed);
 		if (why == RP_HEAD_REFUSE_BYTES)
-			rp_log_warn("%s request head from %s refused: %zu bytes and not complete "
+			rp_log_warn("%s request head from %s refused at %zu bytes "
 				    "(--max-header-bytes %zu)%s",
 				    l->cfg.what, peer, bytes, l->cfg.max_head_bytes, more);
 		else
-			rp_log_warn("%s request head from %s refused: %u header lines or more "
+			rp_log_warn("%s request head from %s refused at %u header lines "
 				    "(--max-headers %u)%s",
 				    l->cfg.what, peer, lines, l->cfg.max_headers, more);
 		l->log_ms = now;
