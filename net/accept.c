@@ -393,46 +393,34 @@ static void guard_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	c->h2o_read(s, nread, buf);
 }
 
-/* h2o's libuv callbacks of each kind of socket (0: plain, 1: TLS), as seen
- * on a socket that reads: static functions of libh2o, one pair per kind
- * (uv-binding.c.h: do_read_start). Atomics: accept.c also runs on the
- * proxy's worker threads (without a head guard today). */
-static uv_alloc_cb seen_alloc[2];
-static uv_read_cb seen_read[2];
-
-/* h2o_http1_accept() just ran: read through our callbacks from now on. */
+/* h2o_http1_accept() just ran: read through our callbacks from now on.
+ * h2o's own are those it reads with now, or (when it already serves a
+ * request that came with the TLS handshake, and stopped reading) those it
+ * read the handshake with: one pair per kind of socket
+ * (uv-binding.c.h: do_read_start). */
 static void guard_attach(struct rp_conn *c)
 {
 	uv_stream_t *s = (uv_stream_t *)&c->tcp;
 	if (!c->limits || !c->limits->cfg.max_head_bytes)
 		return;
 	uv_once(&guard_once, guard_selftest);
-	int k = c->sock->ssl != NULL;
-	uv_alloc_cb a = __atomic_load_n(&seen_alloc[k], __ATOMIC_ACQUIRE);
-	uv_read_cb r = __atomic_load_n(&seen_read[k], __ATOMIC_ACQUIRE);
 	if (!guard_works || c->sock->input == NULL || s->alloc_cb == guard_alloc ||
-	    (s->alloc_cb != NULL && a != NULL && (s->alloc_cb != a || s->read_cb != r))) {
+	    (s->alloc_cb != NULL && c->h2o_alloc != NULL &&
+	     (s->alloc_cb != c->h2o_alloc || s->read_cb != c->h2o_read))) {
 		guard_fallback(c);
 		return;
 	}
 	if (s->alloc_cb == NULL || s->read_cb == NULL) {
-		/* not reading: h2o already serves a request that came with the
-		 * handshake; ours start when it is done (on_request_disposed) */
-		if (a == NULL) {
+		/* not reading: ours start when that request is done
+		 * (on_request_disposed) */
+		if (c->h2o_alloc == NULL || c->h2o_read == NULL)
 			guard_fallback(c);
-			return;
-		}
-		c->h2o_alloc = a;
-		c->h2o_read = r;
-		c->guard = 1;
+		else
+			c->guard = 1;
 		return;
 	}
 	c->h2o_alloc = s->alloc_cb;
 	c->h2o_read = s->read_cb;
-	if (a == NULL) {
-		__atomic_store_n(&seen_read[k], c->h2o_read, __ATOMIC_RELEASE);
-		__atomic_store_n(&seen_alloc[k], c->h2o_alloc, __ATOMIC_RELEASE);
-	}
 	uv_read_stop(s);
 	if (uv_read_start(s, guard_alloc, guard_read) != 0) {
 		uv_read_start(s, c->h2o_alloc, c->h2o_read);
@@ -652,6 +640,10 @@ int rp_accept_http(uv_stream_t *listener, h2o_accept_ctx_t *actx, const struct r
 	c->timeout.cb = on_handshake_timeout;
 	h2o_timeout_link(actx->ctx->loop, &actx->ctx->handshake_timeout, &c->timeout);
 	h2o_socket_ssl_handshake(sock, c->ctx, NULL, on_handshake);
+	/* h2o reads the handshake with the callbacks it reads requests with
+	 * later (guard_attach); c lives until the close callback */
+	c->h2o_alloc = c->tcp.alloc_cb;
+	c->h2o_read = c->tcp.read_cb;
 	return 0;
 }
 
