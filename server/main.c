@@ -636,7 +636,6 @@ int main(int argc, char **argv)
 	rp_log_set_node(node_name);
 	check_bindable("--raft", srv.opt.node.raft_addr);
 	check_bindable("--http", srv.opt.node.http_addr);
-	check_fd_limit(&srv.opt.api);
 	srv.loop = uv_default_loop();
 	if (rp_server_tls_load(&srv.opt.tls, err, sizeof err) != 0)
 		die("%s", err);
@@ -652,6 +651,7 @@ int main(int argc, char **argv)
 		die("%s", err);
 	if (rp_node_start(srv.node, err, sizeof err) != 0)
 		die("%s", err);
+	check_fd_limit(&srv.opt.api); /* once running: start-up errors stay one line */
 	rp_log_info("serving HTTP on %s", srv.opt.node.http_addr);
 	if (srv.opt.join && !self_in_config())
 		join_again(0);
