@@ -446,8 +446,14 @@ static void on_request_disposed(void *p)
 	if (c->magic != CONN_MAGIC)
 		return;
 	memset(&c->head, 0, sizeof c->head);
-	if (c->guard && hh->req->http1_is_persistent && !uv_is_closing((uv_handle_t *)&c->tcp))
-		uv_read_start((uv_stream_t *)&c->tcp, guard_alloc, guard_read);
+	uv_stream_t *s = (uv_stream_t *)&c->tcp;
+	if (!c->guard || !hh->req->http1_is_persistent || uv_is_closing((uv_handle_t *)s))
+		return;
+	/* h2o stopped reading for the request (lib/http1.c: process_request
+	 * follows h2o_socket_read_stop); if something reads with other
+	 * callbacks, the next heads are checked after parsing only */
+	if (uv_read_start(s, guard_alloc, guard_read) != 0 && s->alloc_cb != guard_alloc)
+		guard_fallback(c);
 }
 
 static struct rp_conn *conn_of_sock(h2o_socket_t *sock)

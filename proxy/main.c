@@ -47,7 +47,8 @@ static const char usage[] =
 	"  --max-request-body N     largest request body in bytes, 413 beyond (default 1048576)\n"
 	"  --max-conns-per-ip N     client connections from one address (IPv6: one /64) on\n"
 	"                           the traffic listeners; more are closed at accept (default\n"
-	"                           0: unlimited; behind a load balancer every client is its IP)\n"
+	"                           0: unlimited: behind a load balancer all clients share\n"
+	"                           its address)\n"
 	"  --admin-max-conns-per-ip N  the same on --admin (default 16; 0: unlimited)\n"
 	"TLS towards the servers (the traffic listeners serve plain HTTP/1.1):\n";
 
