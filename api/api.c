@@ -1,8 +1,10 @@
 /* The REST API's server wiring (the top of api/): h2o on the node's libuv
- * loop, the listener, and each request's way in (framing and size checks,
- * then the router). */
+ * loop, the listener and its limits (net/connlimit.h), and each request's
+ * way in (head, framing and size checks, then the router). */
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "accept.h"
 #include "api.h"
@@ -23,6 +25,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 	if (!c)
 		return -1;
 	struct rp_http_head head;
+	char msg[128];
+	if (rp_conn_check_head(req, msg, sizeof msg) != 0) { /* net/accept.h: the head guard */
+		req->http1_is_persistent = 0;
+		rp_respond_error(c, RP_ERR_HEADER_TOO_LARGE, msg, -1);
+		return 0;
+	}
 	const char *bad_framing = rp_http_check_request(req, &head); /* net/httpcheck.h */
 	if (bad_framing) {
 		req->http1_is_persistent = 0; /* never read what follows as a request */
@@ -37,12 +45,56 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
 /* ---- server ------------------------------------------------------------- */
 
+static const void *ip_bytes(const struct sockaddr *sa, int *len)
+{
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	if (sa->sa_family == AF_INET) {
+		*len = 4;
+		return &((const struct sockaddr_in *)sa)->sin_addr;
+	}
+	if (sa->sa_family != AF_INET6)
+		return NULL;
+	const unsigned char *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+	*len = memcmp(a, mapped, 12) == 0 ? 4 : 16;
+	return *len == 4 ? a + 12 : a;
+}
+
+static int same_ip(const struct sockaddr *a, const char *hostport)
+{
+	struct sockaddr_storage b;
+	int la, lb;
+	if (!hostport[0] || rp_parse_hostport(hostport, &b) != 0)
+		return 0;
+	const void *pa = ip_bytes(a, &la), *pb = ip_bytes((struct sockaddr *)&b, &lb);
+	return pa && pb && la == lb && memcmp(pa, pb, (size_t)la) == 0;
+}
+
+/* The per-address limit spares the addresses of members (their --http or
+ * --raft host): a follower forwards each request in flight on a connection
+ * of its own. With TLS, net/accept.c then also wants a server certificate.
+ * Asked only for an address over the limit. */
+static int is_member_address(void *arg, const struct sockaddr *sa)
+{
+	struct rp_api *api = arg;
+	struct rp_node_member *ms;
+	unsigned n;
+	int yes = 0;
+	if (rp_node_members(api->node, &ms, &n) != RP_OK)
+		return 0;
+	for (unsigned i = 0; i < n && !yes; i++)
+		yes = same_ip(sa, ms[i].http) || same_ip(sa, ms[i].raft);
+	free(ms);
+	return yes;
+}
+
 static void on_accept(uv_stream_t *listener, int status)
 {
 	struct rp_api *api = listener->data;
 	const struct rp_api_tls *t = api->opts.tls;
 	/* TLS on: only TLS; the context is read at each accept (net/accept.h) */
-	struct rp_accept_opts o = {t ? t->api : NULL, t ? t->trust_domain : NULL};
+	struct rp_accept_opts o = {.tls = t ? t->api : NULL,
+				   .trust_domain = t ? t->trust_domain : NULL,
+				   .limits = &api->conns};
 	if (status == 0)
 		rp_accept_http(listener, &api->accept_ctx, &o);
 }
@@ -85,7 +137,15 @@ int rp_api_start(struct rp_api *api, uv_loop_t *loop, struct rp_node *node, cons
 	h2o_context_init(&api->ctx, loop, &api->config);
 	api->accept_ctx.ctx = &api->ctx;
 	api->accept_ctx.hosts = api->config.hosts;
-	if (rp_subscribe_init(api) != RP_OK || rp_auth_init(api) != RP_OK) {
+	struct rp_connlimit_config lc = {.per_ip = opts->max_conns_per_ip,
+					 .total = opts->max_conns,
+					 .max_head_bytes = opts->max_header_bytes,
+					 .max_headers = opts->max_headers,
+					 .what = "API",
+					 .exempt = is_member_address,
+					 .exempt_arg = api};
+	if (rp_connlimit_init(&api->conns, &lc, 0) != 0 || rp_subscribe_init(api) != RP_OK ||
+	    rp_auth_init(api) != RP_OK) {
 		snprintf(errmsg, errlen, "out of memory");
 		return -1;
 	}

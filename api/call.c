@@ -344,6 +344,7 @@ static const char *reason_phrase(int status)
 	case 412: return "Precondition Failed";
 	case 413: return "Payload Too Large";
 	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
 	case 499: return "Client Closed Request";
 	case 500: return "Internal Server Error";
 	case 503: return "Service Unavailable";

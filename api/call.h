@@ -40,6 +40,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "connlimit.h"
 #include "node.h"
 
 /* Routes, as labels of the request counters in /metrics. */
@@ -71,10 +72,16 @@ enum rp_route {
 extern const char *const rp_route_names[RP_ROUTE__COUNT];
 
 struct rp_api_options {
-	unsigned leader_wait_ms;     /* how long a request waits for a leader */
-	unsigned forward_timeout_ms; /* timeout of one forwarded request */
-	int unsafe_reads;            /* test-only: linearizable reads served locally */
-	unsigned max_subscribers;    /* parked subscription polls allowed at once */
+	unsigned leader_wait_ms;             /* how long a request waits for a leader */
+	unsigned forward_timeout_ms;         /* timeout of one forwarded request */
+	int unsafe_reads;                    /* test-only: linearizable reads served locally */
+	unsigned max_subscribers;            /* parked subscription polls allowed at once */
+	unsigned max_subscriptions_per_node; /* parked polls per node id; 0: unlimited */
+	/* connections and request heads (net/connlimit.h); 0: unlimited */
+	unsigned max_conns_per_ip;
+	unsigned max_conns;
+	unsigned max_header_bytes; /* request line and headers */
+	unsigned max_headers;      /* header lines of a request */
 	/* API tokens (auth.c, docs/security.md) */
 	int tokens_required;              /* --bootstrap-token-file given */
 	int have_bootstrap_token;         /* bootstrap_hash is set */
@@ -109,6 +116,7 @@ struct rp_api {
 	uv_tcp_t listener;
 	uint64_t requests[RP_ROUTE__COUNT][600]; /* answers by route and status */
 	uint64_t forwarded;
+	struct rp_connlimit conns;   /* connections and heads of the listener (api.c) */
 	struct rp_watcher *watchers; /* parked watch calls, doubly linked (watch.c) */
 	uint64_t watch_seen_rev;     /* revision rp_watch_notify last looked at (watch.c) */
 	/* proxy subscriptions (subscribe.c) */
@@ -117,6 +125,7 @@ struct rp_api {
 	size_t n_sub_nodes;
 	uv_timer_t sub_gc;
 	uint64_t snapshots_encoded, snapshots_sent, subscribers;
+	uint64_t sub_refused_per_node, sub_refused_full; /* polls refused by the caps */
 	unsigned proxy_ttl_ms;
 	uint64_t sub_seq;   /* orders sends, ACKs and NACKs */
 	uv_timer_t sub_cid; /* proposes/notices the cluster id */

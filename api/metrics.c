@@ -99,8 +99,7 @@ static void transport_metrics(struct buf *b, struct rp_node *n)
 		    rp_tls_fail_names[i], ts->tls_in[i], rp_tls_fail_names[i], ts->tls_out[i]);
 }
 
-/* TLS (only when on): handshake failures and reloads by context, refused
- * subscriptions. */
+/* TLS (only when on): handshake failures and reloads by context. */
 static void tls_metrics(struct buf *b, const struct rp_api_tls *t)
 {
 	if (!t || !t->api)
@@ -130,11 +129,51 @@ static void tls_metrics(struct buf *b, const struct rp_api_tls *t)
 			    "\nraftplane_tls_reloads_total{context=\"%s\",result=\"failed\"} "
 			    "%" PRIu64 "\n",
 			    names[k], st[k].reloads_ok, names[k], st[k].reloads_failed);
-	put(b, "# HELP raftplane_subscribe_refused_total Subscriptions refused for their client "
-	       "certificate, by reason.\n# TYPE raftplane_subscribe_refused_total counter\n");
-	for (int i = 0; i < RP_SUB_REFUSE__N; i++)
+}
+
+/* Refused subscription polls by reason: the caps always, the client
+ * certificate checks when TLS is on. */
+static void subscribe_metrics(struct buf *b, const struct rp_api *api)
+{
+	const struct rp_api_tls *t = api->opts.tls;
+	put(b,
+	    "# HELP raftplane_subscribe_refused_total Subscription polls refused, by reason "
+	    "(per_node: 429, the node id's parked polls at --max-subscriptions-per-node; "
+	    "server_full: 503, --max-subscribers; no_cert, wrong_node: with TLS, the client "
+	    "certificate).\n# TYPE raftplane_subscribe_refused_total counter\n"
+	    "raftplane_subscribe_refused_total{reason=\"per_node\"} %" PRIu64 "\n"
+	    "raftplane_subscribe_refused_total{reason=\"server_full\"} %" PRIu64 "\n",
+	    api->sub_refused_per_node, api->sub_refused_full);
+	for (int i = 0; t && t->api && i < RP_SUB_REFUSE__N; i++)
 		put(b, "raftplane_subscribe_refused_total{reason=\"%s\"} %" PRIu64 "\n",
 		    rp_sub_refuse_name(i), t->sub_refused[i]);
+}
+
+/* The API listener's limits (net/connlimit.h). */
+static void conn_metrics(struct buf *b, struct rp_api *api)
+{
+	struct rp_connlimit_stats st;
+	rp_connlimit_stats(&api->conns, &st);
+	gauge(b, "raftplane_connections_open", "API connections open (counted by the limits).",
+	      st.open);
+	put(b, "# HELP raftplane_connections_refused_total API connections closed at accept, by "
+	       "reason (per_ip: --max-conns-per-ip, total: --max-conns).\n"
+	       "# TYPE raftplane_connections_refused_total counter\n");
+	for (int i = 0; i < RP_CONN_REFUSE__N; i++)
+		put(b, "raftplane_connections_refused_total{reason=\"%s\"} %" PRIu64 "\n",
+		    rp_conn_refuse_names[i], st.refused[i]);
+	counter(b, "raftplane_connections_member_exempt_total",
+		"API connections from a member's address admitted over --max-conns-per-ip.",
+		st.exempted);
+	put(b, "# HELP raftplane_request_heads_refused_total Request heads refused with 431, by "
+	       "reason (bytes: --max-header-bytes, count: --max-headers).\n"
+	       "# TYPE raftplane_request_heads_refused_total counter\n");
+	for (int i = 0; i < RP_HEAD_REFUSE__N; i++)
+		put(b, "raftplane_request_heads_refused_total{reason=\"%s\"} %" PRIu64 "\n",
+		    rp_head_refuse_names[i], st.heads_refused[i]);
+	counter(b, "raftplane_request_head_guard_fallbacks_total",
+		"Connections whose request heads were checked only after h2o parsed them.",
+		st.guard_fallbacks);
 }
 
 void rp_route_metrics(struct rp_call *c)
@@ -189,6 +228,8 @@ void rp_route_metrics(struct rp_call *c)
 	counter(&b, "raftplane_rate_limited_writes_total",
 		"Writes refused with 429 by the writes-per-token limit.", as->rate_limited);
 	tls_metrics(&b, api->opts.tls);
+	subscribe_metrics(&b, api);
+	conn_metrics(&b, api);
 	histogram(&b, "raftplane_apply_seconds", "Time to apply one log entry to SQLite.",
 		  &st->apply);
 	histogram(&b, "raftplane_propose_seconds", "Leader: time from propose to applied.",

@@ -25,8 +25,12 @@
  *    record nothing (docs/protocol.md, "fleet state").
  * 5. At most opts.max_subscribers polls are parked at once; beyond that a
  *    poll that would wait gets 503 (memory stays bounded when a fleet
- *    reconnects at once). A parked poll whose client leaves is released at
- *    once (park.c), slot and `connected` included.
+ *    reconnects at once). At most opts.max_subscriptions_per_node (when
+ *    set) of them for one node id; beyond that 429 rate_limited with
+ *    Retry-After (a proxy holds one poll, two or three while a restart
+ *    overlaps: more is a client looping or a forged id). Both refusals are
+ *    counted. A parked poll whose client leaves is released at once
+ *    (park.c), slot and `connected` included.
  * 6. NACK rule: a NACK of version N stays until an ACK of a version > N, or
  *    an ACK of N itself after this server sent N to the node again (a proxy
  *    that restarted). An ACK that would not clear a NACK it is not above is
@@ -259,7 +263,19 @@ static void park(struct rp_call *c)
 	if (c->api->subscribers >= c->api->opts.max_subscribers) {
 		/* bounded memory when a whole fleet reconnects at once: the
 		 * client backs off with jitter and tries again or elsewhere */
+		c->api->sub_refused_full++;
 		rp_respond_error(c, RP_ERR_UNAVAILABLE, "too many subscribers on this server", -1);
+		return;
+	}
+	unsigned per_node = c->api->opts.max_subscriptions_per_node;
+	if (per_node && n->n_parked >= per_node) {
+		char msg[RP_MAX_NAME + 96];
+		snprintf(msg, sizeof msg, "node %s already has %u parked polls on this server",
+			 n->id, n->n_parked);
+		c->api->sub_refused_per_node++;
+		h2o_add_header(&c->req->pool, &c->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
+			       H2O_STRLIT("1"));
+		rp_respond_error(c, RP_ERR_RATE_LIMITED, msg, -1);
 		return;
 	}
 	rp_call_park(c, &sub_wait);

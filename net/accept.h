@@ -16,7 +16,38 @@
  * struct st_h2o_socket_ssl_t (lib/common/socket.c at v2.2.5: SSL_CTX *
  * first, SSL * second) and trust it only when the first field is the
  * context we passed and the SSL's read BIO is h2o's for this very socket.
- * Otherwise the connection has no identity (fail closed). */
+ * Otherwise the connection has no identity (fail closed).
+ *
+ * Limits (connlimit.h): with rp_accept_opts.limits, a connection over the
+ * per-address or total limit is closed at accept (a reset), before any
+ * read or handshake; an admitted one holds its slot until its socket
+ * closes. With TLS, a connection let over the per-address limit because it
+ * comes from a member's address must then present a server certificate.
+ *
+ * The head guard (limits->cfg.max_head_bytes): h2o 2.2.5 buffers up to
+ * H2O_MAX_REQLEN (8192 + 4096 * 100 bytes) of a request head before it
+ * refuses it (lib/http1.c: handle_incoming_request). We bound it while it is
+ * read instead, one level below h2o: the socket's libuv read callbacks. h2o
+ * reads with uv_read_start(stream, alloc, read) on our uv_tcp_t
+ * (lib/common/socket/uv-binding.c.h); once it started, we save those two
+ * callbacks (public uv_stream_t fields) and read through our own, which
+ * call h2o's. Ours, before each read, scan what sock->input holds (h2o's
+ * public buffer): while the head is incomplete they let h2o reserve only
+ * the room left under the limit, and at the limit (or past max_headers
+ * lines) they refuse to read: 431 with the JSON error shape, written
+ * through h2o_socket_write(), then we give the connection back to h2o as
+ * closed by the peer (its read callback with UV_EOF), which closes it.
+ * h2o stops reading while it serves a request and starts again with
+ * uv_read_start() for the next head; we start ours just before, when the
+ * request's pool is disposed (rp_conn_check_head() registers that), and
+ * libuv keeps the callbacks of a stream that already reads (UV_EALREADY,
+ * libuv >= 1.41). Run-time checks, each falling back to the check after
+ * parsing (counted in guard_fallbacks): a self-test of that libuv
+ * behaviour, h2o's callbacks set after accept, and in plain text h2o's
+ * reservation right after the bytes of sock->input. No h2o field is
+ * written. A head that completes within the last read is parsed by h2o
+ * before we look again: rp_conn_check_head() checks it then (with TLS the
+ * plaintext of one read can overshoot the room by up to one record). */
 #ifndef RP_ACCEPT_H
 #define RP_ACCEPT_H
 
@@ -24,6 +55,7 @@
 #include <h2o.h>
 #include <uv.h>
 
+#include "connlimit.h"
 #include "tls.h"
 
 /**
@@ -35,25 +67,33 @@
 int rp_listen(uv_loop_t *loop, uv_tcp_t *listener, void *data, const struct sockaddr *sa,
 	      int backlog, uv_connection_cb on_connection);
 
-/**
- * Accept a connection on @listener as an h2o socket (TCP_NODELAY set).
- * @on_close frees the uv_tcp_t (h2o_mem_alloc'd) when h2o closes it.
- * Returns NULL when the accept failed (nothing to release).
- */
-h2o_socket_t *rp_accept_socket(uv_stream_t *listener, uv_close_cb on_close);
-
 /* How rp_accept_http() accepts. */
 struct rp_accept_opts {
-	struct rp_tls *tls;       /* RP_TLS_SERVER context, or NULL: plain HTTP */
-	const char *trust_domain; /* of the identities (with tls) */
+	struct rp_tls *tls;          /* RP_TLS_SERVER context, or NULL: plain HTTP */
+	const char *trust_domain;    /* of the identities (with tls) */
+	struct rp_connlimit *limits; /* the listener's limits, or NULL */
+	void (*on_close)(void *arg); /* an admitted connection closed, or NULL */
+	void *close_arg;
 };
 
 /**
- * Accept one connection on @listener and hand it to h2o (@actx): at once in
- * plain text, after a TLS handshake with @o->tls (failures counted in it by
- * reason and logged, at most one line a second). A failed accept is dropped.
+ * Accept one connection on @listener (TCP_NODELAY set) and hand it to h2o
+ * (@actx): at once in plain text, after a TLS handshake with @o->tls
+ * (failures counted in it by reason and logged, at most one line a
+ * second). 0 when the connection was admitted: @o->on_close runs once when
+ * it closes, in a later loop phase. -1 when it was dropped: a failed accept,
+ * or over @o->limits (closed at once, counted and logged there).
  */
-void rp_accept_http(uv_stream_t *listener, h2o_accept_ctx_t *actx, const struct rp_accept_opts *o);
+int rp_accept_http(uv_stream_t *listener, h2o_accept_ctx_t *actx, const struct rp_accept_opts *o);
+
+/**
+ * Check the head of @req, which h2o has just parsed, against its
+ * connection's max_head_bytes and max_headers, and arrange for the read
+ * side of the connection's next head (the head guard above). Call first
+ * thing for every request. 0, or -1 (counted, logged) with a sentence in
+ * @msg: answer 431 header_too_large and close the connection.
+ */
+int rp_conn_check_head(h2o_req_t *req, char *msg, size_t msglen);
 
 /**
  * The identity of the client of @req's connection: NULL for a connection

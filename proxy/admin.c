@@ -301,6 +301,25 @@ static void on_stats(struct rp_proxy *p, h2o_req_t *req)
 	respond_json(req, 200, j);
 }
 
+static struct rp_admin *the_admin; /* one per process */
+
+/* Connections refused at accept by listener and reason (net/connlimit.h). */
+static void conn_metrics(struct rp_proxy *p, struct rp_buf *b)
+{
+	struct rp_connlimit_stats st[2];
+	rp_connlimit_stats(&p->traffic_conns, &st[0]);
+	rp_connlimit_stats(&the_admin->limits, &st[1]);
+	static const char *const listener[2] = {"traffic", "admin"};
+	rp_buf_printf(b, "# TYPE raftplane_proxy_connections_refused_total counter\n");
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < RP_CONN_REFUSE__N; i++)
+			rp_buf_printf(b,
+				      "raftplane_proxy_connections_refused_total{listener=\"%s\","
+				      "reason=\"%s\"} %lu\n",
+				      listener[k], rp_conn_refuse_names[i],
+				      (unsigned long)st[k].refused[i]);
+}
+
 static void on_metrics(struct rp_proxy *p, h2o_req_t *req)
 {
 	const struct rp_generation *g = p->published;
@@ -358,6 +377,7 @@ static void on_metrics(struct rp_proxy *p, h2o_req_t *req)
 				      g->clusters[i].name, g->clusters[i].eps[k].hostport,
 				      rp_health_usable(g->clusters[i].health[k], now));
 	tls_metrics(p, &b);
+	conn_metrics(p, &b);
 	if (b.oom) {
 		rp_buf_free(&b);
 		respond(req, 503, "text/plain", "out of memory\n", 14);
@@ -395,22 +415,20 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 	return 0;
 }
 
-static struct rp_admin *the_admin; /* one per process */
-
-static void on_conn_closed(uv_handle_t *h)
+static void on_conn_closed(void *arg)
 {
-	the_admin->conns--;
-	free(h);
+	struct rp_admin *a = arg;
+	a->conns--;
 }
 
 static void on_accept(uv_stream_t *listener, int status)
 {
 	struct rp_admin *a = listener->data;
-	h2o_socket_t *sock = status == 0 ? rp_accept_socket(listener, on_conn_closed) : NULL;
-	if (!sock)
-		return;
-	a->conns++;
-	h2o_accept(&a->accept_ctx, sock);
+	struct rp_accept_opts o = {.limits = &a->limits,
+				   .on_close = on_conn_closed,
+				   .close_arg = a};
+	if (status == 0 && rp_accept_http(listener, &a->accept_ctx, &o) == 0)
+		a->conns++;
 }
 
 int rp_admin_start(struct rp_admin *a, struct rp_proxy *p, const char *addr, char *err,
@@ -420,6 +438,13 @@ int rp_admin_start(struct rp_admin *a, struct rp_proxy *p, const char *addr, cha
 	int rv;
 	if (rp_parse_hostport(addr, &sa) != 0) {
 		snprintf(err, errlen, "--admin %s: not an IP:PORT", addr);
+		return -1;
+	}
+	struct rp_connlimit_config lc = {.per_ip = p->opts.admin_max_conns_per_ip,
+					 .what = "admin",
+					 .per_ip_flag = "--admin-max-conns-per-ip"};
+	if (rp_connlimit_init(&a->limits, &lc, 0) != 0) {
+		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	the_admin = a;

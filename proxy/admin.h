@@ -6,6 +6,7 @@
 #include <h2o.h>
 #include <uv.h>
 
+#include "connlimit.h"
 #include "proxy.h"
 
 struct rp_admin {
@@ -15,6 +16,7 @@ struct rp_admin {
 	uv_tcp_t listener;
 	int started;
 	unsigned conns;
+	struct rp_connlimit limits; /* --admin-max-conns-per-ip */
 };
 
 /** Listen on @addr ("IP:PORT"). 0, or -1 with a reason in @err. */

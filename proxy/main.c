@@ -45,6 +45,11 @@ static const char usage[] =
 	"  --drain-ms N             on SIGTERM, wait up to N ms for requests in flight (default "
 	"2000)\n"
 	"  --max-request-body N     largest request body in bytes, 413 beyond (default 1048576)\n"
+	"  --max-conns-per-ip N     client connections from one address (IPv6: one /64) on\n"
+	"                           the traffic listeners; more are closed at accept (default\n"
+	"                           0: unlimited: behind a load balancer all clients share\n"
+	"                           its address)\n"
+	"  --admin-max-conns-per-ip N  the same on --admin (default 16; 0: unlimited)\n"
 	"TLS towards the servers (the traffic listeners serve plain HTTP/1.1):\n";
 
 static struct rp_proxy P;
@@ -294,7 +299,8 @@ static void parse_flags(int argc, char **argv, struct rp_proxy_opts *o, struct r
 				    .pool_max_idle = 64,
 				    .pool_idle_timeout_ms = 4000,
 				    .drain_ms = 2000,
-				    .max_request_body = 1024 * 1024};
+				    .max_request_body = 1024 * 1024,
+				    .admin_max_conns_per_ip = 16};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -340,6 +346,10 @@ static void parse_flags(int argc, char **argv, struct rp_proxy_opts *o, struct r
 			o->drain_ms = (unsigned)num(a, v, 0, 600000);
 		else if (!strcmp(a, "--max-request-body"))
 			o->max_request_body = num(a, v, 0, 1024UL * 1024 * 1024);
+		else if (!strcmp(a, "--max-conns-per-ip"))
+			o->max_conns_per_ip = (unsigned)num(a, v, 0, 10000000);
+		else if (!strcmp(a, "--admin-max-conns-per-ip"))
+			o->admin_max_conns_per_ip = (unsigned)num(a, v, 0, 10000000);
 		else {
 			fprintf(stderr, "raftplane-proxy: unknown flag \"%s\" (see --help)\n", a);
 			exit(2);
@@ -475,6 +485,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	setup_data_plane_config(p);
+	struct rp_connlimit_config lc = {.per_ip = p->opts.max_conns_per_ip, .what = "traffic"};
+	if (rp_connlimit_init(&p->traffic_conns, &lc, 1) != 0) {
+		rp_log_error("out of memory");
+		return 1;
+	}
 	if (rp_workers_start(p) != 0)
 		return 1;
 	rp_log_info("%u workers, admin on %s, servers %s%s%s%s", p->n_workers, p->opts.admin,

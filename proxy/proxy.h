@@ -33,6 +33,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "connlimit.h"
 #include "generation.h"
 #include "ptls.h"
 #include "subscription.h"
@@ -49,7 +50,9 @@ struct rp_proxy_opts {
 	unsigned pool_max_idle;
 	unsigned pool_idle_timeout_ms;
 	unsigned drain_ms;
-	size_t max_request_body; /* bytes; larger bodies get 413 before buffering */
+	size_t max_request_body;         /* bytes; larger bodies get 413 before buffering */
+	unsigned max_conns_per_ip;       /* traffic listeners, all workers; 0: unlimited */
+	unsigned admin_max_conns_per_ip; /* the admin server; 0: unlimited */
 };
 
 struct rp_proxy {
@@ -61,7 +64,8 @@ struct rp_proxy {
 	 * per-process token, so that a request coming back is recognised */
 	char via_id[RP_MAX_NAME + 24];
 	size_t via_id_len;
-	h2o_globalconf_t h2o_config; /* data plane, shared by the workers */
+	h2o_globalconf_t h2o_config;       /* data plane, shared by the workers */
+	struct rp_connlimit traffic_conns; /* per client address, shared by the workers */
 	struct rp_worker *workers;
 	unsigned n_workers;
 	/* generation hand-over */

@@ -92,24 +92,27 @@ h2o_timeout_t *rp_worker_timeout(struct rp_worker *w, uint64_t ms)
 
 /* ---- listeners ----------------------------------------------------------- */
 
-static void on_conn_closed(uv_handle_t *h)
+/* An admitted client connection closed (net/accept.c calls it). */
+static void on_conn_closed(void *arg)
 {
-	struct rp_worker *w = H2O_STRUCT_FROM_MEMBER(struct rp_worker, loop, h->loop);
+	struct rp_worker *w = arg;
 	w->conns--;
 	rp_dec(&rp_gstats.downstream_cx_active);
-	free(h);
 }
 
 static void on_accept(uv_stream_t *listener, int status)
 {
 	struct rp_wlistener *wl = listener->data;
-	h2o_socket_t *sock = status == 0 ? rp_accept_socket(listener, on_conn_closed) : NULL;
-	if (!sock)
+	struct rp_worker *w = wl->w;
+	struct rp_accept_opts o = {.limits = &w->proxy->traffic_conns,
+				   .on_close = on_conn_closed,
+				   .close_arg = w};
+	/* on_close runs in a later loop phase, never within the accept */
+	if (status != 0 || rp_accept_http(listener, &w->accept_ctx, &o) != 0)
 		return;
 	rp_inc(&rp_gstats.downstream_cx_total);
 	rp_inc(&rp_gstats.downstream_cx_active);
-	wl->w->conns++;
-	h2o_accept(&wl->w->accept_ctx, sock);
+	w->conns++;
 }
 
 static void adopt(struct rp_worker *w, struct rp_lsock *ls)

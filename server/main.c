@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -46,6 +47,15 @@ static const char usage[] =
 	"  --leader-wait-ms N        how long a request waits for a leader (default 3000)\n"
 	"  --forward-timeout-ms N    timeout of a request forwarded to the leader (default 5000)\n"
 	"  --max-subscribers N       proxy polls parked at once; more get 503 (default 20000)\n"
+	"  --max-subscriptions-per-node N  parked polls of one node id; more get 429\n"
+	"                            (default 4); 0: unlimited\n"
+	"  --max-conns-per-ip N      API connections from one address (IPv6: one /64), loopback\n"
+	"                            included; more are closed at accept (default 256); members'\n"
+	"                            addresses may exceed it; 0: unlimited\n"
+	"  --max-conns N             API connections in all; more are closed at accept\n"
+	"                            (default: --max-subscribers + 4096); 0: unlimited\n"
+	"  --max-header-bytes N      request line and headers; more get 431 (default 16384)\n"
+	"  --max-headers N           header lines of a request; more get 431 (default 64)\n"
 	"  --bootstrap-token-file F  require API tokens; F (mode 0600) holds an admin token\n"
 	"                            (rpt_...): the cluster's first token when it has none,\n"
 	"                            and this node's credential for --join\n"
@@ -204,7 +214,12 @@ static void parse_args(int argc, char **argv, struct options *o)
 	o->api = (struct rp_api_options){.leader_wait_ms = 3000,
 					 .forward_timeout_ms = 5000,
 					 .max_subscribers = 20000,
+					 .max_subscriptions_per_node = 4,
+					 .max_conns_per_ip = 256,
+					 .max_header_bytes = 16384,
+					 .max_headers = 64,
 					 .max_writes_per_token = 1000};
+	int max_conns_given = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		char terr[256];
@@ -255,6 +270,21 @@ static void parse_args(int argc, char **argv, struct options *o)
 									 100, 600000);
 		} else if (!strcmp(a, "--max-subscribers")) {
 			o->api.max_subscribers = parse_uint(a, need(argc, argv, &i), 1, 1000000);
+		} else if (!strcmp(a, "--max-subscriptions-per-node")) {
+			o->api.max_subscriptions_per_node = parse_uint(a, need(argc, argv, &i), 0,
+								       1000000);
+		} else if (!strcmp(a, "--max-conns-per-ip")) {
+			o->api.max_conns_per_ip = parse_uint(a, need(argc, argv, &i), 0, 10000000);
+		} else if (!strcmp(a, "--max-conns")) {
+			o->api.max_conns = parse_uint(a, need(argc, argv, &i), 0, 10000000);
+			max_conns_given = 1;
+		} else if (!strcmp(a, "--max-header-bytes")) {
+			/* above h2o's own cap, a limit would mean nothing */
+			o->api.max_header_bytes = parse_uint(a, need(argc, argv, &i), 1024,
+							     H2O_MAX_REQLEN);
+		} else if (!strcmp(a, "--max-headers")) {
+			o->api.max_headers = parse_uint(a, need(argc, argv, &i), 1,
+							H2O_MAX_HEADERS);
 		} else if (!strcmp(a, "--raft-handshake-timeout-ms")) {
 			o->node.raft_handshake_timeout_ms = parse_uint(a, need(argc, argv, &i), 100,
 								       60000);
@@ -296,6 +326,16 @@ static void parse_args(int argc, char **argv, struct options *o)
 		die("%s", "--snapshot-trailing must be below --snapshot-threshold");
 	if (o->node.heartbeat_ms * 2 > o->node.election_timeout_ms)
 		die("%s", "--heartbeat-ms must be at most half of --election-timeout-ms");
+	/* every parked poll holds a connection: room for them and the rest */
+	if (!max_conns_given)
+		o->api.max_conns = o->api.max_subscribers + 4096;
+	else if (o->api.max_conns && o->api.max_conns <= o->api.max_subscribers) {
+		fprintf(stderr,
+			"raftplane-server: --max-conns (%u) must be 0 or above --max-subscribers "
+			"(%u): each parked poll holds a connection\n",
+			o->api.max_conns, o->api.max_subscribers);
+		exit(2);
+	}
 	o->join_role = !strcmp(role, "voter")     ? 1
 		       : !strcmp(role, "standby") ? 0
 		       : !strcmp(role, "spare")   ? 2
@@ -314,6 +354,32 @@ static void parse_args(int argc, char **argv, struct options *o)
 	o->tls.self_id = o->node.id;
 	if (rp_server_tls_check(&o->tls, addrs, n, terr, sizeof terr) != 0)
 		die("%s", terr);
+}
+
+/* Descriptors the API's limits may need: a parked poll holds two (its close
+ * watch), any other connection one; raft, the data dir and the loop a few
+ * dozen. Raise the soft limit toward the hard one; below that, accepts fail
+ * (EMFILE: libuv closes the connection at once) before --max-conns refuses. */
+static void check_fd_limit(const struct rp_api_options *o)
+{
+	struct rlimit rl;
+	if (!o->max_conns || getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return;
+	rlim_t need = (rlim_t)o->max_conns + o->max_subscribers + 256;
+	if (rl.rlim_cur >= need)
+		return;
+	rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+	if (want > rl.rlim_cur) {
+		struct rlimit up = {want, rl.rlim_max};
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl.rlim_cur = want;
+	}
+	if (rl.rlim_cur < need)
+		rp_log_warn("open file limit %llu is below the %llu descriptors --max-conns %u and "
+			    "--max-subscribers %u may need: past it connections are dropped at "
+			    "accept; raise the limit (ulimit -n) or lower the flags",
+			    (unsigned long long)rl.rlim_cur, (unsigned long long)need, o->max_conns,
+			    o->max_subscribers);
 }
 
 /* ---- change notification: coalesced, once per loop iteration ------------ */
@@ -588,6 +654,7 @@ int main(int argc, char **argv)
 		die("%s", err);
 	if (rp_node_start(srv.node, err, sizeof err) != 0)
 		die("%s", err);
+	check_fd_limit(&srv.opt.api); /* once running: start-up errors stay one line */
 	rp_log_info("serving HTTP on %s", srv.opt.node.http_addr);
 	if (srv.opt.join && !self_in_config())
 		join_again(0);

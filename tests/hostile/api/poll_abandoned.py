@@ -76,7 +76,8 @@ def test_parked_subscribers_cost_kv_writes_nothing():
     """500 parked proxies and a mesh of 100 listeners/routes: a kv write
     (no mesh change) must not re-evaluate every parked poll."""
     from subharness import cluster_obj, route_obj
-    with Cluster(1) as c:
+    # one process plays 500 proxies from one address: no per-address limit
+    with Cluster(1, extra_args=["--max-conns-per-ip", "0"]) as c:
         n = c.node(1)
         put(c, n, "/v1/clusters/a", cluster_obj(9001))
         for i in range(100):
