@@ -1,9 +1,12 @@
 /* propbench: propagation and fan-out benchmark client, the same program for
- * raftplane subscribers and etcd watchers (bench/propagation.sh, bench/scale.sh).
+ * raftplane subscribers and etcd watchers (bench/propagation.sh, bench/scale.sh,
+ * bench/tls.sh).
  *
  *   propbench --system rp|etcd --servers A,B,C --writer ADDR --n N
  *             [--changes 100] [--warmup 5] [--gap-ms 20] [--server-pid PID]
  *             [--idle-s S] [--wait-ms 30000] [--label TEXT] [--verify]
+ *             [--tls-ca CA.pem [--tls-ca-key CA.key] [--trust-domain TD]]
+ *             [--token rpt_...] [--storm]
  *
  * One thread, one epoll loop, N+2 keep-alive HTTP/1.1 connections:
  *
@@ -28,6 +31,21 @@
  * With --server-pid, RSS (VmRSS) and CPU (utime+stime) of that process are
  * sampled before connecting, after all watchers are attached, across an idle
  * window of --idle-s seconds and across the changes: the scale benchmark.
+ *
+ * TLS (--tls-ca): every connection is TLS 1.2+ (1.3 with our servers) through
+ * OpenSSL memory BIOs, as net/client.c does it; the server's chain must
+ * verify against CA.pem. No session cache and no tickets: every connection,
+ * also a reconnect, makes a full handshake. With --tls-ca-key, propbench makes
+ * one EC P-256 key and certificate per watcher, signed by that CA, naming
+ * spiffe://TD/node/pb-<i> (the node id it subscribes as), before anything is
+ * timed; the writer and the checker present none. --token: "Authorization:
+ * Bearer" on the writer's and the checker's requests.
+ *
+ * --storm (rp): after the changes, every watcher closes its connection and
+ * forgets its version (a proxy restart); after 1 s all N reconnect at once
+ * and are counted attached again once each received its snapshot and sent
+ * its ACK poll. Reported: the time, per-watcher p50/p99, the CPU of
+ * --server-pid and of propbench over it, and the handshakes made.
  *
  * Prints one JSON object on stdout. Progress and errors go to stderr.
  * The RP setup (cluster pbc, listener pbl nodes ["*"], route pbr) is made by
