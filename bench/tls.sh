@@ -101,7 +101,7 @@ node_args() { # VARIANT ID
 }
 
 cl_start() { # VARIANT
-  local v=$1 i peers="" pids=() t l
+  local v=$1 i peers="" pids=() t
   for i in 1 2 3; do peers+="${peers:+,}$i=$(cl_raft "$v" $i)@$(cl_http "$v" $i)"; done
   mkdir -p "$WORK/$v"
   for i in 1 2 3; do
@@ -331,6 +331,24 @@ PYEOF
     prof_summary "tls leader, 64-connection ${op}s" "$WORK/perf.tls.$op" >>"$TXT"
     prof_summary "plain leader, 64-connection ${op}s (for comparison)" "$WORK/perf.plain.$op" >>"$TXT"
   done
+  # fan-out: the leader serves a third of 100 subscribers per change
+  n=${TLS_PERF_PROP_N:-100}
+  fol=$((LEADER[tls] % 3 + 1))
+  "${PERF_REC[@]}" -p "${LEADER_PID[tls]}" -o "$WORK/perf.prop" >/dev/null 2>&1 &
+  prec=$!
+  "${PERF_REC[@]}" -p "$(cl_pid tls "$fol")" -o "$WORK/perf.propf" >/dev/null 2>&1 &
+  precf=$!
+  cpuf0=$(cpu_ticks "$(cl_pid tls "$fol")")
+  sleep 0.5
+  # shellcheck disable=SC2046
+  r=$("$PROP_BIN" --system rp --servers "$(cl_all tls)" --writer "${LEADER_HTTP[tls]}" --n "$n" \
+    --changes "$PROP_CHANGES" --server-pid "${LEADER_PID[tls]}" --label "tls perf" $(tls_flags tls))
+  kill -INT "$prec" "$precf" 2>/dev/null || true
+  wait "$prec" "$precf" 2>/dev/null || true
+  cpuf1=$(cpu_ticks "$(cl_pid tls "$fol")")
+  echo "tls cluster, propagation to $n subscribers under perf: $("$PY" -c 'import json,sys; d=json.loads(sys.argv[1]); f=[p for p in d["per_server"] if not p["writer"]]; print("last p50 %.2f ms (leader own %.2f ms, followers %s ms), leader CPU %.2f ms per change" % (d["last_ms"]["p50"], [p for p in d["per_server"] if p["writer"]][0]["last_p50"], "/".join("%.2f" % p["last_p50"] for p in f), 1000*d["server"]["cpu_changes_s"]/(d["changes"]+5)))' "$r"); follower $fol CPU over the whole run $("$PY" -c "print('%.2f' % (($cpuf1-$cpuf0)/$CLK_TCK))") s" >>"$TXT"
+  prof_summary "tls leader: attach of $n subscribers over 3 servers, then $PROP_CHANGES changes fanned out" "$WORK/perf.prop" >>"$TXT"
+  prof_summary "tls follower $fol: the same run" "$WORK/perf.propf" >>"$TXT"
   storm_one tls perf "$WORK/perf.storm"
   prof_summary "tls follower: attach of $STORM_N subscribers (100 at a time), then the reconnect storm" "$WORK/perf.storm" >>"$TXT"
   set -o pipefail

@@ -6,11 +6,14 @@ samples per bucket.
     perf script -i perf.data -F ip,sym,dso | perfbuckets.py [TITLE]
 
 Each sample goes to the bucket of the OUTERMOST frame (walking from the root
-towards the leaf) whose symbol matches a rule below: X509_verify_cert calls
-ECDSA verification, so its samples count as chain verification, not as EC
-arithmetic. Debian's libssl/libcrypto have no symbols for their internal
-functions, so the rules use the exported entry points. Samples that match
-no rule go to the library of their leaf frame (used by bench/tls.sh)."""
+towards the leaf) whose symbol matches an OpenSSL rule below: X509_verify_cert
+calls ECDSA verification, so its samples count as chain verification, not as
+EC arithmetic. Debian's libssl/libcrypto have no symbols for their internal
+functions, so the rules use the exported entry points. An OpenSSL bucket is
+split by who called: the raft transport (a frame of raft/relay.c or
+raft/tlsconn.c on the stack) or the API (a frame of libh2o). Samples without
+an OpenSSL frame go to the raft relay when one of its frames is on the stack,
+else to the library of their leaf frame (used by bench/tls.sh)."""
 import collections
 import re
 import sys
@@ -35,10 +38,9 @@ RULES = [
      "OpenSSL: certificate objects (free, lookups)"),
     (r"^(SSL_new|SSL_free|SSL_CTX_|SSL_clear|ossl_ssl_connection_free)", "OpenSSL: SSL object setup/teardown"),
     (r"^(BIO_|h2o_socket_ssl)", "TLS glue: BIOs, h2o's TLS socket"),
-    (r"^rp_tlsconn_", "raft TLS engine (raft/tlsconn.c)"),
-    (r"^(rp_relay|on_src_read|on_tls_read|forward|send_to|pass|flush_pending)$", "raft relay (raft/relay.c)"),
 ]
 RULES = [(re.compile(p), b) for p, b in RULES]
+RAFT = re.compile(r"^(rp_relay|rp_tlsconn_|on_src_read|on_tls_read|send_to|pass|flush_pending)")
 DSO_NAMES = [("libcrypto", "OpenSSL libcrypto, other"), ("libssl", "OpenSSL libssl, other"),
              ("kernel", "kernel"), ("libc.so", "libc (malloc, memcpy ...)"), ("libh2o", "h2o"),
              ("libuv", "libuv"), ("libraft", "libraft"), ("libsqlite", "SQLite"),
@@ -75,9 +77,19 @@ def main():
                     break
             if bucket:
                 break
-        if not bucket:
+        raft = any(RAFT.search(sym) for sym, _ in fr)
+        if bucket:
+            if raft:
+                bucket += " [raft]"
+            elif any("libh2o" in dso for _, dso in fr):
+                bucket += " [API]"
+        elif raft:
+            bucket = "raft relay: copying and inspecting (raft/relay.c)"
+        else:
             dso = fr[0][1]
             bucket = next((n for k, n in DSO_NAMES if k in dso), "other (" + dso.rsplit("/", 1)[-1] + ")")
+            if dso.endswith(("libcrypto.so.3", "libssl.so.3")) and any("libh2o" in d for _, d in fr):
+                bucket += " [API]"
         counts[bucket] += 1
     if title:
         print("-- " + title)

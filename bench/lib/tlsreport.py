@@ -114,13 +114,20 @@ def section(rows, out_dir):
             def vals(v, key):
                 return [r.get(key) for r in kv if r["op"] == op and r["conns"] == conns and r["variant"] == v]
 
-            def cpu_op(v):
-                return [c / n * 1e6 for c, n in zip(vals(v, "server_cpu_s"), vals(v, "requests")) if n]
+            def cpu_op(v, key="server_cpu_s"):
+                return [c / n * 1e6 for c, n in zip(vals(v, key), vals(v, "requests")) if n and c is not None]
+
+            def cpu_total(v):
+                return [(s_ + c) / n * 1e6 for s_, c, n in
+                        zip(vals(v, "server_cpu_s"), vals(v, "client_cpu_s"), vals(v, "requests"))
+                        if n and c is not None]
 
             tp = {v: cell(vals(v, "rps")) for v in variants}
             p50 = {v: cell(vals(v, "p50_ms")) for v in variants}
             p99 = {v: cell(vals(v, "p99_ms")) for v in variants}
             cpu = {v: cell(cpu_op(v), 0) for v in variants}
+            ccpu = {v: cell(cpu_op(v, "client_cpu_s"), 0) for v in variants}
+            tcpu = {v: cell(cpu_total(v), 0) for v in variants}
             tp_r = {v: ratio(tp[v][1], tp["plain"][1]) for v in others}
             p50_d = {v: None if p50[v][1] is None or p50["plain"][1] is None else p50[v][1] - p50["plain"][1]
                      for v in others}
@@ -138,6 +145,11 @@ def section(rows, out_dir):
                          for v in others) + " | |")
             w(f"| {name} | server CPU µs/op (3 nodes) | " + " | ".join(cpu[v][0] for v in variants) + " | " +
               " | ".join(rfmt(ratio(cpu[v][1], cpu["plain"][1])) for v in others) + " | lower |")
+            if ccpu["plain"][1] is not None:
+                w(f"| {name} | client (wrk) CPU µs/op | " + " | ".join(ccpu[v][0] for v in variants) + " | " +
+                  " | ".join(rfmt(ratio(ccpu[v][1], ccpu["plain"][1])) for v in others) + " | |")
+                w(f"| {name} | servers + wrk CPU µs/op | " + " | ".join(tcpu[v][0] for v in variants) + " | " +
+                  " | ".join(rfmt(ratio(tcpu[v][1], tcpu["plain"][1])) for v in others) + " | |")
             errs = {v: sum(x or 0 for x in vals(v, "errors")) for v in variants}
             if any(errs.values()):
                 w(f"| {name} | errors (all rounds) | " + " | ".join(str(errs[v]) for v in variants) +
@@ -177,15 +189,29 @@ def section(rows, out_dir):
                         res[v] = (d[v], met[v])
                 w(f"| N = {n} | {name} | " + " | ".join(c[v][0] for v in variants) + " | " +
                   " | ".join(dfmt(d[v]) for v in others) + f" | {g} |")
+            for writer, name in ((True, "last subscriber on the leader, p50 ms"),
+                                 (False, "last subscriber on a follower, p50 ms (per follower)")):
+                c = {v: cell([p["last_p50"] for r in prop if r["n"] == n and r["variant"] == v
+                              for p in r.get("per_server", []) if p["writer"] == writer]) for v in variants}
+                w(f"| N = {n} | {name} | " + " | ".join(c[v][0] for v in variants) + " | " +
+                  " | ".join(dfmt(None if c[v][1] is None or c['plain'][1] is None else c[v][1] - c['plain'][1])
+                             for v in others) + " | |")
             for key, name in (("first_ms", "first subscriber, p50 ms"), ("write_ms", "the write itself, p50 ms")):
                 c = {v: cell(pv(v, lambda r: r[key]["p50"])) for v in variants}
                 w(f"| N = {n} | {name} | " + " | ".join(c[v][0] for v in variants) + " | " +
                   " | ".join(dfmt(None if c[v][1] is None or c['plain'][1] is None else c[v][1] - c['plain'][1])
                              for v in others) + " | |")
+            c = {v: cell(pv(v, lambda r: 1000 * r["server"]["cpu_changes_s"] / max(r["changes"] + 5, 1)
+                            if "server" in r else None), 2) for v in variants}
+            w(f"| N = {n} | leader CPU per change, ms (the write, raft, its third of the subscribers) | " +
+              " | ".join(c[v][0] for v in variants) + " | " +
+              " | ".join(dfmt(None if c[v][1] is None or c['plain'][1] is None else c[v][1] - c['plain'][1])
+                         for v in others) + " | |")
             c = {v: cell(pv(v, lambda r: 1000 * r["client_cpu_changes_s"] / max(r["changes"] + 5, 1)), 2)
                  for v in variants}
-            w(f"| N = {n} | client CPU per change, ms | " + " | ".join(c[v][0] for v in variants) +
-              " |" + " |" * len(others) + " |")
+            w(f"| N = {n} | client CPU per change, ms | " + " | ".join(c[v][0] for v in variants) + " | " +
+              " | ".join(dfmt(None if c[v][1] is None or c['plain'][1] is None else c[v][1] - c['plain'][1])
+                         for v in others) + " | |")
             miss = {v: sum(pv(v, lambda r: r["missing"])) for v in variants}
             ver = {v: (sum(pv(v, lambda r: r.get("verified", 0))), sum(pv(v, lambda r: r.get("verify_failed", 0))))
                    for v in variants}
@@ -221,7 +247,8 @@ def section(rows, out_dir):
             c = {v: cell(st(v, f), nd) for v in sv}
             cmp_ = ""
             if "plain" in c and "tls" in c and c["plain"][1] is not None and c["tls"][1] is not None:
-                cmp_ = dfmt(c["tls"][1] - c["plain"][1], unit) if diff else rfmt(ratio(c["tls"][1], c["plain"][1]))
+                d = c["tls"][1] - c["plain"][1]
+                cmp_ = f"{d:+,.0f} {unit}" if diff else rfmt(ratio(c["tls"][1], c["plain"][1]))
             w(f"| {name} | " + " | ".join(c[v][0] for v in sv) + f" | {cmp_} |")
             return {v: c[v][1] for v in sv}
 
