@@ -9,7 +9,7 @@
 #          "Authorization: Bearer rpt_..." (--max-writes-per-token 0, so the
 #          per-token write limit does not cap the benchmark)
 #
-#   bash bench/tls.sh     (TLS_REPS=3 TLS_DURATION=5 TLS_WARMUP=2 TLS_PROP_NS="10 100"
+#   bash bench/tls.sh     (TLS_REPS=5 TLS_DURATION=5 TLS_WARMUP=2 TLS_PROP_NS="10 100"
 #                          TLS_PROP_CHANGES=100 TLS_PROP_ROUNDS=3 TLS_STORM_N=1000
 #                          TLS_STORM_ROUNDS=3 TLS_PERF=1)
 #
@@ -43,7 +43,7 @@ source "$(dirname "$0")/lib/common.sh"
 bench_prepare
 ulimit -n "$(ulimit -Hn)"
 
-REPS=${TLS_REPS:-3}
+REPS=${TLS_REPS:-5}
 DUR=${TLS_DURATION:-5}
 WARM=${TLS_WARMUP:-2}
 WRITE_CONNS=${TLS_WRITE_CONNS:-16 64}
