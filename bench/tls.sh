@@ -85,7 +85,7 @@ cl_raft() { echo "127.0.0.1:$((PORT_BASE + ${ROFF[$1]} + $2))"; }
 cl_http() { echo "127.0.0.1:$((PORT_BASE + ${HOFF[$1]} + $2))"; }
 cl_url() { if [ "$1" = plain ]; then echo "http://$2"; else echo "https://$2"; fi; }
 cl_all() { echo "$(cl_http "$1" 1),$(cl_http "$1" 2),$(cl_http "$1" 3)"; }
-cl_pid() { local a=(${CL_PIDS[$1]}); echo "${a[$(($2 - 1))]}"; }
+cl_pid() { local a; read -ra a <<<"${CL_PIDS[$1]}"; echo "${a[$(($2 - 1))]}"; }
 cl_curl() { # VARIANT CURL-ARGS...
   local v=$1 a=(-s --max-time 5)
   shift
@@ -101,7 +101,7 @@ node_args() { # VARIANT ID
 }
 
 cl_start() { # VARIANT
-  local v=$1 i peers="" pids=() t
+  local v=$1 i peers="" pids=()
   for i in 1 2 3; do peers+="${peers:+,}$i=$(cl_raft "$v" $i)@$(cl_http "$v" $i)"; done
   mkdir -p "$WORK/$v"
   for i in 1 2 3; do
@@ -112,7 +112,7 @@ cl_start() { # VARIANT
     track $!
   done
   CL_PIDS[$v]="${pids[*]}"
-  for t in $(seq 300); do
+  for _ in $(seq 300); do
     for i in 1 2 3; do
       if cl_curl "$v" "$(cl_url "$v" "$(cl_http "$v" $i)")/v1/status" 2>/dev/null |
         "$PY" -c 'import json,sys; s=json.load(sys.stdin); sys.exit(0 if s["state"]=="leader" and s.get("leader_ready") else 1)' 2>/dev/null &&
@@ -275,6 +275,7 @@ part perf || PERF=0
 if [ "$PERF" = 1 ] && ! perf_ok; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null 2>&1 || true
 fi
+# shellcheck disable=SC2054
 PERF_REC=(perf record -F 499 --call-graph dwarf,16384)
 prof_summary() { # TITLE perf.data
   local d=$2

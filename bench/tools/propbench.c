@@ -384,7 +384,9 @@ static void tls_failed(struct conn *c, const char *when)
 	g.tls_failures++;
 	if (g.tls_failures <= 5)
 		fprintf(stderr, "propbench: TLS %s failed on %s %d: %s (verify: %s)\n", when,
-			c->role == WATCHER ? "watcher" : c->role == WRITER ? "writer" : "checker",
+			c->role == WATCHER  ? "watcher"
+			: c->role == WRITER ? "writer"
+					    : "checker",
 			c->idx, code ? e : "connection closed",
 			X509_verify_cert_error_string(SSL_get_verify_result(c->ssl)));
 	if (c->role != WATCHER)
