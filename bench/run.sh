@@ -10,14 +10,18 @@
 #   kv.sh           replicated writes (1/16/64 conns) and linearizable reads vs etcd
 #   propagation.sh  write ack -> N subscribers ACKed vs N etcd watchers notified
 #   scale.sh        memory/CPU of one server with 1,000 and 10,000 subscribers
+#   tls.sh          what TLS costs: the same workloads with TLS on/off (and a
+#                   token), a reconnect storm of 1,000 TLS subscribers, perf
 #   profile.sh      perf profile and syscall counts of the leader under writes
 #   proxy/run.sh    proxy vs nginx (another engineer's; run when present)
 # Raw results: bench/out/ (results.jsonl, logs). Takes ~12-15 minutes.
-# BENCH_STEPS="kv scale" runs a subset (RESULTS.md then shows only those).
+# BENCH_STEPS="kv scale" runs a subset: RESULTS.md then shows those sections
+# new and keeps the other sections of the previous RESULTS.md, marked as
+# carried over (report.py --keep-previous).
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 T0=$(date +%s)
-STEPS=${BENCH_STEPS:-idle kv propagation scale profile proxy}
+STEPS=${BENCH_STEPS:-idle kv propagation scale tls profile proxy}
 # the proxy benchmark belongs to bench/proxy/; BENCH_PROXY_SH only for testing this runner
 PROXY_SH=${BENCH_PROXY_SH:-$BENCH/proxy/run.sh}
 
@@ -104,6 +108,7 @@ meta = {
   "loadavg": [s for s in """$(printf '%s\n' "${LOADS[@]}")""".splitlines() if s],
   "proxy_status": """$proxy_status""",
   "failed_steps": "${FAILED[*]:-}".split(),
+  "steps": "${BENCH_STEPS:-}",
 }
 pm = """$proxy_md"""
 if pm:
@@ -114,5 +119,5 @@ if os.path.exists(log):
     meta["proxy_tail"] = "\n".join(open(log, errors="replace").read().splitlines()[-40:])
 json.dump(meta, open(sys.argv[1], "w"), indent=1)
 PYEOF
-"$PY" "$BENCH/lib/report.py" "$OUT" "$BENCH/RESULTS.md" >/dev/null
+"$PY" "$BENCH/lib/report.py" "$OUT" "$BENCH/RESULTS.md" ${BENCH_STEPS:+--keep-previous} >/dev/null
 log "wrote $BENCH/RESULTS.md in $((elapsed / 60)) min $((elapsed % 60)) s"

@@ -106,7 +106,7 @@ bench_build() {
   mkdir -p "$BUILD/bench"
   if [ ! -x "$PROP_BIN" ] || [ "$BENCH/tools/propbench.c" -nt "$PROP_BIN" ]; then
     gcc -O2 -g -Wall -Wextra -o "$PROP_BIN" "$BENCH/tools/propbench.c" \
-      "$BUILD/net/raftplane.pb-c.c" -I"$BUILD/net" -lprotobuf-c -lm
+      "$BUILD/net/raftplane.pb-c.c" -I"$BUILD/net" -lprotobuf-c -lssl -lcrypto -lm
   fi
 }
 

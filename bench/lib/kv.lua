@@ -3,6 +3,8 @@
 -- MODE: rp_put (PUT /v1/kv/K, raw body), rp_get (GET /v1/kv/K, linearizable),
 --       etcd_put (POST /v3/kv/put, JSON), etcd_range (POST /v3/kv/range, JSON,
 --       linearizable).
+-- With WRK_TOKEN set (bench/tls.sh), every request carries
+-- "Authorization: Bearer $WRK_TOKEN".
 -- Each thread cycles over NKEYS keys (default 64) starting at its own offset,
 -- so concurrent connections mostly write different keys. Requests are built
 -- once in init(). done() appends one JSON line to $WRK_OUT: counts, errors and
@@ -35,15 +37,20 @@ function init(args)
   local nkeys = tonumber(args[2] or "64")
   local vbytes = tonumber(args[3] or "200")
   local value = string.rep("v", vbytes)
+  local token = os.getenv("WRK_TOKEN")
+  local function hdrs(h)
+    if token and token ~= "" then h["Authorization"] = "Bearer " .. token end
+    return h
+  end
   local tid_ = tid or 0
   math.randomseed(os.time() + tid_ * 7919)
   for k = 1, nkeys do
     local key = string.format("bench-%03d", (k - 1 + tid_ * 17) % nkeys)
     local r
     if mode == "rp_put" then
-      r = wrk.format("PUT", "/v1/kv/" .. key, { ["Content-Type"] = "application/octet-stream" }, value)
+      r = wrk.format("PUT", "/v1/kv/" .. key, hdrs({ ["Content-Type"] = "application/octet-stream" }), value)
     elseif mode == "rp_get" then
-      r = wrk.format("GET", "/v1/kv/" .. key, {}, nil)
+      r = wrk.format("GET", "/v1/kv/" .. key, hdrs({}), nil)
     elseif mode == "etcd_put" then
       r = wrk.format("POST", "/v3/kv/put", { ["Content-Type"] = "application/json" },
         '{"key":"' .. b64(key) .. '","value":"' .. b64(value) .. '"}')

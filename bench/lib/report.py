@@ -2,19 +2,28 @@
 """Turn $OUT/results.jsonl (written by bench/*.sh) and $OUT/meta.json (written
 by bench/run.sh) into bench/RESULTS.md.
 
-usage: report.py OUT_DIR RESULTS_MD
+usage: report.py OUT_DIR RESULTS_MD [--keep-previous]
 
 Every figure is the median over the repetitions of a measurement (kv: KV_REPS
 wrk runs; propagation: PROP_ROUNDS rounds of 100 changes); the range
 min-max over the repetitions is printed beside it to show the noise. The ratio
 column is always raftplane / anchor; the goal column says which direction is
-better."""
+better.
+
+--keep-previous (bench/run.sh passes it when BENCH_STEPS names a subset): the
+sections of the existing RESULTS_MD that this run did not produce, and their
+rows of the goals table, are kept, marked as carried over from that earlier
+run, instead of being dropped. The TLS section comes from bench/lib/tlsreport.py."""
 import json
 import os
 import statistics
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tlsreport  # noqa: E402
+
 out_dir, md_path = sys.argv[1], sys.argv[2]
+keep_previous = "--keep-previous" in sys.argv[3:]
 rows = []
 with open(os.path.join(out_dir, "results.jsonl")) as f:
     for line in f:
@@ -322,9 +331,11 @@ if idle:
 
 # ---------------------------------------------------------------- proxy
 proxy_rows = [r for r in rows if r.get("bench") == "proxy"]
+pstatus = meta.get("proxy_status", "not run")
+skip_proxy = keep_previous and not proxy_rows and pstatus.startswith("not run")
+proxy_lines_start = len(lines)
 w("## Proxy vs nginx (bench/proxy/, owned by the proxy benchmark)")
 w("")
-pstatus = meta.get("proxy_status", "not run")
 if proxy_rows:
     def pv(sysname, key):
         return [r.get(key) for r in proxy_rows if r.get("system") == sysname and r.get(key) is not None]
@@ -368,9 +379,16 @@ elif meta.get("proxy_tail"):
 else:
     w(f"bench/proxy/run.sh: {pstatus}.")
     w("")
-if not proxy_rows:
+if not proxy_rows and not skip_proxy:
     goals.append(("Proxy requests/s and p99, 1 worker vs nginx 1 worker: ≥ 1.0×", None,
                   "not measured by this run (bench/proxy/run.sh " + pstatus + ")"))
+if skip_proxy:  # the previous report's proxy section is carried over instead
+    del lines[proxy_lines_start:]
+
+# ---------------------------------------------------------------- TLS
+tls_lines, tls_goals = tlsreport.section(rows, out_dir)
+lines.extend(tls_lines)
+goals.extend(tls_goals)
 
 # ---------------------------------------------------------------- diagnostics
 d1 = [r for r in rows if r.get("bench") == "diag_snap"]
@@ -437,6 +455,38 @@ have = " ".join(t for t, _, _ in goals)
 expected = ([f"Writes, {c} conn" for c in (1, 16, 64)] + ["Linearizable reads, 64 conn"] +
             [f"Propagation N={n}:" for n in (10, 100, 1000)] +
             [f"Scale N={n}:" for n in (1000, 10000)] + ["Idle RSS"])
+
+# --keep-previous: the earlier report's sections and goal rows this run did not produce
+def md_sections(text):
+    """-> [(heading or None, [lines])]: the part before the first "## " and each section"""
+    out = [(None, [])]
+    for line in text.split("\n"):
+        if line.startswith("## "):
+            out.append((line, [line]))
+        else:
+            out[-1][1].append(line)
+    return out
+
+
+prev_sections, prev_goals, prev_origin = [], [], ""
+if keep_previous and os.path.exists(md_path):
+    prev_text = open(md_path).read()
+    prev_sections = md_sections(prev_text)
+    commit = date = "?"
+    for l in prev_text.split("\n"):
+        if l.startswith("| commit |"):
+            commit = l.split("|")[2].strip().strip("`")[:12]
+        elif l.startswith("| date |"):
+            date = l.split("|")[2].strip()
+    prev_origin = f"commit `{commit}`, {date}"
+    for h, body in prev_sections:
+        if h == "## Goals":
+            prev_goals = [l for l in body if l.startswith("| ") and not l.startswith("| goal |")
+                          and "not measured" not in l]
+new_goal_texts = {t for t, _, _ in goals}
+carried_goals = [l for l in prev_goals if l.split("|")[1].strip().split(" (previous run")[0] not in new_goal_texts]
+have += " " + " ".join(carried_goals)
+
 for e in expected:
     if e not in have:
         goals.append((e + " (goal of the issue)", None,
@@ -445,11 +495,45 @@ w("| goal | result | measured |")
 w("|---|---|---|")
 for text, met, detail in goals:
     w(f"| {text} | {verdict(met) if met is not None else 'no verdict'} | {detail} |")
+for l in carried_goals:
+    cells = l.split("|")
+    if "(previous run" not in cells[1]:
+        cells[1] = cells[1].rstrip() + f" (previous run: {prev_origin}) "
+    w("|".join(cells))
 w("")
 note = meta.get("note")
 if note:
     w(note)
     w("")
+
+if prev_sections:
+    new_sections = md_sections("\n".join(lines))
+    new_by_h = {h: body for h, body in new_sections if h}
+    steps = meta.get("steps", "")
+    note = (f"*Not measured by this run{' (BENCH_STEPS=' + steps + ')' if steps else ''}: "
+            f"carried over from the previous RESULTS.md ({prev_origin}).*")
+    merged = [new_sections[0][1]]
+    first = [h for h, _ in new_sections if h][:1]  # "## Machine and run"
+    merged += [new_by_h[h] for h in first]
+    used = set(first) | {"## Goals"}
+    for h, body in prev_sections:
+        if not h or h in used:
+            continue
+        used.add(h)
+        if h in new_by_h:
+            merged.append(new_by_h[h])
+        else:
+            body = list(body)
+            if not any(l.startswith("*Not measured by this run") for l in body[:3]):
+                body[1:1] = ["", note]
+            merged.append(body)
+    for h, body in new_sections:
+        if h and h not in used:
+            used.add(h)
+            merged.append(body)
+    if "## Goals" in new_by_h:
+        merged.append(new_by_h["## Goals"])
+    lines = [l for body in merged for l in body]
 
 with open(md_path, "w") as f:
     f.write("\n".join(lines))

@@ -1,9 +1,12 @@
 /* propbench: propagation and fan-out benchmark client, the same program for
- * raftplane subscribers and etcd watchers (bench/propagation.sh, bench/scale.sh).
+ * raftplane subscribers and etcd watchers (bench/propagation.sh, bench/scale.sh,
+ * bench/tls.sh).
  *
  *   propbench --system rp|etcd --servers A,B,C --writer ADDR --n N
  *             [--changes 100] [--warmup 5] [--gap-ms 20] [--server-pid PID]
  *             [--idle-s S] [--wait-ms 30000] [--label TEXT] [--verify]
+ *             [--tls-ca CA.pem [--tls-ca-key CA.key] [--trust-domain TD]]
+ *             [--token rpt_...] [--storm]
  *
  * One thread, one epoll loop, N+2 keep-alive HTTP/1.1 connections:
  *
@@ -29,6 +32,21 @@
  * sampled before connecting, after all watchers are attached, across an idle
  * window of --idle-s seconds and across the changes: the scale benchmark.
  *
+ * TLS (--tls-ca): every connection is TLS 1.2+ (1.3 with our servers) through
+ * OpenSSL memory BIOs, as net/client.c does it; the server's chain must
+ * verify against CA.pem. No session cache and no tickets: every connection,
+ * also a reconnect, makes a full handshake. With --tls-ca-key, propbench makes
+ * one EC P-256 key and certificate per watcher, signed by that CA, naming
+ * spiffe://TD/node/pb-<i> (the node id it subscribes as), before anything is
+ * timed; the writer and the checker present none. --token: "Authorization:
+ * Bearer" on the writer's and the checker's requests.
+ *
+ * --storm (rp): after the changes, every watcher closes its connection and
+ * forgets its version (a proxy restart); after 1 s all N reconnect at once
+ * and are counted attached again once each received its snapshot and sent
+ * its ACK poll. Reported: the time, per-watcher p50/p99, the CPU of
+ * --server-pid and of propbench over it, and the handshakes made.
+ *
  * Prints one JSON object on stdout. Progress and errors go to stderr.
  * The RP setup (cluster pbc, listener pbl nodes ["*"], route pbr) is made by
  * the calling script. */
@@ -49,6 +67,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 #include "raftplane.pb-c.h"
 
 enum role {
@@ -67,9 +90,14 @@ struct conn {
 	int idx; /* watcher index */
 	int server;
 	int connected;
-	/* output */
+	/* output (plain text; with TLS encrypted into cout once the handshake is done) */
 	char *out;
 	size_t out_len, out_off;
+	/* TLS (--tls-ca): memory BIOs as in net/client.c; cout = ciphertext to write */
+	SSL *ssl;
+	int hs_done;
+	char *cout;
+	size_t cout_len, cout_off, cout_cap;
 	/* input */
 	char *in;
 	size_t in_len, in_cap;
@@ -88,6 +116,7 @@ struct conn {
 	int has_version;
 	uint64_t seen_rev;
 	double seen_t, recv_t;
+	double attach_t; /* when it was attached (rp: its first snapshot ACKed) */
 	double retry_at;
 };
 
@@ -114,6 +143,14 @@ static struct {
 	double *lat_srv[16]; /* per server: its last watcher's seen time - t0 */
 	int n_lat, missing, verified, verify_failed, errors;
 	uint64_t base_version;
+	/* TLS */
+	SSL_CTX *tls_ctx;
+	X509 **node_cert; /* per watcher, with --tls-ca-key */
+	EVP_PKEY **node_key;
+	const char *trust_domain;
+	const char *token;
+	int handshakes, tls_failures;
+	int storm;
 } g;
 
 /* ---- time, output ------------------------------------------------------ */
@@ -189,6 +226,173 @@ static double self_cpu_s(void)
 	       ru.ru_stime.tv_usec / 1e6;
 }
 
+/* ---- TLS ------------------------------------------------------------------------ */
+
+static void die_ssl(const char *what)
+{
+	char e[256];
+	ERR_error_string_n(ERR_get_error(), e, sizeof e);
+	die("%s: %s", what, e);
+}
+
+/* The client context: TLS 1.2+, the server's chain must verify against @ca;
+ * no session cache, so that every connection makes a full handshake (the
+ * servers never resume sessions anyway: docs/security.md). */
+static void tls_init(const char *ca)
+{
+	g.tls_ctx = SSL_CTX_new(TLS_client_method());
+	if (!g.tls_ctx)
+		die_ssl("SSL_CTX_new");
+	SSL_CTX_set_min_proto_version(g.tls_ctx, TLS1_2_VERSION);
+	SSL_CTX_set_session_cache_mode(g.tls_ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_options(g.tls_ctx, SSL_OP_NO_TICKET);
+	if (SSL_CTX_load_verify_locations(g.tls_ctx, ca, NULL) != 1)
+		die_ssl(ca);
+	SSL_CTX_set_verify(g.tls_ctx, SSL_VERIFY_PEER, NULL);
+}
+
+static void x509_ext(X509 *x, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX v3;
+	X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
+	X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &v3, nid, value);
+	if (!e || !X509_add_ext(x, e, -1))
+		die_ssl("certificate extension");
+	X509_EXTENSION_free(e);
+}
+
+/* One EC P-256 key and one certificate per watcher, signed by the CA in
+ * @ca_file/@ca_key_file, naming spiffe://TD/node/pb-<i> (CN pb-<i>), the node
+ * id the watcher subscribes as (docs/security.md, "Identities"). Made before
+ * anything is timed: ~0.1 ms each. */
+static void make_node_certs(const char *ca_file, const char *ca_key_file)
+{
+	FILE *f = fopen(ca_file, "r");
+	if (!f)
+		die("%s: %s", ca_file, strerror(errno));
+	X509 *ca = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	f = fopen(ca_key_file, "r");
+	if (!f)
+		die("%s: %s", ca_key_file, strerror(errno));
+	EVP_PKEY *cakey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	if (!ca || !cakey)
+		die_ssl("reading the CA");
+	g.node_cert = calloc((size_t)g.n, sizeof *g.node_cert);
+	g.node_key = calloc((size_t)g.n, sizeof *g.node_key);
+	uint64_t serial0 = ((uint64_t)time(NULL) << 20) ^ ((uint64_t)getpid() << 40);
+	for (int i = 0; i < g.n; i++) {
+		char cn[32], san[320];
+		snprintf(cn, sizeof cn, "pb-%d", i);
+		snprintf(san, sizeof san, "URI:spiffe://%s/node/%s", g.trust_domain, cn);
+		EVP_PKEY *k = EVP_EC_gen("P-256");
+		X509 *x = X509_new();
+		if (!k || !x)
+			die_ssl("key");
+		X509_set_version(x, 2);
+		ASN1_INTEGER_set_uint64(X509_get_serialNumber(x), serial0 + (uint64_t)i);
+		X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+		X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+		X509_set_pubkey(x, k);
+		X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+					   (const unsigned char *)cn, -1, -1, 0);
+		X509_set_issuer_name(x, X509_get_subject_name(ca));
+		x509_ext(x, ca, NID_basic_constraints, "critical,CA:FALSE");
+		x509_ext(x, ca, NID_key_usage, "critical,digitalSignature");
+		x509_ext(x, ca, NID_ext_key_usage, "clientAuth");
+		x509_ext(x, ca, NID_subject_alt_name, san);
+		if (!X509_sign(x, cakey, EVP_sha256()))
+			die_ssl("signing a node certificate");
+		g.node_cert[i] = x;
+		g.node_key[i] = k;
+	}
+	X509_free(ca);
+	EVP_PKEY_free(cakey);
+}
+
+/* A fresh TLS session on @c (client side, memory BIOs), with the watcher's
+ * own node certificate. */
+static void tls_new(struct conn *c)
+{
+	static const unsigned char alpn[] = "\x08http/1.1";
+	c->ssl = SSL_new(g.tls_ctx);
+	BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+	if (!c->ssl || !rb || !wb)
+		die_ssl("SSL_new");
+	SSL_set_bio(c->ssl, rb, wb);
+	SSL_set_connect_state(c->ssl);
+	SSL_set_alpn_protos(c->ssl, alpn, sizeof alpn - 1);
+	if (c->role == WATCHER && g.node_cert &&
+	    (SSL_use_certificate(c->ssl, g.node_cert[c->idx]) != 1 ||
+	     SSL_use_PrivateKey(c->ssl, g.node_key[c->idx]) != 1))
+		die_ssl("node certificate");
+	c->hs_done = 0;
+	c->cout_len = c->cout_off = 0;
+}
+
+/* Move what OpenSSL wrote into its memory BIO to c->cout. */
+static void tls_drain(struct conn *c)
+{
+	BIO *wb = SSL_get_wbio(c->ssl);
+	size_t n;
+	while ((n = BIO_ctrl_pending(wb)) > 0) {
+		if (c->cout_len + n > c->cout_cap) {
+			c->cout_cap = (c->cout_len + n) * 2 + 4096;
+			c->cout = xrealloc(c->cout, c->cout_cap);
+		}
+		int k = BIO_read(wb, c->cout + c->cout_len, (int)n);
+		if (k <= 0)
+			break;
+		c->cout_len += (size_t)k;
+	}
+}
+
+/* Advance the handshake, encrypt pending plain text. -1: TLS failed. */
+static int tls_pump(struct conn *c)
+{
+	if (!c->hs_done) {
+		int rv = SSL_do_handshake(c->ssl);
+		if (rv == 1) {
+			c->hs_done = 1;
+			g.handshakes++;
+		} else {
+			int e = SSL_get_error(c->ssl, rv);
+			if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+				tls_drain(c);
+				return -1;
+			}
+		}
+	}
+	if (c->hs_done && c->out_len > c->out_off) {
+		/* a memory BIO takes it all at once */
+		int len = (int)(c->out_len - c->out_off);
+		if (SSL_write(c->ssl, c->out + c->out_off, len) != len)
+			return -1;
+		c->out_off = c->out_len = 0;
+	}
+	tls_drain(c);
+	return 0;
+}
+
+static void tls_failed(struct conn *c, const char *when)
+{
+	char e[256];
+	unsigned long code = ERR_get_error();
+	ERR_error_string_n(code, e, sizeof e);
+	ERR_clear_error();
+	g.tls_failures++;
+	if (g.tls_failures <= 5)
+		fprintf(stderr, "propbench: TLS %s failed on %s %d: %s (verify: %s)\n", when,
+			c->role == WATCHER  ? "watcher"
+			: c->role == WRITER ? "writer"
+					    : "checker",
+			c->idx, code ? e : "connection closed",
+			X509_verify_cert_error_string(SSL_get_verify_result(c->ssl)));
+	if (c->role != WATCHER)
+		die("TLS to the writer's server failed");
+}
+
 /* ---- connections ------------------------------------------------------------- */
 
 static void conn_want_out(struct conn *c, int want)
@@ -217,6 +421,8 @@ static int conn_open(struct conn *c, const char *addr)
 	c->connected = 0;
 	c->in_len = c->out_len = c->out_off = c->msg_len = 0;
 	c->have_head = 0;
+	if (g.tls_ctx)
+		tls_new(c);
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
 	epoll_ctl(g.ep, EPOLL_CTL_ADD, c->fd, &ev);
 	return 0;
@@ -230,10 +436,38 @@ static void conn_close(struct conn *c)
 	}
 	c->fd = -1;
 	c->connected = 0;
+	if (c->ssl) {
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
+	c->hs_done = 0;
+	c->cout_len = c->cout_off = 0;
 }
+
+static void watcher_lost(struct conn *c);
 
 static void conn_flush(struct conn *c)
 {
+	if (c->ssl) {
+		if (c->connected && tls_pump(c) != 0) {
+			tls_failed(c, "handshake");
+			watcher_lost(c);
+			return;
+		}
+		while (c->cout_off < c->cout_len) {
+			ssize_t k = write(c->fd, c->cout + c->cout_off, c->cout_len - c->cout_off);
+			if (k < 0) {
+				if (errno == EAGAIN || errno == EINTR || errno == ENOTCONN)
+					break;
+				return;
+			}
+			c->cout_off += (size_t)k;
+		}
+		if (c->cout_off == c->cout_len)
+			c->cout_off = c->cout_len = 0;
+		conn_want_out(c, c->cout_len > 0 || !c->connected);
+		return;
+	}
 	while (c->out_off < c->out_len) {
 		ssize_t k = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
 		if (k < 0) {
@@ -252,13 +486,15 @@ static void conn_flush(struct conn *c)
 static void conn_send(struct conn *c, const char *method, const char *addr, const char *path,
 		      const char *ctype, const void *body, size_t blen)
 {
-	char head[512];
+	char head[768], auth[600] = "";
 	if (c->fd < 0 && c->role != WATCHER)
 		conn_open(c, g.writer);
-	int hl = snprintf(
-		head, sizeof head,
-		"%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n",
-		method, path, addr, ctype, blen);
+	if (g.token && c->role != WATCHER)
+		snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", g.token);
+	int hl = snprintf(head, sizeof head,
+			  "%s %s HTTP/1.1\r\nHost: %s\r\n%sContent-Type: %s\r\nContent-Length: "
+			  "%zu\r\n\r\n",
+			  method, path, addr, auth, ctype, blen);
 	c->out = xrealloc(c->out, c->out_len + (size_t)hl + blen);
 	memcpy(c->out + c->out_len, head, (size_t)hl);
 	if (blen)
@@ -383,6 +619,7 @@ static void on_rp_answer(struct conn *c, const char *body, size_t blen)
 	double t = now_ms();
 	if (!c->attached) {
 		c->attached = 1;
+		c->attach_t = t;
 		g.attached++;
 		c->seen_rev = v;
 		return;
@@ -432,6 +669,7 @@ static void on_etcd_stream(struct conn *c)
 		if (memmem(m, ml, "\"created\":true", 14)) {
 			if (!c->attached) {
 				c->attached = 1;
+				c->attach_t = t;
 				g.attached++;
 			}
 		} else if (memmem(m, ml, "\"events\"", 8)) {
@@ -647,8 +885,87 @@ static void conn_parse(struct conn *c)
 	}
 }
 
+/* A watcher whose connection failed: count it, reconnect in 100 ms. */
+static void watcher_lost(struct conn *c)
+{
+	g.errors++;
+	if (g.errors < 10)
+		fprintf(stderr, "propbench: watcher %d lost its connection\n", c->idx);
+	conn_close(c);
+	c->retry_at = now_ms() + 100;
+}
+
+/* The connection's peer closed it (or reading failed). */
+static void conn_lost(struct conn *c)
+{
+	if (c->role != WATCHER) {
+		/* an idle keep-alive connection closed by the server is reopened by
+		 * the next request; one with a request in flight is an error */
+		if ((c->role == WRITER && g.phase == 1) || (c->role == CHECKER && g.phase == 4))
+			die("connection to %s lost", c->role == WRITER ? "writer" : "checker");
+		conn_close(c);
+		return;
+	}
+	watcher_lost(c);
+}
+
+/* TLS: ciphertext from the socket into the memory BIO, plain text into c->in. */
+static void conn_readable_tls(struct conn *c)
+{
+	char raw[16384];
+	int eof = 0;
+	for (;;) {
+		ssize_t k = read(c->fd, raw, sizeof raw);
+		if (k > 0) {
+			if (BIO_write(SSL_get_rbio(c->ssl), raw, (int)k) != (int)k)
+				die("BIO_write");
+			continue;
+		}
+		if (k == 0 || (errno != EAGAIN && errno != EINTR))
+			eof = 1;
+		break;
+	}
+	if (!c->hs_done && tls_pump(c) != 0) {
+		tls_failed(c, "handshake");
+		watcher_lost(c);
+		return;
+	}
+	if (c->hs_done) {
+		for (;;) {
+			if (c->in_cap - c->in_len < 16384) {
+				c->in_cap = c->in_cap * 2 + 65536;
+				c->in = xrealloc(c->in, c->in_cap);
+			}
+			int n = SSL_read(c->ssl, c->in + c->in_len, (int)(c->in_cap - c->in_len));
+			if (n > 0) {
+				c->in_len += (size_t)n;
+				continue;
+			}
+			int e = SSL_get_error(c->ssl, n);
+			if (e == SSL_ERROR_WANT_READ)
+				break;
+			if (e != SSL_ERROR_ZERO_RETURN) {
+				tls_failed(c, "read");
+				watcher_lost(c);
+				return;
+			}
+			eof = 1;
+			break;
+		}
+	}
+	conn_flush(c); /* whatever the handshake or the read wants sent */
+	if (c->fd >= 0)
+		conn_parse(c);
+	if (eof && c->fd >= 0)
+		conn_lost(c);
+}
+
 static void conn_readable(struct conn *c)
 {
+	if (c->ssl) {
+		conn_readable_tls(c);
+		return;
+	}
 	for (;;) {
 		if (c->in_cap - c->in_len < 16384) {
 			c->in_cap = c->in_cap * 2 + 65536;
@@ -660,23 +977,7 @@ static void conn_readable(struct conn *c)
 			continue;
 		}
 		if (k == 0 || (errno != EAGAIN && errno != EINTR)) {
-			if (c->role != WATCHER) {
-				/* an idle keep-alive connection closed by the server is
-				 * reopened by the next request; one with a request in
-				 * flight is an error */
-				if ((c->role == WRITER && g.phase == 1) ||
-				    (c->role == CHECKER && g.phase == 4))
-					die("connection to %s lost",
-					    c->role == WRITER ? "writer" : "checker");
-				conn_close(c);
-				return;
-			}
-			g.errors++;
-			if (g.errors < 10)
-				fprintf(stderr, "propbench: watcher %d lost its connection\n",
-					c->idx);
-			conn_close(c);
-			c->retry_at = now_ms() + 100;
+			conn_lost(c);
 			return;
 		}
 		break;
@@ -789,13 +1090,18 @@ static void print_dist(const char *name, const double *v, int n)
 
 int main(int argc, char **argv)
 {
-	const char *servers = NULL;
+	const char *servers = NULL, *tls_ca = NULL, *tls_ca_key = NULL;
+	g.trust_domain = "raftplane";
 	g.changes = 100, g.warmup = 5, g.gap_ms = 20, g.wait_ms = 30000, g.label = "";
 	g.sys = SYS_RP;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
 		if (!strcmp(a, "--verify")) {
 			g.verify = 1;
+			continue;
+		}
+		if (!strcmp(a, "--storm")) {
+			g.storm = 1;
 			continue;
 		}
 		i++;
@@ -821,11 +1127,23 @@ int main(int argc, char **argv)
 			g.wait_ms = atoi(v);
 		else if (!strcmp(a, "--label"))
 			g.label = v;
+		else if (!strcmp(a, "--tls-ca"))
+			tls_ca = v;
+		else if (!strcmp(a, "--tls-ca-key"))
+			tls_ca_key = v;
+		else if (!strcmp(a, "--trust-domain"))
+			g.trust_domain = v;
+		else if (!strcmp(a, "--token"))
+			g.token = v;
 		else
 			die("unknown flag %s", a);
 	}
 	if (!servers || !g.writer[0] || g.n <= 0)
 		die("need --servers, --writer and --n (see the comment atop propbench.c)");
+	if (tls_ca_key && !tls_ca)
+		die("--tls-ca-key needs --tls-ca");
+	if (g.token && strlen(g.token) > 512)
+		die("--token is too long");
 	char tmp[1024];
 	snprintf(tmp, sizeof tmp, "%s", servers);
 	for (char *s = strtok(tmp, ","); s && g.n_servers < 16; s = strtok(NULL, ","))
@@ -838,6 +1156,13 @@ int main(int argc, char **argv)
 
 	g.ep = epoll_create1(EPOLL_CLOEXEC);
 	g.w = calloc((size_t)g.n, sizeof *g.w);
+	double t_certs = now_ms();
+	if (tls_ca) {
+		tls_init(tls_ca);
+		if (tls_ca_key)
+			make_node_certs(tls_ca, tls_ca_key);
+	}
+	t_certs = now_ms() - t_certs;
 	int cap = g.changes + 1;
 	g.lat_last = calloc((size_t)cap, sizeof(double));
 	g.lat_first = calloc((size_t)cap, sizeof(double));
@@ -901,6 +1226,53 @@ int main(int argc, char **argv)
 	long rss2 = g.server_pid ? proc_rss_kib(g.server_pid) : -1;
 	double cpu3 = g.server_pid ? proc_cpu_s(g.server_pid) : 0;
 
+	/* the reconnect storm: every watcher drops its connection (a proxy
+	 * restart: it forgets its version), 1 s for the server to see the
+	 * closes, then all N connect at once (no batching) and are attached
+	 * again once each received its snapshot (and sent its ACK poll) */
+	double storm_ms = 0, storm_cpu = 0, storm_self = 0, storm_p50 = 0, storm_p99 = 0;
+	int storm_hs = 0, storm_err = 0, storm_tlsf = 0;
+	if (g.storm) {
+		for (int i = 0; i < g.n; i++) {
+			struct conn *c = &g.w[i];
+			conn_close(c);
+			c->attached = 0;
+			c->has_version = 0;
+			c->version = 0;
+			c->seen_rev = 0;
+			c->retry_at = 0;
+		}
+		g.attached = 0;
+		run_loop(now_ms() + 1000, never);
+		int hs0 = g.handshakes, err0 = g.errors, tf0 = g.tls_failures;
+		double cs0 = g.server_pid ? proc_cpu_s(g.server_pid) : 0, ss0 = self_cpu_s();
+		double ts0 = now_ms();
+		for (int i = 0; i < g.n; i++) {
+			struct conn *c = &g.w[i];
+			if (conn_open(c, g.servers[c->server]) != 0)
+				die("connect %s: %s", g.servers[c->server], strerror(errno));
+			watcher_start(c);
+		}
+		run_loop(now_ms() + 120000, all_attached);
+		if (!all_attached())
+			die("storm: only %d of %d watchers attached again in 120 s", g.attached,
+			    g.n);
+		storm_ms = now_ms() - ts0;
+		storm_cpu = g.server_pid ? proc_cpu_s(g.server_pid) - cs0 : 0;
+		storm_self = self_cpu_s() - ss0;
+		storm_hs = g.handshakes - hs0;
+		storm_err = g.errors - err0;
+		storm_tlsf = g.tls_failures - tf0;
+		double *at = malloc(sizeof *at * (size_t)g.n);
+		for (int i = 0; i < g.n; i++)
+			at[i] = g.w[i].attach_t - ts0;
+		storm_p50 = pct(at, g.n, 50);
+		storm_p99 = pct(at, g.n, 99);
+		free(at);
+		fprintf(stderr, "propbench: storm: %d watchers attached again in %.0f ms\n", g.n,
+			storm_ms);
+	}
+
 	printf("{\"system\":\"%s\",\"label\":\"%s\",\"n\":%d,\"servers\":%d,\"changes\":%d,"
 	       "\"measured\":%d,"
 	       "\"missing\":%d,\"errors\":%d",
@@ -930,6 +1302,16 @@ int main(int argc, char **argv)
 		       "\"cpu_changes_s\":%.3f}",
 		       g.server_pid, rss0, rss1, rss2, cpu1 - cpu0, cpu2 - cpu1,
 		       (t_idle1 - t_idle0) / 1e3, cpu3 - cpu2);
+	printf(",\"tls\":%s,\"node_certs\":%s,\"token\":%s,\"handshakes\":%d,"
+	       "\"tls_failures\":%d,\"certs_ms\":%.0f",
+	       g.tls_ctx ? "true" : "false", g.node_cert ? "true" : "false",
+	       g.token ? "true" : "false", g.handshakes, g.tls_failures, t_certs);
+	if (g.storm)
+		printf(",\"storm\":{\"n\":%d,\"ms\":%.1f,\"attach_p50_ms\":%.1f,"
+		       "\"attach_p99_ms\":%.1f,\"server_cpu_s\":%.3f,\"client_cpu_s\":%.3f,"
+		       "\"handshakes\":%d,\"errors\":%d,\"tls_failures\":%d}",
+		       g.n, storm_ms, storm_p50, storm_p99, storm_cpu, storm_self, storm_hs,
+		       storm_err, storm_tlsf);
 	printf("}\n");
 	fflush(stdout);
 	return 0;
