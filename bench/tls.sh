@@ -94,6 +94,7 @@ cl_curl() { # VARIANT CURL-ARGS...
   curl "${a[@]}" "$@"
 }
 node_args() { # VARIANT ID
+  echo "--max-conns-per-ip 0" # propbench plays 1,000 proxies from one address
   [ "$1" = plain ] && return 0
   echo "--tls-cert $PKI/server-$2.pem --tls-key $PKI/server-$2.key --tls-client-ca $PKI/ca.pem"
   [ "$1" = token ] && echo "--bootstrap-token-file $PKI/admin.token --max-writes-per-token 0"

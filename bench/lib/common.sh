@@ -38,6 +38,8 @@ mkdir -p "$WORK/bin"
 ln -s "$RP_BIN" "$WORK/bin/rpb-node"
 ln -s /usr/bin/etcd "$WORK/bin/rpb-kv"
 ln -s "$SUB_BIN" "$WORK/bin/rpb-subs"
+# the benchmark clients play thousands of proxies from one address: servers
+# run with --max-conns-per-ip 0
 RP_EXE=$WORK/bin/rpb-node
 ETCD_EXE=$WORK/bin/rpb-kv
 SUB_EXE=$WORK/bin/rpb-subs
@@ -171,7 +173,7 @@ rp_start_once() {
   RP_PIDS=()
   for i in 1 2 3; do
     "$RP_EXE" --id "$i" --data-dir "$WORK/rp/n$i" --raft "$(rp_raft $i)" \
-      --http "$(rp_http $i)" --bootstrap "$peers" "$@" 2>>"$WORK/rp/n$i.log" &
+      --http "$(rp_http $i)" --bootstrap "$peers" --max-conns-per-ip 0 "$@" 2>>"$WORK/rp/n$i.log" &
     RP_PIDS[$i]=$!
     track $!
   done
