@@ -373,6 +373,17 @@ def open_socket(addr, timeout=10.0, ssl_context=None):
     return s
 
 
+def open_request_socket(addr, request, timeout=10.0):
+    """open_socket() for the raw HTTP bytes @request: a subscribe request
+    (POST /v1/subscribe) to a TLS server presents the node certificate of
+    the node id its body names (subscribe_context())."""
+    ctx = None
+    head, _, body = bytes(request).partition(b"\r\n\r\n")
+    if head.startswith(b"POST /v1/subscribe"):
+        ctx = subscribe_context(addr, body)
+    return open_socket(addr, timeout=timeout, ssl_context=ctx)
+
+
 # ---- HTTP -----------------------------------------------------------------------
 
 class Response:
