@@ -87,6 +87,16 @@ static void transport_metrics(struct buf *b, struct rp_node *n)
 	for (int i = 0; i < RP_DROP__N; i++)
 		put(b, "raftplane_raft_msgs_dropped_total{reason=\"%s\"} %" PRIu64 "\n",
 		    rp_drop_reason_names[i], ts->dropped[i]);
+	put(b, "# HELP raftplane_raft_tls_failures_total Raft TLS handshakes and certificate "
+	       "checks failed, by direction and reason.\n"
+	       "# TYPE raftplane_raft_tls_failures_total counter\n");
+	for (int i = 0; i < RP_TLS_FAIL__N; i++)
+		put(b,
+		    "raftplane_raft_tls_failures_total{direction=\"in\",reason=\"%s\"} %" PRIu64
+		    "\n"
+		    "raftplane_raft_tls_failures_total{direction=\"out\",reason=\"%s\"} %" PRIu64
+		    "\n",
+		    rp_tls_fail_names[i], ts->tls_in[i], rp_tls_fail_names[i], ts->tls_out[i]);
 }
 
 /* TLS (only when on): handshake failures and reloads by context, refused

@@ -134,27 +134,20 @@ int rp_proxy_tls_reload(struct rp_proxy_tls *t)
 	return 0;
 }
 
-static void on_sighup(uv_signal_t *h, int signum)
+static void on_sighup(void *arg)
 {
-	(void)signum;
-	rp_proxy_tls_reload(h->data);
+	rp_proxy_tls_reload(arg);
 }
 
 void rp_proxy_tls_watch(struct rp_proxy_tls *t, uv_loop_t *loop)
 {
-	if (!t->tls)
-		return;
-	uv_signal_init(loop, &t->sighup);
-	t->sighup.data = t;
-	uv_signal_start(&t->sighup, on_sighup, SIGHUP);
-	t->watching = 1;
+	if (t->tls)
+		rp_sighup_start(&t->sighup, loop, on_sighup, t);
 }
 
 void rp_proxy_tls_close(struct rp_proxy_tls *t)
 {
-	if (t->watching && !uv_is_closing((uv_handle_t *)&t->sighup))
-		uv_close((uv_handle_t *)&t->sighup, NULL);
-	t->watching = 0;
+	rp_sighup_stop(&t->sighup);
 	rp_tls_destroy(t->tls);
 	t->tls = NULL;
 }

@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "client.h"
+#include "sighup.h"
 #include "tls.h"
 
 struct rp_proxy_tls {
@@ -25,8 +26,7 @@ struct rp_proxy_tls {
 	struct rp_tls *tls;      /* RP_TLS_CLIENT, NULL: plain */
 	struct rp_http_tls http; /* what the subscription client uses */
 	char last_reload_error[320];
-	uv_signal_t sighup;
-	int watching;
+	struct rp_sighup sighup; /* SIGHUP: reload */
 };
 
 /* The --help lines of these flags. */

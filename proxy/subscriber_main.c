@@ -78,9 +78,7 @@ static void stop_all(int code)
 	uv_close((uv_handle_t *)&g.deadline, NULL);
 	uv_close((uv_handle_t *)&g.sigterm, NULL);
 	uv_close((uv_handle_t *)&g.sigint, NULL);
-	if (g.tls.watching)
-		uv_close((uv_handle_t *)&g.tls.sighup, NULL);
-	g.tls.watching = 0;
+	rp_sighup_stop(&g.tls.sighup);
 }
 
 static void check_until(void)

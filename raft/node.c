@@ -239,7 +239,10 @@ static int open_raft(struct rp_node *n, char *errmsg, size_t errlen)
 	const struct rp_node_config *cfg = &n->cfg;
 	struct rp_transport_config tcfg = {.handshake_timeout_ms = cfg->raft_handshake_timeout_ms,
 					   .max_pending = cfg->raft_max_pending,
-					   .relay_outbound = cfg->raft_relay_outbound};
+					   .relay_outbound = cfg->raft_relay_outbound,
+					   .tls_in = cfg->raft_tls_in,
+					   .tls_out = cfg->raft_tls_out,
+					   .trust_domain = cfg->raft_trust_domain};
 	int rv;
 	if ((rv = rp_transport_init(&n->transport, n->loop, &tcfg)) != 0) {
 		snprintf(errmsg, errlen, "raft transport: %s", raft_strerror(rv));

@@ -29,6 +29,8 @@ enum rp_raft_state {
 	RP_STATE_LEADER,
 };
 
+struct rp_tls; /* net/tls.h */
+
 struct rp_peer {
 	uint64_t id;
 	char raft[64];
@@ -57,7 +59,12 @@ struct rp_node_config {
 	int commit_push;  /* append a barrier after commands so followers learn the commit */
 	unsigned raft_handshake_timeout_ms; /* raft transport: 0 = default (3000) */
 	unsigned raft_max_pending;          /* unauthenticated raft connections; 0 = 32 */
-	int raft_relay_outbound;            /* copy outbound raft bytes too (mutual TLS path) */
+	int raft_relay_outbound;            /* copy outbound raft bytes too (implied by TLS) */
+	/* mutual TLS on the raft port (raft/transport.h): both or neither;
+	 * borrowed, they outlive the node */
+	struct rp_tls *raft_tls_in;    /* inbound: server side, peer certificate required */
+	struct rp_tls *raft_tls_out;   /* outbound: client side, our certificate */
+	const char *raft_trust_domain; /* of peer identities; NULL: "raftplane" */
 };
 
 /* A point-in-time view of the node's raft state (rp_node_status()). */

@@ -27,13 +27,29 @@
  *    connection is bounded (RP_HOLD_MAX + unacknowledged writes, with reads
  *    paused above RP_RELAY_HIGH queued bytes).
  * 4. Relayed outbound connections (us -> peer; libraft only writes) are
- *    copied without parsing; anything the peer sends back closes them.
+ *    copied without parsing; anything the peer sends back closes them
+ *    (with TLS: any application data; its TLS records without data are
+ *    processed).
  *
  * By default outbound connections are handed to libraft unrelayed (copying
  * them bought nothing but CPU: there is nothing to check on what we send);
- * rp_transport_config.relay_outbound copies them too, which is the path
- * mutual TLS (the security issue) will take: then every byte of both
- * directions passes through forward() and on_src_read().
+ * rp_transport_config.relay_outbound copies them too, and TLS implies it.
+ *
+ * With TLS (c->tls, tlsconn.h) the TCP socket carries TLS records in both
+ * directions and libraft's socketpair the plaintext:
+ *
+ *   inbound:  TCP --on_tls_read: feed, decrypt--> inspect --> pipe (libraft)
+ *   outbound: pipe (libraft) --on_src_read: encrypt--> TCP
+ *             TCP --on_tls_read: decrypt--> must be empty (else closed)
+ *
+ * 5. The inspection sees exactly the plaintext, in order: decrypted bytes
+ *    go through the same inspect() as plain ones, chunk by chunk.
+ * 6. What the engine holds is bounded: a read from TCP is at most its room
+ *    (RP_TLSCONN_MAX_IN) and is decrypted completely before the next one;
+ *    its output is taken after every call. The TCP queue is capped:
+ *    RP_TLS_CTRL_MAX where only our TLS records go (inbound: alerts, key
+ *    updates), RP_TLS_DATA_MAX where raft data goes (outbound); a peer that
+ *    makes us exceed it, i.e. never reads, is dropped.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +57,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tlsconn.h"
 #include "transport_conn.h"
 
 struct wreq {
@@ -76,6 +93,14 @@ static uv_stream_t *dst_of(struct rp_conn *c)
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_src_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void on_tls_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* The read callback of the data source: TLS records on an inbound TLS
+ * connection's TCP, else the bytes themselves. */
+static uv_read_cb src_read_cb(struct rp_conn *c)
+{
+	return c->tls && c->kind == CONN_IN ? on_tls_read : on_src_read;
+}
 
 static void on_written(uv_write_t *w, int status)
 {
@@ -91,19 +116,20 @@ static void on_written(uv_write_t *w, int status)
 	if (c->reading_paused && c->state == CONN_RELAY &&
 	    dst_of(c)->write_queue_size < RP_RELAY_HIGH / 2) {
 		c->reading_paused = 0;
-		if (uv_read_start(src_of(c), on_alloc, on_src_read) != 0)
+		if (uv_read_start(src_of(c), on_alloc, src_read_cb(c)) != 0)
 			rp_conn_close(c);
 	}
 }
 
-/* Queue @len bytes at @base for the other side. Exactly one of @ch (a
- * reference is taken) and @owned (ownership passes) backs them. */
-static int forward(struct rp_conn *c, char *base, size_t len, struct chunk *ch, void *owned)
+/* Queue @len bytes at @base on @dst. Exactly one of @ch (a reference is
+ * taken) and @owned (ownership passes) backs them. */
+static int send_to(struct rp_conn *c, uv_stream_t *dst, char *base, size_t len, struct chunk *ch,
+		   void *owned)
 {
 	uv_buf_t b = uv_buf_init(base, (unsigned)len);
-	if (dst_of(c)->write_queue_size == 0) {
+	if (dst->write_queue_size == 0) {
 		/* the common case: the kernel takes it all now, nothing to keep */
-		int n = uv_try_write(dst_of(c), &b, 1);
+		int n = uv_try_write(dst, &b, 1);
 		if (n < 0 && n != UV_EAGAIN) {
 			free(owned);
 			return -1;
@@ -124,17 +150,38 @@ static int forward(struct rp_conn *c, char *base, size_t len, struct chunk *ch, 
 	r->w.data = r;
 	if (ch)
 		ch->refs++;
-	if (uv_write(&r->w, dst_of(c), &b, 1, on_written) != 0) {
+	if (uv_write(&r->w, dst, &b, 1, on_written) != 0) {
 		chunk_unref(ch);
 		free(owned);
 		free(r);
 		return -1;
 	}
-	if (dst_of(c)->write_queue_size > RP_RELAY_HIGH && !c->reading_paused) {
+	if (dst == dst_of(c) && dst->write_queue_size > RP_RELAY_HIGH && !c->reading_paused) {
 		c->reading_paused = 1;
 		uv_read_stop(src_of(c));
 	}
 	return 0;
+}
+
+/* Queue @len bytes for the other side (see send_to). */
+static int forward(struct rp_conn *c, char *base, size_t len, struct chunk *ch, void *owned)
+{
+	return send_to(c, dst_of(c), base, len, ch, owned);
+}
+
+int rp_relay_tls_flush(struct rp_conn *c)
+{
+	size_t n = rp_tlsconn_pending(c->tls);
+	if (n == 0)
+		return 0;
+	char *p = malloc(n);
+	if (!p)
+		return -1;
+	n = rp_tlsconn_take(c->tls, p, n);
+	if (send_to(c, (uv_stream_t *)c->tcp, p, n, NULL, p) != 0)
+		return -1;
+	size_t cap = c->kind == CONN_IN ? RP_TLS_CTRL_MAX : RP_TLS_DATA_MAX;
+	return c->tcp->write_queue_size > cap ? -1 : 0;
 }
 
 /* ---- inbound message checks ------------------------------------------- */
@@ -408,17 +455,28 @@ static int inspect(struct rp_conn *c, struct chunk *ch, char *base, size_t len)
 
 /* ---- reading ----------------------------------------------------------- */
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* A read buffer nobody else holds (NULL when out of memory). */
+static struct chunk *own_spare(struct rp_conn *c)
 {
-	struct rp_conn *c = h->data;
-	(void)suggested;
 	if (c->spare && c->spare->refs > 1) {
 		chunk_unref(c->spare);
 		c->spare = NULL;
 	}
 	if (!c->spare && (c->spare = malloc(sizeof *c->spare)) != NULL)
 		c->spare->refs = 1;
-	*buf = c->spare ? uv_buf_init(c->spare->data, RP_CHUNK) : uv_buf_init(NULL, 0);
+	return c->spare;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct rp_conn *c = h->data;
+	(void)suggested;
+	size_t len = RP_CHUNK;
+	/* TLS records: no more than the engine may hold */
+	if (c->tls && (uv_stream_t *)h == (uv_stream_t *)c->tcp && rp_tlsconn_room(c->tls) < len)
+		len = rp_tlsconn_room(c->tls);
+	*buf = own_spare(c) && len ? uv_buf_init(c->spare->data, (unsigned)len)
+				   : uv_buf_init(NULL, 0);
 }
 
 static void on_src_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -431,11 +489,60 @@ static void on_src_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		rp_conn_close(c);
 		return;
 	}
-	int rv = c->kind == CONN_IN ? inspect(c, c->spare, c->spare->data, (size_t)nread)
-				    : forward(c, c->spare->data, (size_t)nread, c->spare, NULL);
+	int rv;
+	if (c->kind == CONN_IN)
+		rv = inspect(c, c->spare, c->spare->data, (size_t)nread);
+	else if (c->tls) /* libraft's plaintext, into records */
+		rv = rp_tlsconn_write(c->tls, c->spare->data, (size_t)nread) != 0
+			     ? -1
+			     : rp_relay_tls_flush(c);
+	else
+		rv = forward(c, c->spare->data, (size_t)nread, c->spare, NULL);
 	c->mp.pend = NULL;
 	c->mp.pend_len = 0;
 	if (rv != 0)
+		rp_conn_close(c);
+}
+
+/* Decrypt everything the engine holds. Inbound, the plaintext is inspected
+ * and relayed like the bytes of a plain connection; outbound, the peer must
+ * send nothing (its TLS records without data, e.g. a key update, are fine).
+ * -1: close the connection. */
+static int tls_pump(struct rp_conn *c)
+{
+	for (;;) {
+		struct chunk *ch = own_spare(c);
+		if (!ch)
+			return -1;
+		ssize_t n = rp_tlsconn_read(c->tls, ch->data, RP_CHUNK);
+		if (n == 0)
+			break;
+		if (n < 0 || c->kind == CONN_OUT)
+			return -1;
+		int rv = inspect(c, ch, ch->data, (size_t)n);
+		c->mp.pend = NULL;
+		c->mp.pend_len = 0;
+		if (rv != 0)
+			return -1;
+		if (c->state != CONN_RELAY)
+			return 0;
+	}
+	return rp_relay_tls_flush(c);
+}
+
+/* TCP of a TLS connection: records in, feed the engine, pump. */
+static void on_tls_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct rp_conn *c = s->data;
+	if (nread == 0 || c->state != CONN_RELAY)
+		return;
+	if (nread < 0 || rp_tlsconn_feed(c->tls, buf->base, (size_t)nread) != 0 || tls_pump(c) != 0)
+		rp_conn_close(c);
+}
+
+void rp_relay_kick(struct rp_conn *c)
+{
+	if (c->tls && c->state == CONN_RELAY && tls_pump(c) != 0)
 		rp_conn_close(c);
 }
 
@@ -489,9 +596,13 @@ int rp_relay_start(struct rp_conn *c, uv_stream_t **libraft_end)
 		uv_close((uv_handle_t *)theirs, on_libraft_pipe_closed);
 		return -1;
 	}
-	if (uv_read_start(src_of(c), on_alloc, on_src_read) != 0 ||
-	    uv_read_start(c->kind == CONN_IN ? (uv_stream_t *)&c->pipe : (uv_stream_t *)c->tcp,
-			  on_sink_alloc, on_sink_read) != 0) {
+	/* the silent side: libraft inbound; the peer outbound, whose TLS
+	 * records are read all the same (tls_pump refuses data in them) */
+	uv_stream_t *silent = c->kind == CONN_IN ? (uv_stream_t *)&c->pipe : (uv_stream_t *)c->tcp;
+	int silent_rv = c->tls && c->kind == CONN_OUT
+				? uv_read_start(silent, on_alloc, on_tls_read)
+				: uv_read_start(silent, on_sink_alloc, on_sink_read);
+	if (uv_read_start(src_of(c), on_alloc, src_read_cb(c)) != 0 || silent_rv != 0) {
 		uv_close((uv_handle_t *)theirs, on_libraft_pipe_closed);
 		return -1;
 	}

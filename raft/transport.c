@@ -24,9 +24,21 @@
  *    source address they expect, and give up at the same deadline.
  * 5. A connection's memory is freed only after all its handles closed; the
  *    close callback of the transport fires after the last one.
+ * 6. With TLS (cfg.tls_in/tls_out) every connection, both ways, is TLS, and
+ *    the TLS handshake comes first: our handshake runs inside it, and both
+ *    share the deadline and the pending limits of 3. Inbound, the peer's
+ *    certificate (verified against the peer CA) must name
+ *    spiffe://TD/server/N with N the sender id of our handshake, before 2.
+ *    applies; outbound, the accepting server's certificate must name the id
+ *    we dial, before we send our handshake. Every byte of both directions
+ *    then goes through the relay (relay.c), which decrypts before it
+ *    inspects. Each connection uses the context current when it started: a
+ *    reload applies to new connections, established ones continue.
  *
- *   inbound:  accepted --handshake ok, admitted--> relay --EOF/error/drop--> closing
- *   outbound: connecting --connected, handshake written--> relay --> closing
+ *   inbound:  accepted [--TLS handshake, server cert id-->] --handshake ok,
+ *             admitted--> relay --EOF/error/drop--> closing
+ *   outbound: connecting --connected [--TLS handshake, peer cert names the id
+ *             we dial-->] --handshake written--> relay --> closing
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -37,12 +49,14 @@
 
 #include "peers.h"
 #include "raftplane/log.h"
+#include "tlsconn.h"
 #include "transport.h"
 #include "transport_conn.h"
 
 const char *const rp_refuse_reason_names[RP_REFUSE__N] = {"pending_limit", "handshake_timeout",
 							  "bad_handshake", "not_member",
-							  "wrong_address"};
+							  "wrong_address", "tls",
+							  "wrong_identity"};
 const char *const rp_drop_reason_names[RP_DROP__N] = {"malformed", "term", "timeout_now",
 						      "not_member"};
 
@@ -65,6 +79,8 @@ struct rp_tp {
 	raft_uv_transport_close_cb close_cb;
 	/* rate-limited log of refusals and drops */
 	uint64_t log_at, log_suppressed;
+	char td[RP_TLS_MAX_TRUST_DOMAIN + 1]; /* TLS: the peers' trust domain */
+	char rdbuf[16384];                    /* TLS handshakes: read, then fed at once */
 };
 
 struct raft *rp_tp_raft(struct rp_tp *tp)
@@ -155,11 +171,40 @@ __attribute__((format(printf, 2, 3))) static void log_line(struct rp_tp *tp, con
 	tp->log_suppressed = 0;
 }
 
+static void refuse_why(struct rp_conn *c, enum rp_refuse_reason r, const char *detail)
+{
+	char id[32] = ""; /* none before our handshake (TLS refusals) */
+	if (c->id)
+		snprintf(id, sizeof id, " (id %" PRIu64 ")", c->id);
+	c->tp->stats.refused[r]++;
+	log_line(c->tp, "raft: refused connection from %s%s: %s%s%s%s", c->peer_ip, id,
+		 rp_refuse_reason_names[r], detail ? " (" : "", detail ? detail : "",
+		 detail ? ")" : "");
+	rp_conn_close(c);
+}
+
 static void refuse(struct rp_conn *c, enum rp_refuse_reason r)
 {
-	c->tp->stats.refused[r]++;
-	log_line(c->tp, "raft: refused connection from %s (id %" PRIu64 "): %s", c->peer_ip, c->id,
-		 rp_refuse_reason_names[r]);
+	refuse_why(c, r, NULL);
+}
+
+/* A TLS failure of connection @c: inbound a refusal, outbound a connection
+ * we give up. Counted by reason; @detail (or the reason) logged. */
+static void tls_fail(struct rp_conn *c, enum rp_tls_fail f, const char *detail)
+{
+	struct rp_tp *tp = c->tp;
+	if (f == RP_TLS_FAIL_IDENTITY)
+		rp_tls_count(rp_tlsconn_tls(c->tls), f);
+	if (c->kind == CONN_IN) {
+		tp->stats.tls_in[f]++;
+		refuse_why(c, f == RP_TLS_FAIL_IDENTITY ? RP_REFUSE_WRONG_IDENTITY : RP_REFUSE_TLS,
+			   detail ? detail : rp_tls_fail_names[f]);
+		return;
+	}
+	tp->stats.tls_out[f]++;
+	log_line(tp, "raft: TLS connection to server %" PRIu64 " at %s failed: %s%s%s%s", c->id,
+		 c->addr, rp_tls_fail_names[f], detail ? " (" : "", detail ? detail : "",
+		 detail ? ")" : "");
 	rp_conn_close(c);
 }
 
@@ -192,6 +237,7 @@ static void conn_handle_gone(struct rp_conn *c)
 	c->prev->next = c->next;
 	c->next->prev = c->prev;
 	rp_relay_release(c);
+	rp_tlsconn_destroy(c->tls);
 	free(c);
 	maybe_fire_close(tp);
 }
@@ -263,6 +309,8 @@ static struct rp_conn *conn_new(struct rp_tp *tp, enum conn_kind kind)
 static void on_deadline(uv_timer_t *t)
 {
 	struct rp_conn *c = t->data;
+	if (c->tls && !rp_tlsconn_established(c->tls)) /* a timeout is a handshake failure */
+		rp_tls_count(rp_tlsconn_tls(c->tls), RP_TLS_FAIL_HANDSHAKE);
 	if (c->kind == CONN_IN)
 		refuse(c, RP_REFUSE_TIMEOUT);
 	else
@@ -299,6 +347,14 @@ static void on_handshake_done(struct rp_conn *c)
 		refuse(c, RP_REFUSE_BAD_HANDSHAKE);
 		return;
 	}
+	if (c->tls && c->cert_id != c->id) {
+		char d[96];
+		snprintf(d, sizeof d,
+			 "certificate names server %" PRIu64 ", handshake claims %" PRIu64,
+			 c->cert_id, c->id);
+		tls_fail(c, RP_TLS_FAIL_IDENTITY, d);
+		return;
+	}
 	if (rp_tp_admit(c->tp, c->id, (struct sockaddr *)&c->peer, &why, addr, sizeof addr) != 0) {
 		refuse(c, why);
 		return;
@@ -315,6 +371,7 @@ static void on_handshake_done(struct rp_conn *c)
 	c->tp->stats.accepted++;
 	c->tp->stats.relayed_in++;
 	c->tp->accept_cb(c->tp->t, c->id, addr, stream);
+	rp_relay_kick(c);
 }
 
 static void on_hs_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -325,17 +382,10 @@ static void on_hs_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	*buf = uv_buf_init((char *)c->hs + c->hs_have, (unsigned)(c->hs_need - c->hs_have));
 }
 
-static void on_hs_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* @n more bytes of our handshake arrived in c->hs. */
+static void hs_got(struct rp_conn *c, size_t n)
 {
-	struct rp_conn *c = s->data;
-	(void)buf;
-	if (nread == 0 || c->state != CONN_HANDSHAKE)
-		return;
-	if (nread < 0) {
-		refuse(c, RP_REFUSE_BAD_HANDSHAKE);
-		return;
-	}
-	c->hs_have += (size_t)nread;
+	c->hs_have += n;
 	if (c->hs_have < c->hs_need)
 		return;
 	if (c->hs_need == RP_HS_FIXED) {
@@ -353,6 +403,118 @@ static void on_hs_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 	on_handshake_done(c);
 }
+
+static void on_hs_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct rp_conn *c = s->data;
+	(void)buf;
+	if (nread == 0 || c->state != CONN_HANDSHAKE)
+		return;
+	if (nread < 0) {
+		refuse(c, RP_REFUSE_BAD_HANDSHAKE);
+		return;
+	}
+	hs_got(c, (size_t)nread);
+}
+
+/* ---- TLS, both directions ------------------------------------------------ */
+
+static void outbound_ready(struct rp_conn *c);
+
+/* The peer's verified certificate must name a server: inbound the one our
+ * handshake will claim (checked in on_handshake_done), outbound the one we
+ * dial. */
+static int check_cert(struct rp_conn *c)
+{
+	struct rp_peer_id id;
+	char buf[400], d[480];
+	rp_tlsconn_peer(c->tls, c->tp->td, &id);
+	if (id.kind == RP_PEER_SERVER && (c->kind == CONN_IN || id.server == c->id)) {
+		c->cert_id = id.server;
+		return 0;
+	}
+	snprintf(d, sizeof d, "certificate names %s", rp_peer_id_str(&id, buf, sizeof buf));
+	tls_fail(c, RP_TLS_FAIL_IDENTITY, d);
+	return -1;
+}
+
+/* The connection ended (EOF, read error, more than the engine may hold)
+ * before both handshakes completed. */
+static void hs_broken(struct rp_conn *c)
+{
+	if (!rp_tlsconn_established(c->tls)) {
+		rp_tls_count(rp_tlsconn_tls(c->tls), RP_TLS_FAIL_HANDSHAKE);
+		tls_fail(c, RP_TLS_FAIL_HANDSHAKE, "connection ended during the TLS handshake");
+	} else if (c->kind == CONN_IN) {
+		refuse(c, RP_REFUSE_BAD_HANDSHAKE);
+	} else {
+		rp_conn_close(c);
+	}
+}
+
+/* Advance with what the engine holds: the TLS handshake, the certificate
+ * check, then (inbound) our handshake inside TLS or (outbound) sending
+ * ours. */
+static void tls_step(struct rp_conn *c)
+{
+	struct rp_tlsconn *t = c->tls;
+	if (!rp_tlsconn_established(t)) {
+		int r = rp_tlsconn_handshake(t);
+		int flushed = rp_relay_tls_flush(c); /* our flight, or an alert */
+		if (r < 0) {
+			tls_fail(c, rp_tlsconn_failure(t), NULL);
+			return;
+		}
+		if (flushed != 0) {
+			rp_conn_close(c);
+			return;
+		}
+		if (r == 0 || check_cert(c) != 0)
+			return;
+		if (c->kind == CONN_OUT) {
+			outbound_ready(c);
+			return;
+		}
+	}
+	/* exactly what is missing: raft bytes after it stay in the engine */
+	while (c->state == CONN_HANDSHAKE) {
+		ssize_t n = rp_tlsconn_read(t, c->hs + c->hs_have, c->hs_need - c->hs_have);
+		if (n == 0)
+			break;
+		if (n < 0) {
+			refuse(c, RP_REFUSE_BAD_HANDSHAKE);
+			return;
+		}
+		hs_got(c, (size_t)n);
+	}
+	if (c->state == CONN_HANDSHAKE && rp_relay_tls_flush(c) != 0)
+		rp_conn_close(c);
+}
+
+static void on_tls_hs_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct rp_conn *c = h->data;
+	size_t have = rp_tlsconn_buffered(c->tls);
+	size_t room = have < RP_TLS_HS_MAX_IN ? RP_TLS_HS_MAX_IN - have : 0;
+	(void)suggested;
+	if (room > sizeof c->tp->rdbuf)
+		room = sizeof c->tp->rdbuf;
+	*buf = uv_buf_init(c->tp->rdbuf, (unsigned)room); /* 0: UV_ENOBUFS, closed */
+}
+
+static void on_tls_hs_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct rp_conn *c = s->data;
+	if (nread == 0 || c->state != CONN_HANDSHAKE)
+		return;
+	if (nread < 0 || rp_tlsconn_feed(c->tls, buf->base, (size_t)nread) != 0) {
+		hs_broken(c);
+		return;
+	}
+	tls_step(c);
+}
+
+/* ---- inbound, continued ---------------------------------------------------- */
 
 /* A quarter of the pending slots per source address: a flood from one host
  * cannot keep peers on other hosts out. */
@@ -391,8 +553,13 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	c->hs_need = RP_HS_FIXED;
+	if (tp->cfg.tls_in && (c->tls = rp_tlsconn_create(tp->cfg.tls_in, RP_TLS_SERVER)) == NULL) {
+		rp_conn_close(c);
+		return;
+	}
 	uv_timer_start(&c->timer, on_deadline, tp->cfg.handshake_timeout_ms, 0);
-	if (uv_read_start((uv_stream_t *)c->tcp, on_hs_alloc, on_hs_read) != 0)
+	if (uv_read_start((uv_stream_t *)c->tcp, c->tls ? on_tls_hs_alloc : on_hs_alloc,
+			  c->tls ? on_tls_hs_read : on_hs_read) != 0)
 		rp_conn_close(c);
 }
 
@@ -409,21 +576,11 @@ static void hand_over(struct rp_conn *c)
 	finish_connect(c, stream, 0);
 }
 
-static void on_hs_written(uv_write_t *w, int status)
+/* Outbound, our handshake sent (or queued): libraft gets the relay's end. */
+static void start_relay_out(struct rp_conn *c)
 {
-	struct rp_conn *c = w->data;
 	uv_stream_t *stream;
-	if (c->state != CONN_HANDSHAKE)
-		return;
-	if (status < 0) {
-		rp_conn_close(c);
-		return;
-	}
 	uv_timer_stop(&c->timer);
-	if (!c->tp->cfg.relay_outbound) {
-		hand_over(c);
-		return;
-	}
 	if (rp_relay_start(c, &stream) != 0) {
 		rp_conn_close(c);
 		return;
@@ -431,19 +588,31 @@ static void on_hs_written(uv_write_t *w, int status)
 	c->state = CONN_RELAY;
 	c->tp->stats.relayed_out++;
 	finish_connect(c, stream, 0);
+	rp_relay_kick(c);
 }
 
-static void on_connected(uv_connect_t *req, int status)
+static void on_hs_written(uv_write_t *w, int status)
 {
-	struct rp_conn *c = req->data;
-	struct rp_tp *tp = c->tp;
-	size_t alen = strlen(tp->addr);
+	struct rp_conn *c = w->data;
 	if (c->state != CONN_HANDSHAKE)
 		return;
 	if (status < 0) {
 		rp_conn_close(c);
 		return;
 	}
+	if (!c->tp->cfg.relay_outbound) {
+		uv_timer_stop(&c->timer);
+		hand_over(c);
+		return;
+	}
+	start_relay_out(c);
+}
+
+/* Our handshake into c->hs; returns its length. */
+static size_t build_handshake(struct rp_conn *c)
+{
+	struct rp_tp *tp = c->tp;
+	size_t alen = strlen(tp->addr);
 	unsigned char *h = c->hs;
 	memcpy(h, RP_HS_MAGIC, 4);
 	h[4] = RP_HS_VERSION;
@@ -455,7 +624,42 @@ static void on_connected(uv_connect_t *req, int status)
 		h[16 + i] = (unsigned char)(c->id >> (8 * i));
 	}
 	memcpy(h + RP_HS_FIXED, tp->addr, alen);
-	uv_buf_t b = uv_buf_init((char *)h, (unsigned)(RP_HS_FIXED + alen));
+	return RP_HS_FIXED + alen;
+}
+
+/* TLS outbound: the server proved it is the one we dial; our handshake
+ * goes inside TLS, then the relay takes both directions. */
+static void outbound_ready(struct rp_conn *c)
+{
+	size_t len = build_handshake(c);
+	uv_read_stop((uv_stream_t *)c->tcp);
+	if (rp_tlsconn_write(c->tls, c->hs, len) != 0 || rp_relay_tls_flush(c) != 0) {
+		rp_conn_close(c);
+		return;
+	}
+	start_relay_out(c);
+}
+
+static void on_connected(uv_connect_t *req, int status)
+{
+	struct rp_conn *c = req->data;
+	struct rp_tp *tp = c->tp;
+	if (c->state != CONN_HANDSHAKE)
+		return;
+	if (status < 0) {
+		rp_conn_close(c);
+		return;
+	}
+	if (tp->cfg.tls_out) {
+		if ((c->tls = rp_tlsconn_create(tp->cfg.tls_out, RP_TLS_CLIENT)) == NULL ||
+		    uv_read_start((uv_stream_t *)c->tcp, on_tls_hs_alloc, on_tls_hs_read) != 0) {
+			rp_conn_close(c);
+			return;
+		}
+		tls_step(c); /* our ClientHello */
+		return;
+	}
+	uv_buf_t b = uv_buf_init((char *)c->hs, (unsigned)build_handshake(c));
 	c->hs_write.data = c;
 	if (uv_write(&c->hs_write, (uv_stream_t *)c->tcp, &b, 1, on_hs_written) != 0)
 		rp_conn_close(c);
@@ -565,6 +769,15 @@ int rp_transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
 		return RAFT_NOMEM;
 	tp->loop = loop;
 	tp->cfg = *cfg;
+	const char *td = cfg->trust_domain ? cfg->trust_domain : RP_TLS_DEFAULT_TRUST_DOMAIN;
+	if (!cfg->tls_in != !cfg->tls_out || !rp_tls_trust_domain_valid(td)) {
+		free(tp);
+		return RAFT_INVALID;
+	}
+	snprintf(tp->td, sizeof tp->td, "%s", td);
+	tp->cfg.trust_domain = NULL; /* not kept: tp->td */
+	if (tp->cfg.tls_in)
+		tp->cfg.relay_outbound = 1; /* every byte goes through the engine */
 	if (tp->cfg.handshake_timeout_ms == 0)
 		tp->cfg.handshake_timeout_ms = 3000;
 	if (tp->cfg.max_pending == 0)

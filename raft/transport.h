@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "peeraddr.h"
+#include "tls.h"
 #include "transport_wire.h"
 
 /* libraft's types, only by pointer: api/ and server/ use this header
@@ -25,18 +26,30 @@ struct rp_transport_stats {
 	uint64_t dropped[RP_DROP__N];     /* inbound messages dropped (conn closed) */
 	uint64_t pending;                 /* gauge: unauthenticated inbound now */
 	uint64_t relayed_in, relayed_out; /* connections relayed now (gauges) */
+	/* TLS failures by reason (rp_tls_fail_names): inbound ones are refusals
+	 * (reason tls or wrong_identity), outbound ones our connections to a
+	 * peer whose certificate failed or named another server */
+	uint64_t tls_in[RP_TLS_FAIL__N], tls_out[RP_TLS_FAIL__N];
 };
 
 struct rp_transport_config {
 	unsigned handshake_timeout_ms; /* connect + handshake deadline, both ways */
 	unsigned max_pending;          /* unauthenticated inbound connections at once */
-	int relay_outbound;            /* copy outbound bytes too (the mutual TLS path);
+	int relay_outbound;            /* copy outbound bytes too (implied by TLS);
 					* else libraft writes to the TCP socket itself */
+	/* Mutual TLS on every raft connection, both set or both NULL (plain):
+	 * tls_in (server role, peer certificate required) for inbound
+	 * connections, tls_out (client role, our certificate) for outbound
+	 * ones. Borrowed: they must outlive the transport; a reload
+	 * (rp_tls_reload) applies to connections made after it. */
+	struct rp_tls *tls_in, *tls_out;
+	const char *trust_domain; /* of the peers' identities (copied); NULL: "raftplane" */
 };
 
 /**
  * Fill @t with our implementation. The raft id and address come later from
- * raft_uv_init() through t->init. Returns 0 or RAFT_NOMEM.
+ * raft_uv_init() through t->init. Returns 0, RAFT_NOMEM, or RAFT_INVALID
+ * (only one of the TLS contexts, or a bad trust domain).
  */
 int rp_transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
 		      const struct rp_transport_config *cfg);

@@ -15,8 +15,20 @@
 #define RP_CHUNK 65536                      /* relay read size */
 #define RP_RELAY_HIGH (4u << 20)            /* stop reading when the other side queues more */
 #define RP_HOLD_MAX (16 + 48 + RP_MAX_CONF) /* preamble + InstallSnapshot header */
+/* TLS: what may wait in the kernel's direction that carries only TLS
+ * records of our own (alerts, key updates: inbound connections), and in the
+ * direction that carries raft data (outbound: reads pause above
+ * RP_RELAY_HIGH, so this is only reached by a peer that never reads). Above
+ * it the connection is dropped. */
+#define RP_TLS_CTRL_MAX (64u << 10)
+/* TLS ciphertext an unauthenticated connection may have fed and not yet
+ * consumed: its handshake flights (certificate chains included) fit, and
+ * the raft bytes that follow our handshake are only read once it is done. */
+#define RP_TLS_HS_MAX_IN (32u << 10)
+#define RP_TLS_DATA_MAX (RP_RELAY_HIGH + 4 * RP_CHUNK)
 
 struct rp_tp;
+struct rp_tlsconn;
 
 enum conn_kind {
 	CONN_IN,
@@ -77,6 +89,9 @@ struct rp_conn {
 	size_t hs_have, hs_need;
 	struct msg_parser mp;
 	struct chunk *spare; /* read buffer, reused when nobody else holds it */
+	/* TLS (NULL without): the peer's TCP bytes are its records */
+	struct rp_tlsconn *tls;
+	uint64_t cert_id; /* inbound: the server id the peer's certificate names */
 	/* outbound */
 	struct raft_uv_connect *req;
 	raft_uv_connect_cb cb;
@@ -96,6 +111,12 @@ void rp_conn_close(struct rp_conn *c);
 
 /* relay.c: both directions once the handshake is done. */
 int rp_relay_start(struct rp_conn *c, uv_stream_t **libraft_end);
+/* After rp_relay_start() and the hand-over to libraft: relay what the TLS
+ * engine already holds (it came with the handshake's last read). */
+void rp_relay_kick(struct rp_conn *c);
 void rp_relay_release(struct rp_conn *c);
+/* Send the TLS engine's output on the TCP socket; -1 (close the
+ * connection) on error or when the socket's queue is over its cap. */
+int rp_relay_tls_flush(struct rp_conn *c);
 
 #endif

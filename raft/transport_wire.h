@@ -24,11 +24,13 @@
 #define RP_MAX_CONNS_PER_PEER 4              /* authenticated inbound per id */
 
 enum rp_refuse_reason {
-	RP_REFUSE_PENDING_LIMIT, /* too many unauthenticated connections */
-	RP_REFUSE_TIMEOUT,       /* handshake not complete in time */
-	RP_REFUSE_BAD_HANDSHAKE, /* wrong magic/version/flags/length/id */
-	RP_REFUSE_NOT_MEMBER,    /* id not in the configuration (nor a join peer) */
-	RP_REFUSE_WRONG_ADDRESS, /* source IP is not the member's raft host */
+	RP_REFUSE_PENDING_LIMIT,  /* too many unauthenticated connections */
+	RP_REFUSE_TIMEOUT,        /* handshake not complete in time */
+	RP_REFUSE_BAD_HANDSHAKE,  /* wrong magic/version/flags/length/id */
+	RP_REFUSE_NOT_MEMBER,     /* id not in the configuration (nor a join peer) */
+	RP_REFUSE_WRONG_ADDRESS,  /* source IP is not the member's raft host */
+	RP_REFUSE_TLS,            /* TLS handshake failed (certificate, protocol) */
+	RP_REFUSE_WRONG_IDENTITY, /* the certificate does not name the sender id */
 	RP_REFUSE__N
 };
 

@@ -4,7 +4,10 @@
 # the leader and show the cluster keeps serving; then start two demo
 # backends and a raftplane-proxy, send traffic through the proxy, shift the
 # route from one backend to the other through the REST API and show the
-# traffic follow. Cleans up on exit.
+# traffic follow; then the same secured: a CA and certificates made with
+# openssl, three servers with TLS and a bootstrap token, a write token, a
+# proxy with mutual TLS, an impostor proxy refused, the audit trail. Cleans
+# up on exit.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/scripts/install-deps.sh"
@@ -122,4 +125,80 @@ through 4
 echo "== the proxy's view (GET /config_dump, abridged) and its counters"
 curl -s "127.0.0.1:$admin/config_dump" | sed 's/"listeners".*//' ; echo
 curl -s "127.0.0.1:$admin/metrics" | grep -E '^raftplane_proxy_(snapshot_version|control_plane_connected|route_requests_total|config_updates_total)'
+
+# ---- the same, secured: TLS everywhere, mutual TLS for the proxy, tokens ----
+sbase=$((base + 500))
+shttp() { echo "127.0.0.1:$((sbase + 100 + $1))"; }
+pki="$dir/pki"; mkdir -p "$pki"
+echo "== security: a CA and certificates made with openssl (docs/security.md), in $pki"
+newkey() { openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+  -keyout "$pki/$1.key" -out "$pki/$1.csr" -subj "/CN=$1" 2>/dev/null; }
+sign() { # name san
+  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=%s\n' "$2" >"$pki/$1.ext"
+  openssl x509 -req -in "$pki/$1.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -CAcreateserial \
+    -out "$pki/$1.pem" -days 30 -sha256 -extfile "$pki/$1.ext" 2>/dev/null
+}
+openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -keyout "$pki/ca.key" \
+  -out "$pki/ca.pem" -days 30 -subj "/CN=raftplane demo CA" \
+  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+for i in 1 2 3; do newkey "server-$i"; sign "server-$i" "URI:spiffe://raftplane/server/$i,IP:127.0.0.1"; done
+newkey edge-1; sign edge-1 "URI:spiffe://raftplane/node/edge-1"
+newkey edge-9; sign edge-9 "URI:spiffe://raftplane/node/edge-9"
+chmod 600 "$pki"/*.key
+python3 -c 'import os,base64;print("rpt_"+base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="))' >"$pki/admin.token"
+chmod 600 "$pki/admin.token"
+speers=""
+for i in 1 2 3; do speers+="${speers:+,}$i=127.0.0.1:$((sbase + i))@$(shttp "$i")"; done
+echo "== 3 servers with --tls-cert/--tls-key/--tls-client-ca and --bootstrap-token-file"
+for i in 1 2 3; do
+  "$bin" --id "$i" --data-dir "$dir/s$i" --raft "127.0.0.1:$((sbase + i))" --http "$(shttp "$i")" \
+    --bootstrap "$speers" --tls-cert "$pki/server-$i.pem" --tls-key "$pki/server-$i.key" \
+    --tls-client-ca "$pki/ca.pem" --bootstrap-token-file "$pki/admin.token" 2>>"$dir/s$i.log" &
+  pids+=($!)
+done
+admin_token=$(cat "$pki/admin.token")
+sapi() { curl -sS --max-time 10 --cacert "$pki/ca.pem" "$@"; echo; }
+for _ in $(seq 100); do
+  curl -sf --cacert "$pki/ca.pem" "https://$(shttp 1)/readyz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+echo "== plain HTTP to the TLS port gets nowhere; HTTPS without a token: 401"
+curl -s --max-time 3 "http://$(shttp 1)/v1/status" >/dev/null 2>&1 && echo "   (answered!)" || echo "   plain HTTP: no answer"
+sapi "https://$(shttp 1)/v1/kv/greeting"
+echo "== the admin creates a write token for the CI (its secret is shown once)"
+out=$(curl -sS --max-time 10 --cacert "$pki/ca.pem" -H "Authorization: Bearer $admin_token" \
+  -X POST "https://$(shttp 1)/v1/tokens" -d '{"name":"ci","role":"write"}')
+echo "$out" | sed 's/"token":"rpt_[^"]*"/"token":"rpt_…"/'
+ci_token=$(echo "$out" | sed -n 's/.*"token":"\(rpt_[^"]*\)".*/\1/p')
+auth=(-H "Authorization: Bearer $ci_token")
+echo "== with the write token: the mesh config (a follower forwards to the leader over TLS)"
+sapi "${auth[@]}" -X PUT "https://$(shttp 2)/v1/clusters/api" \
+  -d "{\"endpoints\":[{\"address\":\"127.0.0.1\",\"port\":$backend_a}]}"
+sapi "${auth[@]}" -X PUT "https://$(shttp 2)/v1/listeners/edge" -d "{\"address\":\"127.0.0.1\",\"port\":$((edge + 1)),\"nodes\":[\"*\"]}"
+sapi "${auth[@]}" -X PUT "https://$(shttp 2)/v1/routes/api" \
+  -d '{"listener":"edge","priority":100,"match":{"prefix":"/api"},"cluster":"api"}'
+echo "== the write token cannot manage tokens: 403"
+sapi "${auth[@]}" "https://$(shttp 2)/v1/tokens"
+echo "== a proxy with its node certificate (mutual TLS) serves the route"
+"$proxy_bin" --node-id edge-1 --servers "$(shttp 1),$(shttp 2),$(shttp 3)" --admin "127.0.0.1:$((admin + 1))" \
+  --tls-cert "$pki/edge-1.pem" --tls-key "$pki/edge-1.key" --tls-ca "$pki/ca.pem" \
+  --workers 1 2>>"$dir/proxy-tls.log" &
+pids+=($!)
+for _ in $(seq 100); do
+  [ "$(curl -s --max-time 1 "127.0.0.1:$((edge + 1))/api/hello" 2>/dev/null)" = "api-v1" ] && break
+  sleep 0.1
+done
+printf '   GET 127.0.0.1:%s/api/hello -> %s\n' "$((edge + 1))" "$(curl -s --max-time 5 "127.0.0.1:$((edge + 1))/api/hello" || echo "(no answer)")"
+echo "== a proxy whose certificate names edge-9 cannot subscribe as edge-1 (403, counted)"
+"$proxy_bin" --node-id edge-1 --servers "$(shttp 1)" --admin "127.0.0.1:$((admin + 2))" \
+  --tls-cert "$pki/edge-9.pem" --tls-key "$pki/edge-9.key" --tls-ca "$pki/ca.pem" \
+  --workers 1 2>>"$dir/proxy-impostor.log" &
+pids+=($!)
+sleep 1.5
+curl -s "127.0.0.1:$((admin + 2))/config_dump" |
+  python3 -c 'import json,sys; print("   its /config_dump says:", json.load(sys.stdin)["control_plane"]["last_error"])'
+curl -s --cacert "$pki/ca.pem" -H "Authorization: Bearer $ci_token" "https://$(shttp 1)/metrics" |
+  grep -E '^raftplane_subscribe_refused_total'
+echo "== the audit trail: who changed what (GET /v1/history)"
+sapi "${auth[@]}" "https://$(shttp 3)/v1/history?limit=3&kind=routes"
 echo "== done"

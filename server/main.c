@@ -575,6 +575,9 @@ int main(int argc, char **argv)
 		die("%s", err);
 	rp_server_tls_watch(&srv.opt.tls, srv.loop);
 	wire_tls();
+	srv.opt.node.raft_tls_in = srv.opt.tls.peer; /* NULL without TLS: plain raft */
+	srv.opt.node.raft_tls_out = srv.opt.tls.client;
+	srv.opt.node.raft_trust_domain = srv.opt.tls.trust_domain;
 	if (rp_node_create(srv.loop, &srv.opt.node, &srv.node, err, sizeof err) != 0)
 		die("%s", err);
 	rp_node_on_change(srv.node, on_change, NULL);

@@ -151,27 +151,20 @@ int rp_server_tls_reload(struct rp_server_tls *s)
 	return 0;
 }
 
-static void on_sighup(uv_signal_t *h, int signum)
+static void on_sighup(void *arg)
 {
-	(void)signum;
-	rp_server_tls_reload(h->data);
+	rp_server_tls_reload(arg);
 }
 
 void rp_server_tls_watch(struct rp_server_tls *s, uv_loop_t *loop)
 {
-	if (!s->api)
-		return;
-	uv_signal_init(loop, &s->sighup);
-	s->sighup.data = s;
-	uv_signal_start(&s->sighup, on_sighup, SIGHUP);
-	s->watching = 1;
+	if (s->api)
+		rp_sighup_start(&s->sighup, loop, on_sighup, s);
 }
 
 void rp_server_tls_close(struct rp_server_tls *s)
 {
-	if (s->watching)
-		uv_close((uv_handle_t *)&s->sighup, NULL);
-	s->watching = 0;
+	rp_sighup_stop(&s->sighup);
 	rp_tls_destroy(s->api);
 	rp_tls_destroy(s->peer);
 	rp_tls_destroy(s->client);

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "sighup.h"
 #include "tls.h"
 
 struct rp_server_tls {
@@ -27,8 +28,7 @@ struct rp_server_tls {
 	int insecure;                                 /* --insecure */
 	uint64_t self_id; /* our raft id: our certificate must name spiffe://TD/server/ID */
 	struct rp_tls *api, *peer, *client; /* all NULL when TLS is off */
-	uv_signal_t sighup;
-	int watching;
+	struct rp_sighup sighup;            /* SIGHUP: reload */
 };
 
 /* The --help lines of these flags. */

@@ -183,11 +183,19 @@ def test_client_certs():
 
 
 def test_refused_forward():
-    """Node 3 presents a server certificate of another CA: the leader
-    refuses it as a client; node 3's forwards fail as no_leader (nothing
-    was sent), counted on both sides."""
+    """Node 3 presents a server certificate of another CA, which the servers
+    trust as raft peers (--tls-peer-ca: the raft port is mutual TLS too, so
+    node 3 is a member that knows the leader) but not as API clients
+    (--tls-client-ca): the leader refuses node 3's forwards, counted on both
+    sides."""
     rogue = tlscerts.Pki(os.path.join(h.shared_pki().dir, "rogue2"), name="rogue CA 2")
-    c = h.Cluster(n=3, tls=True, name="tls-fwd", start=False)
+    peers = os.path.join(rogue.dir, "peer-bundle.pem")
+    with open(peers, "w") as out:
+        for ca in (h.shared_pki().ca, rogue.ca):
+            with open(ca) as f:
+                out.write(f.read())
+    c = h.Cluster(n=3, tls=True, name="tls-fwd", start=False,
+                  extra_args=["--tls-peer-ca", peers])
     with c:
         orig = c.tls_files
 

@@ -15,58 +15,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "testcerts.h"
 #include "tls.h"
-
-static EVP_PKEY *new_key(void)
-{
-	EVP_PKEY *k = EVP_EC_gen("P-256");
-	assert_non_null(k);
-	return k;
-}
-
-/* A certificate with subject CN @cn (NULL: none, "a|b": two CNs) and
- * subjectAltName @san (OpenSSL config syntax, NULL: none), signed by @ca_key
- * (NULL: self-signed) as @issuer. */
-static X509 *make_cert(EVP_PKEY *key, const char *cn, const char *san, X509 *issuer,
-		       EVP_PKEY *ca_key, int is_ca)
-{
-	X509 *x = X509_new();
-	assert_non_null(x);
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), rand() + 1);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 3600L * 24);
-	X509_set_pubkey(x, key);
-	X509_NAME *n = X509_get_subject_name(x);
-	if (cn != NULL) {
-		char buf[256];
-		snprintf(buf, sizeof buf, "%s", cn);
-		for (char *tok = strtok(buf, "|"); tok; tok = strtok(NULL, "|"))
-			X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (unsigned char *)tok, -1,
-						   -1, 0);
-	}
-	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : n);
-	X509V3_CTX v3;
-	X509V3_set_ctx_nodb(&v3);
-	X509V3_set_ctx(&v3, issuer ? issuer : x, x, NULL, NULL, 0);
-	X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints,
-						is_ca ? "critical,CA:TRUE" : "CA:FALSE");
-	X509_add_ext(x, e, -1);
-	X509_EXTENSION_free(e);
-	if (san != NULL) {
-		e = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
-		assert_non_null(e);
-		X509_add_ext(x, e, -1);
-		X509_EXTENSION_free(e);
-	}
-	assert_true(X509_sign(x, ca_key ? ca_key : key, EVP_sha256()) > 0);
-	return x;
-}
 
 static void identity_of(const char *cn, const char *san, struct rp_peer_id *out)
 {
-	EVP_PKEY *k = new_key();
-	X509 *x = make_cert(k, cn, san, NULL, NULL, 0);
+	EVP_PKEY *k = rp_test_key();
+	X509 *x = rp_test_cert(k, cn, san, NULL, NULL, 0);
 	rp_tls_cert_identity(x, "raftplane", out);
 	X509_free(x);
 	EVP_PKEY_free(k);
@@ -162,8 +117,8 @@ static void test_trust_domain(void **state)
 	assert_false(rp_tls_trust_domain_valid(".x"));
 	assert_false(rp_tls_trust_domain_valid("a/b"));
 	struct rp_peer_id id;
-	EVP_PKEY *k = new_key();
-	X509 *x = make_cert(k, NULL, "URI:spiffe://mesh.example.org/server/7", NULL, NULL, 0);
+	EVP_PKEY *k = rp_test_key();
+	X509 *x = rp_test_cert(k, NULL, "URI:spiffe://mesh.example.org/server/7", NULL, NULL, 0);
 	rp_tls_cert_identity(x, "mesh.example.org", &id);
 	assert_int_equal(id.kind, RP_PEER_SERVER);
 	rp_tls_cert_identity(x, "raftplane", &id);
@@ -212,10 +167,10 @@ static int setup_files(void **state)
 	(void)state;
 	snprintf(dir, sizeof dir, "/tmp/rp-unit-tls-XXXXXX");
 	assert_non_null(mkdtemp(dir));
-	EVP_PKEY *cak = new_key(), *k1 = new_key(), *k2 = new_key();
-	X509 *ca = make_cert(cak, "test CA", NULL, NULL, NULL, 1);
-	X509 *c1 = make_cert(k1, "server-1", "URI:spiffe://raftplane/server/1", ca, cak, 0);
-	X509 *c2 = make_cert(k2, "server-2", "URI:spiffe://raftplane/server/2", ca, cak, 0);
+	EVP_PKEY *cak = rp_test_key(), *k1 = rp_test_key(), *k2 = rp_test_key();
+	X509 *ca = rp_test_cert(cak, "test CA", NULL, NULL, NULL, 1);
+	X509 *c1 = rp_test_cert(k1, "server-1", "URI:spiffe://raftplane/server/1", ca, cak, 0);
+	X509 *c2 = rp_test_cert(k2, "server-2", "URI:spiffe://raftplane/server/2", ca, cak, 0);
 	write_pem("ca.pem", ca, NULL);
 	write_pem("c1.pem", c1, NULL);
 	write_pem("k1.pem", NULL, k1);
