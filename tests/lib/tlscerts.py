@@ -142,7 +142,8 @@ class Pki:
         serial = os.path.join(db, "serial")
         if not os.path.exists(serial):
             with open(serial, "w") as f:
-                f.write("%04X\n" % (0x1000 + int.from_bytes(os.urandom(2), "big")))
+                # an even number of hex digits (openssl reads it as bytes)
+                f.write("%08X\n" % (0x10000000 + int.from_bytes(os.urandom(3), "big")))
         _run(["ca", "-batch", "-config", conf, "-cert", self.ca, "-keyfile", self.ca_key,
               "-in", csr, "-out", crt, "-startdate", start, "-enddate", end,
               "-extfile", ext, "-notext"])
