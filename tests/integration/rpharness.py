@@ -14,10 +14,20 @@ Environment:
 
 TLS: Cluster(tls=True) gives each node a server certificate of one test CA
 shared by the process (tests/lib/tlscerts.py; tls=Pki(...) for another CA)
-and the flags --tls-cert/--tls-key/--tls-client-ca. Each node's address is
-registered, so http_request(), raw_request() and KeepAliveClient speak TLS
+and the flags --tls-cert/--tls-key/--tls-client-ca (the raft port then
+speaks mutual TLS too). Each node's address is registered, so
+http_request(), raw_request(), open_socket() and KeepAliveClient speak TLS
 to it by themselves (verifying the server against the CA, no client
 certificate unless given: ssl_context=tls_client_context(ca, cert)).
+A POST /v1/subscribe (http_request, raw_request, open_request_socket)
+presents the node certificate of the node id its body names, like a real
+proxy (node_client_context(); HARNESS_NODE's when the id is not a valid
+one, so that the request is refused for what it is). node_cert_dir() makes
+a --tls-cert-dir for raftplane-subscriber --node-prefix/--count. A server a
+test starts by hand gets its flags from Cluster.tls_args(node_or_id,
+http=) or server_tls_args(raft_id, dir, http=) ([] without TLS).
+With RP_IT_TLS=1 (the <name>_tls CTest variants) every Cluster that does
+not say tls=False is a TLS cluster; tls_on() tells a test.
 """
 
 import atexit
