@@ -551,6 +551,15 @@ static void on_handshake(h2o_socket_t *sock, const char *err)
 		h2o_socket_close(sock);
 		return;
 	}
+	/* No close_notify when h2o closes the connection: once the client reset
+	 * it (it closed with our answer unread), libuv's stream is no longer
+	 * writable, h2o's write of the alert fails at once, h2o ignores that
+	 * uv_write() error and waits for a write callback that never comes:
+	 * the socket and its descriptor leaked for good (h2o 2.2.5, libuv >=
+	 * 1.x). Every answer is framed (Content-Length or chunked), so the
+	 * alert adds no truncation protection for our clients. */
+	if (ssl != NULL)
+		SSL_set_quiet_shutdown(ssl, 1);
 	enum rp_tls_fail why;
 	if (ssl != NULL && rp_tls_verify_error(ssl, &why)) {
 		refuse_certificate(c, why); /* counted by the verify callback */

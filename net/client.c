@@ -531,18 +531,23 @@ static int try_parse(struct rp_http_req *r, struct conn *c, int eof)
 	header_value(c->in, head_len, "etag", etag, sizeof etag);
 	header_value(c->in, head_len, "retry-after", retry, sizeof retry);
 	struct rp_http_response res = {status, ctype, etag, retry, c->in + body_off, body_len};
-	/* the callback reads c->in: detach the connection only afterwards */
+	/* Idle before the callback (as finish() does), so that a request the
+	 * callback makes to the same server (a subscription's next poll) takes
+	 * this connection: with TLS a new one costs a full handshake. c->in stays
+	 * valid during the callback: a request that takes @c only writes (reads
+	 * into c->in start once the callback returned) and a close frees it in
+	 * the close callback. A server that already closed (eof) is not reused. */
 	r->conn = NULL;
+	if (reuse && !eof && !c->closing)
+		make_idle(c);
+	else
+		conn_close(c);
 	if (!r->done) {
 		r->done = 1;
 		if (r->cb)
 			r->cb(r->arg, 0, &res);
 	}
 	req_release(r);
-	if (reuse && !c->closing)
-		make_idle(c);
-	else
-		conn_close(c);
 	return 1;
 }
 

@@ -21,7 +21,10 @@ static const char usage[] =
 	"  --timeout S          with --until-version: exit 1 after S seconds (default 60)\n"
 	"  --duration S         exit 0 after S seconds\n"
 	"  --quiet              print only the summary\n"
-	"TLS towards the servers:\n";
+	"TLS towards the servers:\n"
+	"  --tls-cert-dir DIR       instead of --tls-cert/--tls-key: each subscriber presents\n"
+	"                           DIR/NODE-ID.pem with its key DIR/NODE-ID.key (for\n"
+	"                           --node-prefix/--count; --tls-ca is still needed)\n";
 
 static struct {
 	struct rp_sub_client *subs;
@@ -32,6 +35,9 @@ static struct {
 	uv_signal_t sigterm, sigint;
 	int exit_code;
 	struct rp_proxy_tls tls;
+	const char *cert_dir;          /* --tls-cert-dir: one certificate per subscriber */
+	struct rp_tls **node_tls;      /* [n] with cert_dir */
+	struct rp_http_tls *node_http; /* [n] with cert_dir */
 } g;
 
 static uint64_t wall_ms(void)
@@ -135,6 +141,26 @@ static unsigned long num(const char *flag, const char *s)
 	return v;
 }
 
+/* --tls-cert-dir: subscriber @i (node @id) gets a client context of its own
+ * from DIR/ID.pem and DIR/ID.key. 0, or -1 with the reason in @err. */
+static int node_tls_load(unsigned i, const char *id, char *err, size_t errlen)
+{
+	char cert[4096], key[4096];
+	if (snprintf(cert, sizeof cert, "%s/%s.pem", g.cert_dir, id) >= (int)sizeof cert ||
+	    snprintf(key, sizeof key, "%s/%s.key", g.cert_dir, id) >= (int)sizeof key) {
+		snprintf(err, errlen, "--tls-cert-dir: path too long");
+		return -1;
+	}
+	struct rp_tls_files f = {cert, key, g.tls.ca};
+	g.node_tls[i] = rp_tls_create(RP_TLS_CLIENT, &f, RP_TLS_VERIFY_REQUIRE, err, errlen);
+	if (!g.node_tls[i])
+		return -1;
+	g.node_http[i] = (struct rp_http_tls){.tls = g.node_tls[i],
+					      .trust_domain = g.tls.trust_domain,
+					      .kind = RP_PEER_SERVER};
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *servers = NULL, *node = NULL, *prefix = NULL;
@@ -150,6 +176,11 @@ int main(int argc, char **argv)
 		}
 		if (tls_flag)
 			continue;
+		if (!strcmp(a, "--tls-cert-dir") && v && v[0]) {
+			g.cert_dir = v;
+			i++;
+			continue;
+		}
 		if (!strcmp(a, "--help")) {
 			fputs(usage, stdout);
 			fputs(rp_proxy_tls_usage, stdout);
@@ -192,8 +223,20 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	char terr[400];
-	if (rp_proxy_tls_check(&g.tls, servers, NULL, terr, sizeof terr) != 0 ||
-	    rp_proxy_tls_load(&g.tls, node, terr, sizeof terr) != 0) {
+	if (g.cert_dir && (g.tls.cert || g.tls.key || !g.tls.ca)) {
+		fprintf(stderr, "raftplane-subscriber: --tls-cert-dir needs --tls-ca and neither "
+				"--tls-cert nor --tls-key\n");
+		return 2;
+	}
+	if (g.cert_dir && !g.tls.trust_domain)
+		g.tls.trust_domain = RP_TLS_DEFAULT_TRUST_DOMAIN;
+	if (g.cert_dir && !rp_tls_trust_domain_valid(g.tls.trust_domain)) {
+		fprintf(stderr, "raftplane-subscriber: bad --trust-domain \"%s\"\n",
+			g.tls.trust_domain);
+		return 2;
+	}
+	if (!g.cert_dir && (rp_proxy_tls_check(&g.tls, servers, NULL, terr, sizeof terr) != 0 ||
+			    rp_proxy_tls_load(&g.tls, node, terr, sizeof terr) != 0)) {
 		fprintf(stderr, "raftplane-subscriber: %s\n", terr);
 		return 2;
 	}
@@ -202,6 +245,14 @@ int main(int argc, char **argv)
 	rp_proxy_tls_watch(&g.tls, loop);
 	g.n = node ? 1 : (unsigned)count;
 	g.subs = calloc(g.n, sizeof *g.subs);
+	if (g.cert_dir) {
+		g.node_tls = calloc(g.n, sizeof *g.node_tls);
+		g.node_http = calloc(g.n, sizeof *g.node_http);
+	}
+	if (!g.subs || (g.cert_dir && (!g.node_tls || !g.node_http))) {
+		fprintf(stderr, "raftplane-subscriber: out of memory\n");
+		return 2;
+	}
 	for (unsigned i = 0; i < g.n; i++) {
 		char id[RP_MAX_NAME + 1];
 		if (node)
@@ -213,7 +264,15 @@ int main(int argc, char **argv)
 			fprintf(stderr, "raftplane-subscriber: %s\n", g.subs[i].last_error);
 			return 2;
 		}
-		rp_sub_set_tls(&g.subs[i], rp_proxy_tls_http(&g.tls));
+		if (g.cert_dir) {
+			if (node_tls_load(i, id, terr, sizeof terr) != 0) {
+				fprintf(stderr, "raftplane-subscriber: %s\n", terr);
+				return 2;
+			}
+			rp_sub_set_tls(&g.subs[i], &g.node_http[i]);
+		} else {
+			rp_sub_set_tls(&g.subs[i], rp_proxy_tls_http(&g.tls));
+		}
 		rp_sub_start(&g.subs[i], 0, 0);
 	}
 	uv_timer_init(loop, &g.deadline);
@@ -236,6 +295,12 @@ int main(int argc, char **argv)
 	       ",\"min_version\":%" PRIu64 ",\"exit\":%d}}\n",
 	       g.n, snaps, errors, minv, g.exit_code);
 	free(g.subs);
+	if (g.cert_dir) {
+		for (unsigned i = 0; i < g.n; i++)
+			rp_tls_destroy(g.node_tls[i]);
+		free(g.node_tls);
+		free(g.node_http);
+	}
 	rp_proxy_tls_close(&g.tls);
 	return g.exit_code;
 }

@@ -14,10 +14,20 @@ Environment:
 
 TLS: Cluster(tls=True) gives each node a server certificate of one test CA
 shared by the process (tests/lib/tlscerts.py; tls=Pki(...) for another CA)
-and the flags --tls-cert/--tls-key/--tls-client-ca. Each node's address is
-registered, so http_request(), raw_request() and KeepAliveClient speak TLS
+and the flags --tls-cert/--tls-key/--tls-client-ca (the raft port then
+speaks mutual TLS too). Each node's address is registered, so
+http_request(), raw_request(), open_socket() and KeepAliveClient speak TLS
 to it by themselves (verifying the server against the CA, no client
 certificate unless given: ssl_context=tls_client_context(ca, cert)).
+A POST /v1/subscribe (http_request, raw_request, open_request_socket)
+presents the node certificate of the node id its body names, like a real
+proxy (node_client_context(); HARNESS_NODE's when the id is not a valid
+one, so that the request is refused for what it is). node_cert_dir() makes
+a --tls-cert-dir for raftplane-subscriber --node-prefix/--count. A server a
+test starts by hand gets its flags from Cluster.tls_args(node_or_id,
+http=) or server_tls_args(raft_id, dir, http=) ([] without TLS).
+With RP_IT_TLS=1 (the <name>_tls CTest variants) every Cluster that does
+not say tls=False is a TLS cluster; tls_on() tells a test.
 """
 
 import atexit
@@ -176,6 +186,7 @@ def _ports_free(*ports):
 # ---- TLS ------------------------------------------------------------------------
 
 _addr_ssl = {}  # "127.0.0.1:port" -> ssl.SSLContext of a node serving TLS there
+_addr_pki = {}  # "127.0.0.1:port" -> tlscerts.Pki of that node's CA
 _shared_pki = None
 _shared_pki_dir = None
 
@@ -188,6 +199,27 @@ def shared_pki():
         _shared_pki = tlscerts.Pki(_shared_pki_dir)
         atexit.register(shutil.rmtree, _shared_pki_dir, True)
     return _shared_pki
+
+
+def server_tls_args(raft_id, directory, http=None, pki=None):
+    """TLS flags for a raftplane-server started by hand outside a Cluster
+    (its certificate names @raft_id; files copied into @directory), [] when
+    TLS is off (RP_IT_TLS unset and no @pki). @http: its --http address,
+    which the harness then speaks TLS to."""
+    if pki is None:
+        if not TLS_DEFAULT:
+            return []
+        pki = shared_pki()
+    c = pki.server(raft_id)
+    os.makedirs(directory, exist_ok=True)
+    cert = os.path.join(directory, "server%s-cert.pem" % raft_id)
+    key = os.path.join(directory, "server%s-key.pem" % raft_id)
+    shutil.copyfile(c.cert, cert)
+    shutil.copyfile(c.key, key)
+    os.chmod(key, 0o600)
+    if http:
+        register_tls(http, tls_client_context(pki.ca), pki)
+    return ["--tls-cert", cert, "--tls-key", key, "--tls-client-ca", pki.ca]
 
 
 def tls_client_context(ca, cert=None):
@@ -204,16 +236,129 @@ def tls_client_context(ca, cert=None):
     return ctx
 
 
-def register_tls(addr, ctx):
-    """Requests of this harness to @addr use @ctx (None: plain again)."""
+def register_tls(addr, ctx, pki=None):
+    """Requests of this harness to @addr use @ctx (None: plain again); @pki
+    (a tlscerts.Pki, default the shared one) is the CA of the node
+    certificates that subscribe requests to @addr present."""
     if ctx is None:
         _addr_ssl.pop(addr, None)
+        _addr_pki.pop(addr, None)
     else:
         _addr_ssl[addr] = ctx
+        _addr_pki[addr] = pki or shared_pki()
 
 
 def ssl_for(addr):
     return _addr_ssl.get(addr)
+
+
+def pki_for(addr):
+    """The tlscerts.Pki of the TLS server at @addr, or None when it is plain."""
+    return _addr_pki.get(addr) if addr in _addr_ssl else None
+
+
+def tls_on():
+    """True when clusters start with TLS by default (RP_IT_TLS=1)."""
+    return TLS_DEFAULT
+
+
+_node_certs = {}  # (pki dir, node id) -> tlscerts.Cert
+_node_ctx = {}    # (pki dir, node id) -> ssl.SSLContext
+_batch_dirs = {}  # pki dir -> directory of node_batch() certificates
+
+
+def node_cert(node_id, pki=None):
+    """A node certificate (spiffe://raftplane/node/@node_id) of @pki (default
+    the shared CA), made once per process."""
+    pki = pki or shared_pki()
+    key = (pki.dir, node_id)
+    if key not in _node_certs:
+        _node_certs[key] = pki.node(node_id)
+    return _node_certs[key]
+
+
+def node_client_context(node_id, pki=None):
+    """A client context presenting @node_id's node certificate: what a proxy
+    of that node id uses to subscribe over TLS."""
+    pki = pki or shared_pki()
+    key = (pki.dir, node_id)
+    if key not in _node_ctx:
+        _node_ctx[key] = tls_client_context(pki.ca, node_cert(node_id, pki))
+    return _node_ctx[key]
+
+
+def node_cert_dir(node_ids, pki=None):
+    """A directory holding ID.pem and ID.key for each of @node_ids (for
+    raftplane-subscriber --tls-cert-dir), made once per CA and node id."""
+    pki = pki or shared_pki()
+    d = _batch_dirs.get(pki.dir)
+    if d is None:
+        d = _batch_dirs[pki.dir] = os.path.join(pki.dir, "batch-nodes")
+    t0 = time.monotonic()
+    pki.node_batch(list(node_ids), d)
+    dt = time.monotonic() - t0
+    if dt > 1:
+        log("made %d node certificates in %.1fs" % (len(node_ids), dt))
+    return d
+
+
+# Certificate a subscribe request presents when its node id is not a valid
+# one (no certificate can name it): the request is refused for what it is,
+# not for the missing certificate.
+HARNESS_NODE = "rp-harness"
+
+
+def subscribe_node_id(body):
+    """The node_id (field 1) of a SubscribeRequest body when it is a valid
+    node id ([A-Za-z0-9._-]{1,128}), else None."""
+    if not isinstance(body, (bytes, bytearray)):
+        return None
+    i, n = 0, len(body)
+    while i < n:
+        tag, i = _varint(body, i)
+        if tag is None:
+            return None
+        wt, field = tag & 7, tag >> 3
+        if wt == 0:
+            _, i = _varint(body, i)
+        elif wt == 2:
+            ln, i = _varint(body, i)
+            if ln is None or i + ln > n:
+                return None
+            if field == 1:
+                v = bytes(body[i:i + ln])
+                ok = 0 < len(v) <= 128 and all(
+                    chr(b).isalnum() and b < 128 or b in b"._-" for b in v)
+                return v.decode() if ok else None
+            i += ln
+        else:
+            return None
+        if i is None:
+            return None
+    return None
+
+
+def _varint(b, i):
+    v, shift = 0, 0
+    while i < len(b) and shift < 64:
+        x = b[i]
+        i += 1
+        v |= (x & 0x7F) << shift
+        if not x & 0x80:
+            return v, i
+        shift += 7
+    return None, None
+
+
+def subscribe_context(addr, body):
+    """The context a subscribe request with @body to the TLS server @addr
+    uses by default: the node certificate of the node id it names (a
+    harness certificate when it names no valid one); None when @addr is
+    plain."""
+    pki = pki_for(addr)
+    if pki is None:
+        return None
+    return node_client_context(subscribe_node_id(body) or HARNESS_NODE, pki)
 
 
 def _connection(addr, timeout, ssl_context=None):
@@ -236,6 +381,17 @@ def open_socket(addr, timeout=10.0, ssl_context=None):
             s.close()
             raise
     return s
+
+
+def open_request_socket(addr, request, timeout=10.0):
+    """open_socket() for the raw HTTP bytes @request: a subscribe request
+    (POST /v1/subscribe) to a TLS server presents the node certificate of
+    the node id its body names (subscribe_context())."""
+    ctx = None
+    head, _, body = bytes(request).partition(b"\r\n\r\n")
+    if head.startswith(b"POST /v1/subscribe"):
+        ctx = subscribe_context(addr, body)
+    return open_socket(addr, timeout=timeout, ssl_context=ctx)
 
 
 # ---- HTTP -----------------------------------------------------------------------
@@ -269,6 +425,8 @@ def http_request(addr, method, path, body=None, headers=None, timeout=10.0, ssl_
     hdrs = dict(headers or {})
     if body is not None and "Content-Type" not in hdrs:
         hdrs["Content-Type"] = "application/json"
+    if ssl_context is None and method == "POST" and path.startswith("/v1/subscribe"):
+        ssl_context = subscribe_context(addr, body)  # a proxy's node certificate
     conn = _connection(addr, timeout, ssl_context)
     try:
         conn.request(method, path, body=body, headers=hdrs)
@@ -289,6 +447,8 @@ def raw_request(addr, method, path, body=b"", headers=None, timeout=10.0, ssl_co
     or None when nothing came back."""
     hdrs = {"Host": addr, "Content-Length": str(len(body)), "Connection": "close"}
     hdrs.update(headers or {})
+    if ssl_context is None and method == "POST" and path.startswith("/v1/subscribe"):
+        ssl_context = subscribe_context(addr, body)
     head = "%s %s HTTP/1.1\r\n%s\r\n" % (method, path, "".join(
         "%s: %s\r\n" % kv for kv in hdrs.items()))
     s = open_socket(addr, timeout, ssl_context)
@@ -552,14 +712,27 @@ class Cluster:
 
     def _register(self, node):
         if self.pki:
-            register_tls(node.http, self.client_ssl)
+            register_tls(node.http, self.client_ssl, self.pki)
+
+    def tls_args(self, node, http=None):
+        """The TLS flags of @node (a Node, or a raft id for a server started
+        by hand: its certificate names that id) for a command line of
+        its own, [] without TLS. @http: that process's --http address, which
+        the harness then speaks TLS to."""
+        if not self.pki:
+            return []
+        if not isinstance(node, Node):
+            node = Node(self, node, 0, 0)
+        cert, key, ca = self.tls_files(node)
+        if http:
+            register_tls(http, self.client_ssl, self.pki)
+        return ["--tls-cert", cert, "--tls-key", key, "--tls-client-ca", ca]
 
     def _argv(self, node, mode):
         argv = [self.bin, "--id", str(node.id), "--data-dir", node.data_dir,
                 "--raft", node.raft, "--http", node.http]
         if self.pki:
-            cert, key, ca = self.tls_files(node)
-            argv += ["--tls-cert", cert, "--tls-key", key, "--tls-client-ca", ca]
+            argv += self.tls_args(node)
             self._register(node)
         if mode[0] == "bootstrap":
             argv += ["--bootstrap", self.bootstrap_arg()]

@@ -14,14 +14,20 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rpharness import Cluster, bearer, check, check_error, log, make_token, run  # noqa: E402
+from rpharness import (Cluster, bearer, check, check_error, log, make_token, run,  # noqa: E402
+                       ssl_for)
 
 
 def request_from(addr, method, path, body=None, headers=None, source="127.0.0.1"):
     """One request from @source; (Response-like tuple, our 'IP:port')."""
     host, port = addr.rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=10,
-                                      source_address=(source, 0))
+    ctx = ssl_for(addr)  # TLS when the node serves TLS
+    if ctx is not None:
+        conn = http.client.HTTPSConnection(host, int(port), timeout=10,
+                                           source_address=(source, 0), context=ctx)
+    else:
+        conn = http.client.HTTPConnection(host, int(port), timeout=10,
+                                          source_address=(source, 0))
     try:
         conn.connect()
         local = "%s:%d" % conn.sock.getsockname()[:2]

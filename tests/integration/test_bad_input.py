@@ -12,7 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from rpharness import (SANITIZER_PATTERNS, SERVER_BIN, Cluster, TestFailure, check,  # noqa: E402
-                       check_error, log, pick_ports, raw_request, run)
+                       check_error, log, pick_ports, raw_request, run, server_tls_args)
 
 MiB = 1024 * 1024
 LONG = "a" * 129
@@ -336,7 +336,10 @@ def bad_command_lines():
     try:
         rp, hp, rp2, hp2 = ["127.0.0.1:%d" % p for p in pick_ports(4)]
         d = os.path.join(tmp, "d")
-        base = ["--id", "1", "--data-dir", d, "--raft", rp, "--http", hp]
+        # with RP_IT_TLS=1 every command line also has TLS flags: the same
+        # one-line refusals
+        base = ["--id", "1", "--data-dir", d, "--raft", rp, "--http", hp] + server_tls_args(
+            1, os.path.join(tmp, "tls"))
         boot = "1=%s@%s" % (rp, hp)
         cases = [
             (["--bogus"], "unknown flag"),
@@ -409,7 +412,8 @@ def test_port_in_use():
             d = os.path.join(tmp, what.replace(" ", "-"))
             ra, ha = "127.0.0.1:%d" % raft, "127.0.0.1:%d" % http_
             p = subprocess.run([SERVER_BIN, "--id", "1", "--data-dir", d, "--raft", ra, "--http", ha,
-                                "--bootstrap", "1=%s@%s" % (ra, ha)], stdin=subprocess.DEVNULL,
+                                "--bootstrap", "1=%s@%s" % (ra, ha)] +
+                               server_tls_args(1, os.path.join(tmp, "tls")), stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=15)
             err = p.stderr.decode("utf-8", "replace").strip()
             last = err.splitlines()[-1] if err else ""

@@ -12,6 +12,7 @@ import re
 import select
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -19,8 +20,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rpharness import (SERVER_BIN, Cluster, TestFailure, check, log, parse_response, pick_ports,  # noqa: E402
-                       run)
+from rpharness import (SERVER_BIN, Cluster, TestFailure, check, log, open_socket,  # noqa: E402
+                       parse_response, pick_ports, run)
 
 MiB = 1024 * 1024
 
@@ -64,8 +65,7 @@ class Resp:
 
 def raw(addr, data, timeout=10.0, head_only=False):
     """Send raw bytes, read until the peer closes or one answer is complete."""
-    host, port = addr.rsplit(":", 1)
-    s = socket.create_connection((host, int(port)), timeout=timeout)
+    s = open_socket(addr, timeout=timeout)  # TLS when the node serves TLS
     buf = b""
     try:
         s.sendall(data)
@@ -124,9 +124,11 @@ def revision(c, node):
 
 def flood_one(addr, size, chunked, results, i):
     """Send a huge body while reading; stop sending once the answer is in."""
-    host, port = addr.rsplit(":", 1)
-    s = socket.create_connection((host, int(port)), timeout=60)
+    s = open_socket(addr, timeout=60)  # TLS when the node serves TLS
     s.setblocking(False)
+    # non-blocking TLS: "would block" is SSLWantRead/WriteError, and a
+    # decrypted record may wait inside the SSL object (pending())
+    again = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
     te = "Transfer-Encoding: chunked" if chunked else "Content-Length: %d" % size
     out = ("PUT /v1/kv/flood%d HTTP/1.1\r\nHost: x\r\n%s\r\n\r\n" % (i, te)).encode()
     piece = b"z" * 65536
@@ -140,11 +142,12 @@ def flood_one(addr, size, chunked, results, i):
                 sent += len(piece)
             elif not pending and chunked and sent >= size and sent < size + 1:
                 pending, sent = b"0\r\n\r\n", size + 1
-            r, w, _ = select.select([s], [s] if pending else [], [], 5)
-            if r:
+            has_pending = isinstance(s, ssl.SSLSocket) and s.pending() > 0
+            r, w, _ = select.select([s], [s] if pending else [], [], 0 if has_pending else 5)
+            if r or has_pending:
                 try:
                     d = s.recv(65536)
-                except (BlockingIOError, InterruptedError):
+                except again:
                     d = None
                 except OSError:
                     break
@@ -158,7 +161,7 @@ def flood_one(addr, size, chunked, results, i):
                 try:
                     n = s.send(pending)
                     pending = pending[n:]
-                except (BlockingIOError, InterruptedError):
+                except again:
                     pass
                 except OSError:
                     pending = b""
@@ -399,8 +402,7 @@ def test_if_match_list():
 
 def raw_all(addr, data, timeout=5.0):
     """Send raw bytes; return every byte the server sent until it closed."""
-    host, port = addr.rsplit(":", 1)
-    s = socket.create_connection((host, int(port)), timeout=timeout)
+    s = open_socket(addr, timeout=timeout)  # TLS when the node serves TLS
     buf = b""
     try:
         s.sendall(data)

@@ -98,7 +98,8 @@ def bad_member_requests(c):
     with open(logp, "wb") as lf:
         p = subprocess.Popen([SERVER_BIN, "--id", str(n1.id), "--data-dir",
                               os.path.join(c.dir, "dup-join"), "--raft", "127.0.0.1:%d" % rp,
-                              "--http", "127.0.0.1:%d" % hp, "--join", fol[0].http],
+                              "--http", "127.0.0.1:%d" % hp, "--join", fol[0].http] +
+                             c.tls_args(n1.id, http="127.0.0.1:%d" % hp),
                              stdout=lf, stderr=lf, stdin=subprocess.DEVNULL, env=c.env)
     try:
         rc = p.wait(timeout=20)

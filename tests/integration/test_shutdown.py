@@ -31,6 +31,7 @@ import os
 import select
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -39,7 +40,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "subscribe"))
 from rpharness import (Cluster, KeepAliveClient, TestFailure, check, http_request, log,  # noqa: E402
-                       parse_response, pick_ports, run, wait_until)
+                       open_request_socket, parse_response, pick_ports, run, wait_until)
 from subharness import sub_request  # noqa: E402
 
 # What a node's stderr must not contain after SIGTERM.
@@ -169,7 +170,7 @@ def request_bytes(node, method, path, body=b"", headers=None):
 
 def send_open(node, data):
     """Connect to @node, send @data, leave the socket open (closed at exit)."""
-    s = socket.create_connection(("127.0.0.1", node.http_port), timeout=10)
+    s = open_request_socket(node.http, data, timeout=10)  # TLS when the node serves TLS
     s.sendall(data)
     _open.append(s)
     return s
@@ -728,15 +729,22 @@ def test_requests_after_raft_closed():
             empty, got = [0], [0]
 
             def pump(timeout):
-                r, w, _ = select.select(conns, [s for s in conns if out[s]], [], timeout)
+                # TLS: records already decrypted wait in the SSL object
+                ready = [s for s in conns if isinstance(s, ssl.SSLSocket) and s.pending()]
+                r, w, _ = select.select(conns, [s for s in conns if out[s]], [],
+                                        0 if ready else timeout)
                 for s in w:
                     try:
                         out[s] = out[s][s.send(out[s]):]
+                    except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                        pass
                     except OSError:
                         out[s] = b""
-                for s in r:
+                for s in set(r) | set(ready):
                     try:
                         d = s.recv(1 << 16)
+                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                        d = b""
                     except OSError:
                         d = b""
                     got[0] += len(d)

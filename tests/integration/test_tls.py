@@ -13,6 +13,9 @@ the openssl CLI (tests/lib/tlscerts.py), clients from Python's ssl module.
                           zero failed requests; a bad file keeps the old one
   test_secure_by_default  plain text on a non-loopback address is refused
                           before binding, unless --insecure
+  test_reset_released     clients that reset their TLS connection (closed
+                          with the answer unread, idle in keep-alive or
+                          parked) cost the server no descriptor afterwards
 """
 import http.client
 import os
@@ -311,6 +314,38 @@ def test_sighup_rotation():
                   len(ld.serials))
 
 
+def fd_count(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def test_reset_released():
+    """h2o 2.2.5 leaked the socket of a TLS connection that the client reset
+    (closed with bytes unread): the close_notify write failed at once and
+    h2o waited for its callback forever (net/accept.c)."""
+    with h.Cluster(n=1, tls=True, name="tls-reset") as c:
+        n = c.node(1)
+        base = fd_count(n.proc.pid)
+        ask = b"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n"
+        park = b"GET /v1/watch?after=1&kinds=members&wait=60s HTTP/1.1\r\nHost: x\r\n\r\n"
+        for data, what in ((ask, "answered, idle in keep-alive"), (park, "parked watch")):
+            socks = []
+            for _ in range(30):
+                s = h.open_socket(n.http, timeout=10)
+                s.sendall(data)
+                socks.append(s)
+            wait_until(lambda: fd_count(n.proc.pid) >= base + 30, 10, what="30 connections")
+            time.sleep(0.3)  # answered (or parked), nothing read
+            for s in socks:
+                # SO_LINGER 0: a reset even if nothing was left unread
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+                s.close()
+            wait_until(lambda: fd_count(n.proc.pid) <= base + 2, 10,
+                       what="%s: descriptors back to %d (now %d)" % (
+                           what, base, fd_count(n.proc.pid)))
+            log("%s: 30 reset connections released" % what)
+        check(c.request(n, "GET", "/v1/status").status == 200, "still serving")
+
+
 def run_server(args, timeout=10):
     d = os.path.join(h.shared_pki().dir, "data-%d" % os.getpid())
     argv = [h.SERVER_BIN, "--id", "1", "--data-dir", d] + args
@@ -339,4 +374,4 @@ def test_secure_by_default():
 
 if __name__ == "__main__":
     h.run([test_api_over_tls, test_client_certs, test_refused_forward, test_sighup_rotation,
-           test_secure_by_default])
+           test_secure_by_default, test_reset_released])

@@ -15,7 +15,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from rpharness import (SERVER_BIN, Cluster, KeepAliveClient, bearer, check, check_error,  # noqa: E402
-                       http_request, log, make_token, median, pick_ports, run, wait_until)
+                       http_request, log, make_token, median, pick_ports, run, server_tls_args,
+                       wait_until)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROUTE_C = os.path.join(HERE, "..", "..", "api", "route.c")
@@ -253,7 +254,8 @@ def test_bootstrap_file():
         rp, hp = pick_ports(2)
         base = ["--id", "1", "--data-dir", os.path.join(d, "data"), "--raft",
                 "127.0.0.1:%d" % rp, "--http", "127.0.0.1:%d" % hp, "--bootstrap",
-                "1=127.0.0.1:%d@127.0.0.1:%d" % (rp, hp)]
+                "1=127.0.0.1:%d@127.0.0.1:%d" % (rp, hp)] + server_tls_args(
+                    1, os.path.join(d, "tls"))
         path = os.path.join(d, "tok")
         cases = [("missing", None, 0o600, "No such file or directory"),
                  ("empty", "", 0o600, "is empty"),

@@ -64,6 +64,47 @@ class Pki:
         return self.leaf("node-%s" % node_id, cn=node_id,
                          uris=["spiffe://%s/node/%s" % (self.td, node_id)], **kw)
 
+    def node_batch(self, node_ids, directory, jobs=4):
+        """Node certificates for many node ids at once, for a subscriber's
+        --tls-cert-dir: DIR/ID.pem and DIR/ID.key (one shared key, one
+        `openssl req -x509 -CA` each, @jobs at a time; ~20 ms a certificate).
+        Ids whose files exist are skipped. Returns @directory."""
+        os.makedirs(directory, exist_ok=True)
+        shared = os.path.join(self.dir, "batch-node.key")
+        if not os.path.exists(shared):
+            _run(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", shared + ".tmp"])
+            os.chmod(shared + ".tmp", 0o600)
+            os.replace(shared + ".tmp", shared)
+        with open(shared, "rb") as f:
+            key_pem = f.read()
+        todo = [i for i in node_ids if not os.path.exists(os.path.join(directory, i + ".pem"))]
+        running = []
+
+        def reap(p):
+            out = p.communicate()[1]
+            if p.returncode != 0:
+                raise RuntimeError("openssl req -x509 -CA failed: %s" % out.decode().strip())
+
+        for node_id in todo:
+            base = os.path.join(directory, node_id)
+            fd = os.open(base + ".key", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.write(fd, key_pem)
+            os.close(fd)
+            uri = "spiffe://%s/node/%s" % (self.td, node_id)
+            running.append(subprocess.Popen(
+                ["openssl", "req", "-new", "-x509", "-key", shared, "-CA", self.ca,
+                 "-CAkey", self.ca_key, "-subj", "/CN=" + node_id, "-days", "30",
+                 "-addext", "subjectAltName=URI:" + uri,
+                 "-addext", "basicConstraints=critical,CA:FALSE",
+                 "-addext", "keyUsage=critical,digitalSignature",
+                 "-addext", "extendedKeyUsage=clientAuth",
+                 "-out", base + ".pem"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+            if len(running) >= jobs:
+                reap(running.pop(0))
+        for p in running:
+            reap(p)
+        return directory
+
     def leaf(self, fname, cn="leaf", uris=(), ips=(), dns=(), expired=False,
              not_yet_valid=False, days=825):
         fname += "-expired" if expired else "-future" if not_yet_valid else ""
@@ -106,7 +147,8 @@ class Pki:
         serial = os.path.join(db, "serial")
         if not os.path.exists(serial):
             with open(serial, "w") as f:
-                f.write("%04X\n" % (0x1000 + int.from_bytes(os.urandom(2), "big")))
+                # an even number of hex digits (openssl reads it as bytes)
+                f.write("%08X\n" % (0x10000000 + int.from_bytes(os.urandom(3), "big")))
         _run(["ca", "-batch", "-config", conf, "-cert", self.ca, "-keyfile", self.ca_key,
               "-in", csr, "-out", crt, "-startdate", start, "-enddate", end,
               "-extfile", ext, "-notext"])

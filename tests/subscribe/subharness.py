@@ -1,5 +1,10 @@
 """Helpers for subscription tests: raftplane-subscriber processes whose JSON
-lines (one per snapshot received) are collected by a reader thread."""
+lines (one per snapshot received) are collected by a reader thread.
+
+TLS: when the servers serve TLS (a rpharness.Cluster with tls, or
+RP_IT_TLS=1), each Subscriber presents node certificates of the servers' CA:
+--tls-cert/--tls-key for --node-id, --tls-cert-dir (one certificate per
+subscriber) for --node-prefix/--count."""
 
 import json
 import os
@@ -20,6 +25,21 @@ SUB_BIN = os.environ.get("RP_SUBSCRIBER_BIN") or os.path.normpath(
 _subs = []
 
 
+def tls_args(servers, node_id=None, prefix=None, count=1, extra=()):
+    """The TLS flags of a subscriber of @servers (Nodes) when they serve TLS
+    (rpharness.Cluster(tls=...), RP_IT_TLS=1): the node certificate of
+    @node_id, or one per subscriber of --node-prefix (--tls-cert-dir); []
+    when the servers are plain or @extra has TLS flags of its own."""
+    pki = rpharness.pki_for(servers[0].http) if servers else None
+    if pki is None or any(a.startswith("--tls-") for a in extra):
+        return []
+    if node_id:
+        cert = rpharness.node_cert(node_id, pki)
+        return ["--tls-cert", cert.cert, "--tls-key", cert.key, "--tls-ca", pki.ca]
+    ids = ["%s-%d" % (prefix[:100], i) for i in range(count)]
+    return ["--tls-cert-dir", rpharness.node_cert_dir(ids, pki), "--tls-ca", pki.ca]
+
+
 class Subscriber:
     """One raftplane-subscriber process (one or many subscribers inside)."""
 
@@ -27,6 +47,7 @@ class Subscriber:
         argv = [SUB_BIN, "--servers", ",".join(s.http for s in servers)]
         argv += ["--node-id", node_id] if node_id else ["--node-prefix", prefix, "--count",
                                                          str(count)]
+        argv += tls_args(servers, node_id, prefix, count, extra)
         argv += list(extra)
         self.lines = []
         self.lock = threading.Lock()

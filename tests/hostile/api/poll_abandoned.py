@@ -10,6 +10,7 @@ import http.server
 import json
 import os
 import signal
+import ssl
 import statistics
 import subprocess
 import sys
@@ -21,6 +22,7 @@ sys.path.insert(0, HERE)
 from poll_client import (AbandonedPolls, fd_count, pb_bytes, pb_uint, rollout_request,  # noqa: E402
                          sub_request, subscribe_request, watch_request)
 from subharness import Subscriber, listener_obj, put, stop_all  # noqa: E402
+import rpharness  # noqa: E402
 from rpharness import Cluster, check, log, run, wait_until  # noqa: E402
 
 HDR = {"Content-Type": "application/x-protobuf"}
@@ -259,6 +261,12 @@ def fake_control_plane(mode):
             self.wfile.write(snap)
 
     srv = FakeServer(("127.0.0.1", 0), H)
+    if rpharness.tls_on():  # a server certificate of the test CA, like a real server
+        pki = rpharness.shared_pki()
+        cert = pki.server(1)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert.cert, cert.key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv, count
 
@@ -268,8 +276,12 @@ def test_subscriber_backs_off_after_nack_and_early_304():
         srv, count = fake_control_plane(mode)
         addr = "127.0.0.1:%d" % srv.server_address[1]
         from subharness import SUB_BIN
+        tls = []
+        if rpharness.tls_on():
+            cert = rpharness.node_cert("fake")
+            tls = ["--tls-cert", cert.cert, "--tls-key", cert.key, "--tls-ca", cert.ca]
         p = subprocess.Popen([SUB_BIN, "--servers", addr, "--node-id", "fake", "--quiet",
-                              "--wait-ms", "2000", "--duration", "3"] + extra,
+                              "--wait-ms", "2000", "--duration", "3"] + tls + extra,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             p.wait(timeout=20)

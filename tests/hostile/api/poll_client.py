@@ -13,6 +13,7 @@ Run standalone for manual experiments:
 
 import os
 import socket
+import ssl
 import sys
 import time
 
@@ -21,7 +22,14 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "integration"))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "subscribe"))
 
 
+import rpharness  # noqa: E402
 from subharness import pb_bytes, pb_uint, pb_varint, sub_request  # noqa: E402,F401
+
+
+def open_for(addr, request, timeout=10):
+    """A socket to @addr for the raw @request: TLS when @addr serves TLS,
+    with the node certificate a subscribe request's node id needs."""
+    return rpharness.open_request_socket(addr, request, timeout)
 
 
 def http_bytes(addr, method, path, body=b"", ctype="application/x-protobuf"):
@@ -36,10 +44,10 @@ class AbandonedPolls:
     """N parked long polls on raw sockets."""
 
     def __init__(self, addr, n, request):
-        host, port = addr.rsplit(":", 1)
         self.socks = []
+        self.early = {}  # socket -> bytes answered() read from a TLS socket
         for _ in range(n):
-            s = socket.create_connection((host, int(port)), timeout=10)
+            s = open_for(addr, request)
             s.sendall(request)
             self.socks.append(s)
 
@@ -52,9 +60,15 @@ class AbandonedPolls:
         for s in self.socks:
             s.setblocking(False)
             try:
-                if s.recv(1, socket.MSG_PEEK) is not None:
+                if isinstance(s, ssl.SSLSocket):
+                    # no MSG_PEEK inside TLS: read (and keep) one byte; a
+                    # session ticket alone is no answer (SSLWantReadError)
+                    if s in self.early or s.recv(1) is not None:
+                        self.early.setdefault(s, b"x")
+                        n += 1
+                elif s.recv(1, socket.MSG_PEEK) is not None:
                     n += 1
-            except BlockingIOError:
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 pass
             except OSError:
                 n += 1
