@@ -350,8 +350,8 @@ static void on_timeout(uv_timer_t *t)
 }
 
 /* Copy the value of header @name (case-insensitive) into @out. */
-static void header_value(const char *head, size_t head_len, const char *name, char *out,
-			 size_t outlen)
+static int header_value(const char *head, size_t head_len, const char *name, char *out,
+			size_t outlen)
 {
 	size_t nlen = strlen(name);
 	out[0] = '\0';
@@ -367,10 +367,16 @@ static void header_value(const char *head, size_t head_len, const char *name, ch
 								     : outlen - 1;
 			memcpy(out, v, vlen);
 			out[vlen] = '\0';
-			return;
+			return 1;
 		}
 		p = eol + 2;
 	}
+	return 0;
+}
+
+int rp_http_header(const struct rp_http_response *res, const char *name, char *out, size_t outlen)
+{
+	return header_value(res->head, res->head_len, name, out, outlen);
 }
 
 /* 1 when the comma-separated @v (@len bytes) is exactly one token @tok. */
@@ -530,7 +536,8 @@ static int try_parse(struct rp_http_req *r, struct conn *c, int eof)
 	header_value(c->in, head_len, "content-type", ctype, sizeof ctype);
 	header_value(c->in, head_len, "etag", etag, sizeof etag);
 	header_value(c->in, head_len, "retry-after", retry, sizeof retry);
-	struct rp_http_response res = {status, ctype, etag, retry, c->in + body_off, body_len};
+	struct rp_http_response res = {status,           ctype,    etag,  retry,
+				       c->in + body_off, body_len, c->in, head_len};
 	/* Idle before the callback (as finish() does), so that a request the
 	 * callback makes to the same server (a subscription's next poll) takes
 	 * this connection: with TLS a new one costs a full handshake. c->in stays

@@ -22,6 +22,8 @@ struct rp_http_response {
 	const char *retry_after;
 	const char *body;
 	size_t body_len;
+	const char *head; /* the status line and header lines, each ending in CRLF */
+	size_t head_len;
 };
 
 /* The client's own error codes (no raftplane API meaning: a caller maps
@@ -47,6 +49,13 @@ static inline int rp_http_err_sent(int err)
 	return err == RP_HTTP_ERR_LINK || err == RP_HTTP_ERR_TIMEOUT ||
 	       err == RP_HTTP_ERR_BAD_RESPONSE;
 }
+
+/**
+ * Copy the value of the first header @name (case-insensitive) of @res into
+ * @out (@outlen > 0, truncated to fit, NUL-terminated; "" when absent).
+ * Returns 1 when the header is present, else 0.
+ */
+int rp_http_header(const struct rp_http_response *res, const char *name, char *out, size_t outlen);
 
 /** A short lowercase description of @err ("connect failed", ...). */
 const char *rp_http_strerror(int err);

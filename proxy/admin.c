@@ -258,6 +258,46 @@ static const struct rp_cluster *find_gen_cluster(const struct rp_generation *g, 
 	return NULL;
 }
 
+/* ---- telemetry ------------------------------------------------------------ */
+
+static json_t *telemetry_json(const struct rp_proxy *p)
+{
+	const struct rp_reporter *r = p->reporter;
+	if (!r)
+		return json_pack("{s:b,s:i}", "enabled", 0, "interval_ms", 0);
+	char instance[24];
+	snprintf(instance, sizeof instance, "%" PRIu64, r->instance);
+	json_t *results = json_object();
+	for (int i = 0; i < RP_REPORT__N; i++)
+		json_object_set_new(results, rp_report_result_names[i], rp_json_u64(r->results[i]));
+	unsigned interval = rp_sub_report_interval(&p->sub);
+	return json_pack("{s:b,s:i,s:s,s:s,s:s?,s:o,s:s,s:o,s:o}", "enabled", 1, "interval_ms",
+			 (int)interval, "server", interval ? rp_sub_server(&p->sub) : "",
+			 "last_result",
+			 r->last_result >= 0 ? rp_report_result_names[r->last_result] : "none",
+			 "last_error", r->last_error[0] ? r->last_error : NULL, "seq",
+			 rp_json_u64(r->seq), "instance", instance, "reports", results, "truncated",
+			 rp_json_u64(r->truncated));
+}
+
+static void telemetry_metrics(const struct rp_proxy *p, struct rp_buf *b)
+{
+	const struct rp_reporter *r = p->reporter;
+	rp_buf_printf(b, "# TYPE raftplane_proxy_reports_total counter\n");
+	for (int i = 0; i < RP_REPORT__N; i++)
+		rp_buf_printf(b, "raftplane_proxy_reports_total{result=\"%s\"} %" PRIu64 "\n",
+			      rp_report_result_names[i], r ? r->results[i] : 0);
+	rp_buf_printf(b,
+		      "# TYPE raftplane_proxy_report_last_seq gauge\n"
+		      "raftplane_proxy_report_last_seq %" PRIu64 "\n"
+		      "# TYPE raftplane_proxy_report_interval_ms gauge\n"
+		      "raftplane_proxy_report_interval_ms %u\n"
+		      "# TYPE raftplane_proxy_report_truncated_total counter\n"
+		      "raftplane_proxy_report_truncated_total %" PRIu64 "\n",
+		      r ? r->last_seq : 0, r ? rp_sub_report_interval(&p->sub) : 0,
+		      r ? r->truncated : 0);
+}
+
 static void on_stats(struct rp_proxy *p, h2o_req_t *req)
 {
 	const struct rp_generation *g = p->published;
@@ -298,6 +338,7 @@ static void on_stats(struct rp_proxy *p, h2o_req_t *req)
 	json_object_set_new(j, "cache",
 			    json_pack("{s:I,s:I}", "writes", (json_int_t)rp_get(&s->cache_writes),
 				      "errors", (json_int_t)rp_get(&s->cache_errors)));
+	json_object_set_new(j, "telemetry", telemetry_json(p));
 	respond_json(req, 200, j);
 }
 
@@ -378,6 +419,7 @@ static void on_metrics(struct rp_proxy *p, h2o_req_t *req)
 				      rp_health_usable(g->clusters[i].health[k], now));
 	tls_metrics(p, &b);
 	conn_metrics(p, &b);
+	telemetry_metrics(p, &b);
 	if (b.oom) {
 		rp_buf_free(&b);
 		respond(req, 503, "text/plain", "out of memory\n", 14);

@@ -24,6 +24,7 @@
 #include "health.h"
 #include "raftplane/log.h"
 #include "proxy.h"
+#include "report.h"
 #include "stats.h"
 #include "upstream.h"
 #include "worker.h"
@@ -50,10 +51,13 @@ static const char usage[] =
 	"                           0: unlimited: behind a load balancer all clients share\n"
 	"                           its address)\n"
 	"  --admin-max-conns-per-ip N  the same on --admin (default 16; 0: unlimited)\n"
+	"  --no-report              send no telemetry reports (otherwise the proxy reports\n"
+	"                           to its server at the interval that server announces)\n"
 	"TLS towards the servers (the traffic listeners serve plain HTTP/1.1):\n";
 
 static struct rp_proxy P;
 static struct rp_admin A;
+static struct rp_reporter R;
 static uv_signal_t sigterm_h, sigint_h;
 
 /* LeakSanitizer (in -DRP_SANITIZE=ON builds): h2o 2.2.5 offers no way to
@@ -316,6 +320,10 @@ static void parse_flags(int argc, char **argv, struct rp_proxy_opts *o, struct r
 		}
 		if (took)
 			continue;
+		if (!strcmp(a, "--no-report")) {
+			o->no_report = 1;
+			continue;
+		}
 		if (!v) {
 			fprintf(stderr, "raftplane-proxy: %s needs a value (see --help)\n", a);
 			exit(2);
@@ -399,6 +407,8 @@ static void on_signal(uv_signal_t *s, int signum)
 	uv_mutex_lock(&p->publish_lock);
 	p->stopping = 1;
 	uv_mutex_unlock(&p->publish_lock);
+	if (p->reporter)
+		rp_reporter_close(p->reporter);
 	rp_sub_close(&p->sub);
 	drop_retry(p);
 	rp_admin_close(&A);
@@ -419,6 +429,13 @@ static void on_signal(uv_signal_t *s, int signum)
 	/* what is left (h2o's context of the admin server) closes without
 	 * ceremony; h2o keeps its allocations until exit */
 	uv_walk(p->loop, close_walk, NULL);
+}
+
+/* Telemetry: the Report of this process's registries and applied version. */
+static int build_report(struct rp_reporter *r, struct rp_report_msg *m)
+{
+	struct rp_proxy *p = r->data;
+	return rp_report_build(m, p->published, rp_now_ms());
 }
 
 /* The Via pseudonym: "<node id>.<16 hex digits>", random per process. */
@@ -499,6 +516,10 @@ int main(int argc, char **argv)
 	uint64_t cached = 0;
 	int have_cache = p->opts.cache_dir && start_from_cache(p, &cached);
 	rp_sub_start(&p->sub, have_cache, cached);
+	if (!p->opts.no_report) {
+		rp_reporter_init(&R, p->loop, &p->sub, build_report, p);
+		p->reporter = &R;
+	}
 	uv_signal_init(p->loop, &sigterm_h);
 	uv_signal_init(p->loop, &sigint_h);
 	sigterm_h.data = sigint_h.data = p;

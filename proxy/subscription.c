@@ -25,7 +25,12 @@
  * snapshot from another cluster is handed over even with a lower version
  * (the control plane was rebuilt); once ACKed it becomes the held cluster.
  * A NACK remembers the cluster it refers to; a request whose NACK is of
- * another cluster than the version held claims no version. */
+ * another cluster than the version held claims no version.
+ *
+ * Telemetry: every 200 or 304 answer sets the report interval from its
+ * header (absent or not a number: 0); a failure moves to the next server
+ * and clears it, so reports only go to a server that announced an interval
+ * and is the one subscribed to. */
 #include "subscription.h"
 
 #include <assert.h>
@@ -109,6 +114,45 @@ void rp_sub_set_tls(struct rp_sub_client *c, const struct rp_http_tls *tls)
 	c->tls = tls;
 }
 
+unsigned rp_sub_report_interval(const struct rp_sub_client *c)
+{
+	return c->report_server == c->cur ? c->report_interval_ms : 0;
+}
+
+void rp_sub_on_interval(struct rp_sub_client *c, rp_sub_interval_cb cb, void *arg)
+{
+	c->on_interval = cb;
+	c->interval_arg = arg;
+}
+
+static void set_interval(struct rp_sub_client *c, unsigned ms)
+{
+	if (c->report_interval_ms == ms && c->report_server == c->cur)
+		return;
+	c->report_interval_ms = ms;
+	c->report_server = c->cur;
+	if (c->on_interval)
+		c->on_interval(c, c->interval_arg);
+}
+
+/* The interval announced in @res: digits only, clamped; 0 when absent or
+ * not a number. */
+static unsigned parse_interval(const struct rp_http_response *res)
+{
+	char v[32];
+	if (!rp_http_header(res, RP_SUB_REPORT_HEADER, v, sizeof v) || !v[0])
+		return 0;
+	unsigned long long n = 0;
+	for (const char *p = v; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return 0;
+		n = n * 10 + (unsigned)(*p - '0');
+		if (n > RP_SUB_REPORT_MAX_MS)
+			n = RP_SUB_REPORT_MAX_MS;
+	}
+	return n < RP_SUB_REPORT_MIN_MS ? RP_SUB_REPORT_MIN_MS : (unsigned)n;
+}
+
 /* Back off with jitter and move to the next server. */
 static void fail_over(struct rp_sub_client *c, const char *why)
 {
@@ -121,6 +165,7 @@ static void fail_over(struct rp_sub_client *c, const char *why)
 	c->errors++;
 	c->failures++;
 	c->cur = (c->cur + 1) % c->n_servers;
+	set_interval(c, 0);
 	unsigned shift = c->failures < 6 ? c->failures : 6;
 	unsigned base = BACKOFF_MIN_MS << shift;
 	if (base > BACKOFF_MAX_MS)
@@ -221,6 +266,10 @@ static void on_answer(void *arg, int err, const struct rp_http_response *res)
 		fail_over(c, rp_http_err_sent(err) ? "connection lost" : "connection failed");
 		return;
 	}
+	if (res->status == 200 || res->status == 304)
+		set_interval(c, parse_interval(res));
+	if (c->stopped)
+		return; /* closed by the interval callback */
 	if (res->status == 304) {
 		note_pace(c);
 		count_useless(c);

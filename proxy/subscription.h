@@ -23,6 +23,15 @@ struct rp_sub_client;
 typedef void (*rp_sub_snapshot_cb)(struct rp_sub_client *c, const Raftplane__Snapshot *snap,
 				   const void *raw, size_t len);
 
+/* Telemetry (docs/telemetry.md): the report interval the server announces in
+ * the header x-raftplane-report-interval-ms of every answer to a poll. */
+#define RP_SUB_REPORT_HEADER "x-raftplane-report-interval-ms"
+#define RP_SUB_REPORT_MIN_MS 100
+#define RP_SUB_REPORT_MAX_MS 600000
+
+/* Called when rp_sub_report_interval() may have changed (main loop). */
+typedef void (*rp_sub_interval_cb)(struct rp_sub_client *c, void *arg);
+
 struct rp_sub_client {
 	uv_loop_t *loop;
 	void *data;
@@ -60,6 +69,12 @@ struct rp_sub_client {
 	char last_error[384];
 	char logged_error[384];        /* the last failure logged (each new one once) */
 	const struct rp_http_tls *tls; /* HTTPS to the servers, or NULL */
+	/* telemetry: the interval servers[report_server] announced in its last
+	 * answer (0: none, or no answer from the current server yet) */
+	unsigned report_interval_ms;
+	unsigned report_server;
+	rp_sub_interval_cb on_interval; /* optional */
+	void *interval_arg;
 };
 
 /**
@@ -83,5 +98,16 @@ void rp_sub_nack(struct rp_sub_client *c, uint64_t version, const char *error);
  * (its timer handle closes asynchronously). */
 void rp_sub_close(struct rp_sub_client *c);
 const char *rp_sub_server(const struct rp_sub_client *c);
+
+/**
+ * The report interval (ms) announced by the server currently subscribed to
+ * in its last answer, or 0: that server announced none (an older release,
+ * or no valid value) or has not answered since the subscription moved to
+ * it. A value outside RP_SUB_REPORT_MIN_MS..MAX_MS is clamped into it.
+ */
+unsigned rp_sub_report_interval(const struct rp_sub_client *c);
+
+/** Call @cb(@c, @arg) whenever rp_sub_report_interval() may have changed. */
+void rp_sub_on_interval(struct rp_sub_client *c, rp_sub_interval_cb cb, void *arg);
 
 #endif
