@@ -497,6 +497,10 @@ static int try_parse(struct rp_http_req *r, struct conn *c, int eof)
 			c->in_len -= skip;
 			return try_parse(r, c, eof);
 		}
+		if (status == 204 || status == 304) { /* never a body (RFC 9112 6.3) */
+			c->chunked = 0;
+			c->length = 0;
+		}
 		c->head_len = head_len;
 		c->minor = minor;
 		c->status = status;
