@@ -13,7 +13,9 @@ the counters (traffic and subscription unaffected, reports resume), no
 header: no reports at all, --no-report: none either."""
 
 import http.server
-import socket
+import json
+import os
+import subprocess
 import threading
 import time
 
@@ -53,7 +55,7 @@ def f_msg(no, b):
     return varint((no << 3) | 2) + varint(len(b)) + b  # even when empty
 
 
-def snapshot(version, listen_port, backend_port, hc=None):
+def snapshot(version, listen_port, backend_port, hc=None, node=NODE):
     listener = f_bytes(1, "l") + f_varint(2, version) + f_bytes(3, "127.0.0.1") + f_varint(
         4, listen_port)
     route = f_bytes(1, "r") + f_varint(2, version) + f_bytes(3, "l") + f_bytes(5, "/") + \
@@ -63,7 +65,7 @@ def snapshot(version, listen_port, backend_port, hc=None):
     if hc:
         cluster += f_msg(7, f_bytes(1, "/healthz") + f_varint(2, hc) + f_varint(3, hc) +
                          f_varint(4, 1) + f_varint(5, 1))
-    return (f_bytes(1, NODE) + f_varint(2, version) + f_varint(3, version) + f_msg(4, listener) +
+    return (f_bytes(1, node) + f_varint(2, version) + f_varint(3, version) + f_msg(4, listener) +
             f_msg(5, route) + f_msg(6, cluster) + f_bytes(7, CLUSTER_ID))
 
 
@@ -215,7 +217,8 @@ class FakeServer:
             time.sleep(wait)
             h.answer(304, headers=self.interval_headers())
             return
-        h.answer(200, self.snap, [("Content-Type", "application/x-protobuf")] +
+        snap = self.snap(one(f, 1, "")) if callable(self.snap) else self.snap
+        h.answer(200, snap, [("Content-Type", "application/x-protobuf")] +
                  self.interval_headers())
 
     def on_report(self, h, body):
@@ -446,5 +449,49 @@ def test_no_header_no_reports():
             s.close()
 
 
+def test_simulated_reporters():
+    """raftplane-subscriber --report: every simulated subscriber reports like a
+    proxy (same encoder), with plausible cumulative counters."""
+    sub_bin = os.environ.get("RP_SUBSCRIBER_BIN") or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "proxy",
+        "raftplane-subscriber")
+    fake = FakeServer(lambda node: snapshot(3, 1, 1, node=node), 3)
+    try:
+        out = subprocess.run([sub_bin, "--servers", fake.addr, "--node-prefix", "sim",
+                              "--count", "3", "--report", "--duration", "2", "--quiet",
+                              "--wait-ms", "1000"],
+                             capture_output=True, timeout=30, check=False)
+        check(out.returncode == 0, "subscriber exit", out.returncode, out.stderr[-2000:])
+        summary = json.loads(out.stdout.decode().strip().splitlines()[-1])["summary"]
+        log("summary: %s" % summary)
+        reports = fake.snapshot_reports()
+        by_node = {}
+        for t, r, m in reports:
+            check(r is not None, "decodes")
+            by_node.setdefault(r["node_id"], []).append((t, r, m))
+        check(sorted(by_node) == ["sim-0", "sim-1", "sim-2"], "every subscriber reports",
+              sorted(by_node))
+        # (a report in flight at exit reached the server but was not answered)
+        check(len(reports) - 3 <= summary["reports"]["accepted"] <= len(reports),
+              "summary counts them", summary, len(reports))
+        for node, rs in by_node.items():
+            check(len(rs) >= 5, "%s: about every 200 ms for 2 s" % node, len(rs))
+            for (_, a, _), (_, b, _) in zip(rs, rs[1:]):
+                check(b["seq"] == a["seq"] + 1 and b["instance"] == a["instance"],
+                      "one instance, seq 1, 2, 3 ...")
+                for name in ("r0", "r1"):
+                    x, y = a["routes"][name], b["routes"][name]
+                    check(y["requests"] > x["requests"] and
+                          sum(y["responses"]) == y["requests"] and
+                          sum(y["latency"]) == y["requests"], "growing, consistent", x, y)
+            last = rs[-1][1]
+            check(len(last["routes"]) == 2 and len(last["clusters"]) == 2 and
+                  len(last["endpoints"]) == 3 and last["version"] == 3, "shape", last)
+        check(not fake.bad, "protocol", fake.bad)
+    finally:
+        fake.close()
+
+
 if __name__ == "__main__":
-    run([test_counters_and_health, test_bad_answers, test_no_header_no_reports])
+    run([test_counters_and_health, test_bad_answers, test_no_header_no_reports,
+         test_simulated_reporters])
