@@ -24,6 +24,13 @@ static void on_done(void *arg, int err, const struct rp_http_response *res)
 		    (res->body_len && !res->body))
 			abort();
 		(void)in;
+		/* rp_http_header (the subscription's report interval): bounded, NUL-terminated */
+		char v[32];
+		if (!res->head || res->head_len > received ||
+		    (rp_http_header(res, "x-raftplane-report-interval-ms", v, sizeof v) == 0 &&
+		     v[0]) ||
+		    strlen(v) >= sizeof v)
+			abort();
 		volatile char sink = 0;
 		for (size_t i = 0; i < res->body_len; i++)
 			sink ^= res->body[i]; /* every body byte is readable */

@@ -372,6 +372,10 @@ def test_counters_and_health():
                   st["server"] == s.fake.addr, "/stats telemetry", st)
             check(s.metric('raftplane_proxy_reports_total{result="accepted"}') >= 10,
                   "accepted reports counted")
+            # a clean stop with a reporter running (LeakSanitizer runs at exit)
+            s.fake.report_mode = "hang"
+            s.wait_reports(1)
+            check(s.px.stop() == 0, "proxy exits 0 with a report in flight")
         finally:
             s.close()
 
