@@ -10,11 +10,17 @@ sent through the proxy (route, cluster, endpoint), an endpoint failing its
 active checks shown UNHEALTHY with a reason, the interval followed (200 ms),
 429 + Retry-After honoured, 400/409/garbage/no answer changing nothing but
 the counters (traffic and subscription unaffected, reports resume), no
-header: no reports at all, --no-report: none either."""
+header: no reports at all, --no-report: none either; raftplane-subscriber
+--report speaks the same protocol.
+
+proxy_report_client_tls (RP_IT_TLS=1): the fake server serves HTTPS with a
+server certificate of the test CA and requires a client certificate; every
+report must come with the proxy's node certificate."""
 
 import http.server
 import json
 import os
+import ssl
 import subprocess
 import threading
 import time
@@ -160,6 +166,8 @@ class FakeServer:
 
     def __init__(self, snap, version):
         self.snap, self.version = snap, version
+        self.pki = rpharness.shared_pki() if rpharness.tls_on() else None
+        self.peers = set()  # URIs of the client certificates reports came with
         self.interval = "200"  # header value, None: no header
         self.report_mode = "ok"
         self.lock = threading.Lock()
@@ -184,6 +192,11 @@ class FakeServer:
                 self.wfile.write(body)
 
             def do_POST(self):
+                if fake.pki is not None and self.path == "/v1/report":
+                    cert = self.connection.getpeercert() or {}
+                    uris = [v for k, v in cert.get("subjectAltName", ()) if k == "URI"]
+                    with fake.lock:
+                        fake.peers.update(uris or ["(none)"])
                 n = int(self.headers.get("Content-Length", "0"))
                 if n > 256 * 1024:
                     fake.bad.append("report of %d bytes" % n)
@@ -195,9 +208,26 @@ class FakeServer:
                 else:
                     self.answer(404)
 
+        ctx = None
+        if self.pki is not None:
+            c = self.pki.server(1)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(c.cert, c.key)
+            ctx.load_verify_locations(self.pki.ca)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+
         class Server(http.server.ThreadingHTTPServer):
             def handle_error(self, request, client_address):
                 pass  # a proxy killed during a long poll: a broken pipe here
+
+            def finish_request(self, request, client_address):
+                if ctx is not None:  # the handshake in the connection's thread
+                    try:
+                        request = ctx.wrap_socket(request, server_side=True)
+                    except (OSError, ssl.SSLError) as e:
+                        fake.bad.append("TLS handshake: %r" % e)
+                        return
+                super().finish_request(request, client_address)
 
         self.httpd = Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -264,6 +294,7 @@ class Setup:
         self.lis = "127.0.0.1:%d" % self.port
         self.fake = FakeServer(snapshot(7, self.port, self.backend.port, hc), 7)
         env.servers = lambda: self.fake.addr
+        env.tls = self.fake.pki  # the proxy presents a node certificate of that CA
         self.px = env.proxy(NODE, extra=("--outlier-consecutive", "0") + tuple(extra))
         self.px.wait_version(7)
 
@@ -365,6 +396,10 @@ def test_counters_and_health():
                        what="endpoint HEALTHY again")
             check_sequence(s.fake.snapshot_reports())
             check(not s.fake.bad, "protocol", s.fake.bad)
+            if s.fake.pki is not None:
+                log("reports came with client certificates %s" % sorted(s.fake.peers))
+                check(s.fake.peers == {"spiffe://raftplane/node/%s" % NODE},
+                      "every report came with the proxy's node certificate", s.fake.peers)
             st = s.px.stats()["telemetry"]
             log("telemetry in /stats: %s" % st)
             check(st["enabled"] and st["interval_ms"] == 200 and st["last_result"] ==
@@ -460,10 +495,15 @@ def test_simulated_reporters():
         os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "proxy",
         "raftplane-subscriber")
     fake = FakeServer(lambda node: snapshot(3, 1, 1, node=node), 3)
+    nodes = ["sim-0", "sim-1", "sim-2"]
+    tls = []
+    if fake.pki is not None:
+        tls = ["--tls-cert-dir", rpharness.node_cert_dir(nodes, fake.pki), "--tls-ca",
+               fake.pki.ca]
     try:
         out = subprocess.run([sub_bin, "--servers", fake.addr, "--node-prefix", "sim",
                               "--count", "3", "--report", "--duration", "2", "--quiet",
-                              "--wait-ms", "1000"],
+                              "--wait-ms", "1000"] + tls,
                              capture_output=True, timeout=30, check=False)
         check(out.returncode == 0, "subscriber exit", out.returncode, out.stderr[-2000:])
         summary = json.loads(out.stdout.decode().strip().splitlines()[-1])["summary"]
@@ -473,8 +513,10 @@ def test_simulated_reporters():
         for t, r, m in reports:
             check(r is not None, "decodes")
             by_node.setdefault(r["node_id"], []).append((t, r, m))
-        check(sorted(by_node) == ["sim-0", "sim-1", "sim-2"], "every subscriber reports",
-              sorted(by_node))
+        check(sorted(by_node) == nodes, "every subscriber reports", sorted(by_node))
+        if fake.pki is not None:
+            check(fake.peers == {"spiffe://raftplane/node/%s" % n for n in nodes},
+                  "each with its own node certificate", fake.peers)
         # (a report in flight at exit reached the server but was not answered)
         check(len(reports) - 3 <= summary["reports"]["accepted"] <= len(reports),
               "summary counts them", summary, len(reports))
