@@ -472,6 +472,14 @@ def test_no_header_no_reports():
             check(len(s.fake.snapshot_reports()) == n, "no reports without the header")
             check(s.metric("raftplane_proxy_report_interval_ms") == 0, "interval 0")
             s.traffic_ok()
+            s.fake.interval = "200ms"  # not a number: as absent
+            time.sleep(1.5)
+            n = len(s.fake.snapshot_reports())
+            time.sleep(1.0)
+            check(len(s.fake.snapshot_reports()) == n, "no reports with a malformed header")
+            s.fake.interval = "1"  # below the minimum: 100 ms
+            wait_until(lambda: s.metric("raftplane_proxy_report_interval_ms") == 100, 5,
+                       what="interval clamped to 100 ms")
             s.fake.interval = "300"
             s.wait_reports(3, what="reports again with the header")
             check_sequence(s.fake.snapshot_reports())
