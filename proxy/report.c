@@ -65,7 +65,7 @@ static struct rp_stats **list_stats(int kind, size_t *n)
 
 int rp_report_build(struct rp_report_msg *m, const struct rp_generation *g, uint64_t now_ms)
 {
-	size_t nr, nc, ne = rp_health_list(NULL, 0);
+	size_t nr = 0, nc = 0, ne = rp_health_list(NULL, 0);
 	struct rp_stats **routes = list_stats(RP_STATS_ROUTE, &nr);
 	struct rp_stats **clusters = list_stats(RP_STATS_CLUSTER, &nc);
 	struct rp_health **eps = malloc((ne ? ne : 1) * sizeof *eps);
