@@ -152,6 +152,28 @@ def term_of(c, node):
     return c.status(node)["term"]
 
 
+def sub_ack(node_id):
+    """A SubscribeRequest ACKing version 0 (a node nothing names), wait 0:
+    enough to make a fleet entry (docs/protocol.md, fleet state)."""
+    def field(num, wire, payload):
+        return bytes([num << 3 | wire]) + payload
+    nid = node_id.encode()
+    return field(1, 2, bytes([len(nid)]) + nid) + field(2, 0, b"\x00") + field(6, 0, b"\x01")
+
+
+def fleet_entry(c, node, node_id):
+    r = c.request(node, "GET", "/v1/proxies?scope=local")
+    check(r.status == 200, "proxies on %r: %s" % (node, r.status))
+    return [p for p in r.json()["proxies"] if p["node_id"] == node_id]
+
+
+def register_proxy(c, node, node_id):
+    r = c.request(node, "POST", "/v1/subscribe", body=sub_ack(node_id),
+                  headers={"Content-Type": "application/x-protobuf"})
+    check(r.status in (200, 304), "subscribe %s on %r: %s" % (node_id, node, r.status), r.body)
+    check(fleet_entry(c, node, node_id), "no fleet entry for %s on %r" % (node_id, node))
+
+
 def jump_through(c, clock, load, who, check_terms=True):
     """Step @clock through JUMPS while @load runs; the term must not move."""
     lead = c.leader()
@@ -161,6 +183,9 @@ def jump_through(c, clock, load, who, check_terms=True):
         clock.set(spec, secs)
         log("%s: wall clock %s" % (who, spec))
         time.sleep(HOLD_S)
+        # the fleet entry ages on the monotonic clock: no step drops it
+        check(fleet_entry(c, clock.node, "edge-clock"),
+              "%s %s: the fleet entry of edge-clock was dropped" % (who, spec))
         with load.lock:
             acked = load.acked_incr
         # a write now is stamped with the proposer's (faked?) clock
@@ -223,6 +248,8 @@ def test_clock_jumps():
         c.stop(victim.id)
         c.restart(victim.id, extra_env=clock.env())
         c.wait_ready(timeout=30)
+        clock.node = victim
+        register_proxy(c, victim, "edge-clock")
         load = Load(c, victim)
         load.start()
         # the jumping member as a follower
