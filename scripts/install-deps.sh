@@ -6,6 +6,7 @@ pkgs=(build-essential cmake pkg-config
       libh2o-dev libssl-dev libjansson-dev libcmocka-dev
       python3 curl procps iproute2 nftables
       faketime  # the clock-jump test (libfaketime)
+      e2fsprogs mount  # the disk-failure test (mkfs.ext4, e2fsck, losetup)
       clang-14 libclang-rt-14-dev  # the fuzz build: clang and its libFuzzer runtime
       clang-format-14)  # the format check (tests/arch, cmake/Format.cmake)
 missing=()
