@@ -148,7 +148,18 @@ static void fail_over(struct rp_sub_client *c, enum rp_sub_fault kind, const cha
 	c->connected = 0;
 	c->errors++;
 	c->failures++;
-	c->cur = (c->cur + 1) % c->n_servers;
+	unsigned next = (c->cur + 1) % c->n_servers;
+	if (next != c->cur && c->has_nack) {
+		/* A NACK is reported to the server whose snapshot it refuses only:
+		 * a version another server offered may be one this one never had
+		 * (a hostile or broken server's: the server would answer 503 while
+		 * behind it, then 400 forever). The new server offers the newest
+		 * version again, refused again if it is the same bad one. */
+		c->has_nack = 0;
+		c->nack_version = 0;
+		c->nack_error[0] = '\0';
+	}
+	c->cur = next;
 	unsigned shift = c->failures < 6 ? c->failures : 6;
 	unsigned base = BACKOFF_MIN_MS << shift;
 	if (base > BACKOFF_MAX_MS)
@@ -277,8 +288,11 @@ static void on_answer(void *arg, int err, const struct rp_http_response *res)
 			kind = strstr(detail, "over the limit") ? RP_SUB_F_TOO_LARGE
 								: RP_SUB_F_BAD_HTTP;
 		char why[300];
-		snprintf(why, sizeof why, "%s: %s",
-			 rp_http_err_sent(err) ? "connection lost" : "connection failed", detail);
+		const char *what = rp_http_err_sent(err) ? "connection lost" : "connection failed";
+		if (strcmp(detail, rp_http_strerror(err)) == 0 || strcmp(detail, what) == 0)
+			snprintf(why, sizeof why, "%s", what);
+		else
+			snprintf(why, sizeof why, "%s: %s", what, detail);
 		fail_over(c, kind, why);
 		return;
 	}
