@@ -340,7 +340,7 @@ static void poll_now(struct rp_sub_client *c)
 	c->sent_at = uv_now(c->loop);
 	if (rp_http_request_tls(c->tls, c->loop, c->servers[c->cur], "POST", "/v1/subscribe",
 				"Content-Type: application/x-protobuf\r\n", buf, len,
-				c->wait_ms + 5000, on_answer, c, &c->req) != 0) {
+				r.wait_ms + 5000, on_answer, c, &c->req) != 0) {
 		c->req = NULL;
 		fail_over(c, RP_SUB_F_CONNECT, "cannot connect");
 	} else if (c->req) { /* (NULL: it failed at once, its callback ran) */

@@ -354,7 +354,42 @@ def case_truncated():
              text="do not decode", order="gh")
 
 
+def probe_silent():
+    """A cold start (no config yet) with the good server down and the
+    hostile one silent: the first polls are probes (wait 0), whose timeout
+    is 5 s, not wait_ms + 5 s (with --wait-ms 20000: 25 s before the fix)."""
+    with Env(servers=3, name="hostile-cp-probe") as env:
+        b1 = env.backend("b1")
+        lport = pick_ports(1)[0]
+        env.listener("l", lport, nodes=[NODE])
+        env.cluster_of("c", [b1])
+        env.route("r", "l", "c")
+        cl = env.cluster
+        good = cl.nodes[2]
+        hostile = HostileCP(cl.nodes[1].http)
+        try:
+            hostile.fault(None, silent=True)
+            cl.stop(2)
+            p = env.proxy(NODE, ready=False, extra=["--servers", "%s,%s" % (
+                hostile.addr, good.http), "--wait-ms", "20000"])
+            wait_until(lambda: hostile.faulted_at is not None, 10,
+                       what="the proxy to try the hostile server")
+            cl.restart(2)
+            p.wait_ready(timeout=30)
+            took = time.monotonic() - hostile.faulted_at
+            log("probe-silent: ready on the good server %.3f s after the hostile server "
+                "accepted" % took)
+            check(took < 15, "a probe to a silent server took %.1f s" % took)
+            last = p.config()["control_plane"]["failures"]["last"]
+            check(last and "no answer within 5000 ms" in last["error"], "last: %r" % last)
+            wait_body("127.0.0.1:%d" % lport, "b1")
+            return took
+        finally:
+            hostile.close()
+
+
 def case_silent():
+    probe_silent()
     t = scenario("silent", silent=True, reason="timeout", text="no answer within 7000 ms")
     check(6.5 < t < 9.5, "fail-over took %.1f s, expected about wait_ms + 5 s" % t)
     t = scenario("stall-body", lambda v, cid: send(head(200, [("Content-Type", PB)], 1000) +
