@@ -463,7 +463,50 @@ def case_stale():
     scenario("stale", lower, reason="stale_version", text="is not above the version")
 
 
-CASES = {"garbage": case_garbage, "truncated": case_truncated, "silent": case_silent,
+def case_subscriber():
+    """raftplane-subscriber shares proxy/subscription.c: a snapshot over its
+    --max-snapshot-bytes is refused at the head, named in its log, and it
+    goes on to the good server and gets the next version there."""
+    import subprocess
+    with Env(servers=3, name="hostile-cp-subscriber") as env:
+        b1, b2 = env.backend("b1"), env.backend("b2")
+        env.listener("l", pick_ports(1)[0], nodes=[NODE])
+        env.cluster_of("c", [b1])
+        v0 = env.route("r", "l", "c")
+        cl = env.cluster
+        good = cl.nodes[2]
+        hostile = HostileCP(cl.nodes[1].http)
+        hostile.fault(send(head(200, [("Content-Type", PB)], 100000), "hold"))
+        binary = os.environ.get("RP_SUBSCRIBER_BIN") or os.path.join(
+            HERE, "..", "..", "..", "build", "proxy", "raftplane-subscriber")
+        out = os.path.join(env.dir, "subscriber.log")
+        proc = None
+        try:
+            cl.stop(2)
+            with open(out, "wb") as f:
+                proc = subprocess.Popen(
+                    [binary, "--servers", "%s,%s" % (hostile.addr, good.http), "--node-id",
+                     NODE, "--wait-ms", str(WAIT_MS), "--max-snapshot-bytes", "65536",
+                     "--until-version", str(v0 + 1), "--timeout", "60"],
+                    stdout=f, stderr=subprocess.STDOUT, env=env.proc_env)
+            wait_until(lambda: hostile.faulted_at is not None, 10,
+                       what="the subscriber to try the hostile server")
+            cl.restart(2)
+            env.cluster_of("c", [b2])
+            rc = proc.wait(timeout=60)
+            text = open(out, "rb").read().decode("utf-8", "replace")
+            check(rc == 0, "subscriber exited %s" % rc, text[-2000:])
+            check("Content-Length 100000 over the limit of 65536 bytes" in text,
+                  "the subscriber did not say why it left the hostile server", text[-2000:])
+            log("subscriber: reached version %d via the good server" % (v0 + 1))
+        finally:
+            if proc and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            hostile.close()
+
+
+CASES = {"subscriber": case_subscriber, "garbage": case_garbage, "truncated": case_truncated, "silent": case_silent,
          "too_large": case_too_large, "semantic": case_semantic, "stale": case_stale}
 
 if __name__ == "__main__":
