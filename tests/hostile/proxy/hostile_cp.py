@@ -333,6 +333,9 @@ def case_garbage():
     junk = bytes(b for b in os.urandom(600) if b not in (10, 13))[:400] + b"\r\n\r\n"
     scenario("garbage-status", lambda v, cid: send(junk), reason="bad_http",
              text="not an HTTP/1.x status line", order="gh")
+    endless = bytes(b for b in os.urandom(100000) if b not in (10, 13))[:70000]
+    scenario("garbage-endless-head", lambda v, cid: send(endless, "hold"), reason="bad_http",
+             text="no HTTP response head within 65536 bytes")
     bad = head(200, [("Content-Type", PB), ("Transfer-Encoding", "chunked")]) + \
         b"5\r\nhello\r\nzz\r\n\r\n"
     scenario("garbage-chunked", lambda v, cid: send(bad, "hold"), reason="bad_http",
