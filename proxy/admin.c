@@ -193,6 +193,22 @@ static void tls_metrics(const struct rp_proxy *p, struct rp_buf *b)
 		      (unsigned long)st.reloads_ok, (unsigned long)st.reloads_failed);
 }
 
+/* The subscription's failures by kind and the last one, kept after the
+ * proxy moved to another server: why a server was left. */
+static json_t *faults_json(const struct rp_sub_client *s)
+{
+	json_t *by = json_object();
+	for (int k = 0; k < RP_SUB_F_N; k++)
+		json_object_set_new(by, rp_sub_fault_name(k),
+				    json_integer((json_int_t)s->faults[k]));
+	json_t *last = !s->last_fault[0]
+			       ? json_null()
+			       : json_pack("{s:s,s:s,s:I}", "error", s->last_fault, "reason",
+					   rp_sub_fault_name(s->last_fault_kind), "at",
+					   (json_int_t)s->last_fault_at);
+	return json_pack("{s:o,s:o}", "by_reason", by, "last", last);
+}
+
 static void on_config_dump(struct rp_proxy *p, h2o_req_t *req)
 {
 	const struct rp_generation *g = p->published;
@@ -202,6 +218,7 @@ static void on_config_dump(struct rp_proxy *p, h2o_req_t *req)
 			      p->sub.connected ? "" : p->sub.last_error);
 	add_cluster_fields(p, j);
 	json_object_set_new(json_object_get(j, "control_plane"), "tls", tls_json(p));
+	json_object_set_new(json_object_get(j, "control_plane"), "failures", faults_json(&p->sub));
 	if (p->last_nack_version || p->last_nack[0])
 		json_object_set_new(j, "last_nack",
 				    json_pack("{s:I,s:s}", "version",
@@ -377,6 +394,11 @@ static void on_metrics(struct rp_proxy *p, h2o_req_t *req)
 		      "# TYPE raftplane_proxy_control_plane_connected gauge\n"
 		      "raftplane_proxy_control_plane_connected %d\n",
 		      p->sub.connected);
+	rp_buf_printf(&b, "# TYPE raftplane_proxy_control_plane_failures_total counter\n");
+	for (int k = 0; k < RP_SUB_F_N; k++)
+		rp_buf_printf(&b,
+			      "raftplane_proxy_control_plane_failures_total{reason=\"%s\"} %lu\n",
+			      rp_sub_fault_name(k), (unsigned long)p->sub.faults[k]);
 	rp_buf_printf(&b,
 		      "# TYPE raftplane_proxy_config_updates_total counter\n"
 		      "raftplane_proxy_config_updates_total{result=\"applied\"} %lu\n"

@@ -53,11 +53,14 @@ static const char usage[] =
 	"  --admin-max-conns-per-ip N  the same on --admin (default 16; 0: unlimited)\n"
 	"  --no-report              send no telemetry reports (otherwise the proxy reports\n"
 	"                           to its server at the interval that server announces)\n"
+	"  --max-snapshot-bytes N   largest snapshot accepted from a server; a larger one\n"
+	"                           is refused before buffering (default 67108864)\n"
 	"TLS towards the servers (the traffic listeners serve plain HTTP/1.1):\n";
 
 static struct rp_proxy P;
 static struct rp_admin A;
 static struct rp_reporter R;
+static size_t max_snapshot = RP_SUB_DEFAULT_MAX_SNAPSHOT; /* --max-snapshot-bytes */
 static uv_signal_t sigterm_h, sigint_h;
 
 /* LeakSanitizer (in -DRP_SANITIZE=ON builds): h2o 2.2.5 offers no way to
@@ -356,6 +359,8 @@ static void parse_flags(int argc, char **argv, struct rp_proxy_opts *o, struct r
 			o->max_request_body = num(a, v, 0, 1024UL * 1024 * 1024);
 		else if (!strcmp(a, "--max-conns-per-ip"))
 			o->max_conns_per_ip = (unsigned)num(a, v, 0, 10000000);
+		else if (!strcmp(a, "--max-snapshot-bytes"))
+			max_snapshot = num(a, v, 4096, RP_CLIENT_MAX_RESPONSE);
 		else if (!strcmp(a, "--admin-max-conns-per-ip"))
 			o->admin_max_conns_per_ip = (unsigned)num(a, v, 0, 10000000);
 		else {
@@ -495,6 +500,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	p->sub.data = p;
+	p->sub.max_snapshot = max_snapshot;
 	rp_sub_set_tls(&p->sub, rp_proxy_tls_http(&p->tls));
 	rp_proxy_tls_watch(&p->tls, p->loop);
 	if (rp_admin_start(&A, p, p->opts.admin, err, sizeof err) != 0) {

@@ -25,6 +25,7 @@ static const char usage[] =
 	"  --report             each subscriber also sends a telemetry Report every interval\n"
 	"                       its server announces (synthetic traffic: 2 routes, 2 clusters,\n"
 	"                       3 endpoints, counters growing), as raftplane-proxy does\n"
+	"  --max-snapshot-bytes N  largest snapshot accepted (default 67108864)\n"
 	"TLS towards the servers:\n"
 	"  --tls-cert-dir DIR       instead of --tls-cert/--tls-key: each subscriber presents\n"
 	"                           DIR/NODE-ID.pem with its key DIR/NODE-ID.key (for\n"
@@ -277,6 +278,7 @@ int main(int argc, char **argv)
 {
 	const char *servers = NULL, *node = NULL, *prefix = NULL;
 	unsigned long count = 1, wait_ms = 30000, timeout = 60, duration = 0;
+	unsigned long max_snapshot = RP_SUB_DEFAULT_MAX_SNAPSHOT;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int takes = 1;
@@ -322,6 +324,15 @@ int main(int argc, char **argv)
 			g.until = num(a, v), g.until_set = 1;
 		} else if (!strcmp(a, "--timeout")) {
 			timeout = num(a, v);
+		} else if (!strcmp(a, "--max-snapshot-bytes")) {
+			max_snapshot = num(a, v);
+			if (max_snapshot < 4096 || max_snapshot > RP_CLIENT_MAX_RESPONSE) {
+				fprintf(stderr,
+					"raftplane-subscriber: --max-snapshot-bytes needs "
+					"4096..%d\n",
+					RP_CLIENT_MAX_RESPONSE);
+				return 2;
+			}
 		} else if (!strcmp(a, "--duration")) {
 			duration = num(a, v);
 		} else {
@@ -383,6 +394,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "raftplane-subscriber: %s\n", g.subs[i].last_error);
 			return 2;
 		}
+		g.subs[i].max_snapshot = max_snapshot;
 		if (g.cert_dir) {
 			if (node_tls_load(i, id, terr, sizeof terr) != 0) {
 				fprintf(stderr, "raftplane-subscriber: %s\n", terr);
