@@ -94,8 +94,8 @@ struct rp_sub_node {
 	char nack_error[MAX_NACK_ERROR + 1]; /* valid UTF-8 (checked on input) */
 	char cluster_id[33];                 /* what the proxy's versions refer to */
 	int foreign;                         /* ... another cluster's */
-	uint64_t last_seen_ms;   /* wall clock, shown in the fleet view */
-	uint64_t last_seen_mono; /* uv_now(), for ageing out (a clock step must not) */
+	uint64_t last_seen_ms;               /* wall clock, shown in the fleet view */
+	uint64_t last_seen_mono;             /* uv_now(), for ageing out (a clock step must not) */
 	int known; /* has made at least one valid ACK/NACK/foreign request */
 };
 
