@@ -15,7 +15,10 @@
  *  1. A slot's epoll registrations carry its generation: events for a slot
  *     closed earlier in the same epoll batch are ignored.
  *  2. Side 1 is read and written only once its connect completed.
- *  3. Closing a connection closes both sockets; an error on either side
+ *  3. A connect to the peer that does not complete within RL_CONNECT_MS
+ *     resets the node's side: a partition looks to the node like a failed
+ *     connect, not like a connection that accepts bytes forever.
+ *  4. Closing a connection closes both sockets; an error on either side
  *     resets the other (SO_LINGER 0), so a reset propagates as a reset.
  */
 #include <errno.h>
@@ -65,6 +68,7 @@ struct conn {
 	unsigned peer;
 	int fd[2];
 	int connected;
+	uint64_t connect_by; /* the outbound connect must complete by then */
 	uint32_t ev[2];
 	struct half h[2];
 };
@@ -261,6 +265,9 @@ static void on_accept(unsigned p)
 		c->fd[0] = fd;
 		c->fd[1] = out;
 		c->connected = rc == 0;
+		c->connect_by = rl_now_ms() + RL_CONNECT_MS;
+		if (!c->connected)
+			heap_push(c->connect_by, s, c->gen);
 		peer->conns++;
 		for (int side = 0; side < 2; side++) {
 			struct epoll_event e = {.events = 0,
@@ -589,6 +596,11 @@ static void on_timers(void)
 		struct conn *c = &C[t.slot];
 		if (!c->used || c->gen != t.gen)
 			continue;
+		if (!c->connected && now >= c->connect_by) {
+			/* the node sees a reset, as its own connect would time out */
+			conn_close(t.slot, 1, "connect to the peer timed out");
+			continue;
+		}
 		for (int d = 0; d < 2 && c->used && c->gen == t.gen; d++) {
 			if (c->h[d].timer_at == t.due)
 				c->h[d].timer_at = 0;

@@ -43,6 +43,7 @@
 #define RL_CHUNK_MAX 16384
 #define RL_HOLD UINT64_MAX
 #define RL_CTL_LINE 512
+#define RL_CONNECT_MS 1000
 
 enum {
 	RL_OUT = 0,
