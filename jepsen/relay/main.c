@@ -61,12 +61,17 @@ static void parse_ip(const char *s, struct in_addr *out)
 		die("address %s is outside 10.77.0.0/24 and 127.0.0.1", s);
 }
 
-static void parse_peer(struct rl_relay *r, char *arg)
+static void parse_peer(struct rl_relay *r, const char *orig)
 {
+	/* a copy: argv stays intact (it shows in /proc/PID/cmdline) */
+	char arg[128];
+	if (strlen(orig) >= sizeof arg)
+		die("--peer '%s' is too long", orig);
+	strcpy(arg, orig);
 	char *e1 = strchr(arg, '='), *e2 = e1 ? strchr(e1 + 1, '=') : NULL;
 	char *colon = e2 ? strrchr(e2 + 1, ':') : NULL;
 	if (!colon)
-		die("--peer '%s' is not ID=LPORT=IP:PORT", arg);
+		die("--peer '%s' is not ID=LPORT=IP:PORT", orig);
 	if (r->n_peers == RL_MAX_PEERS)
 		die("too many peers (max %s)", "16");
 	*e1 = *e2 = *colon = '\0';
@@ -78,7 +83,7 @@ static void parse_peer(struct rl_relay *r, char *arg)
 	p->dst.sin_port = htons((uint16_t)num("peer port", colon + 1, 1, 65535));
 	for (unsigned i = 0; i < r->n_peers; i++)
 		if (r->peers[i].id == p->id || r->peers[i].lport == p->lport)
-			die("--peer: duplicate id or listen port in '%s'", arg);
+			die("--peer: duplicate id or listen port in '%s'", orig);
 	r->n_peers++;
 }
 
