@@ -70,6 +70,8 @@ struct conn {
 	int connected;
 	uint64_t connect_by; /* the outbound connect must complete by then */
 	uint32_t ev[2];
+	int reg[2]; /* registered with epoll */
+	int hup[2]; /* EPOLLHUP seen: level-triggered even with no interest */
 	struct half h[2];
 };
 
@@ -177,10 +179,19 @@ static void set_interest(unsigned s)
 			ev |= EPOLLIN;
 		if ((side == 1 && !c->connected) || c->h[1 - side].blocked)
 			ev |= EPOLLOUT;
-		if (ev == c->ev[side])
+		/* a hung-up socket would be reported again and again while
+		 * its half is full: leave epoll until there is room */
+		if (!ev && c->hup[side]) {
+			if (c->reg[side])
+				epoll_ctl(EP, EPOLL_CTL_DEL, c->fd[side], NULL);
+			c->reg[side] = 0;
+			continue;
+		}
+		if (c->reg[side] && ev == c->ev[side])
 			continue;
 		struct epoll_event e = {.events = ev, .data.u64 = tag(K_CONN, c->gen, s, side)};
-		epoll_ctl(EP, EPOLL_CTL_MOD, c->fd[side], &e);
+		epoll_ctl(EP, c->reg[side] ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd[side], &e);
+		c->reg[side] = 1;
 		c->ev[side] = ev;
 	}
 }
@@ -269,12 +280,6 @@ static void on_accept(unsigned p)
 		if (!c->connected)
 			heap_push(c->connect_by, s, c->gen);
 		peer->conns++;
-		for (int side = 0; side < 2; side++) {
-			struct epoll_event e = {.events = 0,
-						.data.u64 = tag(K_CONN, c->gen, s, side)};
-			epoll_ctl(EP, EPOLL_CTL_ADD, c->fd[side], &e);
-			c->ev[side] = 0;
-		}
 		set_interest(s);
 	}
 }
@@ -424,6 +429,18 @@ static int fill(unsigned s, int d)
 static void on_conn(unsigned s, int side, uint32_t ev)
 {
 	struct conn *c = &C[s];
+	if (ev & EPOLLERR) {
+		/* a reset at one end resets the other (invariant 4) */
+		int err = 0;
+		socklen_t el = sizeof err;
+		getsockopt(c->fd[side], SOL_SOCKET, SO_ERROR, &err, &el);
+		if (err) {
+			conn_close(s, 1, strerror(err));
+			return;
+		}
+	}
+	if (ev & EPOLLHUP)
+		c->hup[side] = 1;
 	if (side == 1 && !c->connected) {
 		int err = 0;
 		socklen_t el = sizeof err;
