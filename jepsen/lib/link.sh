@@ -126,7 +126,7 @@ link_check_exits() {
 link_stop_and_check() {
 	((LINK_ON)) || return 0
 	link_check_exits
-	local i conns=0 bytes=0 idle="" bad="" st c b t rc
+	local i conns=0 bytes=0 lost=0 resets=0 idle="" bad="" st c b t rc
 	for ((i = 1; i <= NODES; i++)); do
 		[[ -n ${RELAY_PID[i]:-} ]] || continue
 		st=$(relay_ctl "$i" stats)
@@ -134,6 +134,8 @@ link_stop_and_check() {
 		c=$(awk '$1 == "peer" { s += $4 } END { print s + 0 }' <<<"$st")
 		b=$(grep -o ' bytes=[0-9]*' <<<"$st" | awk -F= '{ s += $2 } END { print s + 0 }')
 		conns=$((conns + c)) bytes=$((bytes + b))
+		lost=$((lost + $(grep -o ' lost=[0-9]*' <<<"$st" | awk -F= '{ s += $2 } END { print s + 0 }')))
+		resets=$((resets + $(grep -o ' resets=[0-9]*' <<<"$st" | awk -F= '{ s += $2 } END { print s + 0 }')))
 		((c > 0 && b > 0)) || idle+=" n$i"
 		kill -TERM "${RELAY_PID[i]}" 2>/dev/null
 		for ((t = 0; t < 50; t++)); do
@@ -146,7 +148,7 @@ link_stop_and_check() {
 		RELAY_PID[i]=""
 	done
 	if [[ -z $idle && -z $bad ]]; then
-		verdict link PASS "every relay carried raft traffic ($conns connections, $((bytes / 1024)) KiB) and stopped cleanly"
+		verdict link PASS "every relay carried raft traffic ($conns connections, $((bytes / 1024)) KiB, $lost chunks lost, $resets resets) and stopped cleanly"
 	else
 		verdict link FAIL "${idle:+relays that carried no traffic:$idle }${bad:+relays that did not exit 0:$bad}"
 	fi
