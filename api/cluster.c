@@ -14,6 +14,7 @@
 #include "leader.h"
 #include "params.h"
 #include "raftplane/err.h"
+#include "raftplane/version.h"
 
 struct member_call {
 	struct rp_member member; /* POST /v1/members */
@@ -71,6 +72,11 @@ void rp_route_status(struct rp_call *c)
 			      st.leader_ready);
 	const char *cid = rp_store_cluster_id(rp_node_store(n));
 	json_object_set_new(o, "cluster_id", cid[0] ? json_string(cid) : json_null());
+	/* what this member runs: the gate of a new command type (docs/upgrades.md) */
+	json_object_set_new(o, "release", json_string(rp_release()));
+	json_object_set_new(o, "formats",
+			    json_pack("{s:i,s:i,s:i}", "log", RP_FORMAT_LOG, "snapshot",
+				      RP_FORMAT_SNAPSHOT, "protocol", RP_FORMAT_PROTOCOL));
 	rp_respond_json(c, 200, o, 0);
 }
 

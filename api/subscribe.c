@@ -39,7 +39,13 @@
  * 7. Cluster id: the first ready leader proposes SET_CLUSTER_ID (random 128
  *    bits); every snapshot carries the store's id. A request whose versions
  *    refer to another cluster (cluster_id set and different) is answered as
- *    a first contact, its versions ignored. */
+ *    a first contact, its versions ignored.
+ * 8. Protocol version (include/raftplane/version.h): every answer carries
+ *    x-raftplane-protocol with the highest version this server speaks; a
+ *    request's x-raftplane-protocol is the subscriber's highest (absent:
+ *    1). Both sides speak the lower of the two; with only version 1 there
+ *    is nothing to choose, and a value this server does not know is
+ *    ignored like any other unknown header. */
 #include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -54,6 +60,7 @@
 #include "park.h"
 #include "raftplane/err.h"
 #include "raftplane/log.h"
+#include "raftplane/version.h"
 #include "snapshot.h"
 #include "subscribe.h"
 #include "watch.h"
@@ -612,6 +619,9 @@ void rp_route_subscribe(struct rp_call *c)
 	struct sub_call *sc = rp_call_alloc(c, sizeof *sc, NULL);
 	sc->c = c;
 	c->ctx = sc;
+	/* invariant 8: on every answer, refusals included */
+	h2o_add_header_by_str(&c->req->pool, &c->req->res.headers, H2O_STRLIT(RP_PROTOCOL_HEADER),
+			      0, NULL, H2O_STRLIT(RP_FORMAT_PROTOCOL_TEXT));
 	if (strncmp(c->req->method.base, "POST", c->req->method.len) != 0) {
 		rp_respond_error(c, RP_ERR_METHOD, "use POST", -1);
 		return;

@@ -30,6 +30,7 @@ static const struct {
 	[RP_ERR_PERMISSION] = {"permission_denied", "the token's role does not allow this", 403},
 	[RP_ERR_RATE_LIMITED] = {"rate_limited", "too many writes: retry later", 429},
 	[RP_ERR_HEADER_TOO_LARGE] = {"header_too_large", "request header fields too large", 431},
+	[RP_ERR_NEWER_FORMAT] = {"newer_format", "written by a newer release", 500},
 };
 
 static int valid(int err)

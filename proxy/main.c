@@ -23,6 +23,7 @@
 #include "cache.h"
 #include "health.h"
 #include "raftplane/log.h"
+#include "raftplane/version.h"
 #include "proxy.h"
 #include "report.h"
 #include "stats.h"
@@ -55,6 +56,7 @@ static const char usage[] =
 	"                           to its server at the interval that server announces)\n"
 	"  --max-snapshot-bytes N   largest snapshot accepted from a server; a larger one\n"
 	"                           is refused before buffering (default 67108864)\n"
+	"  --version                the release and the format versions, then exit\n"
 	"TLS towards the servers (the traffic listeners serve plain HTTP/1.1):\n";
 
 static struct rp_proxy P;
@@ -313,6 +315,10 @@ static void parse_flags(int argc, char **argv, struct rp_proxy_opts *o, struct r
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			fputs(usage, stdout);
 			fputs(rp_proxy_tls_usage, stdout);
+			exit(0);
+		}
+		if (!strcmp(a, "--version")) {
+			rp_print_version("raftplane-proxy");
 			exit(0);
 		}
 		char terr[200];

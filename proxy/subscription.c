@@ -47,6 +47,7 @@
 #include <time.h>
 
 #include "raftplane/log.h"
+#include "raftplane/version.h"
 #include "client.h"
 #include "utf8.h"
 #include "wire.h"
@@ -55,6 +56,10 @@
 #define BACKOFF_MAX_MS 5000
 #define FAST_MS 500
 #define FAST_BACKOFF_MS 100
+
+/* The highest protocol version this subscriber speaks (docs/protocol.md):
+ * a server that does not know the header ignores it. */
+#define PROTOCOL_LINE RP_PROTOCOL_HEADER ": " RP_FORMAT_PROTOCOL_TEXT "\r\n"
 
 static void poll_now(struct rp_sub_client *c);
 
@@ -388,7 +393,7 @@ static void poll_now(struct rp_sub_client *c)
 	c->polls++;
 	c->sent_at = uv_now(c->loop);
 	if (rp_http_request_tls(c->tls, c->loop, c->servers[c->cur], "POST", "/v1/subscribe",
-				"Content-Type: application/x-protobuf\r\n", buf, len,
+				"Content-Type: application/x-protobuf\r\n" PROTOCOL_LINE, buf, len,
 				r.wait_ms + 5000, on_answer, c, &c->req) != 0) {
 		c->req = NULL;
 		fail_over(c, RP_SUB_F_CONNECT, "cannot connect");

@@ -4,8 +4,10 @@
  *
  * 1. Every RAFT_COMMAND entry goes through fsm_apply() -> rp_store_apply(),
  *    in log order, on the loop thread. SQLite failing there is fatal: the
- *    node aborts rather than diverge from its peers. An undecodable entry is
- *    rejected the same way on every node (its result carries the error).
+ *    node aborts rather than diverge from its peers. So does an entry or a
+ *    snapshot of a newer release (RP_ERR_NEWER_FORMAT: this member must be
+ *    upgraded, docs/upgrades.md). Only an entry malformed for every release
+ *    is rejected, the same way on every node (its result carries the error).
  * 2. The result handed to raft (and so to the proposer's callback) is
  *    f->last_result, valid until the next entry is applied.
  * 3. Snapshot buffers are the store's (sqlite3_malloc'd): fsm version 2,
@@ -36,6 +38,11 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 	uint64_t t0 = uv_hrtime();
 	rp_snapbytes_applied(&f->snapbytes, f->raft, buf->len);
 	int rv = rp_store_apply(f->store, buf->base, buf->len, &f->last_result);
+	if (rv == RP_ERR_NEWER_FORMAT) {
+		rp_log_fatal("applying the log entry after revision %" PRIu64 ": %s; stopping",
+			     rp_store_revision(f->store), f->last_result.message);
+		abort();
+	}
 	if (rv == RP_ERR_STORAGE || rv == RP_ERR_NOMEM) {
 		rp_log_fatal("applying the log entry after revision %" PRIu64
 			     " failed (%s: %s); stopping rather than diverging",
@@ -98,6 +105,11 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
 	struct rp_fsm *f = fsm->data;
 	int rv = rp_store_restore(f->store, buf->base, buf->len);
+	if (rv == RP_ERR_NEWER_FORMAT) { /* logged by the store, with the reason */
+		rp_log_fatal("restore snapshot: %s: stopping rather than diverging",
+			     rp_err_message(rv));
+		abort();
+	}
 	if (rv != RP_OK) {
 		rp_log_error("restore snapshot: %s", rp_err_message(rv));
 		return RAFT_CORRUPT;

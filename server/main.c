@@ -18,6 +18,7 @@
 #include "node.h"
 #include "raftplane/err.h"
 #include "raftplane/log.h"
+#include "raftplane/version.h"
 #include "reset_term.h"
 #include "security.h"
 #include "transport.h"
@@ -73,6 +74,7 @@ static const char usage[] =
 	"                            heartbeat instead)\n"
 	"  --unsafe-stale-reads      TEST ONLY: serve linearizable reads from local state\n"
 	"                            without a barrier (lets the checker prove it notices)\n"
+	"  --version                 the release and the format versions, then exit\n"
 	"  --help                    this text\n"
 	"TLS (docs/security.md):\n"
 	"%s"
@@ -230,6 +232,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 			continue;
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			printf(usage, rp_server_tls_usage);
+			exit(0);
+		} else if (!strcmp(a, "--version")) {
+			rp_print_version("raftplane-server");
 			exit(0);
 		} else if (!strcmp(a, "--id")) {
 			o->node.id = parse_uint(a, need(argc, argv, &i), 1, 1u << 31);

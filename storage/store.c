@@ -43,6 +43,16 @@
  *    RP_KIND_TOKENS, reported by rp_store_history() only, never to
  *    watches or the change callback.
  *
+ * 10. Formats (docs/upgrades.md). A log entry this release cannot decode
+ *    because a newer release wrote it (another log format, an unknown
+ *    command type, op type, condition or field: storage/codec.h) is
+ *    RP_ERR_NEWER_FORMAT, and the node stops (raft/fsm.c): a rejection here
+ *    while the newer members apply it would fork the state. Only an entry
+ *    malformed for every release (RP_ERR_CORRUPT) is rejected. A database
+ *    carries meta `format` (RP_FORMAT_SNAPSHOT; absent in the previous
+ *    release's, which is format 1); rp_store_restore() refuses a higher
+ *    one with RP_ERR_NEWER_FORMAT before it changes anything in it.
+ *
  * Schema: items(kind, name, value, version), refs(kind, name -> ref_kind,
  * ref_name) for routes, changes(rev, seq, kind, name, op, version) for
  * watches, members(id, raft, http, role), meta(key, value),
@@ -63,6 +73,7 @@
 #include "raftplane/err.h"
 #include "raftplane/limits.h"
 #include "raftplane/log.h"
+#include "raftplane/version.h"
 #include "wire.h"
 
 enum stmt_id {
@@ -307,6 +318,8 @@ int rp_store_create(struct rp_store **out, char *errmsg, size_t errlen)
 			 NULL) != SQLITE_OK ||
 	    sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(s->db, schema_tokens, NULL, NULL, NULL) != SQLITE_OK)
+		goto err;
+	if (meta_put(s, "format", RP_FORMAT_SNAPSHOT) != RP_OK)
 		goto err;
 	s->dist = (struct rp_dist_io){
 		.arg = s,
@@ -1028,10 +1041,12 @@ int rp_store_apply(struct rp_store *s, const void *buf, size_t len, struct rp_ap
 	res->op_index = -1;
 	res->revision = s->revision;
 	s->errmsg[0] = '\0';
-	Raftplane__Command *cmd = rp_command_unpack(buf, len);
-	if (!cmd) {
-		reject(res, RP_ERR_CORRUPT, -1, "apply: undecodable command (%zu bytes)", len);
-		return RP_ERR_CORRUPT;
+	Raftplane__Command *cmd;
+	char why[RP_MAX_ERROR_MESSAGE - 16];
+	int drv = rp_command_decode(buf, len, &cmd, why, sizeof why);
+	if (drv != RP_OK) { /* design note 10 */
+		reject(res, drv, -1, "apply: %s", why);
+		return drv;
 	}
 	int rv = transact(s, cmd, rev, res);
 	raftplane__command__free_unpacked(cmd, NULL);
@@ -1107,14 +1122,27 @@ int rp_store_restore(struct rp_store *s, const void *buf, size_t len)
 		rp_log_error("store: deserialize: %s", sqlite3_errstr(rc));
 		return RP_ERR_CORRUPT;
 	}
-	uint64_t enabled = 0;
+	uint64_t enabled = 0, format = 0;
 	s->tokens_gen++; /* whatever the outcome, the tokens may differ now */
+	if (meta_get(s, "format", &format))
+		return RP_ERR_CORRUPT;
+	if (format > RP_FORMAT_SNAPSHOT) { /* design note 10: before changing anything */
+		rp_log_error(
+			"store: restore: snapshot of format %llu, this release reads format %d "
+			"at most: this member runs an older release than the snapshot's "
+			"writer: upgrade it",
+			(unsigned long long)format, RP_FORMAT_SNAPSHOT);
+		return RP_ERR_NEWER_FORMAT;
+	}
 	if (sqlite3_exec(s->db, schema_tokens, NULL, NULL, NULL) != SQLITE_OK) {
 		rp_log_error("store: restore: %s", sqlite3_errmsg(s->db));
 		return RP_ERR_CORRUPT;
 	}
 	if (meta_get(s, "revision", &s->revision) || meta_get(s, "compacted", &s->compacted) ||
 	    meta_get(s, "tokens_enabled", &enabled) || load_cluster_id(s) || check_revisions(s))
+		return RP_ERR_CORRUPT;
+	/* format 1 without the key: the previous release's; ours carry it */
+	if (format == 0 && meta_put(s, "format", RP_FORMAT_SNAPSHOT) != RP_OK)
 		return RP_ERR_CORRUPT;
 	s->tokens_enabled = enabled != 0;
 	return RP_OK;

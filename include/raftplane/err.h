@@ -27,6 +27,7 @@ enum rp_err {
 	RP_ERR_PERMISSION,       /* the token's role does not allow the request: 403 */
 	RP_ERR_RATE_LIMITED,     /* writes per token, parked polls per node id: 429 */
 	RP_ERR_HEADER_TOO_LARGE, /* request head over its limits: 431 */
+	RP_ERR_NEWER_FORMAT,     /* log entry or snapshot of a newer release: the node must stop */
 	RP_ERR__COUNT
 };
 

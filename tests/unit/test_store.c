@@ -245,6 +245,98 @@ static void test_corrupt_command(void **state)
 	rp_store_destroy(s);
 }
 
+/* An entry of a newer release stops the node (RP_ERR_NEWER_FORMAT, never
+ * a rejection some members would not share) and changes nothing. */
+static void test_newer_entry(void **state)
+{
+	(void)state;
+	struct rp_store *s = new_store();
+	put(s, "kv", "a", "1");
+	Raftplane__Command cmd;
+	Raftplane__Op op, *ops[1] = {&op};
+	raftplane__command__init(&cmd);
+	rp_op_init(&op, 0, "kv", "b", "2", 1);
+	cmd.ops = ops;
+	cmd.n_ops = 1;
+	void *buf;
+	size_t len;
+	struct rp_apply_result res;
+	assert_int_equal(rp_command_pack(&cmd, malloc, &buf, &len), RP_OK);
+	((unsigned char *)buf)[3] = '2';
+	assert_int_equal(rp_store_apply(s, buf, len, &res), RP_ERR_NEWER_FORMAT);
+	assert_non_null(strstr(res.message, "RPC2"));
+	assert_non_null(strstr(res.message, "upgrade it"));
+	free(buf);
+	cmd.type = (Raftplane__Command__Type)42;
+	assert_int_equal(rp_command_pack(&cmd, malloc, &buf, &len), RP_OK);
+	assert_int_equal(rp_store_apply(s, buf, len, &res), RP_ERR_NEWER_FORMAT);
+	assert_non_null(strstr(res.message, "command type 42"));
+	free(buf);
+	assert_int_equal(rp_store_revision(s), 1);
+	rp_store_destroy(s);
+}
+
+/* Rewrite meta `format` of a serialized store: @value < 0 deletes the key
+ * (a database of the previous release). Returns a sqlite3_malloc'd copy. */
+static void *with_format(const void *buf, size_t len, int value, size_t *out_len)
+{
+	sqlite3 *db;
+	char sql[96];
+	assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+	unsigned char *copy = sqlite3_malloc64(len);
+	memcpy(copy, buf, len);
+	assert_int_equal(
+		sqlite3_deserialize(db, "main", copy, (sqlite3_int64)len, (sqlite3_int64)len,
+				    SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE),
+		SQLITE_OK);
+	if (value < 0)
+		snprintf(sql, sizeof sql, "DELETE FROM meta WHERE key='format'");
+	else
+		snprintf(sql, sizeof sql, "UPDATE meta SET value=%d WHERE key='format'", value);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_changes(db), 1); /* the key was there */
+	sqlite3_int64 n = 0;
+	void *out = sqlite3_serialize(db, "main", &n, 0);
+	assert_non_null(out);
+	sqlite3_close(db);
+	*out_len = (size_t)n;
+	return out;
+}
+
+/* Snapshots carry meta format 1; none is format 1 (the previous release's);
+ * a higher one is refused before anything is changed. */
+static void test_snapshot_format(void **state)
+{
+	(void)state;
+	struct rp_store *a = new_store(), *b = new_store();
+	put(a, "kv", "k", "v");
+	put(b, "kv", "mine", "x");
+	void *buf, *f2, *old, *again;
+	size_t len, f2_len, old_len, again_len, f1_len;
+	assert_int_equal(rp_store_serialize(a, &buf, &len), RP_OK);
+	void *f1 = with_format(buf, len, 1, &f1_len); /* fails unless the key holds 1 */
+	sqlite3_free(f1);
+	f2 = with_format(buf, len, 2, &f2_len);
+	assert_int_equal(rp_store_restore(b, f2, f2_len), RP_ERR_NEWER_FORMAT);
+	old = with_format(buf, len, -1, &old_len);
+	assert_int_equal(rp_store_restore(b, old, old_len), RP_OK);
+	assert_int_equal(rp_store_revision(b), 1);
+	/* what this release snapshots next carries the key again */
+	assert_int_equal(rp_store_serialize(b, &again, &again_len), RP_OK);
+	f1 = with_format(again, again_len, 1, &f1_len);
+	sqlite3_free(f1);
+	char *da = dump(a), *db = dump(b);
+	assert_string_equal(da, db);
+	free(da);
+	free(db);
+	sqlite3_free(buf);
+	sqlite3_free(f2);
+	sqlite3_free(old);
+	sqlite3_free(again);
+	rp_store_destroy(a);
+	rp_store_destroy(b);
+}
+
 /* The same command sequence — successes and rejections — gives the same
  * state on two stores. */
 static void run_sequence(struct rp_store *s)
@@ -382,6 +474,8 @@ int main(void)
 		cmocka_unit_test(test_txn_mesh_order),
 		cmocka_unit_test(test_members),
 		cmocka_unit_test(test_corrupt_command),
+		cmocka_unit_test(test_newer_entry),
+		cmocka_unit_test(test_snapshot_format),
 		cmocka_unit_test(test_determinism),
 		cmocka_unit_test(test_snapshot_round_trip),
 		cmocka_unit_test(test_history_compaction),
