@@ -36,7 +36,7 @@ sys.path.insert(0, HERE)
 import prevbuild  # noqa: E402
 import proxyharness  # noqa: E402
 import rpharness  # noqa: E402
-from proxyharness import Env, Load, Proxy, body_of, wait_body  # noqa: E402
+from proxyharness import Env, Load, Proxy, wait_body  # noqa: E402
 from rpharness import TestFailure, check, log, pick_ports, run, wait_until  # noqa: E402
 
 SOURCE = os.environ.get("RP_SOURCE_DIR") or os.path.normpath(os.path.join(HERE, "..", ".."))
