@@ -4,11 +4,22 @@
 set(release "unknown")
 find_program(GIT git)
 if(GIT)
-  execute_process(COMMAND ${GIT} -C ${SRC} describe --always --dirty
-                  OUTPUT_VARIABLE out RESULT_VARIABLE rc ERROR_QUIET
+  # only SRC's own repository: a tree unpacked from `git archive` inside
+  # another checkout (tests/upgrade/prevbuild.py) must not take its release
+  execute_process(COMMAND ${GIT} -C ${SRC} rev-parse --show-toplevel
+                  OUTPUT_VARIABLE top RESULT_VARIABLE rc ERROR_QUIET
                   OUTPUT_STRIP_TRAILING_WHITESPACE)
-  if(rc EQUAL 0 AND out MATCHES "^[0-9A-Za-z._-]+$")
-    set(release "${out}")
+  get_filename_component(src_real ${SRC} REALPATH)
+  if(rc EQUAL 0 AND top)
+    get_filename_component(top_real ${top} REALPATH)
+  endif()
+  if(rc EQUAL 0 AND "${top_real}" STREQUAL "${src_real}")
+    execute_process(COMMAND ${GIT} -C ${SRC} describe --always --dirty
+                    OUTPUT_VARIABLE out RESULT_VARIABLE rc ERROR_QUIET
+                    OUTPUT_STRIP_TRAILING_WHITESPACE)
+    if(rc EQUAL 0 AND out MATCHES "^[0-9A-Za-z._-]+$")
+      set(release "${out}")
+    endif()
   endif()
 endif()
 set(text "#define RP_RELEASE \"${release}\"\n")
