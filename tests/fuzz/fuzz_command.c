@@ -2,11 +2,16 @@
  * node decodes from an entry another node appended. A frame that decodes
  * must pack again (unknown fields aside: protobuf-c keeps them verbatim,
  * including a field number 0 it would refuse to read back) into a frame of
- * a multiple of 8 bytes that decodes to the same ops and members. */
+ * a multiple of 8 bytes that decodes to the same ops and members. The
+ * decode for apply (rp_command_decode) agrees: RP_OK only for a frame that
+ * unpacks, RP_ERR_NEWER_FORMAT (telling the member to upgrade) for one that
+ * unpacks but holds what this release does not know or carries another
+ * "RPC" magic, RP_ERR_CORRUPT for the rest. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "raftplane/err.h"
 #include "storage/codec.h"
 
 static size_t hide_unknown(ProtobufCMessage *m, size_t n)
@@ -35,9 +40,33 @@ static void same(const Raftplane__Command *a, const Raftplane__Command *b)
 			abort();
 }
 
+static void check_decode(const uint8_t *data, size_t size, int unpacks)
+{
+	char why[256];
+	Raftplane__Command *d;
+	int rv = rp_command_decode(data, size, &d, why, sizeof why);
+	int other_magic = size >= 4 && memcmp(data, RP_COMMAND_MAGIC_PREFIX, 3) == 0 &&
+			  data[3] != '1';
+	if (rv == RP_OK) {
+		if (!unpacks || !d)
+			abort();
+		raftplane__command__free_unpacked(d, NULL);
+		return;
+	}
+	if (d || !memchr(why, '\0', sizeof why))
+		abort();
+	if (rv == RP_ERR_NEWER_FORMAT) {
+		if ((!unpacks && !other_magic) || !strstr(why, "upgrade it"))
+			abort();
+	} else if (rv != RP_ERR_CORRUPT || unpacks || other_magic) {
+		abort();
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	Raftplane__Command *cmd = rp_command_unpack(data, size);
+	check_decode(data, size, cmd != NULL);
 	if (!cmd)
 		return 0;
 	size_t u = hide_unknown(&cmd->base, 0);
