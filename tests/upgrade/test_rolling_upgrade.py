@@ -16,6 +16,9 @@ started against the all-new cluster (a new one against the all-old cluster
 was the start), and a rollback of one member to the previous release and
 forward again.
 
+With RP_IT_TLS=1 (CTest upgrade_rolling_tls) every member, peer link and
+proxy speaks TLS, certificates of one test CA.
+
 Environment (tests/upgrade/CMakeLists.txt): RP_SOURCE_DIR (the git
 checkout), RP_UPGRADE_CACHE (where the previous release is built), plus
 the new binaries RP_SERVER_BIN, RP_PROXY_BIN, RP_BACKEND_BIN. Without git or
@@ -283,6 +286,7 @@ def test_rolling_upgrade():
     with Env(servers=0, name="upgrade") as env:
         env.cluster = rpharness.Cluster(3, extra_args=ARGS, election_timeout_ms=600,
                                         heartbeat_ms=100, name="upgrade")
+        env.tls = env.cluster.pki  # RP_IT_TLS=1: TLS everywhere, proxies included
         u = Upgrade(env, old_bins)
         c = u.c
         t0 = time.monotonic()
