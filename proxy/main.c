@@ -483,6 +483,7 @@ int main(int argc, char **argv)
 	parse_flags(argc, argv, &p->opts, &p->tls);
 	rp_log_init("raftplane-proxy");
 	rp_log_set_node(p->opts.node_id);
+	rp_log_info("release %s; subscription protocol %d", rp_release(), RP_FORMAT_PROTOCOL);
 	if (rp_proxy_tls_load(&p->tls, p->opts.node_id, err, sizeof err) != 0) {
 		fprintf(stderr, "raftplane-proxy: %s\n", err);
 		return 2;

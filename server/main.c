@@ -660,7 +660,9 @@ int main(int argc, char **argv)
 	if (rp_node_start(srv.node, err, sizeof err) != 0)
 		die("%s", err);
 	check_fd_limit(&srv.opt.api); /* once running: start-up errors stay one line */
-	rp_log_info("serving HTTP on %s", srv.opt.node.http_addr);
+	rp_log_info("serving HTTP on %s (release %s; formats: log %d, snapshot %d, protocol %d)",
+		    srv.opt.node.http_addr, rp_release(), RP_FORMAT_LOG, RP_FORMAT_SNAPSHOT,
+		    RP_FORMAT_PROTOCOL);
 	if (srv.opt.join && !self_in_config())
 		join_again(0);
 	uv_signal_init(srv.loop, &srv.sigterm);

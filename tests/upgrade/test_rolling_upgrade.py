@@ -98,6 +98,8 @@ class Upgrade:
         if kind == "new":
             check(st.get("formats") == FORMATS and st.get("release"),
                   "%r runs this build: /v1/status release and formats" % node, st)
+            check("(release %s; formats: log 1, snapshot 1, protocol 1)" % st["release"]
+                  in node.current_log(), "%r logs its release at start" % node)
         else:
             check("formats" not in st, "%r runs the previous release" % node, st)
         log("%r now runs the %s release (%.1fs)" % (node, kind, time.monotonic() - t0))
