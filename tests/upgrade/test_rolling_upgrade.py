@@ -302,6 +302,11 @@ def test_rolling_upgrade():
         for kind in ("old", "new"):
             wait_body(u.listener(kind), "A", timeout=15)
         u.check_step("all old")
+        # telemetry is newer than the previous release: its servers announce
+        # no report interval, so the new proxy sends them no report at all
+        tel = u.proxies["new"].stats().get("telemetry") or {}
+        check(tel.get("interval_ms") == 0 and not any(tel.get("reports", {}).values()),
+              "the new proxy sends no report to an all-old cluster", tel)
 
         writer = Writer(u).start()
         for i in sorted(c.nodes):
