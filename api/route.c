@@ -40,6 +40,7 @@
 #include "raftplane/limits.h"
 #include "route.h"
 #include "subscribe.h"
+#include "telemetry.h"
 #include "tokens.h"
 #include "txn.h"
 #include "watch.h"
@@ -170,6 +171,11 @@ static void h_token(struct rp_call *c, const struct route_args *a)
 {
 	rp_route_token(c, a->method, a->param, a->param_len);
 }
+static void h_report(struct rp_call *c, const struct route_args *a)
+{
+	(void)a;
+	rp_route_report(c);
+}
 static void h_history(struct rp_call *c, const struct route_args *a)
 {
 	(void)a;
@@ -200,6 +206,7 @@ static const struct route table[] = {
 	{{"v1", "watch", NULL},                    R,                   READ,      NO_METHOD, RP_ROUTE_WATCH, -1, h_watch},
 	/* proxies: authenticated by their certificate (subscribe.c), not by tokens */
 	{{"v1", "subscribe", NULL},                M_POST,              NO_METHOD, OPEN,      RP_ROUTE_SUBSCRIBE, -1, h_subscribe},
+	{{"v1", "report", NULL},                   M_POST,              NO_METHOD, OPEN,      RP_ROUTE_REPORT, -1, h_report},
 	{{"v1", "proxies", NULL},                  R,                   READ,      NO_METHOD, RP_ROUTE_PROXIES, -1, h_proxies},
 	{{"v1", "rollouts", "*", NULL},            R,                   READ,      NO_METHOD, RP_ROUTE_ROLLOUTS, -1, h_rollout},
 	{{"v1", "tokens", NULL},                   R | M_POST,          ADMIN,     ADMIN,     RP_ROUTE_TOKENS, -1, h_tokens},

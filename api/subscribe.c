@@ -56,6 +56,7 @@
 #include "raftplane/log.h"
 #include "snapshot.h"
 #include "subscribe.h"
+#include "telemetry.h"
 #include "watch.h"
 #include "wire.h"
 
@@ -201,6 +202,16 @@ static int refresh_node(struct rp_api *api, struct rp_sub_node *n, struct rp_mes
 
 /* ---- answers ------------------------------------------------------------ */
 
+/* Every 200 and 304 tells the proxy how often to report (telemetry.c). */
+static void add_interval_header(struct rp_call *c)
+{
+	char buf[16];
+	int n = snprintf(buf, sizeof buf, "%u", rp_telemetry_interval_ms(c->api));
+	h2o_iovec_t v = h2o_strdup(&c->req->pool, buf, (size_t)n);
+	h2o_add_header_by_str(&c->req->pool, &c->req->res.headers,
+			      H2O_STRLIT("x-raftplane-report-interval-ms"), 0, NULL, v.base, v.len);
+}
+
 static void on_sbuf_dispose(void *p)
 {
 	sbuf_unref(*(struct sbuf **)p);
@@ -224,6 +235,7 @@ static void send_snapshot(struct rp_call *c)
 		       H2O_STRLIT("application/x-protobuf"));
 	h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-raftplane-version"), 0,
 			      NULL, v.base, v.len);
+	add_interval_header(c);
 	req->res.content_length = n->buf->len;
 	static h2o_generator_t generator = {NULL, NULL};
 	h2o_iovec_t body = h2o_iovec_init(n->buf->data, n->buf->len);
@@ -404,6 +416,8 @@ static void on_sub_timer(struct rp_call *c)
 		return;
 	}
 	rp_call_unpark(c);
+	if (c->req && !c->responded)
+		add_interval_header(c);
 	rp_respond_raw(c, 304, "application/x-protobuf", "", 0, 0);
 }
 
@@ -551,8 +565,9 @@ static void refused(struct rp_call *c, enum rp_sub_refuse why, const char *what)
 	suppressed = 0;
 }
 
-/* A connection without a client certificate may not subscribe: 401. */
-static int check_has_identity(struct rp_call *c)
+/* A connection without a client certificate may not subscribe (nor
+ * report, telemetry.c): 401. */
+int rp_subscribe_check_cert(struct rp_call *c)
 {
 	const struct rp_api_tls *t = c->api->opts.tls;
 	if (!t || !t->api)
@@ -568,8 +583,9 @@ static int check_has_identity(struct rp_call *c)
 	return RP_ERR_UNAUTHENTICATED;
 }
 
-/* The certificate must name the node subscribed for: 403 otherwise. */
-static int check_node_identity(struct rp_call *c, const char *node_id, char *msg, size_t msglen)
+/* The certificate must name the node subscribed (or reported) for: 403
+ * otherwise. */
+int rp_subscribe_check_node(struct rp_call *c, const char *node_id, char *msg, size_t msglen)
 {
 	const struct rp_api_tls *t = c->api->opts.tls;
 	if (!t || !t->api)
@@ -593,7 +609,7 @@ static int parse_request(struct rp_call *c, char *msg, size_t msglen)
 	int rv = decode_request(c->req->entity, &r, msg, msglen);
 	if (rv != RP_OK)
 		return rv;
-	if ((rv = check_node_identity(c, r->node_id, msg, msglen)) != RP_OK) {
+	if ((rv = rp_subscribe_check_node(c, r->node_id, msg, msglen)) != RP_OK) {
 		raftplane__subscribe_request__free_unpacked(r, NULL);
 		return rv;
 	}
@@ -613,7 +629,7 @@ void rp_route_subscribe(struct rp_call *c)
 		rp_respond_error(c, RP_ERR_METHOD, "use POST", -1);
 		return;
 	}
-	if (check_has_identity(c) != RP_OK)
+	if (rp_subscribe_check_cert(c) != RP_OK)
 		return;
 	int rv = parse_request(c, msg, sizeof msg);
 	if (rv != RP_OK) {
