@@ -154,7 +154,8 @@ static int check_traffic(Raftplane__TrafficStats **ts, size_t n, const char *wha
 	}
 	for (size_t i = 0; i < n; i++)
 		names[i] = ts[i]->name;
-	qsort(names, n, sizeof *names, cmp_str);
+	if (n)
+		qsort(names, n, sizeof *names, cmp_str);
 	int rv = 0;
 	for (size_t i = 1; i < n && !rv; i++)
 		if (strcmp(names[i - 1], names[i]) == 0) {
@@ -197,8 +198,10 @@ static int check_endpoints(Raftplane__EndpointStats **es, size_t n, char *msg, s
 		snprintf(msg, msglen, "out of memory");
 		return -1;
 	}
-	memcpy(sorted, es, n * sizeof *sorted);
-	qsort(sorted, n, sizeof *sorted, cmp_ep);
+	if (n) {
+		memcpy(sorted, es, n * sizeof *sorted);
+		qsort(sorted, n, sizeof *sorted, cmp_ep);
+	}
 	int rv = 0;
 	for (size_t i = 1; i < n && !rv; i++)
 		if (cmp_ep(&sorted[i - 1], &sorted[i]) == 0) {

@@ -228,7 +228,8 @@ static int cmp_cstr(const void *a, const void *b)
 
 static int known(struct rp_telemetry *tl, int k, const char *name)
 {
-	return bsearch(&name, tl->names[k].v, tl->names[k].n, sizeof(char *), cmp_cstr) != NULL;
+	return tl->names[k].n &&
+	       bsearch(&name, tl->names[k].v, tl->names[k].n, sizeof(char *), cmp_cstr) != NULL;
 }
 
 int rp_telemetry_in_mesh(struct rp_api *api, int kind, const char *name)
@@ -282,19 +283,23 @@ static int cmp_pb_ep(const void *a, const void *b)
 	return c ? c : strcmp(x->address, y->address);
 }
 
-/* Keep the entries of @v whose name the mesh has (in place, sorted);
- * returns how many, counts the rest in *ignored. */
+/* Move the entries of @v whose name the mesh has to its front, sorted (a
+ * permutation: protobuf-c still frees every entry); returns how many,
+ * counts the rest in *ignored. */
 static size_t filter_traffic(struct rp_telemetry *tl, int k, Raftplane__TrafficStats **v, size_t n,
 			     uint64_t *ignored)
 {
 	size_t kept = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (known(tl, k, v[i]->name))
+		if (known(tl, k, v[i]->name)) {
+			Raftplane__TrafficStats *t = v[kept];
 			v[kept++] = v[i];
-		else
+			v[i] = t;
+		} else
 			(*ignored)++;
 	}
-	qsort(v, kept, sizeof *v, cmp_pb_traffic);
+	if (kept)
+		qsort(v, kept, sizeof *v, cmp_pb_traffic);
 	return kept;
 }
 
@@ -500,7 +505,8 @@ static int push_sample(struct rp_telemetry *tl, struct tl_instance *in, struct t
 		struct tl_sample **ring = tl_alloc(tl, cap * sizeof *ring);
 		if (!ring)
 			return -1;
-		memcpy(ring, in->ring, in->n * sizeof *ring);
+		if (in->n)
+			memcpy(ring, in->ring, in->n * sizeof *ring);
 		tl_free(tl, in->ring, in->cap * sizeof *in->ring);
 		in->ring = ring;
 		in->cap = cap;
@@ -624,12 +630,15 @@ static void take_report(struct rp_call *c, Raftplane__Report *r)
 	size_t nc = filter_traffic(tl, 1, r->clusters, r->n_clusters, &ignored);
 	size_t ne = 0;
 	for (size_t i = 0; i < r->n_endpoints; i++) {
-		if (known(tl, 1, r->endpoints[i]->cluster))
+		if (known(tl, 1, r->endpoints[i]->cluster)) {
+			Raftplane__EndpointStats *t = r->endpoints[ne];
 			r->endpoints[ne++] = r->endpoints[i];
-		else
+			r->endpoints[i] = t;
+		} else
 			ignored++;
 	}
-	qsort(r->endpoints, ne, sizeof *r->endpoints, cmp_pb_ep);
+	if (ne)
+		qsort(r->endpoints, ne, sizeof *r->endpoints, cmp_pb_ep);
 	uint64_t now = rp_wall_ms();
 	struct tl_sample *s = build_sample(tl, r, nr, nc, ne, now);
 	if (!s) {
