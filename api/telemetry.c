@@ -232,6 +232,16 @@ static int known(struct rp_telemetry *tl, int k, const char *name)
 	       bsearch(&name, tl->names[k].v, tl->names[k].n, sizeof(char *), cmp_cstr) != NULL;
 }
 
+int rp_telemetry_mesh_names(struct rp_api *api, int kind, char *const **v, size_t *n)
+{
+	if (refresh_names(api) != 0)
+		return -1;
+	struct tl_names *ns = &api->tele->names[kind == RP_KIND_ROUTES ? 0 : 1];
+	*v = ns->v;
+	*n = ns->n;
+	return 0;
+}
+
 int rp_telemetry_in_mesh(struct rp_api *api, int kind, const char *name)
 {
 	if (refresh_names(api) != 0)

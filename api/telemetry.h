@@ -74,6 +74,10 @@ json_t *rp_telemetry_local(struct rp_api *api, const struct rp_tl_query *q);
  * store, as a JSON array of strings (caller owns it); NULL when there is no
  * such cluster (or out of memory). */
 json_t *rp_telemetry_cluster_endpoints(struct rp_api *api, const char *name);
+/** The names of routes (@kind RP_KIND_ROUTES) or clusters in the store
+ * now, sorted; valid until the next call into telemetry.c. 0, or -1 out of
+ * memory. */
+int rp_telemetry_mesh_names(struct rp_api *api, int kind, char *const **v, size_t *n);
 /** 1 when the store holds a route (@kind RP_KIND_ROUTES) or cluster
  * (RP_KIND_CLUSTERS) named @name. */
 int rp_telemetry_in_mesh(struct rp_api *api, int kind, const char *name);

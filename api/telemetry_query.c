@@ -608,6 +608,101 @@ void rp_route_telemetry(struct rp_call *c, int what, const char *name, size_t le
 	fleet_points(c, body, cb);
 }
 
+/* ---- fleet totals (/metrics) ------------------------------------------------------- */
+
+void rp_tq_fleet_newest(struct rp_call *c, rp_fanout_cb cb)
+{
+	uint64_t now = rp_wall_ms();
+	now = (now + QUANTUM_MS - 1) / QUANTUM_MS * QUANTUM_MS; /* invariant 4 */
+	fleet_points(c, json_pack("{s:[I],s:b}", "at", (json_int_t)now, "endpoints", 1), cb);
+}
+
+int rp_tq_totals(json_t *merged, const char *kind, struct rp_tq_totals *t)
+{
+	const char *key, *name;
+	json_t *inst, *vec;
+	size_t cap = 0;
+	memset(t, 0, sizeof *t);
+	t->index = json_object();
+	json_object_foreach(merged, key, inst)
+	{
+		json_t *s = point(inst, 0);
+		json_object_foreach(json_object_get(s, kind), name, vec)
+		{
+			json_t *idx = json_object_get(t->index, name);
+			if (!idx) {
+				if (t->n == cap) {
+					cap = cap ? 2 * cap : 16;
+					void *more = realloc(t->v, cap * sizeof *t->v);
+					if (!more)
+						return -1;
+					t->v = more;
+				}
+				memset(t->v[t->n], 0, sizeof t->v[t->n]);
+				idx = json_integer((json_int_t)t->n++);
+				json_object_set_new(t->index, name, idx);
+			}
+			uint64_t one[RP_TV__N];
+			vec_read(vec, one);
+			uint64_t *sum = t->v[json_integer_value(idx)];
+			for (int k = 0; k < RP_TV__N; k++)
+				sum[k] += one[k];
+		}
+	}
+	return 0;
+}
+
+const uint64_t *rp_tq_total(const struct rp_tq_totals *t, const char *name)
+{
+	json_t *idx = json_object_get(t->index, name);
+	return idx ? t->v[json_integer_value(idx)] : NULL;
+}
+
+void rp_tq_totals_release(struct rp_tq_totals *t)
+{
+	json_decref(t->index);
+	free(t->v);
+	memset(t, 0, sizeof *t);
+}
+
+json_t *rp_tq_endpoint_index(struct rp_call *c, json_t *merged, uint64_t now)
+{
+	json_t *newest = json_object(), *index = json_object(), *inst, *e;
+	const char *key;
+	uint64_t fresh = fresh_after(c, now);
+	json_object_foreach(merged, key, inst)
+	{
+		const char *node = json_string_value(json_object_get(inst, "node_id"));
+		json_t *cur = json_object_get(newest, node);
+		uint64_t last = ju64(json_object_get(inst, "last"));
+		if (last >= fresh && (!cur || last > ju64(json_object_get(cur, "last"))))
+			json_object_set(newest, node, inst);
+	}
+	json_object_foreach(newest, key, inst)
+	{
+		size_t i;
+		json_array_foreach(json_object_get(inst, "endpoints"), i, e)
+		{
+			char k[RP_MAX_NAME + RP_REPORT_MAX_ADDRESS + 2];
+			json_int_t st = json_integer_value(json_array_get(e, 2));
+			snprintf(k, sizeof k, "%s %s", json_string_value(json_array_get(e, 0)),
+				 json_string_value(json_array_get(e, 1)));
+			json_t *cnt = json_object_get(index, k);
+			if (!cnt) {
+				cnt = json_pack("[i,i,i]", 0, 0, 0);
+				json_object_set_new(index, k, cnt);
+			}
+			if (st >= 0 && st < 3)
+				json_array_set_new(cnt, (size_t)st,
+						   json_integer(json_integer_value(json_array_get(
+									cnt, (size_t)st)) +
+								1));
+		}
+	}
+	json_decref(newest);
+	return index;
+}
+
 /* ---- the local query ---------------------------------------------------------------- */
 
 static int read_points(json_t *a, uint64_t *out, size_t max, size_t *n)

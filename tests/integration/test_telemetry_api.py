@@ -352,11 +352,12 @@ def health(c):
 def metrics(c):
     text = c.request(3, "GET", "/metrics").body.decode()
     want = [
-        'raftplane_fleet_requests_total{kind="cluster",name="c1"} 125',
-        'raftplane_fleet_responses_total{kind="cluster",name="c1",class="5xx"} 29',
+        'raftplane_fleet_requests_total{kind="cluster",name="c1"} 120',
+        'raftplane_fleet_requests_total{kind="cluster",name="c2"} 4',
+        'raftplane_fleet_responses_total{kind="cluster",name="c1",class="5xx"} 28',
         'raftplane_fleet_upstream_errors_total{kind="route",name="r1",error="connect"} 0',
-        'raftplane_fleet_latency_seconds_bucket{kind="cluster",name="c1",le="0.005"} 125',
-        'raftplane_fleet_latency_seconds_count{kind="route",name="r1"} 125',
+        'raftplane_fleet_latency_seconds_bucket{kind="cluster",name="c1",le="0.005"} 120',
+        'raftplane_fleet_latency_seconds_count{kind="route",name="r1"} 120',
         'raftplane_fleet_endpoint_proxies{cluster="c1",address="127.0.0.1:9002",'
         'state="healthy"} 1',
         'raftplane_telemetry_reports_total{result="accepted"}',
