@@ -30,8 +30,10 @@
 #include "params.h"
 #include "raftplane/err.h"
 #include "subscribe.h"
+#include "telemetry_query.h"
 
 #define SHARE_KEY "proxies"
+#define MAX_ROLLOUT_TELEMETRY 10000 /* ACKed proxies whose telemetry a rollout shows */
 #define ROLLOUT_POLL_MS 250
 #define SHARE_MS 250
 #define MAX_ROLLOUT_WAIT_MS (600 * 1000)
@@ -39,6 +41,7 @@
 /* A rollout wait (c->ctx). */
 struct rollout_call {
 	uint64_t revision;
+	uint64_t window;   /* of the telemetry before/after the ACK (ms) */
 	uint64_t deadline; /* uv_now() ms of the last look */
 };
 
@@ -107,6 +110,17 @@ static json_t *merge_node(json_t *list)
 	}
 	base = json_copy(base);
 	json_object_set(base, "nack", best ? best : json_null());
+	/* when the version was first ACKed, on whichever server saw it first */
+	json_t *since = json_object_get(base, "acked_since");
+	json_array_foreach(list, i, e) if (json_equal(json_object_get(e, "acked_version"),
+						      json_object_get(base, "acked_version")) &&
+					   json_is_integer(json_object_get(e, "acked_since")) &&
+					   ival(e, "acked_since") > 0 &&
+					   (!json_is_integer(since) ||
+					    ival(e, "acked_since") < json_integer_value(since)))
+		since = json_object_get(e, "acked_since");
+	if (since)
+		json_object_set(base, "acked_since", since);
 	json_t *acked = json_object_get(base, "acked_version");
 	if (best && json_is_integer(acked) && json_integer_value(acked) >= ival(best, "version")) {
 		/* that ACK does not clear the NACK: report the newest one below it */
@@ -163,7 +177,7 @@ static void answer_rollout(struct rp_call *c, json_t *by_node, json_t *unreachab
 	struct rollout_call *ro = c->ctx;
 	uint64_t r = ro->revision;
 	json_int_t acked = 0, nacked = 0, pending = 0;
-	json_t *nacks = json_array(), *waiting = json_array();
+	json_t *nacks = json_array(), *waiting = json_array(), *ackers = json_object();
 	const char *key;
 	json_t *e;
 	json_object_foreach(by_node, key, e)
@@ -171,6 +185,12 @@ static void answer_rollout(struct rp_call *c, json_t *by_node, json_t *unreachab
 		json_t *nack = json_object_get(e, "nack");
 		if (has_reached(e, json_object_get(e, "acked_version"), r)) {
 			acked++;
+			json_t *since = json_object_get(e, "acked_since");
+			if (!json_is_integer(since) || json_integer_value(since) <= 0)
+				since = json_object_get(e, "acked_at");
+			if (json_is_integer(since) &&
+			    json_object_size(ackers) < MAX_ROLLOUT_TELEMETRY)
+				json_object_set(ackers, key, since);
 		} else if (json_is_object(nack) &&
 			   has_reached(e, json_object_get(nack, "version"), r)) {
 			nacked++;
@@ -189,15 +209,15 @@ static void answer_rollout(struct rp_call *c, json_t *by_node, json_t *unreachab
 		uint64_t left = ro->deadline - now;
 		json_decref(nacks);
 		json_decref(waiting);
+		json_decref(ackers);
 		rp_call_set_timer(c, left < ROLLOUT_POLL_MS ? left : ROLLOUT_POLL_MS, rollout_poll);
 		return;
 	}
-	rp_respond_json(c, 200,
-			json_pack("{s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:O}", "revision", (json_int_t)r,
-				  "proxies", acked + nacked + pending, "acked", acked, "nacked",
-				  nacked, "pending", pending, "nacks", nacks, "pending_nodes",
-				  waiting, "unreachable", unreachable),
-			0);
+	json_t *answer = json_pack("{s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:O}", "revision", (json_int_t)r,
+				   "proxies", acked + nacked + pending, "acked", acked, "nacked",
+				   nacked, "pending", pending, "nacks", nacks, "pending_nodes",
+				   waiting, "unreachable", unreachable);
+	rp_tq_rollout(c, answer, ackers, ro->window); /* adds "telemetry", answers */
 }
 
 /* ---- fan-out (fanout.c) --------------------------------------------------- */
@@ -308,6 +328,16 @@ void rp_route_rollout(struct rp_call *c, const char *rev, size_t len)
 		rp_respond_error(c, RP_ERR_INVALID,
 				 ro->revision ? "wait must be like 10s or 500ms, at most 10m"
 					      : "revision must be a positive integer",
+				 -1);
+		return;
+	}
+	char win[32];
+	int hw = rp_query_param(c->req, "window", win, sizeof win);
+	ro->window = 60000;
+	if (hw != 0 &&
+	    (hw < 0 || rp_parse_wait(win, 15 * 60 * 1000, &ro->window) != 0 || ro->window < 1000)) {
+		rp_respond_error(c, RP_ERR_INVALID,
+				 "window must be like 30s, 1m or 15m: at least 1s, at most 15m",
 				 -1);
 		return;
 	}

@@ -56,7 +56,6 @@
 #include "raftplane/log.h"
 #include "snapshot.h"
 #include "subscribe.h"
-#include "telemetry.h"
 #include "watch.h"
 #include "wire.h"
 
@@ -91,7 +90,8 @@ struct rp_sub_node {
 	int has_nack, has_acked, has_sent;
 	uint64_t sent_seq, nack_seq;      /* api->sub_seq when recorded */
 	uint64_t acked_at_ms, nack_at_ms; /* wall clock, for the merge */
-	int ack_backed; /* the acked version was sent by this server after any NACK */
+	uint64_t acked_since_ms; /* wall clock of the first ACK of acked_version (rollouts) */
+	int ack_backed;          /* the acked version was sent by this server after any NACK */
 	char nack_error[MAX_NACK_ERROR + 1]; /* valid UTF-8 (checked on input) */
 	char cluster_id[33];                 /* what the proxy's versions refer to */
 	int foreign;                         /* ... another cluster's */
@@ -202,11 +202,12 @@ static int refresh_node(struct rp_api *api, struct rp_sub_node *n, struct rp_mes
 
 /* ---- answers ------------------------------------------------------------ */
 
-/* Every 200 and 304 tells the proxy how often to report (telemetry.c). */
+/* Every 200 and 304 tells the proxy how often to report (telemetry.c sets
+ * the default into the options). */
 static void add_interval_header(struct rp_call *c)
 {
 	char buf[16];
-	int n = snprintf(buf, sizeof buf, "%u", rp_telemetry_interval_ms(c->api));
+	int n = snprintf(buf, sizeof buf, "%u", c->api->opts.report_interval_ms);
 	h2o_iovec_t v = h2o_strdup(&c->req->pool, buf, (size_t)n);
 	h2o_add_header_by_str(&c->req->pool, &c->req->res.headers,
 			      H2O_STRLIT("x-raftplane-report-interval-ms"), 0, NULL, v.base, v.len);
@@ -312,6 +313,8 @@ static void record_ack(struct rp_sub_node *n, uint64_t a)
 		return;  /* an older attempt's ACK: the NACK stands, nothing recorded */
 	if (n->has_nack) /* a > nack_version, or the re-sent version applied */
 		n->has_nack = 0;
+	if (!n->has_acked || n->acked_version != a)
+		n->acked_since_ms = wall_ms();
 	n->acked_version = a;
 	n->has_acked = 1;
 	n->ack_backed = backed;
@@ -663,6 +666,7 @@ static json_t *entry_json(struct rp_sub_node *n, const char *http, struct rp_mes
 	if (!e) /* never hide a proxy: every string above is checked, but be safe */
 		e = json_pack("{s:s,s:s}", "node_id", n->id, "server", http);
 	json_object_set_new(e, "acked_at", rp_json_u64((uint64_t)n->acked_at_ms));
+	json_object_set_new(e, "acked_since", rp_json_u64((uint64_t)n->acked_since_ms));
 	json_object_set_new(e, "ack_backed", json_boolean(n->ack_backed));
 	json_object_set_new(e, "cluster_id",
 			    n->cluster_id[0] ? json_string(n->cluster_id) : json_null());

@@ -804,6 +804,9 @@ json_t *rp_telemetry_local(struct rp_api *api, const struct rp_tl_query *q)
 		for (struct tl_reporter *r = tl->buckets[b]; r; r = r->next) {
 			if (q->node && strcmp(q->node, r->node_id) != 0)
 				continue;
+			if (q->n_at == 0 &&
+			    (!q->node_at || !json_object_get(q->node_at, r->node_id)))
+				continue; /* no point asked of this node */
 			for (struct tl_instance *in = r->instances; in; in = in->next) {
 				json_t *o = in->n ? instance_json(r, in, q) : NULL;
 				if (o)

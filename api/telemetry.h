@@ -66,7 +66,8 @@ struct rp_tl_query {
  *                                requests,errors],...]}]}   // with q->endpoints
  * where S = {"seq":..,"t":..,"version":..,"routes":{name:[RP_TV__N numbers]},
  * "clusters":{...}}, the sample of largest t <= the point (-1 when none).
- * With node_at the points of a node are q->at followed by its own.
+ * With node_at the points of a node are q->at followed by its own; without
+ * q->at only the nodes of node_at are listed.
  */
 json_t *rp_telemetry_local(struct rp_api *api, const struct rp_tl_query *q);
 

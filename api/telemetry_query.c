@@ -543,7 +543,9 @@ static void fleet_points(struct rp_call *c, json_t *body, rp_fanout_cb cb)
 		json_array_foreach(json_object_get(body, "at"), i, v) if (n < MAX_POINTS)
 			at[n++] = ju64(v);
 		json_t *node = json_object_get(body, "node");
-		struct rp_tl_query lq = {at, n, json_string_value(node), NULL,
+		json_t *node_at = json_object_get(body, "node_at");
+		struct rp_tl_query lq = {at, n, json_string_value(node),
+					 json_is_object(node_at) ? node_at : NULL,
 					 json_is_true(json_object_get(body, "endpoints"))};
 		struct rp_fanout_spec spec = {.method = "POST",
 					      .path = "/v1/telemetry/points",
@@ -701,6 +703,89 @@ json_t *rp_tq_endpoint_index(struct rp_call *c, json_t *merged, uint64_t now)
 	}
 	json_decref(newest);
 	return index;
+}
+
+/* ---- rollouts: before and after the ACK --------------------------------------------- */
+
+struct tq_rollout {
+	json_t *answer, *acked;
+	uint64_t window;
+};
+
+static void on_rollout_dispose(void *p)
+{
+	struct tq_rollout *r = p;
+	json_decref(r->answer);
+	json_decref(r->acked);
+}
+
+/* Every route of instance @inst between its points @a and @b into @sum. */
+static void add_all_routes(struct tq_sum *sum, json_t *inst, size_t a, size_t b)
+{
+	json_t *end = point(inst, b), *v;
+	const char *name;
+	json_object_foreach(json_object_get(end, "routes"), name, v)
+		add_delta(sum, inst, "routes", name, a, b, UINT64_MAX);
+}
+
+static json_t *phase_json(const struct tq_sum *s)
+{
+	uint64_t responses = 0;
+	for (int i = 0; i < 6; i++)
+		responses += s->v[RP_TV_RESP + i];
+	return json_pack("{s:o,s:o,s:o}", "requests", rp_json_u64(s->v[RP_TV_REQUESTS]),
+			 "error_rate",
+			 responses ? json_real((double)s->v[RP_TV_RESP + 5] / (double)responses)
+				   : json_null(),
+			 "p99_ms", pct(s->v + RP_TV_LAT, 0.99));
+}
+
+static void answer_rollout_tl(struct rp_call *c, json_t *merged, json_t *unreachable)
+{
+	(void)unreachable; /* the rollout answer lists the fleet view's */
+	struct tq_rollout *r = c->ctx;
+	struct tq_sum before = {0}, after = {0};
+	json_t *inst, *seen = json_object(); /* node ids with telemetry in the windows */
+	const char *key;
+	json_object_foreach(merged, key, inst)
+	{
+		/* points of an ACKed node: ack - W, ack, min(ack + W, now) */
+		const char *node = json_string_value(json_object_get(inst, "node_id"));
+		if (!json_object_get(r->acked, node))
+			continue;
+		add_all_routes(&before, inst, 0, 1);
+		add_all_routes(&after, inst, 1, 2);
+		if (point(inst, 1) || point(inst, 2))
+			json_object_set_new(seen, node, json_true());
+	}
+	json_object_set_new(r->answer, "telemetry",
+			    json_pack("{s:I,s:o,s:o,s:I}", "window_ms", (json_int_t)r->window,
+				      "before", phase_json(&before), "after", phase_json(&after),
+				      "proxies", (json_int_t)json_object_size(seen)));
+	json_decref(seen);
+	rp_respond_json(c, 200, json_incref(r->answer), 0);
+}
+
+void rp_tq_rollout(struct rp_call *c, json_t *answer, json_t *acked, uint64_t window)
+{
+	struct tq_rollout *r = rp_call_alloc(c, sizeof *r, on_rollout_dispose);
+	r->answer = answer;
+	r->acked = acked;
+	r->window = window;
+	c->ctx = r;
+	uint64_t now = rp_wall_ms();
+	now = (now + QUANTUM_MS - 1) / QUANTUM_MS * QUANTUM_MS;
+	json_t *node_at = json_object(), *v;
+	const char *node;
+	json_object_foreach(acked, node, v)
+	{
+		uint64_t at = ju64(v), end = at + window < now ? at + window : now;
+		json_object_set_new(node_at, node,
+				    json_pack("[I,I,I]",
+					      (json_int_t)(at > window ? at - window : 0),
+					      (json_int_t)at, (json_int_t)(end > at ? end : at)));
+	}
+	fleet_points(c, json_pack("{s:[],s:o}", "at", "node_at", node_at), answer_rollout_tl);
 }
 
 /* ---- the local query ---------------------------------------------------------------- */

@@ -45,6 +45,13 @@ void rp_tq_totals_release(struct rp_tq_totals *t);
  * (caller owns it). @now: unix ms. */
 json_t *rp_tq_endpoint_index(struct rp_call *c, json_t *merged, uint64_t now);
 
+/** Answer the rollout @answer (stolen) of @c with "telemetry" added: for
+ * the ACKed proxies @acked (stolen; node id -> unix ms of the ACK), the
+ * requests, error rate and p99 of their routes in [ack - @window, ack]
+ * ("before") and [ack, min(ack + @window, now)] ("after"), summed over
+ * the proxies. Replaces c->ctx. */
+void rp_tq_rollout(struct rp_call *c, json_t *answer, json_t *acked, uint64_t window);
+
 /** Percentile @q (0..1) in ms of @n bucket counts (bounds of report.h),
  * interpolated linearly inside the bucket; -1 when the counts are all 0.
  * Pure, for the tests. */

@@ -378,6 +378,35 @@ def gc(c):
         check("\nraftplane_telemetry_reporters 0\n" in text, "node%d: no reporters left" % n)
 
 
+def rollout(c):
+    """edge-r reports, ACKs version V, then reports errors: the rollout of V
+    shows the before and after of its ACK."""
+    sub = f_bytes(1, "edge-r")
+    r = http_request(c.node(2).http, "POST", "/v1/subscribe", body=sub,
+                     headers={"Content-Type": "application/x-protobuf"})
+    check(r.status == 200, "edge-r first contact", r)
+    v = int(r.headers["x-raftplane-version"])
+    send(c, 2, "edge-r", 31, 1, **both(10, 0))
+    time.sleep(0.3)
+    sub = f_bytes(1, "edge-r") + f_uint(2, v) + f_uint(6, 1)
+    r = http_request(c.node(2).http, "POST", "/v1/subscribe", body=sub,
+                     headers={"Content-Type": "application/x-protobuf"})
+    check(r.status == 304, "edge-r ACKs %d" % v, r)
+    time.sleep(0.3)
+    send(c, 2, "edge-r", 31, 2, **both(30, 10))
+    for n in (1, 3):
+        ro = get(c, n, "/v1/rollouts/%d?window=1m" % v)
+        t = ro["telemetry"]
+        check(t["window_ms"] == 60000 and t["proxies"] == 1, "node%d: one ACKed proxy with "
+              "telemetry" % n, ro)
+        check(t["before"]["requests"] == 10 and t["before"]["error_rate"] == 0,
+              "node%d: before the ACK" % n, t)
+        check(t["after"]["requests"] == 20 and near(t["after"]["error_rate"], 0.5) and
+              near(t["after"]["p99_ms"], 4.98, 1e-3), "node%d: after the ACK" % n, t)
+    r = c.request(1, "GET", "/v1/rollouts/%d?window=20m" % v)
+    check(r.status == 400 and b"window" in r.body, "rollout window validated", r)
+
+
 def tls_identity(c):
     if not tls_on():
         return
@@ -404,6 +433,7 @@ def test_telemetry():
         if os.environ.get("RP_TL_METRICS", "1") == "1":
             metrics(c)
         gc(c)
+        rollout(c)
         log("telemetry: ok")
 
 
