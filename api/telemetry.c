@@ -62,25 +62,37 @@ const char *const rp_tl_result_names[RP_TL_RESULT__N] = {
 	[RP_TL_FULL] = "full",
 };
 
-struct tl_traffic {
-	const char *name; /* in the sample's block */
-	uint64_t v[RP_TV__N];
-};
-
 struct tl_endpoint {
-	const char *cluster, *address, *reason; /* in the sample's block */
+	const char *cluster, *address, *reason; /* in the block of struct tl_eps */
 	uint64_t since_ms;                      /* unix ms (receipt - since_ms) */
 	uint64_t requests, errors;
 	int state;
 };
 
-/* One report as kept: one allocation, arrays and strings after it. */
+/* The endpoints of a report: one allocation, strings after the array. */
+struct tl_eps {
+	size_t bytes, n;
+	struct tl_endpoint e[]; /* sorted by cluster, address */
+};
+
+/* One report as kept: one allocation. The routes, then the clusters, each
+ * sorted by name, are packed as varints (most counters are small, most
+ * latency buckets 0): per entry the name's length, its bytes, then the
+ * RP_TV__N counters. Only the newest sample of an instance keeps its
+ * endpoints (no query reads older ones). */
 struct tl_sample {
-	size_t bytes;
+	size_t bytes; /* this allocation */
 	uint64_t t, seq, version;
-	size_t n_routes, n_clusters, n_endpoints;
-	struct tl_traffic *routes, *clusters; /* sorted by name */
-	struct tl_endpoint *endpoints;        /* sorted by cluster, address */
+	uint32_t n_routes, n_clusters;
+	struct tl_eps *eps; /* NULL once a newer sample came */
+	size_t len;         /* of enc */
+	uint8_t enc[];
+};
+
+/* Walking a sample's packed entries. */
+struct tl_iter {
+	const uint8_t *p, *end;
+	uint32_t left; /* entries of the current kind */
 };
 
 struct tl_instance {
@@ -133,12 +145,61 @@ static void tl_free(struct rp_telemetry *tl, void *p, size_t n)
 	free(p);
 }
 
+static void drop_endpoints(struct rp_telemetry *tl, struct tl_sample *s)
+{
+	if (s->eps) {
+		tl_free(tl, s->eps, s->eps->bytes);
+		s->eps = NULL;
+	}
+}
+
 static void free_sample(struct rp_telemetry *tl, struct tl_sample *s)
 {
 	if (s) {
+		drop_endpoints(tl, s);
 		tl->st.samples--;
 		tl_free(tl, s, s->bytes);
 	}
+}
+
+/* ---- packing -------------------------------------------------------------------- */
+
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+	while (v >= 0x80) {
+		*p++ = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (uint8_t)v;
+	return p;
+}
+
+/* The data is ours (packed by put_varint): no bounds to distrust. */
+static uint64_t get_varint(const uint8_t **p)
+{
+	uint64_t v = 0;
+	for (int shift = 0;; shift += 7) {
+		uint8_t b = *(*p)++;
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return v;
+	}
+}
+
+/* The next entry into @name (NUL-terminated) and @v; 0 at the end. */
+static int iter_next(struct tl_iter *it, char name[RP_MAX_NAME + 1], uint64_t v[RP_TV__N])
+{
+	if (!it->left)
+		return 0;
+	size_t n = (size_t)get_varint(&it->p);
+	assert(n <= RP_MAX_NAME && it->p + n <= it->end);
+	memcpy(name, it->p, n);
+	name[n] = '\0';
+	it->p += n;
+	for (int k = 0; k < RP_TV__N; k++)
+		v[k] = get_varint(&it->p);
+	it->left--;
+	return 1;
 }
 
 static void free_instance(struct rp_telemetry *tl, struct tl_instance *in)
@@ -172,6 +233,21 @@ static struct tl_instance *find_instance(struct tl_reporter *r, uint64_t id)
 		if (in->id == id)
 			return in;
 	return NULL;
+}
+
+/* Start walking the routes (@kind 0) or the clusters (1) of @s. */
+static void iter_init(struct tl_iter *it, const struct tl_sample *s, int kind)
+{
+	char name[RP_MAX_NAME + 1];
+	uint64_t v[RP_TV__N];
+	it->p = s->enc;
+	it->end = s->enc + s->len;
+	it->left = s->n_routes;
+	if (kind == 1) {
+		while (iter_next(it, name, v)) /* skip the routes */
+			;
+		it->left = s->n_clusters;
+	}
 }
 
 /* ---- the mesh's names (invariant 5) ---------------------------------------- */
@@ -321,49 +397,23 @@ static char *put_str(char **p, const char *s)
 	return d;
 }
 
-/* The sample of report @r received at wall @now (its repeated fields were
- * filtered and sorted in place); NULL when out of memory. */
-static struct tl_sample *build_sample(struct rp_telemetry *tl, Raftplane__Report *r,
-				      size_t n_routes, size_t n_clusters, size_t n_eps,
+static struct tl_eps *build_endpoints(struct rp_telemetry *tl, Raftplane__Report *r, size_t n,
 				      uint64_t now)
 {
 	size_t strs = 0;
-	for (size_t i = 0; i < n_routes; i++)
-		strs += strlen(r->routes[i]->name) + 1;
-	for (size_t i = 0; i < n_clusters; i++)
-		strs += strlen(r->clusters[i]->name) + 1;
-	for (size_t i = 0; i < n_eps; i++)
+	for (size_t i = 0; i < n; i++)
 		strs += strlen(r->endpoints[i]->cluster) + strlen(r->endpoints[i]->address) +
 			strlen(r->endpoints[i]->reason) + 3;
-	size_t bytes = sizeof(struct tl_sample) +
-		       (n_routes + n_clusters) * sizeof(struct tl_traffic) +
-		       n_eps * sizeof(struct tl_endpoint) + strs;
-	struct tl_sample *s = tl_alloc(tl, bytes);
-	if (!s)
+	size_t bytes = sizeof(struct tl_eps) + n * sizeof(struct tl_endpoint) + strs;
+	struct tl_eps *eps = tl_alloc(tl, bytes);
+	if (!eps)
 		return NULL;
-	tl->st.samples++;
-	s->bytes = bytes;
-	s->t = now;
-	s->seq = r->seq;
-	s->version = r->version;
-	s->routes = (struct tl_traffic *)(s + 1);
-	s->clusters = s->routes + n_routes;
-	s->endpoints = (struct tl_endpoint *)(s->clusters + n_clusters);
-	char *p = (char *)(s->endpoints + n_eps);
-	s->n_routes = n_routes;
-	s->n_clusters = n_clusters;
-	s->n_endpoints = n_eps;
-	for (size_t i = 0; i < n_routes; i++) {
-		s->routes[i].name = put_str(&p, r->routes[i]->name);
-		rp_report_vector(r->routes[i], s->routes[i].v);
-	}
-	for (size_t i = 0; i < n_clusters; i++) {
-		s->clusters[i].name = put_str(&p, r->clusters[i]->name);
-		rp_report_vector(r->clusters[i], s->clusters[i].v);
-	}
-	for (size_t i = 0; i < n_eps; i++) {
+	eps->bytes = bytes;
+	eps->n = n;
+	char *p = (char *)(eps->e + n);
+	for (size_t i = 0; i < n; i++) {
 		const Raftplane__EndpointStats *e = r->endpoints[i];
-		struct tl_endpoint *d = &s->endpoints[i];
+		struct tl_endpoint *d = &eps->e[i];
 		d->cluster = put_str(&p, e->cluster);
 		d->address = put_str(&p, e->address);
 		d->reason = put_str(&p, e->reason);
@@ -372,40 +422,87 @@ static struct tl_sample *build_sample(struct rp_telemetry *tl, Raftplane__Report
 		d->requests = e->requests;
 		d->errors = e->errors;
 	}
-	assert(p == (char *)s + bytes);
+	assert(p == (char *)eps + bytes);
+	return eps;
+}
+
+static uint8_t *pack_traffic(uint8_t *p, Raftplane__TrafficStats **v, size_t n)
+{
+	uint64_t vec[RP_TV__N];
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(v[i]->name);
+		p = put_varint(p, l);
+		memcpy(p, v[i]->name, l);
+		p += l;
+		rp_report_vector(v[i], vec);
+		for (int k = 0; k < RP_TV__N; k++)
+			p = put_varint(p, vec[k]);
+	}
+	return p;
+}
+
+/* The sample of report @r received at wall @now (its repeated fields were
+ * filtered and sorted in place); NULL when out of memory. */
+static struct tl_sample *build_sample(struct rp_telemetry *tl, Raftplane__Report *r,
+				      size_t n_routes, size_t n_clusters, size_t n_eps,
+				      uint64_t now)
+{
+	size_t max = 0;
+	for (size_t i = 0; i < n_routes; i++)
+		max += strlen(r->routes[i]->name) + 2 + 10 * RP_TV__N;
+	for (size_t i = 0; i < n_clusters; i++)
+		max += strlen(r->clusters[i]->name) + 2 + 10 * RP_TV__N;
+	uint8_t *tmp = malloc(max ? max : 1);
+	if (!tmp)
+		return NULL;
+	uint8_t *end = pack_traffic(tmp, r->routes, n_routes);
+	end = pack_traffic(end, r->clusters, n_clusters);
+	size_t len = (size_t)(end - tmp);
+	struct tl_sample *s = tl_alloc(tl, sizeof *s + len);
+	if (!s || !(s->eps = build_endpoints(tl, r, n_eps, now))) {
+		if (s)
+			tl_free(tl, s, sizeof *s + len);
+		free(tmp);
+		return NULL;
+	}
+	tl->st.samples++;
+	s->bytes = sizeof *s + len;
+	s->t = now;
+	s->seq = r->seq;
+	s->version = r->version;
+	s->n_routes = (uint32_t)n_routes;
+	s->n_clusters = (uint32_t)n_clusters;
+	s->len = len;
+	if (len)
+		memcpy(s->enc, tmp, len);
+	free(tmp);
 	return s;
 }
 
 /* ---- invariant 2: counters never go backwards -------------------------------- */
 
-static const struct tl_traffic *find_traffic(const struct tl_traffic *v, size_t n, const char *name)
-{
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = strcmp(v[mid].name, name);
-		if (c == 0)
-			return &v[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
-
-static int traffic_backwards(const struct tl_traffic *old, size_t n_old,
-			     const struct tl_traffic *cur, size_t n_cur, const char *what,
+/* Both samples hold their entries sorted by name: one merge walk. */
+static int traffic_backwards(const struct tl_sample *old, const struct tl_sample *cur, int kind,
 			     char *msg, size_t msglen)
 {
-	for (size_t i = 0; i < n_cur; i++) {
-		const struct tl_traffic *o = find_traffic(old, n_old, cur[i].name);
-		for (int k = 0; o && k < RP_TV__N; k++)
-			if (k != RP_TV_ACTIVE && cur[i].v[k] < o->v[k]) {
+	struct tl_iter io, ic;
+	char on[RP_MAX_NAME + 1], cn[RP_MAX_NAME + 1];
+	uint64_t ov[RP_TV__N], cv[RP_TV__N];
+	iter_init(&io, old, kind);
+	iter_init(&ic, cur, kind);
+	int have_o = iter_next(&io, on, ov);
+	while (have_o && iter_next(&ic, cn, cv)) {
+		int c;
+		while (have_o && (c = strcmp(on, cn)) < 0)
+			have_o = iter_next(&io, on, ov);
+		if (!have_o || c != 0)
+			continue;
+		for (int k = 0; k < RP_TV__N; k++)
+			if (k != RP_TV_ACTIVE && cv[k] < ov[k]) {
 				snprintf(msg, msglen,
 					 "%s %s: a cumulative counter went backwards (%" PRIu64
 					 " after %" PRIu64 ")",
-					 what, cur[i].name, cur[i].v[k], o->v[k]);
+					 kind ? "cluster" : "route", cn, cv[k], ov[k]);
 				return 1;
 			}
 	}
@@ -416,10 +513,11 @@ static int endpoints_backwards(const struct tl_sample *old, const struct tl_samp
 			       size_t msglen)
 {
 	size_t j = 0;
-	for (size_t i = 0; i < cur->n_endpoints; i++) {
-		const struct tl_endpoint *e = &cur->endpoints[i];
-		while (j < old->n_endpoints) {
-			const struct tl_endpoint *o = &old->endpoints[j];
+	const struct tl_eps *oe = old->eps, *ce = cur->eps;
+	for (size_t i = 0; oe && i < ce->n; i++) {
+		const struct tl_endpoint *e = &ce->e[i];
+		while (j < oe->n) {
+			const struct tl_endpoint *o = &oe->e[j];
 			int c = strcmp(o->cluster, e->cluster);
 			if (c == 0)
 				c = strcmp(o->address, e->address);
@@ -427,9 +525,9 @@ static int endpoints_backwards(const struct tl_sample *old, const struct tl_samp
 				break;
 			j++;
 		}
-		if (j == old->n_endpoints)
+		if (j == oe->n)
 			break;
-		const struct tl_endpoint *o = &old->endpoints[j];
+		const struct tl_endpoint *o = &oe->e[j];
 		if (strcmp(o->cluster, e->cluster) || strcmp(o->address, e->address))
 			continue;
 		if (e->requests < o->requests || e->errors < o->errors) {
@@ -444,10 +542,8 @@ static int endpoints_backwards(const struct tl_sample *old, const struct tl_samp
 static int backwards(const struct tl_sample *old, const struct tl_sample *cur, char *msg,
 		     size_t msglen)
 {
-	return traffic_backwards(old->routes, old->n_routes, cur->routes, cur->n_routes, "route",
-				 msg, msglen) ||
-	       traffic_backwards(old->clusters, old->n_clusters, cur->clusters, cur->n_clusters,
-				 "cluster", msg, msglen) ||
+	return traffic_backwards(old, cur, 0, msg, msglen) ||
+	       traffic_backwards(old, cur, 1, msg, msglen) ||
 	       endpoints_backwards(old, cur, msg, msglen);
 }
 
@@ -500,6 +596,20 @@ static struct tl_instance *new_instance(struct rp_telemetry *tl, struct tl_repor
 	return in;
 }
 
+static int grow_ring(struct rp_telemetry *tl, struct tl_instance *in)
+{
+	size_t cap = in->cap ? 2 * in->cap : 4;
+	struct tl_sample **ring = tl_alloc(tl, cap * sizeof *ring);
+	if (!ring)
+		return -1;
+	if (in->n)
+		memcpy(ring, in->ring, in->n * sizeof *ring);
+	tl_free(tl, in->ring, in->cap * sizeof *in->ring);
+	in->ring = ring;
+	in->cap = cap;
+	return 0;
+}
+
 /* Add @s as @in's newest sample. -1 out of memory (then @s is freed by the
  * caller and nothing changed). */
 static int push_sample(struct rp_telemetry *tl, struct tl_instance *in, struct tl_sample *s,
@@ -510,17 +620,10 @@ static int push_sample(struct rp_telemetry *tl, struct tl_instance *in, struct t
 		in->ring[in->n - 1] = s;
 		return 0;
 	}
-	if (in->n == in->cap) {
-		size_t cap = in->cap ? 2 * in->cap : 4;
-		struct tl_sample **ring = tl_alloc(tl, cap * sizeof *ring);
-		if (!ring)
-			return -1;
-		if (in->n)
-			memcpy(ring, in->ring, in->n * sizeof *ring);
-		tl_free(tl, in->ring, in->cap * sizeof *in->ring);
-		in->ring = ring;
-		in->cap = cap;
-	}
+	if (in->n == in->cap && grow_ring(tl, in) != 0)
+		return -1;
+	if (in->n)
+		drop_endpoints(tl, in->ring[in->n - 1]); /* only the newest keeps them */
 	in->ring[in->n++] = s;
 	return 0;
 }
@@ -718,11 +821,15 @@ static json_t *vec_json(const uint64_t *v)
 	return a;
 }
 
-static json_t *traffic_json(const struct tl_traffic *v, size_t n)
+static json_t *traffic_json(const struct tl_sample *s, int kind)
 {
 	json_t *o = json_object();
-	for (size_t i = 0; i < n; i++)
-		json_object_set_new(o, v[i].name, vec_json(v[i].v));
+	struct tl_iter it;
+	char name[RP_MAX_NAME + 1];
+	uint64_t v[RP_TV__N];
+	iter_init(&it, s, kind);
+	while (iter_next(&it, name, v))
+		json_object_set_new(o, name, vec_json(v));
 	return o;
 }
 
@@ -730,15 +837,14 @@ static json_t *sample_json(const struct tl_sample *s)
 {
 	return json_pack("{s:o,s:o,s:o,s:o,s:o}", "seq", rp_json_u64(s->seq), "t",
 			 rp_json_u64(s->t), "version", rp_json_u64(s->version), "routes",
-			 traffic_json(s->routes, s->n_routes), "clusters",
-			 traffic_json(s->clusters, s->n_clusters));
+			 traffic_json(s, 0), "clusters", traffic_json(s, 1));
 }
 
 static json_t *endpoints_json(const struct tl_sample *s)
 {
 	json_t *a = json_array();
-	for (size_t i = 0; i < s->n_endpoints; i++) {
-		const struct tl_endpoint *e = &s->endpoints[i];
+	for (size_t i = 0; s->eps && i < s->eps->n; i++) {
+		const struct tl_endpoint *e = &s->eps->e[i];
 		json_array_append_new(a,
 				      json_pack("[s,s,i,s,o,o,o]", e->cluster, e->address, e->state,
 						e->reason, rp_json_u64(e->since_ms),
