@@ -9,8 +9,8 @@ samples). Prints raftplane_telemetry_bytes and its growth per reporter.
         [--reporters 200] [--routes 10] [--clusters 10] [--endpoints 2] [--samples 92]
 
 The store keeps samples at least one interval apart and drops them after
-the retention, so --samples S with interval I and retention (S-1)*I gives
-the steady state of the defaults (10 s, 15 min: S = 91) in S*I of time.
+the retention; --samples S (default 91: the defaults' 15 min / 10 s + 1)
+reaches the steady state of the defaults in S rounds.
 """
 import argparse
 import os
@@ -38,8 +38,11 @@ def main():
     ap.add_argument("--endpoints", type=int, default=2, help="per cluster")
     ap.add_argument("--samples", type=int, default=91)
     ap.add_argument("--interval-ms", type=int, default=100)
+    ap.add_argument("--round-ms", type=int, default=300,
+                    help="expected time of one round of reports (sizes the retention)")
     a = ap.parse_args()
-    retention = (a.samples - 1) * a.interval_ms
+    # a round of reports takes time too: retention that keeps --samples of them
+    retention = a.samples * (a.interval_ms + a.round_ms)
     args = ["--report-interval-ms", str(a.interval_ms), "--telemetry-retention-ms",
             str(max(retention, 1000))]
     with Cluster(1, extra_args=args, name="telemetry-mem", tls=False) as c:
@@ -76,9 +79,7 @@ def main():
                 r = cl.request("POST", "/v1/report", body=body, headers=hdr)
                 check(r.status == 204, "report", r)
                 sent += 1
-            left = a.interval_ms / 1000 - (time.monotonic() - round_start)
-            if left > 0:
-                time.sleep(left)
+            time.sleep(a.interval_ms / 1000)  # every node id: at least one interval apart
         dt = time.monotonic() - t0
         text = cl.request("GET", "/metrics").body.decode()
         total = metric(text, "raftplane_telemetry_bytes")
