@@ -437,6 +437,25 @@ def test_telemetry():
         log("telemetry: ok")
 
 
+def test_reporters_full():
+    """--max-reporters: a new node id beyond it gets 503 and changes nothing;
+    the node ids already known keep reporting."""
+    with Cluster(1, extra_args=["--max-reporters", "2", "--report-interval-ms", "200"],
+                 name="telemetry-full") as c:
+        setup_mesh(c)
+        send(c, 1, "edge-1", 1, 1, **both(1, 0))
+        send(c, 1, "edge-2", 1, 1, **both(2, 0))
+        r = send(c, 1, "edge-3", 1, 1, expect=503, **both(4, 0))
+        check(b"max-reporters" in r.body, "503 names the flag", r)
+        time.sleep(0.2)
+        send(c, 1, "edge-1", 1, 2, **both(8, 0))
+        cl = get(c, 1, "/v1/telemetry/clusters/c1")
+        check(cl["requests"] == 10 and proxy_of(cl, "edge-3") is None, "edge-3 not kept", cl)
+        text = c.request(1, "GET", "/metrics").body.decode()
+        check('raftplane_telemetry_reports_total{result="full"} 1' in text, "counted as full")
+        check("\nraftplane_telemetry_reporters 2\n" in text, "two reporters")
+
+
 def test_bad_flags():
     import subprocess
     from rpharness import SERVER_BIN
@@ -447,4 +466,4 @@ def test_bad_flags():
 
 
 if __name__ == "__main__":
-    run([test_bad_flags, test_telemetry])
+    run([test_bad_flags, test_reporters_full, test_telemetry])
