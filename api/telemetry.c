@@ -821,7 +821,7 @@ static json_t *vec_json(const uint64_t *v)
 	return a;
 }
 
-static json_t *traffic_json(const struct tl_sample *s, int kind)
+static json_t *traffic_json(const struct tl_sample *s, int kind, const char *only)
 {
 	json_t *o = json_object();
 	struct tl_iter it;
@@ -829,22 +829,29 @@ static json_t *traffic_json(const struct tl_sample *s, int kind)
 	uint64_t v[RP_TV__N];
 	iter_init(&it, s, kind);
 	while (iter_next(&it, name, v))
-		json_object_set_new(o, name, vec_json(v));
+		if (!only || strcmp(only, name) == 0)
+			json_object_set_new(o, name, vec_json(v));
 	return o;
 }
 
-static json_t *sample_json(const struct tl_sample *s)
+static json_t *sample_json(const struct tl_sample *s, const struct rp_tl_query *q)
 {
-	return json_pack("{s:o,s:o,s:o,s:o,s:o}", "seq", rp_json_u64(s->seq), "t",
-			 rp_json_u64(s->t), "version", rp_json_u64(s->version), "routes",
-			 traffic_json(s, 0), "clusters", traffic_json(s, 1));
+	json_t *o = json_pack("{s:o,s:o,s:o}", "seq", rp_json_u64(s->seq), "t", rp_json_u64(s->t),
+			      "version", rp_json_u64(s->version));
+	if (q->kinds & RP_TLQ_ROUTES)
+		json_object_set_new(o, "routes", traffic_json(s, 0, q->name));
+	if (q->kinds & RP_TLQ_CLUSTERS)
+		json_object_set_new(o, "clusters", traffic_json(s, 1, q->name));
+	return o;
 }
 
-static json_t *endpoints_json(const struct tl_sample *s)
+static json_t *endpoints_json(const struct tl_sample *s, const char *cluster)
 {
 	json_t *a = json_array();
 	for (size_t i = 0; s->eps && i < s->eps->n; i++) {
 		const struct tl_endpoint *e = &s->eps->e[i];
+		if (cluster && strcmp(cluster, e->cluster) != 0)
+			continue;
 		json_array_append_new(a,
 				      json_pack("[s,s,i,s,o,o,o]", e->cluster, e->address, e->state,
 						e->reason, rp_json_u64(e->since_ms),
@@ -862,8 +869,9 @@ static long at_or_before(const struct tl_instance *in, uint64_t at)
 	return i;
 }
 
-static void add_points(const struct tl_instance *in, json_t *points, json_t *samples, long *used,
-		       json_t *at_list, const uint64_t *at, size_t n_at)
+static void add_points(const struct tl_instance *in, const struct rp_tl_query *q, json_t *points,
+		       json_t *samples, long *used, json_t *at_list, const uint64_t *at,
+		       size_t n_at)
 {
 	size_t n = at ? n_at : json_array_size(at_list);
 	for (size_t p = 0; p < n; p++) {
@@ -872,7 +880,7 @@ static void add_points(const struct tl_instance *in, json_t *points, json_t *sam
 		long i = at_or_before(in, t);
 		if (i >= 0 && used[i] < 0) {
 			used[i] = (long)json_array_size(samples);
-			json_array_append_new(samples, sample_json(in->ring[i]));
+			json_array_append_new(samples, sample_json(in->ring[i], q));
 		}
 		json_array_append_new(points, json_integer(i >= 0 ? used[i] : -1));
 	}
@@ -889,16 +897,17 @@ static json_t *instance_json(const struct tl_reporter *r, const struct tl_instan
 	for (size_t i = 0; i < in->n; i++)
 		used[i] = -1;
 	json_t *points = json_array(), *samples = json_array();
-	add_points(in, points, samples, used, NULL, q->at, q->n_at);
+	add_points(in, q, points, samples, used, NULL, q->at, q->n_at);
 	json_t *more = q->node_at ? json_object_get(q->node_at, r->node_id) : NULL;
 	if (json_is_array(more))
-		add_points(in, points, samples, used, more, NULL, 0);
+		add_points(in, q, points, samples, used, more, NULL, 0);
 	free(used);
 	json_t *o = json_pack("{s:s,s:s,s:o,s:o,s:o,s:o}", "node_id", r->node_id, "instance", id,
-			      "last", rp_json_u64(in->last), "first", sample_json(in->ring[0]),
+			      "last", rp_json_u64(in->last), "first", sample_json(in->ring[0], q),
 			      "points", points, "samples", samples);
 	if (o && q->endpoints)
-		json_object_set_new(o, "endpoints", endpoints_json(in->ring[in->n - 1]));
+		json_object_set_new(o, "endpoints",
+				    endpoints_json(in->ring[in->n - 1], q->cluster));
 	return o;
 }
 

@@ -54,7 +54,16 @@ struct rp_tl_query {
 	const char *node; /* only this node id, or NULL for all */
 	json_t *node_at;  /* node id -> array of more time points for it, or NULL */
 	int endpoints;    /* add the endpoints of each instance's newest sample */
+	/* what the samples carry (a smaller answer): RP_TLQ_ROUTES and/or
+	 * RP_TLQ_CLUSTERS, optionally only the entry named @name; endpoints
+	 * only of cluster @cluster when set */
+	unsigned kinds;
+	const char *name;
+	const char *cluster;
 };
+
+#define RP_TLQ_ROUTES 1u
+#define RP_TLQ_CLUSTERS 2u
 
 /**
  * This server's samples for @q as JSON (caller owns it):
@@ -65,7 +74,8 @@ struct rp_tl_query {
  *                  "endpoints":[[cluster,address,state,reason,since_unix_ms,
  *                                requests,errors],...]}]}   // with q->endpoints
  * where S = {"seq":..,"t":..,"version":..,"routes":{name:[RP_TV__N numbers]},
- * "clusters":{...}}, the sample of largest t <= the point (-1 when none).
+ * "clusters":{...}}, the sample of largest t <= the point (-1 when none);
+ * "routes"/"clusters" only as q->kinds asks, with only q->name if set.
  * With node_at the points of a node are q->at followed by its own; without
  * q->at only the nodes of node_at are listed.
  */

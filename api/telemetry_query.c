@@ -517,6 +517,23 @@ static void answer_health(struct rp_call *c, json_t *merged, json_t *unreachable
 
 /* ---- the fan-out ---------------------------------------------------------------------- */
 
+/* The "kinds" of a local query body: ["routes","clusters"] by default. */
+static unsigned query_kinds(json_t *body)
+{
+	json_t *k = json_object_get(body, "kinds"), *v;
+	size_t i;
+	unsigned m = 0;
+	if (!k)
+		return RP_TLQ_ROUTES | RP_TLQ_CLUSTERS;
+	json_array_foreach(k, i, v)
+	{
+		const char *s = json_string_value(v);
+		m |= s && !strcmp(s, "routes") ? RP_TLQ_ROUTES : 0;
+		m |= s && !strcmp(s, "clusters") ? RP_TLQ_CLUSTERS : 0;
+	}
+	return m;
+}
+
 /* Ask every member for @body's points (the local query), then @cb. */
 static void fleet_points(struct rp_call *c, json_t *body, rp_fanout_cb cb)
 {
@@ -544,9 +561,14 @@ static void fleet_points(struct rp_call *c, json_t *body, rp_fanout_cb cb)
 			at[n++] = ju64(v);
 		json_t *node = json_object_get(body, "node");
 		json_t *node_at = json_object_get(body, "node_at");
-		struct rp_tl_query lq = {at, n, json_string_value(node),
+		struct rp_tl_query lq = {at,
+					 n,
+					 json_string_value(node),
 					 json_is_object(node_at) ? node_at : NULL,
-					 json_is_true(json_object_get(body, "endpoints"))};
+					 json_is_true(json_object_get(body, "endpoints")),
+					 query_kinds(body),
+					 json_string_value(json_object_get(body, "name")),
+					 json_string_value(json_object_get(body, "cluster"))};
 		struct rp_fanout_spec spec = {.method = "POST",
 					      .path = "/v1/telemetry/points",
 					      .body = text,
@@ -597,15 +619,22 @@ void rp_route_telemetry(struct rp_call *c, int what, const char *name, size_t le
 	json_t *body = json_pack("{s:[I,I]}", "at", (json_int_t)q->now,
 				 (json_int_t)(q->now - q->window));
 	rp_fanout_cb cb = answer_list;
+	const char *kind = what == RP_TQ_ROUTES ? "routes" : "clusters";
 	if (what == RP_TQ_PROXY) {
 		json_object_set_new(body, "node", json_string(q->name));
 		json_object_set_new(body, "endpoints", json_true());
 		cb = answer_proxy;
-	} else if (what == RP_TQ_HEALTH) {
+	} else if (what == RP_TQ_HEALTH) { /* the cluster's endpoints only */
 		json_object_set_new(body, "endpoints", json_true());
+		json_object_set_new(body, "cluster", json_string(q->name));
+		json_object_set_new(body, "kinds", json_array());
 		cb = answer_health;
-	} else if (len) {
-		cb = answer_item;
+	} else { /* only the kind asked for, only the item when named */
+		json_object_set_new(body, "kinds", json_pack("[s]", kind));
+		if (len) {
+			json_object_set_new(body, "name", json_string(q->name));
+			cb = answer_item;
+		}
 	}
 	fleet_points(c, body, cb);
 }
@@ -785,10 +814,33 @@ void rp_tq_rollout(struct rp_call *c, json_t *answer, json_t *acked, uint64_t wi
 					      (json_int_t)(at > window ? at - window : 0),
 					      (json_int_t)at, (json_int_t)(end > at ? end : at)));
 	}
-	fleet_points(c, json_pack("{s:[],s:o}", "at", "node_at", node_at), answer_rollout_tl);
+	fleet_points(c, json_pack("{s:[],s:o,s:[s]}", "at", "node_at", node_at, "kinds", "routes"),
+		     answer_rollout_tl);
 }
 
 /* ---- the local query ---------------------------------------------------------------- */
+
+static int name_or_absent(json_t *v)
+{
+	return !v || (json_is_string(v) &&
+		      rp_name_valid(json_string_value(v), strlen(json_string_value(v))));
+}
+
+static int filter_ok(json_t *body)
+{
+	json_t *k = json_object_get(body, "kinds"), *v;
+	size_t i;
+	if (k && (!json_is_array(k) || json_array_size(k) > 2))
+		return 0;
+	json_array_foreach(k, i, v)
+	{
+		const char *s = json_string_value(v);
+		if (!s || (strcmp(s, "routes") != 0 && strcmp(s, "clusters") != 0))
+			return 0;
+	}
+	return name_or_absent(json_object_get(body, "name")) &&
+	       name_or_absent(json_object_get(body, "cluster"));
+}
 
 static int read_points(json_t *a, uint64_t *out, size_t max, size_t *n)
 {
@@ -827,6 +879,8 @@ void rp_route_telemetry_points(struct rp_call *c)
 		bad = "endpoints must be a boolean";
 	else if (node_at && !json_is_object(node_at))
 		bad = "node_at must be an object";
+	else if (!filter_ok(body))
+		bad = "kinds must list \"routes\" or \"clusters\"; name and cluster must be names";
 	const char *k;
 	json_t *v;
 	json_object_foreach(node_at, k,
@@ -837,7 +891,14 @@ void rp_route_telemetry_points(struct rp_call *c)
 		rp_respond_error(c, RP_ERR_INVALID, bad, -1);
 		return;
 	}
-	struct rp_tl_query q = {at, n, json_string_value(node), node_at, json_is_true(eps)};
+	struct rp_tl_query q = {at,
+				n,
+				json_string_value(node),
+				node_at,
+				json_is_true(eps),
+				query_kinds(body),
+				json_string_value(json_object_get(body, "name")),
+				json_string_value(json_object_get(body, "cluster"))};
 	rp_respond_json(c, 200, rp_telemetry_local(c->api, &q), 0);
 	json_decref(body);
 }
