@@ -98,6 +98,22 @@ def main():
         print("raftplane_telemetry_bytes: %d before, %d after: %.0f bytes per reporter "
               "(%.0f per sample)" % (base, total, per, (total - base) / max(samples, 1)))
         print("server VmRSS %s kB (ASan build: includes its shadow memory)" % rss)
+        # what a member sends for one fleet query (the peers' local answer)
+        now = int(time.time() * 1000)
+        for what, q in (("/metrics (newest, all, endpoints)", {"at": [now], "endpoints": True}),
+                        ("one cluster, 1m window", {"at": [now, now - 60000],
+                                                    "kinds": ["clusters"], "name": "cluster-00"}),
+                        ("cluster health", {"at": [now], "kinds": [], "endpoints": True,
+                                            "cluster": "cluster-00"})):
+            t1 = time.monotonic()
+            r = cl.request("POST", "/v1/telemetry/points", body=q,
+                           headers={"Content-Type": "application/json"})
+            check(r.status == 200, "points", r)
+            print("local answer for %s: %d bytes (%.0f per reporter), %.0f ms" % (
+                what, len(r.body), len(r.body) / a.reporters, 1000 * (time.monotonic() - t1)))
+        t1 = time.monotonic()
+        r = cl.request("GET", "/metrics")
+        print("GET /metrics: %d bytes in %.0f ms" % (len(r.body), 1000 * (time.monotonic() - t1)))
 
 
 if __name__ == "__main__":
