@@ -95,7 +95,8 @@ struct rp_sub_node {
 	char nack_error[MAX_NACK_ERROR + 1]; /* valid UTF-8 (checked on input) */
 	char cluster_id[33];                 /* what the proxy's versions refer to */
 	int foreign;                         /* ... another cluster's */
-	uint64_t last_seen_ms;
+	uint64_t last_seen_ms;               /* wall clock, shown in the fleet view */
+	uint64_t last_seen_mono;             /* uv_now(), for ageing out (a clock step must not) */
 	int known; /* has made at least one valid ACK/NACK/foreign request */
 };
 
@@ -264,6 +265,7 @@ static void unpark(struct rp_call *c)
 	sc->prev = sc->next = NULL;
 	n->n_parked--;
 	n->last_seen_ms = wall_ms();
+	n->last_seen_mono = uv_now(c->api->loop);
 	c->api->subscribers--;
 }
 
@@ -342,6 +344,7 @@ static void record_request(struct rp_call *c)
 	if (sc->has_held || sc->has_nack || sc->foreign)
 		n->known = 1;
 	n->last_seen_ms = wall_ms();
+	n->last_seen_mono = uv_now(c->api->loop);
 	n->foreign = sc->foreign;
 	snprintf(n->cluster_id, sizeof n->cluster_id, "%s", sc->cluster);
 	if (sc->has_held)
@@ -693,13 +696,13 @@ json_t *rp_subscribe_local_fleet(struct rp_api *api)
 static void on_gc(uv_timer_t *t)
 {
 	struct rp_api *api = t->data;
-	uint64_t now = wall_ms();
+	uint64_t now = uv_now(api->loop);
 	for (size_t b = 0; b < BUCKETS; b++) {
 		struct rp_sub_node **pp = &api->sub_buckets[b];
 		while (*pp) {
 			struct rp_sub_node *n = *pp;
 			if (n->n_parked == 0 &&
-			    (!n->known || now - n->last_seen_ms > api->proxy_ttl_ms)) {
+			    (!n->known || now - n->last_seen_mono > api->proxy_ttl_ms)) {
 				*pp = n->next;
 				sbuf_unref(n->buf);
 				free(n);

@@ -14,7 +14,11 @@
  * of the connection; differing Content-Length values, a transfer coding
  * other than chunked, a malformed chunk or a status outside 100-599 are a
  * failed request. 1xx answers are skipped. Bodies are bounded by
- * RP_CLIENT_MAX_RESPONSE.
+ * RP_CLIENT_MAX_RESPONSE or a request's own limit (rp_http_set_max_body),
+ * checked before buffering: a Content-Length above it fails as soon as the
+ * head arrives, a chunked or close-delimited body as soon as it grows past
+ * it; a head is at most RP_CLIENT_MAX_HEAD bytes. Every failure leaves its
+ * reason in rp_http_last_error() (what arrived, what was wrong).
  *
  * Outcome rule: err is RP_HTTP_ERR_CONNECT only when the request bytes
  * cannot have reached a server (connect failed or timed out); once written,
@@ -108,6 +112,8 @@ struct rp_http_req {
 	int sent, done, closing;
 	rp_http_cb cb;
 	void *arg;
+	unsigned timeout_ms;
+	size_t max_body; /* body limit, at most RP_CLIENT_MAX_RESPONSE */
 };
 
 /* Idle connections, most recently used first. One list per thread: a loop
@@ -122,6 +128,9 @@ static _Thread_local unsigned n_idle;
 static _Thread_local uv_loop_t *tls_loop;
 static _Thread_local struct rp_http_tls tls_default;
 static _Thread_local char tls_error[320];
+/* Why this thread's last request failed; why_set: a failure path wrote it. */
+static _Thread_local char last_error[240];
+static _Thread_local int why_set;
 
 void rp_http_set_tls(uv_loop_t *loop, const struct rp_http_tls *cfg)
 {
@@ -309,12 +318,37 @@ static void finish(struct rp_http_req *r, int err, const struct rp_http_response
 		else
 			conn_close(c);
 	}
+	if (err && !why_set)
+		snprintf(last_error, sizeof last_error, "%s", rp_http_strerror(err));
+	why_set = 0;
 	if (!r->done) {
 		r->done = 1;
 		if (r->cb)
 			r->cb(r->arg, err, res);
 	}
 	req_release(r);
+}
+
+/* Fail @r with @err and the reason @fmt. */
+__attribute__((format(printf, 3, 4))) static void fail_why(struct rp_http_req *r, int err,
+							   const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(last_error, sizeof last_error, fmt, ap);
+	va_end(ap);
+	why_set = 1;
+	finish(r, err, NULL, 0);
+}
+
+const char *rp_http_last_error(void)
+{
+	return last_error;
+}
+
+void rp_http_set_max_body(struct rp_http_req *r, size_t max)
+{
+	r->max_body = max && max < RP_CLIENT_MAX_RESPONSE ? max : RP_CLIENT_MAX_RESPONSE;
 }
 
 void rp_http_cancel(struct rp_http_req *r)
@@ -346,12 +380,25 @@ static void fail(struct rp_http_req *r, int err)
 
 static void on_timeout(uv_timer_t *t)
 {
-	fail(t->data, RP_HTTP_ERR_TIMEOUT);
+	struct rp_http_req *r = t->data;
+	struct conn *c = r->conn;
+	if (!r->sent || !c) {
+		fail(r, RP_HTTP_ERR_TIMEOUT);
+	} else if (!c->in_len) {
+		fail_why(r, RP_HTTP_ERR_TIMEOUT, "no answer within %u ms", r->timeout_ms);
+	} else if (!c->head_len) {
+		fail_why(r, RP_HTTP_ERR_TIMEOUT, "answer stalled in its head (%zu bytes) for %u ms",
+			 c->in_len, r->timeout_ms);
+	} else {
+		fail_why(r, RP_HTTP_ERR_TIMEOUT,
+			 "answer stalled in its body (%zu bytes received) for %u ms",
+			 c->in_len - c->head_len - 2, r->timeout_ms);
+	}
 }
 
 /* Copy the value of header @name (case-insensitive) into @out. */
-static void header_value(const char *head, size_t head_len, const char *name, char *out,
-			 size_t outlen)
+static int header_value(const char *head, size_t head_len, const char *name, char *out,
+			size_t outlen)
 {
 	size_t nlen = strlen(name);
 	out[0] = '\0';
@@ -367,10 +414,16 @@ static void header_value(const char *head, size_t head_len, const char *name, ch
 								     : outlen - 1;
 			memcpy(out, v, vlen);
 			out[vlen] = '\0';
-			return;
+			return 1;
 		}
 		p = eol + 2;
 	}
+	return 0;
+}
+
+int rp_http_header(const struct rp_http_response *res, const char *name, char *out, size_t outlen)
+{
+	return header_value(res->head, res->head_len, name, out, outlen);
 }
 
 /* 1 when the comma-separated @v (@len bytes) is exactly one token @tok. */
@@ -477,12 +530,33 @@ static int try_parse(struct rp_http_req *r, struct conn *c, int eof)
 	int minor, status;
 	if (!c->head_len) {
 		char *end = memmem(c->in, c->in_len, "\r\n\r\n", 4);
+		if (!end && c->in_len > RP_CLIENT_MAX_HEAD) {
+			fail_why(r, RP_HTTP_ERR_BAD_RESPONSE,
+				 "no HTTP response head within %d bytes", RP_CLIENT_MAX_HEAD);
+			return 1;
+		}
+		if (!end && eof && c->in_len) {
+			fail_why(r, RP_HTTP_ERR_LINK,
+				 "connection closed after %zu bytes of a response head", c->in_len);
+			return 1;
+		}
 		if (!end)
 			return 0;
 		size_t head_len = (size_t)(end - c->in) + 2;
 		if (parse_status_line(c->in, head_len, &minor, &status) != 0 || status < 100 ||
-		    status > 599 || status == 101 || read_framing(c, head_len) != 0) {
-			finish(r, RP_HTTP_ERR_BAD_RESPONSE, NULL, 0);
+		    status > 599 || status == 101) {
+			fail_why(r, RP_HTTP_ERR_BAD_RESPONSE, "not an HTTP/1.x status line");
+			return 1;
+		}
+		if (read_framing(c, head_len) != 0) {
+			fail_why(r, RP_HTTP_ERR_BAD_RESPONSE,
+				 "bad framing headers (Content-Length, Transfer-Encoding)");
+			return 1;
+		}
+		if (c->length != SIZE_MAX && c->length > r->max_body) {
+			fail_why(r, RP_HTTP_ERR_BAD_RESPONSE,
+				 "Content-Length %zu over the limit of %zu bytes", c->length,
+				 r->max_body);
 			return 1;
 		}
 		if (status < 200) { /* informational: drop it, wait for the final head */
@@ -490,6 +564,10 @@ static int try_parse(struct rp_http_req *r, struct conn *c, int eof)
 			memmove(c->in, c->in + skip, c->in_len - skip + 1);
 			c->in_len -= skip;
 			return try_parse(r, c, eof);
+		}
+		if (status == 204 || status == 304) { /* never a body (RFC 9112 6.3) */
+			c->chunked = 0;
+			c->length = 0;
 		}
 		c->head_len = head_len;
 		c->minor = minor;
@@ -505,22 +583,39 @@ static int try_parse(struct rp_http_req *r, struct conn *c, int eof)
 	if (c->chunked) {
 		int rv = decode_chunked(c);
 		if (rv < 0) {
-			finish(r, RP_HTTP_ERR_BAD_RESPONSE, NULL, 0);
+			fail_why(r, RP_HTTP_ERR_BAD_RESPONSE, "malformed chunked encoding");
+			return 1;
+		}
+		if (c->in_len - body_off > r->max_body) {
+			fail_why(r, RP_HTTP_ERR_BAD_RESPONSE,
+				 "chunked body over the limit of %zu bytes", r->max_body);
 			return 1;
 		}
 		if (rv == 0) {
 			if (eof)
-				finish(r, RP_HTTP_ERR_LINK, NULL, 0);
+				fail_why(r, RP_HTTP_ERR_LINK,
+					 "connection closed in a chunked body (%zu bytes decoded)",
+					 c->in_len - body_off);
 			return eof;
 		}
 		reuse = reuse && !c->no_reuse;
 		body_len = c->in_len - body_off;
 	} else if (c->length != SIZE_MAX) {
 		body_len = c->in_len - body_off;
+		if (body_len < c->length && eof) {
+			fail_why(r, RP_HTTP_ERR_LINK,
+				 "connection closed after %zu of %zu body bytes", body_len,
+				 c->length);
+			return 1;
+		}
 		if (body_len < c->length)
 			return 0;
 		reuse = reuse && body_len == c->length; /* nothing unexpected after it */
 		body_len = c->length;
+	} else if (c->in_len - body_off > r->max_body) {
+		fail_why(r, RP_HTTP_ERR_BAD_RESPONSE, "body over the limit of %zu bytes",
+			 r->max_body);
+		return 1;
 	} else if (!eof) {
 		return 0; /* body delimited by connection close */
 	} else {
@@ -530,7 +625,8 @@ static int try_parse(struct rp_http_req *r, struct conn *c, int eof)
 	header_value(c->in, head_len, "content-type", ctype, sizeof ctype);
 	header_value(c->in, head_len, "etag", etag, sizeof etag);
 	header_value(c->in, head_len, "retry-after", retry, sizeof retry);
-	struct rp_http_response res = {status, ctype, etag, retry, c->in + body_off, body_len};
+	struct rp_http_response res = {status,           ctype,    etag,  retry,
+				       c->in + body_off, body_len, c->in, head_len};
 	/* Idle before the callback (as finish() does), so that a request the
 	 * callback makes to the same server (a subscription's next poll) takes
 	 * this connection: with TLS a new one costs a full handshake. c->in stays
@@ -928,6 +1024,8 @@ int rp_http_request_tls(const struct rp_http_tls *tls, uv_loop_t *loop, const ch
 	r->loop = loop;
 	r->cb = cb;
 	r->arg = arg;
+	r->timeout_ms = timeout_ms;
+	r->max_body = RP_CLIENT_MAX_RESPONSE;
 	if (tls && tls->tls) {
 		r->tls = tls->tls;
 		r->trust_domain = tls->trust_domain ? tls->trust_domain

@@ -12,6 +12,7 @@
 #include "tls.h"
 
 #define RP_CLIENT_MAX_RESPONSE (256 * 1024 * 1024)
+#define RP_CLIENT_MAX_HEAD 65536 /* status line and headers of an answer */
 
 struct rp_http_req;
 
@@ -22,6 +23,8 @@ struct rp_http_response {
 	const char *retry_after;
 	const char *body;
 	size_t body_len;
+	const char *head; /* the status line and header lines, each ending in CRLF */
+	size_t head_len;
 };
 
 /* The client's own error codes (no raftplane API meaning: a caller maps
@@ -47,6 +50,13 @@ static inline int rp_http_err_sent(int err)
 	return err == RP_HTTP_ERR_LINK || err == RP_HTTP_ERR_TIMEOUT ||
 	       err == RP_HTTP_ERR_BAD_RESPONSE;
 }
+
+/**
+ * Copy the value of the first header @name (case-insensitive) of @res into
+ * @out (@outlen > 0, truncated to fit, NUL-terminated; "" when absent).
+ * Returns 1 when the header is present, else 0.
+ */
+int rp_http_header(const struct rp_http_response *res, const char *name, char *out, size_t outlen);
 
 /** A short lowercase description of @err ("connect failed", ...). */
 const char *rp_http_strerror(int err);
@@ -108,6 +118,18 @@ int rp_http_request_tls(const struct rp_http_tls *tls, uv_loop_t *loop, const ch
 
 /** Why this thread's last request failed with RP_HTTP_ERR_TLS ("" before). */
 const char *rp_http_tls_error(void);
+
+/** Why this thread's last failed request failed, in words: what arrived and
+ *  what was wrong ("Content-Length 9 over the limit of 8 bytes", "no answer
+ *  within 35000 ms", ...); rp_http_strerror() of its code when nothing more
+ *  is known. Valid in the callback of the failure and until the next one. */
+const char *rp_http_last_error(void);
+
+/** Limit the body of @r's answer to @max bytes (0 or above
+ *  RP_CLIENT_MAX_RESPONSE: that), before its callback ran. A larger answer
+ *  fails with RP_HTTP_ERR_BAD_RESPONSE before more than @max bytes of it are
+ *  buffered (at once for a Content-Length above @max). */
+void rp_http_set_max_body(struct rp_http_req *r, size_t max);
 
 /** Abandon @r: its callback will not run; memory is released asynchronously. */
 void rp_http_cancel(struct rp_http_req *r);

@@ -193,6 +193,22 @@ static void tls_metrics(const struct rp_proxy *p, struct rp_buf *b)
 		      (unsigned long)st.reloads_ok, (unsigned long)st.reloads_failed);
 }
 
+/* The subscription's failures by kind and the last one, kept after the
+ * proxy moved to another server: why a server was left. */
+static json_t *faults_json(const struct rp_sub_client *s)
+{
+	json_t *by = json_object();
+	for (int k = 0; k < RP_SUB_F_N; k++)
+		json_object_set_new(by, rp_sub_fault_name(k),
+				    json_integer((json_int_t)s->faults[k]));
+	json_t *last = !s->last_fault[0]
+			       ? json_null()
+			       : json_pack("{s:s,s:s,s:I}", "error", s->last_fault, "reason",
+					   rp_sub_fault_name(s->last_fault_kind), "at",
+					   (json_int_t)s->last_fault_at);
+	return json_pack("{s:o,s:o}", "by_reason", by, "last", last);
+}
+
 static void on_config_dump(struct rp_proxy *p, h2o_req_t *req)
 {
 	const struct rp_generation *g = p->published;
@@ -202,6 +218,7 @@ static void on_config_dump(struct rp_proxy *p, h2o_req_t *req)
 			      p->sub.connected ? "" : p->sub.last_error);
 	add_cluster_fields(p, j);
 	json_object_set_new(json_object_get(j, "control_plane"), "tls", tls_json(p));
+	json_object_set_new(json_object_get(j, "control_plane"), "failures", faults_json(&p->sub));
 	if (p->last_nack_version || p->last_nack[0])
 		json_object_set_new(j, "last_nack",
 				    json_pack("{s:I,s:s}", "version",
@@ -258,6 +275,46 @@ static const struct rp_cluster *find_gen_cluster(const struct rp_generation *g, 
 	return NULL;
 }
 
+/* ---- telemetry ------------------------------------------------------------ */
+
+static json_t *telemetry_json(const struct rp_proxy *p)
+{
+	const struct rp_reporter *r = p->reporter;
+	if (!r)
+		return json_pack("{s:b,s:i}", "enabled", 0, "interval_ms", 0);
+	char instance[24];
+	snprintf(instance, sizeof instance, "%" PRIu64, r->instance);
+	json_t *results = json_object();
+	for (int i = 0; i < RP_REPORT__N; i++)
+		json_object_set_new(results, rp_report_result_names[i], rp_json_u64(r->results[i]));
+	unsigned interval = rp_sub_report_interval(&p->sub);
+	return json_pack("{s:b,s:i,s:s,s:s,s:s?,s:o,s:s,s:o,s:o}", "enabled", 1, "interval_ms",
+			 (int)interval, "server", interval ? rp_sub_server(&p->sub) : "",
+			 "last_result",
+			 r->last_result >= 0 ? rp_report_result_names[r->last_result] : "none",
+			 "last_error", r->last_error[0] ? r->last_error : NULL, "seq",
+			 rp_json_u64(r->seq), "instance", instance, "reports", results, "truncated",
+			 rp_json_u64(r->truncated));
+}
+
+static void telemetry_metrics(const struct rp_proxy *p, struct rp_buf *b)
+{
+	const struct rp_reporter *r = p->reporter;
+	rp_buf_printf(b, "# TYPE raftplane_proxy_reports_total counter\n");
+	for (int i = 0; i < RP_REPORT__N; i++)
+		rp_buf_printf(b, "raftplane_proxy_reports_total{result=\"%s\"} %" PRIu64 "\n",
+			      rp_report_result_names[i], r ? r->results[i] : 0);
+	rp_buf_printf(b,
+		      "# TYPE raftplane_proxy_report_last_seq gauge\n"
+		      "raftplane_proxy_report_last_seq %" PRIu64 "\n"
+		      "# TYPE raftplane_proxy_report_interval_ms gauge\n"
+		      "raftplane_proxy_report_interval_ms %u\n"
+		      "# TYPE raftplane_proxy_report_truncated_total counter\n"
+		      "raftplane_proxy_report_truncated_total %" PRIu64 "\n",
+		      r ? r->last_seq : 0, r ? rp_sub_report_interval(&p->sub) : 0,
+		      r ? r->truncated : 0);
+}
+
 static void on_stats(struct rp_proxy *p, h2o_req_t *req)
 {
 	const struct rp_generation *g = p->published;
@@ -298,6 +355,7 @@ static void on_stats(struct rp_proxy *p, h2o_req_t *req)
 	json_object_set_new(j, "cache",
 			    json_pack("{s:I,s:I}", "writes", (json_int_t)rp_get(&s->cache_writes),
 				      "errors", (json_int_t)rp_get(&s->cache_errors)));
+	json_object_set_new(j, "telemetry", telemetry_json(p));
 	respond_json(req, 200, j);
 }
 
@@ -336,6 +394,11 @@ static void on_metrics(struct rp_proxy *p, h2o_req_t *req)
 		      "# TYPE raftplane_proxy_control_plane_connected gauge\n"
 		      "raftplane_proxy_control_plane_connected %d\n",
 		      p->sub.connected);
+	rp_buf_printf(&b, "# TYPE raftplane_proxy_control_plane_failures_total counter\n");
+	for (int k = 0; k < RP_SUB_F_N; k++)
+		rp_buf_printf(&b,
+			      "raftplane_proxy_control_plane_failures_total{reason=\"%s\"} %lu\n",
+			      rp_sub_fault_name(k), (unsigned long)p->sub.faults[k]);
 	rp_buf_printf(&b,
 		      "# TYPE raftplane_proxy_config_updates_total counter\n"
 		      "raftplane_proxy_config_updates_total{result=\"applied\"} %lu\n"
@@ -378,6 +441,7 @@ static void on_metrics(struct rp_proxy *p, h2o_req_t *req)
 				      rp_health_usable(g->clusters[i].health[k], now));
 	tls_metrics(p, &b);
 	conn_metrics(p, &b);
+	telemetry_metrics(p, &b);
 	if (b.oom) {
 		rp_buf_free(&b);
 		respond(req, 503, "text/plain", "out of memory\n", 14);

@@ -27,6 +27,7 @@ static void set_verdict(struct rp_health *h, int ok, const char *why)
 	if (atomic_load(&h->hc_ok) == ok)
 		return;
 	atomic_store(&h->hc_ok, ok);
+	atomic_store_explicit(&h->hc_changed_ms, rp_now_ms(), memory_order_relaxed);
 	if (ok)
 		rp_log_info("health: %s in cluster %s is healthy again", h->hostport, h->cluster);
 	else
@@ -114,6 +115,7 @@ struct rp_health *rp_health_get(uv_loop_t *loop, const char *cluster, const char
 		snprintf(h->cluster, sizeof h->cluster, "%s", cluster);
 		snprintf(h->hostport, sizeof h->hostport, "%s", hostport);
 		atomic_init(&h->hc_ok, 1);
+		atomic_init(&h->hc_changed_ms, rp_now_ms());
 		uv_timer_init(loop, &h->timer);
 		h->timer.data = h;
 		h->next = registry;
@@ -145,17 +147,54 @@ void rp_health_put(struct rp_health *h)
 	uv_close((uv_handle_t *)&h->timer, on_timer_closed);
 }
 
+/* ---- state for telemetry -------------------------------------------------- */
+
+enum rp_health_state rp_health_state(struct rp_health *h, uint64_t now_ms, uint64_t *since_ms,
+				     char *reason, size_t len)
+{
+	uint64_t changed = atomic_load_explicit(&h->hc_changed_ms, memory_order_relaxed);
+	uint64_t until = atomic_load(&h->ejected_until_ms); /* seq_cst: pairs with the CAS */
+	reason[0] = '\0';
+	if (!atomic_load_explicit(&h->hc_ok, memory_order_relaxed)) {
+		*since_ms = changed;
+		snprintf(reason, len, "health check: %s",
+			 h->last_error[0] ? h->last_error : "failed");
+		return RP_HEALTH_UNHEALTHY;
+	}
+	if (now_ms < until) {
+		uint64_t at = atomic_load(&h->ejected_at_ms);
+		*since_ms = at > changed ? at : changed;
+		snprintf(reason, len, "ejected after %u consecutive errors",
+			 atomic_load(&h->eject_run));
+		return RP_HEALTH_EJECTED;
+	}
+	/* healthy since the checks passed again or the last ejection ended */
+	*since_ms = until > changed ? until : changed;
+	return RP_HEALTH_HEALTHY;
+}
+
+size_t rp_health_list(struct rp_health **out, size_t max)
+{
+	size_t n = 0;
+	for (struct rp_health *h = registry; h; h = h->next, n++)
+		if (n < max)
+			out[n] = h;
+	return n;
+}
+
 /* ---- passive ejection ---------------------------------------------------- */
 
 int rp_health_passive(struct rp_health *const *peers, size_t n, size_t idx, int failed,
 		      struct rp_stats *cluster_stats)
 {
 	struct rp_health *h = peers[idx];
+	atomic_fetch_add_explicit(&h->requests, 1, memory_order_relaxed);
 	if (!failed) {
 		if (atomic_load_explicit(&h->consecutive_errors, memory_order_relaxed))
 			atomic_store_explicit(&h->consecutive_errors, 0, memory_order_relaxed);
 		return 0;
 	}
+	atomic_fetch_add_explicit(&h->errors, 1, memory_order_relaxed);
 	unsigned run = atomic_fetch_add(&h->consecutive_errors, 1) + 1;
 	if (rp_outlier.consecutive == 0 || run < rp_outlier.consecutive)
 		return 0;
@@ -169,6 +208,10 @@ int rp_health_passive(struct rp_health *const *peers, size_t n, size_t idx, int 
 	uint64_t until = atomic_load(&h->ejected_until_ms);
 	if (now < until)
 		return 0; /* already out */
+	/* written before the CAS publishes the ejection: a reader that sees it
+	 * in force sees these, or those of a racing ejection that lost */
+	atomic_store(&h->ejected_at_ms, now);
+	atomic_store(&h->eject_run, run);
 	if (!atomic_compare_exchange_strong(&h->ejected_until_ms, &until,
 					    now + rp_outlier.eject_ms))
 		return 0; /* another worker did it */

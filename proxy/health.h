@@ -31,6 +31,11 @@ struct rp_hc_config {
  *     healthy_threshold consecutive successes).
  *  3. The object is freed (after its timer handle closed) once no
  *     generation refers to it; a check in flight is cancelled first.
+ *  4. requests/errors count every attempt reported to rp_health_passive()
+ *     (cumulative, relaxed: telemetry reads them without ordering).
+ *     ejected_at_ms/eject_run describe the last ejection and are written
+ *     before ejected_until_ms is published by its compare-and-swap;
+ *     hc_changed_ms is when hc_ok last flipped (or the object was created).
  */
 struct rp_health {
 	char cluster[132];
@@ -43,6 +48,11 @@ struct rp_health {
 	atomic_uint consecutive_errors;
 	atomic_int active_rq; /* requests in flight to it (least_request) */
 	atomic_uint_fast64_t ejections;
+	atomic_uint_fast64_t requests; /* attempts sent to it */
+	atomic_uint_fast64_t errors;   /* of those: 5xx, connect failure or reset */
+	atomic_uint_fast64_t ejected_at_ms;
+	atomic_uint eject_run;              /* errors in a row that caused it */
+	atomic_uint_fast64_t hc_changed_ms; /* main thread writes */
 	/* active checks */
 	int hc_on;
 	struct rp_hc_config hc;
@@ -71,6 +81,26 @@ static inline int rp_health_usable(struct rp_health *h, uint64_t now_ms)
 	return atomic_load_explicit(&h->hc_ok, memory_order_relaxed) &&
 	       now_ms >= atomic_load_explicit(&h->ejected_until_ms, memory_order_relaxed);
 }
+
+/* The state of an endpoint as telemetry reports it (EndpointStats.State). */
+enum rp_health_state {
+	RP_HEALTH_HEALTHY = 0,
+	RP_HEALTH_UNHEALTHY = 1, /* active checks fail */
+	RP_HEALTH_EJECTED = 2,   /* passive ejection in force */
+};
+
+/**
+ * The state of @h at @now_ms (main thread): UNHEALTHY while active checks
+ * fail (takes precedence), EJECTED while an ejection is in force, else
+ * HEALTHY. *since_ms = when it entered that state; @reason (@len bytes)
+ * gets why it is not healthy ("" when healthy).
+ */
+enum rp_health_state rp_health_state(struct rp_health *h, uint64_t now_ms, uint64_t *since_ms,
+				     char *reason, size_t len);
+
+/** Fill @out with up to @max registered objects; returns how many there are
+ * in all (may exceed @max). Main thread. */
+size_t rp_health_list(struct rp_health **out, size_t max);
 
 /* Passive outlier detection settings (process-wide, set at start). */
 struct rp_outlier_config {

@@ -24,6 +24,7 @@
 #include "health.h"
 #include "raftplane/log.h"
 #include "proxy.h"
+#include "report.h"
 #include "stats.h"
 #include "upstream.h"
 #include "worker.h"
@@ -50,10 +51,16 @@ static const char usage[] =
 	"                           0: unlimited: behind a load balancer all clients share\n"
 	"                           its address)\n"
 	"  --admin-max-conns-per-ip N  the same on --admin (default 16; 0: unlimited)\n"
+	"  --no-report              send no telemetry reports (otherwise the proxy reports\n"
+	"                           to its server at the interval that server announces)\n"
+	"  --max-snapshot-bytes N   largest snapshot accepted from a server; a larger one\n"
+	"                           is refused before buffering (default 67108864)\n"
 	"TLS towards the servers (the traffic listeners serve plain HTTP/1.1):\n";
 
 static struct rp_proxy P;
 static struct rp_admin A;
+static struct rp_reporter R;
+static size_t max_snapshot = RP_SUB_DEFAULT_MAX_SNAPSHOT; /* --max-snapshot-bytes */
 static uv_signal_t sigterm_h, sigint_h;
 
 /* LeakSanitizer (in -DRP_SANITIZE=ON builds): h2o 2.2.5 offers no way to
@@ -316,6 +323,10 @@ static void parse_flags(int argc, char **argv, struct rp_proxy_opts *o, struct r
 		}
 		if (took)
 			continue;
+		if (!strcmp(a, "--no-report")) {
+			o->no_report = 1;
+			continue;
+		}
 		if (!v) {
 			fprintf(stderr, "raftplane-proxy: %s needs a value (see --help)\n", a);
 			exit(2);
@@ -348,6 +359,8 @@ static void parse_flags(int argc, char **argv, struct rp_proxy_opts *o, struct r
 			o->max_request_body = num(a, v, 0, 1024UL * 1024 * 1024);
 		else if (!strcmp(a, "--max-conns-per-ip"))
 			o->max_conns_per_ip = (unsigned)num(a, v, 0, 10000000);
+		else if (!strcmp(a, "--max-snapshot-bytes"))
+			max_snapshot = num(a, v, 4096, RP_CLIENT_MAX_RESPONSE);
 		else if (!strcmp(a, "--admin-max-conns-per-ip"))
 			o->admin_max_conns_per_ip = (unsigned)num(a, v, 0, 10000000);
 		else {
@@ -399,6 +412,8 @@ static void on_signal(uv_signal_t *s, int signum)
 	uv_mutex_lock(&p->publish_lock);
 	p->stopping = 1;
 	uv_mutex_unlock(&p->publish_lock);
+	if (p->reporter)
+		rp_reporter_close(p->reporter);
 	rp_sub_close(&p->sub);
 	drop_retry(p);
 	rp_admin_close(&A);
@@ -419,6 +434,13 @@ static void on_signal(uv_signal_t *s, int signum)
 	/* what is left (h2o's context of the admin server) closes without
 	 * ceremony; h2o keeps its allocations until exit */
 	uv_walk(p->loop, close_walk, NULL);
+}
+
+/* Telemetry: the Report of this process's registries and applied version. */
+static int build_report(struct rp_reporter *r, struct rp_report_msg *m)
+{
+	struct rp_proxy *p = r->data;
+	return rp_report_build(m, p->published, rp_now_ms());
 }
 
 /* The Via pseudonym: "<node id>.<16 hex digits>", random per process. */
@@ -478,6 +500,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	p->sub.data = p;
+	p->sub.max_snapshot = max_snapshot;
 	rp_sub_set_tls(&p->sub, rp_proxy_tls_http(&p->tls));
 	rp_proxy_tls_watch(&p->tls, p->loop);
 	if (rp_admin_start(&A, p, p->opts.admin, err, sizeof err) != 0) {
@@ -499,6 +522,10 @@ int main(int argc, char **argv)
 	uint64_t cached = 0;
 	int have_cache = p->opts.cache_dir && start_from_cache(p, &cached);
 	rp_sub_start(&p->sub, have_cache, cached);
+	if (!p->opts.no_report) {
+		rp_reporter_init(&R, p->loop, &p->sub, build_report, p);
+		p->reporter = &R;
+	}
 	uv_signal_init(p->loop, &sigterm_h);
 	uv_signal_init(p->loop, &sigint_h);
 	sigterm_h.data = sigint_h.data = p;

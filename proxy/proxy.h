@@ -36,6 +36,7 @@
 #include "connlimit.h"
 #include "generation.h"
 #include "ptls.h"
+#include "reporter.h"
 #include "subscription.h"
 
 struct rp_worker;
@@ -53,13 +54,15 @@ struct rp_proxy_opts {
 	size_t max_request_body;         /* bytes; larger bodies get 413 before buffering */
 	unsigned max_conns_per_ip;       /* traffic listeners, all workers; 0: unlimited */
 	unsigned admin_max_conns_per_ip; /* the admin server; 0: unlimited */
+	int no_report;                   /* --no-report: no telemetry */
 };
 
 struct rp_proxy {
 	struct rp_proxy_opts opts;
 	uv_loop_t *loop;
 	struct rp_sub_client sub;
-	struct rp_proxy_tls tls; /* towards the servers (ptls.h) */
+	struct rp_reporter *reporter; /* telemetry (main thread); NULL with --no-report */
+	struct rp_proxy_tls tls;      /* towards the servers (ptls.h) */
 	/* this process's Via pseudonym (RFC 9110 7.6.3): node id and a random
 	 * per-process token, so that a request coming back is recognised */
 	char via_id[RP_MAX_NAME + 24];

@@ -9,6 +9,7 @@
 #include <sys/time.h>
 
 #include "ptls.h"
+#include "reporter.h"
 #include "subscription.h"
 
 static const char usage[] =
@@ -21,6 +22,10 @@ static const char usage[] =
 	"  --timeout S          with --until-version: exit 1 after S seconds (default 60)\n"
 	"  --duration S         exit 0 after S seconds\n"
 	"  --quiet              print only the summary\n"
+	"  --report             each subscriber also sends a telemetry Report every interval\n"
+	"                       its server announces (synthetic traffic: 2 routes, 2 clusters,\n"
+	"                       3 endpoints, counters growing), as raftplane-proxy does\n"
+	"  --max-snapshot-bytes N  largest snapshot accepted (default 67108864)\n"
 	"TLS towards the servers:\n"
 	"  --tls-cert-dir DIR       instead of --tls-cert/--tls-key: each subscriber presents\n"
 	"                           DIR/NODE-ID.pem with its key DIR/NODE-ID.key (for\n"
@@ -38,7 +43,113 @@ static struct {
 	const char *cert_dir;          /* --tls-cert-dir: one certificate per subscriber */
 	struct rp_tls **node_tls;      /* [n] with cert_dir */
 	struct rp_http_tls *node_http; /* [n] with cert_dir */
+	int report;                    /* --report */
+	struct rp_reporter *reporters; /* [n] with report */
+	struct synth *synth;           /* [n] with report */
 } g;
+
+/* ---- synthetic telemetry (--report) ------------------------------------------
+ * Cumulative counters of a made-up proxy: route r<k> sends to cluster c<k>;
+ * c0 has endpoints e0, e1 and c1 has e2. Each report adds 80-120 requests per
+ * route, about 2% of them 5xx, latencies spread over the 1-25 ms buckets. */
+
+#define SYN_ROUTES 2
+#define SYN_EPS 3
+
+struct syn_traffic {
+	uint64_t requests, upstream, retries, connect, resets, timeouts;
+	uint64_t responses[RP_REPORT_CLASSES], latency[RP_REPORT_LAT_BUCKETS], lat_sum_us;
+};
+
+struct synth {
+	struct syn_traffic t[SYN_ROUTES]; /* route k and cluster k see the same traffic */
+	uint64_t ep_requests[SYN_EPS], ep_errors[SYN_EPS];
+	unsigned rng;
+	uint64_t started;
+};
+
+static unsigned syn_rand(struct synth *s, unsigned n)
+{
+	s->rng = s->rng * 1103515245u + 12345u;
+	return (s->rng >> 16) % n;
+}
+
+static void syn_advance(struct synth *s)
+{
+	for (int k = 0; k < SYN_ROUTES; k++) {
+		struct syn_traffic *t = &s->t[k];
+		unsigned n = 80 + syn_rand(s, 41), errors = syn_rand(s, 5),
+			 retries = syn_rand(s, 3);
+		t->requests += n;
+		t->upstream += n + retries;
+		t->retries += retries;
+		t->resets += errors > 3;
+		t->connect += retries > 1;
+		t->responses[2] += n - errors;
+		t->responses[5] += errors;
+		for (unsigned i = 0; i < n; i++) {
+			unsigned b = 2 + syn_rand(s, 8); /* 1 ms .. 25 ms */
+			t->latency[b]++;
+			t->lat_sum_us += 500 + 1000 * (uint64_t)b;
+		}
+		if (k == 0) {
+			unsigned half = (n + retries) / 2;
+			s->ep_requests[0] += half;
+			s->ep_requests[1] += n + retries - half;
+			s->ep_errors[0] += errors / 2;
+			s->ep_errors[1] += errors - errors / 2;
+		} else {
+			s->ep_requests[2] += n + retries;
+			s->ep_errors[2] += errors;
+		}
+	}
+}
+
+static void syn_fill(struct rp_report_traffic *o, const struct syn_traffic *t, const char *name)
+{
+	snprintf(o->name, sizeof o->name, "%s", name);
+	o->m.requests = t->requests;
+	memcpy(o->responses, t->responses, sizeof o->responses);
+	o->m.upstream_requests = t->upstream;
+	o->m.retries = t->retries;
+	o->m.connect_errors = t->connect;
+	o->m.resets = t->resets;
+	o->m.timeouts = t->timeouts;
+	o->m.active = t->requests % 7;
+	memcpy(o->latency, t->latency, sizeof o->latency);
+	o->m.latency_sum_us = t->lat_sum_us;
+}
+
+static int syn_build(struct rp_reporter *r, struct rp_report_msg *m)
+{
+	struct synth *s = r->data;
+	if (rp_report_msg_alloc(m, SYN_ROUTES, SYN_ROUTES, SYN_EPS) != 0)
+		return -1;
+	syn_advance(s);
+	for (int k = 0; k < SYN_ROUTES; k++) {
+		char name[16];
+		snprintf(name, sizeof name, "r%d", k);
+		syn_fill(&m->routes[k], &s->t[k], name);
+		snprintf(name, sizeof name, "c%d", k);
+		syn_fill(&m->clusters[k], &s->t[k], name);
+	}
+	for (int e = 0; e < SYN_EPS; e++) {
+		struct rp_report_endpoint *o = &m->endpoints[e];
+		snprintf(o->cluster, sizeof o->cluster, "c%d", e < 2 ? 0 : 1);
+		snprintf(o->address, sizeof o->address, "10.0.0.%d:8080", e + 1);
+		o->m.requests = s->ep_requests[e];
+		o->m.errors = s->ep_errors[e];
+		o->m.since_ms = uv_now(r->loop) - s->started;
+		if (e == 2 && s->rng % 10 == 0) { /* now and then one is failing */
+			o->m.state = RAFTPLANE__ENDPOINT_STATS__STATE__UNHEALTHY;
+			snprintf(o->reason, sizeof o->reason, "health check: HTTP 503");
+			o->m.since_ms = 0;
+		}
+	}
+	m->r.version = r->sub->version;
+	snprintf(m->cluster_id, sizeof m->cluster_id, "%s", r->sub->cluster_id);
+	return 0;
+}
 
 static uint64_t wall_ms(void)
 {
@@ -72,6 +183,8 @@ static char **cname(size_t i, const void *a)
 static void stop_all(int code)
 {
 	g.exit_code = code;
+	for (unsigned i = 0; g.reporters && i < g.n; i++)
+		rp_reporter_close(&g.reporters[i]);
 	for (unsigned i = 0; i < g.n; i++)
 		rp_sub_close(&g.subs[i]);
 	uv_timer_stop(&g.deadline);
@@ -165,6 +278,7 @@ int main(int argc, char **argv)
 {
 	const char *servers = NULL, *node = NULL, *prefix = NULL;
 	unsigned long count = 1, wait_ms = 30000, timeout = 60, duration = 0;
+	unsigned long max_snapshot = RP_SUB_DEFAULT_MAX_SNAPSHOT;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int takes = 1;
@@ -189,6 +303,8 @@ int main(int argc, char **argv)
 			g.nack_all = 1, takes = 0;
 		} else if (!strcmp(a, "--quiet")) {
 			g.quiet = 1, takes = 0;
+		} else if (!strcmp(a, "--report")) {
+			g.report = 1, takes = 0;
 		} else if (!v) {
 			fprintf(stderr, "raftplane-subscriber: %s needs a value (see --help)\n", a);
 			return 2;
@@ -208,6 +324,15 @@ int main(int argc, char **argv)
 			g.until = num(a, v), g.until_set = 1;
 		} else if (!strcmp(a, "--timeout")) {
 			timeout = num(a, v);
+		} else if (!strcmp(a, "--max-snapshot-bytes")) {
+			max_snapshot = num(a, v);
+			if (max_snapshot < 4096 || max_snapshot > RP_CLIENT_MAX_RESPONSE) {
+				fprintf(stderr,
+					"raftplane-subscriber: --max-snapshot-bytes needs "
+					"4096..%d\n",
+					RP_CLIENT_MAX_RESPONSE);
+				return 2;
+			}
 		} else if (!strcmp(a, "--duration")) {
 			duration = num(a, v);
 		} else {
@@ -249,7 +374,12 @@ int main(int argc, char **argv)
 		g.node_tls = calloc(g.n, sizeof *g.node_tls);
 		g.node_http = calloc(g.n, sizeof *g.node_http);
 	}
-	if (!g.subs || (g.cert_dir && (!g.node_tls || !g.node_http))) {
+	if (g.report) {
+		g.reporters = calloc(g.n, sizeof *g.reporters);
+		g.synth = calloc(g.n, sizeof *g.synth);
+	}
+	if (!g.subs || (g.cert_dir && (!g.node_tls || !g.node_http)) ||
+	    (g.report && (!g.reporters || !g.synth))) {
 		fprintf(stderr, "raftplane-subscriber: out of memory\n");
 		return 2;
 	}
@@ -264,6 +394,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "raftplane-subscriber: %s\n", g.subs[i].last_error);
 			return 2;
 		}
+		g.subs[i].max_snapshot = max_snapshot;
 		if (g.cert_dir) {
 			if (node_tls_load(i, id, terr, sizeof terr) != 0) {
 				fprintf(stderr, "raftplane-subscriber: %s\n", terr);
@@ -274,6 +405,13 @@ int main(int argc, char **argv)
 			rp_sub_set_tls(&g.subs[i], rp_proxy_tls_http(&g.tls));
 		}
 		rp_sub_start(&g.subs[i], 0, 0);
+		if (g.report) {
+			g.synth[i].rng = (unsigned)rand();
+			g.synth[i].started = uv_now(loop);
+			rp_reporter_init(&g.reporters[i], loop, &g.subs[i], syn_build, &g.synth[i]);
+			g.reporters[i].quiet =
+				g.n > 1; /* one line per failure kind, not per subscriber */
+		}
 	}
 	uv_timer_init(loop, &g.deadline);
 	if (g.until_set || duration)
@@ -284,7 +422,10 @@ int main(int argc, char **argv)
 	uv_signal_start(&g.sigint, on_signal, SIGINT);
 	signal(SIGPIPE, SIG_IGN);
 	uv_run(loop, UV_RUN_DEFAULT);
-	uint64_t snaps = 0, errors = 0, minv = UINT64_MAX;
+	uint64_t snaps = 0, errors = 0, minv = UINT64_MAX, rep[RP_REPORT__N] = {0};
+	for (unsigned i = 0; g.reporters && i < g.n; i++)
+		for (int k = 0; k < RP_REPORT__N; k++)
+			rep[k] += g.reporters[i].results[k];
 	for (unsigned i = 0; i < g.n; i++) {
 		snaps += g.subs[i].snapshots;
 		errors += g.subs[i].errors;
@@ -292,9 +433,17 @@ int main(int argc, char **argv)
 			minv = g.subs[i].version;
 	}
 	printf("{\"summary\":{\"subscribers\":%u,\"snapshots\":%" PRIu64 ",\"errors\":%" PRIu64
-	       ",\"min_version\":%" PRIu64 ",\"exit\":%d}}\n",
+	       ",\"min_version\":%" PRIu64 ",\"exit\":%d",
 	       g.n, snaps, errors, minv, g.exit_code);
+	if (g.report)
+		printf(",\"reports\":{\"accepted\":%" PRIu64 ",\"throttled\":%" PRIu64
+		       ",\"refused\":%" PRIu64 ",\"failed\":%" PRIu64 "}",
+		       rep[RP_REPORT_ACCEPTED], rep[RP_REPORT_THROTTLED], rep[RP_REPORT_REFUSED],
+		       rep[RP_REPORT_FAILED]);
+	printf("}}\n");
 	free(g.subs);
+	free(g.reporters);
+	free(g.synth);
 	if (g.cert_dir) {
 		for (unsigned i = 0; i < g.n; i++)
 			rp_tls_destroy(g.node_tls[i]);

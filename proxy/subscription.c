@@ -21,17 +21,30 @@
  * server that answers at once never makes a tight loop. While not connected
  * the poll has wait 0 (a probe): connected is known after one round trip.
  *
+ * Faults: every failure (enum rp_sub_fault) is counted by kind and kept
+ * with its reason and time in last_fault after the client has moved on, so
+ * that /config_dump and /metrics say why a server was left. A server that
+ * answers a version not above the one the request reported breaks rule 2 of
+ * docs/protocol.md and is left too (its answer ignored). Answers are limited
+ * to max_snapshot bytes before buffering (net/client.c).
+ *
  * Cluster identity: versions are numbers of one cluster (cluster_id). A
  * snapshot from another cluster is handed over even with a lower version
  * (the control plane was rebuilt); once ACKed it becomes the held cluster.
  * A NACK remembers the cluster it refers to; a request whose NACK is of
- * another cluster than the version held claims no version. */
+ * another cluster than the version held claims no version.
+ *
+ * Telemetry: every 200 or 304 answer sets the report interval from its
+ * header (absent or not a number: 0); a failure moves to the next server
+ * and clears it, so reports only go to a server that announced an interval
+ * and is the one subscribed to. */
 #include "subscription.h"
 
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "raftplane/log.h"
 #include "client.h"
@@ -89,6 +102,7 @@ int rp_sub_init(struct rp_sub_client *c, uv_loop_t *loop, const char *node_id, c
 		snprintf(c->last_error, sizeof c->last_error, "no servers");
 		return -1;
 	}
+	c->max_snapshot = RP_SUB_DEFAULT_MAX_SNAPSHOT;
 	uv_timer_init(loop, &c->retry);
 	c->retry.data = c;
 	return 0;
@@ -109,10 +123,68 @@ void rp_sub_set_tls(struct rp_sub_client *c, const struct rp_http_tls *tls)
 	c->tls = tls;
 }
 
+unsigned rp_sub_report_interval(const struct rp_sub_client *c)
+{
+	return c->report_server == c->cur ? c->report_interval_ms : 0;
+}
+
+void rp_sub_on_interval(struct rp_sub_client *c, rp_sub_interval_cb cb, void *arg)
+{
+	c->on_interval = cb;
+	c->interval_arg = arg;
+}
+
+static void set_interval(struct rp_sub_client *c, unsigned ms)
+{
+	if (c->report_interval_ms == ms && c->report_server == c->cur)
+		return;
+	c->report_interval_ms = ms;
+	c->report_server = c->cur;
+	if (c->on_interval)
+		c->on_interval(c, c->interval_arg);
+}
+
+/* The interval announced in @res: digits only, clamped; 0 when absent or
+ * not a number. */
+static unsigned parse_interval(const struct rp_http_response *res)
+{
+	char v[32];
+	if (!rp_http_header(res, RP_SUB_REPORT_HEADER, v, sizeof v) || !v[0])
+		return 0;
+	unsigned long long n = 0;
+	for (const char *p = v; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return 0;
+		n = n * 10 + (unsigned)(*p - '0');
+		if (n > RP_SUB_REPORT_MAX_MS)
+			n = RP_SUB_REPORT_MAX_MS;
+	}
+	return n < RP_SUB_REPORT_MIN_MS ? RP_SUB_REPORT_MIN_MS : (unsigned)n;
+}
+
+const char *rp_sub_fault_name(enum rp_sub_fault f)
+{
+	static const char *const names[RP_SUB_F_N] = {
+		"connect",     "connection_lost", "timeout",       "bad_http", "too_large",
+		"http_status", "bad_snapshot",    "stale_version", "tls"};
+	return (unsigned)f < RP_SUB_F_N ? names[f] : "other";
+}
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 /* Back off with jitter and move to the next server. */
-static void fail_over(struct rp_sub_client *c, const char *why)
+static void fail_over(struct rp_sub_client *c, enum rp_sub_fault kind, const char *why)
 {
 	snprintf(c->last_error, sizeof c->last_error, "%s: %s", c->servers[c->cur], why);
+	snprintf(c->last_fault, sizeof c->last_fault, "%s", c->last_error);
+	c->last_fault_kind = kind;
+	c->last_fault_at = wall_ms();
+	c->faults[kind]++;
 	if (strcmp(why, c->logged_error) != 0) { /* each new kind of failure once */
 		rp_log_warn("subscription: %s", c->last_error);
 		snprintf(c->logged_error, sizeof c->logged_error, "%s", why);
@@ -120,7 +192,19 @@ static void fail_over(struct rp_sub_client *c, const char *why)
 	c->connected = 0;
 	c->errors++;
 	c->failures++;
-	c->cur = (c->cur + 1) % c->n_servers;
+	unsigned next = (c->cur + 1) % c->n_servers;
+	if (next != c->cur && c->has_nack) {
+		/* A NACK is reported to the server whose snapshot it refuses only:
+		 * a version another server offered may be one this one never had
+		 * (a hostile or broken server's: the server would answer 503 while
+		 * behind it, then 400 forever). The new server offers the newest
+		 * version again, refused again if it is the same bad one. */
+		c->has_nack = 0;
+		c->nack_version = 0;
+		c->nack_error[0] = '\0';
+	}
+	c->cur = next;
+	set_interval(c, 0);
 	unsigned shift = c->failures < 6 ? c->failures : 6;
 	unsigned base = BACKOFF_MIN_MS << shift;
 	if (base > BACKOFF_MAX_MS)
@@ -172,16 +256,36 @@ static void on_snapshot_answer(struct rp_sub_client *c, const struct rp_http_res
 {
 	Raftplane__Snapshot *snap = raftplane__snapshot__unpack(NULL, res->body_len,
 								(const uint8_t *)res->body);
-	if (!snap || strcmp(snap->node_id, c->node_id) != 0 ||
-	    (snap->cluster_id[0] && !rp_cluster_id_valid(snap->cluster_id))) {
+	char why[300];
+	why[0] = '\0';
+	if (!snap)
+		snprintf(why, sizeof why, "malformed snapshot: %zu bytes that do not decode",
+			 res->body_len);
+	else if (strcmp(snap->node_id, c->node_id) != 0)
+		snprintf(why, sizeof why, "malformed snapshot: for another node id (%zu bytes)",
+			 strlen(snap->node_id));
+	else if (snap->cluster_id[0] && !rp_cluster_id_valid(snap->cluster_id))
+		snprintf(why, sizeof why, "malformed snapshot: bad cluster_id");
+	if (why[0]) {
 		if (snap)
 			raftplane__snapshot__free_unpacked(snap, NULL);
-		fail_over(c, "malformed snapshot");
+		fail_over(c, RP_SUB_F_BAD_SNAPSHOT, why);
+		return;
+	}
+	int other = snap->cluster_id[0] && c->cluster_id[0] &&
+		    strcmp(snap->cluster_id, c->cluster_id);
+	if (!other && c->has_version && snap->version <= c->version && c->claimed) {
+		/* rule 2 broken: the request reported version, this server must not
+		 * answer it or anything older. Ignore it and leave the server. */
+		snprintf(why, sizeof why,
+			 "stale snapshot: version %llu is not above the version %llu held "
+			 "(ignored)",
+			 (unsigned long long)snap->version, (unsigned long long)c->version);
+		raftplane__snapshot__free_unpacked(snap, NULL);
+		fail_over(c, RP_SUB_F_STALE, why);
 		return;
 	}
 	note_pace(c);
-	int other = snap->cluster_id[0] && c->cluster_id[0] &&
-		    strcmp(snap->cluster_id, c->cluster_id);
 	if (!other && c->has_version && snap->version <= c->version) {
 		/* never go backwards within a cluster, whatever a server says */
 		raftplane__snapshot__free_unpacked(snap, NULL);
@@ -214,13 +318,33 @@ static void on_answer(void *arg, int err, const struct rp_http_response *res)
 	if (c->stopped)
 		return;
 	if (err == RP_HTTP_ERR_TLS) {
-		fail_over(c, rp_http_tls_error());
+		fail_over(c, RP_SUB_F_TLS, rp_http_tls_error());
 		return;
 	}
 	if (err) {
-		fail_over(c, rp_http_err_sent(err) ? "connection lost" : "connection failed");
+		const char *detail = rp_http_last_error();
+		enum rp_sub_fault kind = RP_SUB_F_LINK;
+		if (err == RP_HTTP_ERR_CONNECT)
+			kind = RP_SUB_F_CONNECT;
+		else if (err == RP_HTTP_ERR_TIMEOUT)
+			kind = RP_SUB_F_TIMEOUT;
+		else if (err == RP_HTTP_ERR_BAD_RESPONSE)
+			/* net/client.c words every size refusal "over the limit" */
+			kind = strstr(detail, "over the limit") ? RP_SUB_F_TOO_LARGE
+								: RP_SUB_F_BAD_HTTP;
+		char why[300];
+		const char *what = rp_http_err_sent(err) ? "connection lost" : "connection failed";
+		if (strcmp(detail, rp_http_strerror(err)) == 0 || strcmp(detail, what) == 0)
+			snprintf(why, sizeof why, "%s", what);
+		else
+			snprintf(why, sizeof why, "%s: %s", what, detail);
+		fail_over(c, kind, why);
 		return;
 	}
+	if (res->status == 200 || res->status == 304)
+		set_interval(c, parse_interval(res));
+	if (c->stopped)
+		return; /* closed by the interval callback */
 	if (res->status == 304) {
 		note_pace(c);
 		count_useless(c);
@@ -234,7 +358,7 @@ static void on_answer(void *arg, int err, const struct rp_http_response *res)
 		for (char *q = why; *q; q++) /* a body is the server's text: one line */
 			if ((unsigned char)*q < 0x20)
 				*q = ' ';
-		fail_over(c, why);
+		fail_over(c, RP_SUB_F_STATUS, why);
 		return;
 	}
 	on_snapshot_answer(c, res);
@@ -254,6 +378,7 @@ static void poll_now(struct rp_sub_client *c)
 	r.cluster_id = nack_elsewhere ? c->nack_cluster : c->cluster_id;
 	r.version = nack_elsewhere ? 0 : c->version;
 	r.has_version = nack_elsewhere ? 0 : c->has_version;
+	c->claimed = r.has_version;
 	r.has_nack = c->has_nack;
 	r.nack_version = c->has_nack ? c->nack_version : 0;
 	r.nack_error = c->has_nack ? c->nack_error : "";
@@ -264,9 +389,11 @@ static void poll_now(struct rp_sub_client *c)
 	c->sent_at = uv_now(c->loop);
 	if (rp_http_request_tls(c->tls, c->loop, c->servers[c->cur], "POST", "/v1/subscribe",
 				"Content-Type: application/x-protobuf\r\n", buf, len,
-				c->wait_ms + 5000, on_answer, c, &c->req) != 0) {
+				r.wait_ms + 5000, on_answer, c, &c->req) != 0) {
 		c->req = NULL;
-		fail_over(c, "cannot connect");
+		fail_over(c, RP_SUB_F_CONNECT, "cannot connect");
+	} else if (c->req) { /* (NULL: it failed at once, its callback ran) */
+		rp_http_set_max_body(c->req, c->max_snapshot);
 	}
 	assert_one_active(c);
 }

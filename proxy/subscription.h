@@ -12,6 +12,26 @@
 #include "raftplane/limits.h"
 
 #define RP_SUB_MAX_SERVERS 16
+/* The largest snapshot accepted by default (--max-snapshot-bytes): a larger
+ * answer fails before more than this is buffered and the client moves on. */
+#define RP_SUB_DEFAULT_MAX_SNAPSHOT (64 * 1024 * 1024)
+
+/* Why an exchange with a server failed (docs/proxy.md "When a server
+ * misbehaves"); each moves the client to the next server. */
+enum rp_sub_fault {
+	RP_SUB_F_CONNECT,      /* connection refused or not made */
+	RP_SUB_F_LINK,         /* connection lost or closed before a full answer */
+	RP_SUB_F_TIMEOUT,      /* no full answer within wait_ms + 5 s */
+	RP_SUB_F_BAD_HTTP,     /* not HTTP, bad framing, malformed chunked encoding */
+	RP_SUB_F_TOO_LARGE,    /* answer over max_snapshot */
+	RP_SUB_F_STATUS,       /* a status other than 200/304 */
+	RP_SUB_F_BAD_SNAPSHOT, /* undecodable, another node's, bad cluster id */
+	RP_SUB_F_STALE,        /* a version not above the one the request reported */
+	RP_SUB_F_TLS,          /* TLS refused */
+	RP_SUB_F_N
+};
+/** The metric label of @f ("timeout", "too_large", ...). */
+const char *rp_sub_fault_name(enum rp_sub_fault f);
 
 struct rp_sub_client;
 
@@ -22,6 +42,15 @@ struct rp_sub_client;
  */
 typedef void (*rp_sub_snapshot_cb)(struct rp_sub_client *c, const Raftplane__Snapshot *snap,
 				   const void *raw, size_t len);
+
+/* Telemetry (docs/telemetry.md): the report interval the server announces in
+ * the header x-raftplane-report-interval-ms of every answer to a poll. */
+#define RP_SUB_REPORT_HEADER "x-raftplane-report-interval-ms"
+#define RP_SUB_REPORT_MIN_MS 100
+#define RP_SUB_REPORT_MAX_MS 600000
+
+/* Called when rp_sub_report_interval() may have changed (main loop). */
+typedef void (*rp_sub_interval_cb)(struct rp_sub_client *c, void *arg);
 
 struct rp_sub_client {
 	uv_loop_t *loop;
@@ -57,9 +86,22 @@ struct rp_sub_client {
 	struct rp_http_req *req;
 	uv_timer_t retry;
 	uint64_t polls, snapshots, errors;
+	uint64_t faults[RP_SUB_F_N]; /* failures by kind */
 	char last_error[384];
-	char logged_error[384];        /* the last failure logged (each new one once) */
+	/* the last failure, kept after the client moved on and reconnected */
+	char last_fault[384]; /* "server: reason" ("" none yet) */
+	enum rp_sub_fault last_fault_kind;
+	uint64_t last_fault_at; /* unix ms */
+	size_t max_snapshot;    /* largest answer body accepted */
+	int claimed;            /* the poll in flight reported a version of the held cluster */
+	char logged_error[384]; /* the last failure logged (each new one once) */
 	const struct rp_http_tls *tls; /* HTTPS to the servers, or NULL */
+	/* telemetry: the interval servers[report_server] announced in its last
+	 * answer (0: none, or no answer from the current server yet) */
+	unsigned report_interval_ms;
+	unsigned report_server;
+	rp_sub_interval_cb on_interval; /* optional */
+	void *interval_arg;
 };
 
 /**
@@ -83,5 +125,16 @@ void rp_sub_nack(struct rp_sub_client *c, uint64_t version, const char *error);
  * (its timer handle closes asynchronously). */
 void rp_sub_close(struct rp_sub_client *c);
 const char *rp_sub_server(const struct rp_sub_client *c);
+
+/**
+ * The report interval (ms) announced by the server currently subscribed to
+ * in its last answer, or 0: that server announced none (an older release,
+ * or no valid value) or has not answered since the subscription moved to
+ * it. A value outside RP_SUB_REPORT_MIN_MS..MAX_MS is clamped into it.
+ */
+unsigned rp_sub_report_interval(const struct rp_sub_client *c);
+
+/** Call @cb(@c, @arg) whenever rp_sub_report_interval() may have changed. */
+void rp_sub_on_interval(struct rp_sub_client *c, rp_sub_interval_cb cb, void *arg);
 
 #endif

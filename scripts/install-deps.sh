@@ -5,6 +5,8 @@ pkgs=(build-essential cmake pkg-config
       libraft-dev libuv1-dev libsqlite3-dev libprotobuf-c-dev protobuf-c-compiler
       libh2o-dev libssl-dev libjansson-dev libcmocka-dev
       python3 curl procps iproute2 nftables
+      faketime  # the clock-jump test (libfaketime)
+      e2fsprogs mount  # the disk-failure test (mkfs.ext4, e2fsck, losetup)
       clang-14 libclang-rt-14-dev  # the fuzz build: clang and its libFuzzer runtime
       clang-format-14)  # the format check (tests/arch, cmake/Format.cmake)
 missing=()

@@ -142,6 +142,8 @@ print_summary() {
 		hub_summary
 		echo "client: $(cat "$OUT/raw/client-run.json" 2>/dev/null | tr -d '\n')"
 		echo "faults: $(fault_summary)"
+		local f
+		for f in "${FAILOVER_LINES[@]}"; do echo "$f"; done
 		echo "checks:"
 		for name in "${CHECK_ORDER[@]}"; do
 			printf '  %-16s %-7s %s\n' "$name" "${CHECK[$name]}" "${NOTE[$name]}"

@@ -6,6 +6,8 @@
 #   pause      one | leader | minority | all          (SIGSTOP, SIGCONT)
 #   member     transfer | remove                       (leadership transfer;
 #              remove a member, wipe it, re-add it with --join)
+#   link       delay | loss | oneway | leader | bandwidth | flaky
+#              (slow and lossy links through rp-relay, lib/link.sh)
 # A bare KIND draws a random variant each time. Every cycle waits
 # --interval seconds, starts one fault (or, with probability 1/3 when
 # several kinds are enabled, two of different kinds at once), holds it for
@@ -32,7 +34,7 @@ nemesis_parse() {
 		var=""
 		[[ $e == *:* ]] && var=${e#*:}
 		vs="VARIANTS_$kind"
-		[[ -n ${!vs:-} ]] || die "unknown nemesis kind '$kind' (partition, kill, pause, member, none)"
+		[[ -n ${!vs:-} ]] || die "unknown nemesis kind '$kind' (partition, kill, pause, member, link, none)"
 		if [[ -n $var && " ${!vs} " != *" $var "* ]]; then
 			die "unknown variant '$var' of nemesis $kind (${!vs})"
 		fi

@@ -36,8 +36,10 @@ net_grudge() {
 	shift
 	(($# == 0)) && return 0
 	for j in "$@"; do ips+="${IP[j]}, "; done
+	# replace only our own table: the link nemesis' DNAT table stays
 	ip netns exec "${NS[i]}" nft -f - <<EOF
-flush ruleset
+table inet rpj {}
+delete table inet rpj
 table inet rpj {
 	chain input {
 		type filter hook input priority 0; policy accept;
@@ -50,7 +52,7 @@ EOF
 net_heal() {
 	local i
 	for ((i = 1; i <= NODES; i++)); do
-		ip netns exec "${NS[i]}" nft flush ruleset 2>/dev/null
+		ip netns exec "${NS[i]}" nft delete table inet rpj 2>/dev/null
 	done
 	return 0
 }

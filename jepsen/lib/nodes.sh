@@ -124,6 +124,7 @@ check_exits() {
 			echo "=== rpj $(date '+%F %T'): n$i exited on its own, $st" >>"$OUT/nodes/n$i.log"
 		fi
 	done
+	link_check_exits
 }
 
 # The ready leader's node index ("" when none).

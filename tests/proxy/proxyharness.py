@@ -197,7 +197,7 @@ class Proxy(Proc):
 class Env:
     """A 3-node server cluster plus proxies and backends; close() kills all."""
 
-    def __init__(self, servers=3, name="proxy-test", tls=None):
+    def __init__(self, servers=3, name="proxy-test", tls=None, server_args=()):
         self.dir = tempfile.mkdtemp(prefix="rp-px-", dir="/tmp")
         self.bin_dir = self.dir
         # start binaries through symlinks with their own names, so that a
@@ -213,7 +213,9 @@ class Env:
         self.closed = False
         self.failed = False
         _envs.append(self)
-        self.cluster = rpharness.Cluster(n=servers, name=name, tls=tls) if servers else None
+        self.cluster = (rpharness.Cluster(n=servers, name=name, tls=tls,
+                                          extra_args=list(server_args))
+                        if servers else None)
         # the CA (tlscerts.Pki) of the cluster when it runs TLS, else None
         self.tls = self.cluster.pki if self.cluster else None
 

@@ -19,6 +19,8 @@
 #include "generation.h"
 #include "health.h"
 #include "httpcheck.h"
+#include "report.h"
+#include "reporter.h"
 #include "router.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -333,6 +335,238 @@ static void test_route_normalise(void **state)
 	assert_false(rp_http_valid_authority("", 0));
 }
 
+/* ---- telemetry reports ----------------------------------------------------------- */
+
+static const Raftplane__TrafficStats *find_traffic(Raftplane__TrafficStats **v, size_t n,
+						   const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i]->name, name) == 0)
+			return v[i];
+	return NULL;
+}
+
+static void test_report_counters(void **state)
+{
+	(void)state;
+	struct rp_stats *r = rp_stats_get(RP_STATS_ROUTE, "tele-r");
+	struct rp_stats *c = rp_stats_get(RP_STATS_CLUSTER, "tele-c");
+	atomic_store(&r->rq_total, 50);
+	atomic_store(&r->status[2], 40);
+	atomic_store(&r->status[5], 10);
+	atomic_store(&r->upstream_rq, 53);
+	atomic_store(&r->retries, 3);
+	atomic_store(&r->connect_fail, 1);
+	atomic_store(&r->resets, 2);
+	atomic_store(&r->timeouts, 4);
+	atomic_store(&r->no_healthy, 5);
+	atomic_store(&r->rq_active, 6);
+	rp_stats_latency(r, 100);      /* bucket 0 */
+	rp_stats_latency(r, 99999999); /* +Inf */
+	atomic_store(&c->rq_total, 7);
+	struct rp_health *h[3];
+	for (int i = 0; i < 3; i++) {
+		char hp[32];
+		snprintf(hp, sizeof hp, "127.0.0.1:%d", 7000 + i);
+		h[i] = rp_health_get(uv_default_loop(), "tele-c", hp, NULL);
+	}
+	unsigned saved = rp_outlier.consecutive;
+	rp_outlier.consecutive = 2;
+	rp_health_passive(h, 3, 0, 0, c);
+	rp_health_passive(h, 3, 1, 1, c);
+	assert_int_equal(rp_health_passive(h, 3, 1, 1, c), 1); /* ejected */
+	rp_outlier.consecutive = saved;
+	snprintf(h[2]->last_error, sizeof h[2]->last_error, "HTTP 503");
+	atomic_store(&h[2]->hc_ok, 0);
+
+	struct rp_report_msg m;
+	assert_int_equal(rp_report_build(&m, NULL, rp_now_ms() + 5), 0);
+	uint8_t *buf;
+	size_t len, truncated;
+	assert_int_equal(rp_report_pack(&m, RP_REPORT_MAX_BYTES, &buf, &len, &truncated), 0);
+	rp_report_msg_free(&m);
+	assert_int_equal(truncated, 0);
+	Raftplane__Report *rep = raftplane__report__unpack(NULL, len, buf);
+	free(buf);
+	assert_non_null(rep);
+	const Raftplane__TrafficStats *t = find_traffic(rep->routes, rep->n_routes, "tele-r");
+	assert_non_null(t);
+	assert_int_equal(t->requests, 50);
+	assert_int_equal(t->n_responses, 6);
+	assert_int_equal(t->responses[2], 40);
+	assert_int_equal(t->responses[5], 10);
+	assert_int_equal(t->upstream_requests, 53);
+	assert_int_equal(t->retries, 3);
+	assert_int_equal(t->connect_errors, 1);
+	assert_int_equal(t->resets, 2);
+	assert_int_equal(t->timeouts, 4);
+	assert_int_equal(t->no_healthy, 5);
+	assert_int_equal(t->active, 6);
+	assert_int_equal(t->n_latency, 24);
+	assert_int_equal(t->latency[0], 1);
+	assert_int_equal(t->latency[23], 1);
+	assert_int_equal(t->latency_sum_us, 100 + 99999999);
+	assert_null(find_traffic(rep->clusters, rep->n_clusters, "tele-r"));
+	t = find_traffic(rep->clusters, rep->n_clusters, "tele-c");
+	assert_non_null(t);
+	assert_int_equal(t->requests, 7);
+	int seen = 0;
+	for (size_t i = 0; i < rep->n_endpoints; i++) {
+		Raftplane__EndpointStats *e = rep->endpoints[i];
+		if (strcmp(e->cluster, "tele-c") != 0)
+			continue;
+		seen++;
+		if (strcmp(e->address, "127.0.0.1:7000") == 0) {
+			assert_int_equal(e->state, RAFTPLANE__ENDPOINT_STATS__STATE__HEALTHY);
+			assert_string_equal(e->reason, "");
+			assert_int_equal(e->requests, 1);
+			assert_int_equal(e->errors, 0);
+		} else if (strcmp(e->address, "127.0.0.1:7001") == 0) {
+			assert_int_equal(e->state, RAFTPLANE__ENDPOINT_STATS__STATE__EJECTED);
+			assert_non_null(strstr(e->reason, "2 consecutive errors"));
+			assert_int_equal(e->requests, 2);
+			assert_int_equal(e->errors, 2);
+			assert_true(e->since_ms >= 5);
+		} else {
+			assert_int_equal(e->state, RAFTPLANE__ENDPOINT_STATS__STATE__UNHEALTHY);
+			assert_non_null(strstr(e->reason, "HTTP 503"));
+			assert_int_equal(e->requests, 0);
+		}
+	}
+	assert_int_equal(seen, 3);
+	raftplane__report__free_unpacked(rep, NULL);
+	for (int i = 0; i < 3; i++)
+		rp_health_put(h[i]);
+	rp_stats_put(r);
+	rp_stats_put(c);
+	uv_run(uv_default_loop(), UV_RUN_NOWAIT);
+}
+
+/* A message of @nr routes, @nc clusters, @ne endpoints with long names. */
+static void big_msg(struct rp_report_msg *m, size_t nr, size_t nc, size_t ne)
+{
+	assert_int_equal(rp_report_msg_alloc(m, nr, nc, ne), 0);
+	snprintf(m->node_id, sizeof m->node_id, "node-1");
+	for (size_t i = 0; i < nr; i++) {
+		snprintf(m->routes[i].name, sizeof m->routes[i].name, "route-%0120zu", i);
+		m->routes[i].m.requests = i + 1;
+	}
+	for (size_t i = 0; i < nc; i++)
+		snprintf(m->clusters[i].name, sizeof m->clusters[i].name, "cluster-%0120zu", i);
+	for (size_t i = 0; i < ne; i++) {
+		struct rp_report_endpoint *e = &m->endpoints[i];
+		snprintf(e->cluster, sizeof e->cluster, "cluster-%0120zu", i % (nc ? nc : 1));
+		snprintf(e->address, sizeof e->address, "10.0.%zu.%zu:8080", i / 256, i % 256);
+		memset(e->reason, 'x', 200);
+		e->reason[200] = '\0';
+		e->m.state = RAFTPLANE__ENDPOINT_STATS__STATE__UNHEALTHY;
+	}
+}
+
+static void test_report_truncation(void **state)
+{
+	(void)state;
+	struct rp_report_msg m;
+	uint8_t *buf;
+	size_t len, truncated;
+
+	/* endpoints go first */
+	big_msg(&m, 20, 20, 2000);
+	assert_true(raftplane__report__get_packed_size(&m.r) > RP_REPORT_MAX_BYTES);
+	assert_int_equal(rp_report_pack(&m, RP_REPORT_MAX_BYTES, &buf, &len, &truncated), 0);
+	assert_true(len <= RP_REPORT_MAX_BYTES);
+	assert_true(truncated > 0);
+	Raftplane__Report *rep = raftplane__report__unpack(NULL, len, buf);
+	assert_non_null(rep);
+	assert_int_equal(rep->n_routes, 20);
+	assert_int_equal(rep->n_clusters, 20);
+	assert_int_equal(rep->n_endpoints + truncated, 2000);
+	assert_true(len > RP_REPORT_MAX_BYTES - 400); /* filled, not just cut */
+	raftplane__report__free_unpacked(rep, NULL);
+	free(buf);
+	rp_report_msg_free(&m);
+
+	/* then routes and clusters beyond an equal cap */
+	big_msg(&m, 30, 10, 5);
+	assert_int_equal(rp_report_pack(&m, 3000, &buf, &len, &truncated), 0);
+	assert_true(len <= 3000);
+	rep = raftplane__report__unpack(NULL, len, buf);
+	assert_non_null(rep);
+	assert_int_equal(rep->n_endpoints, 0);
+	assert_true(rep->n_routes > 0 && rep->n_clusters > 0);
+	assert_true(rep->n_routes >= rep->n_clusters);
+	assert_int_equal(rep->n_routes + rep->n_clusters + truncated, 45);
+	assert_int_equal(rep->routes[0]->requests, 1); /* kept in order */
+	assert_string_equal(rep->node_id, "node-1");
+	raftplane__report__free_unpacked(rep, NULL);
+	free(buf);
+	rp_report_msg_free(&m);
+
+	/* what fits whole is not touched */
+	big_msg(&m, 2, 2, 3);
+	assert_int_equal(rp_report_pack(&m, RP_REPORT_MAX_BYTES, &buf, &len, &truncated), 0);
+	assert_int_equal(truncated, 0);
+	assert_int_equal(len, raftplane__report__get_packed_size(&m.r));
+	free(buf);
+	/* not even the empty report fits */
+	assert_int_equal(rp_report_pack(&m, 4, &buf, &len, &truncated), -1);
+	rp_report_msg_free(&m);
+}
+
+static int builds;
+static int build_empty(struct rp_reporter *r, struct rp_report_msg *m)
+{
+	(void)r;
+	builds++;
+	if (rp_report_msg_alloc(m, 1, 0, 0) != 0)
+		return -1;
+	snprintf(m->routes[0].name, sizeof m->routes[0].name, "r");
+	m->r.version = 9;
+	return 0;
+}
+
+static void on_stop_loop(uv_timer_t *t)
+{
+	uv_stop(t->loop);
+}
+
+static void test_reporter_seq(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 100; i++)
+		assert_true(rp_report_instance() != 0);
+	assert_true(rp_report_instance() != rp_report_instance());
+	uv_loop_t *loop = uv_default_loop();
+	struct rp_sub_client sub;
+	/* port 1 refuses: every report fails at once, and seq still counts them */
+	assert_int_equal(rp_sub_init(&sub, loop, "n1", "127.0.0.1:1", 1000, NULL), 0);
+	sub.report_interval_ms = 100; /* as if the server had announced it */
+	struct rp_reporter r;
+	rp_reporter_init(&r, loop, &sub, build_empty, NULL);
+	assert_int_equal(r.interval_ms, 100);
+	assert_true(r.instance != 0);
+	uv_timer_t stop;
+	uv_timer_init(loop, &stop);
+	uv_timer_start(&stop, on_stop_loop, 560, 0);
+	uv_run(loop, UV_RUN_DEFAULT);
+	assert_true(r.seq >= 4 && r.seq <= 6);
+	assert_int_equal((int)r.seq, builds);
+	assert_int_equal(r.results[RP_REPORT_FAILED] + (r.req != NULL), r.seq);
+	assert_int_equal(r.results[RP_REPORT_ACCEPTED], 0);
+	assert_int_equal(r.last_result, RP_REPORT_FAILED);
+	/* the server stops announcing: no more reports */
+	sub.report_interval_ms = 0;
+	sub.on_interval(&sub, sub.interval_arg);
+	uint64_t seq = r.seq;
+	uv_timer_start(&stop, on_stop_loop, 300, 0);
+	uv_run(loop, UV_RUN_DEFAULT);
+	assert_int_equal(r.seq, seq);
+	rp_reporter_close(&r);
+	rp_sub_close(&sub);
+	uv_close((uv_handle_t *)&stop, NULL);
+	uv_run(loop, UV_RUN_DEFAULT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -344,6 +578,9 @@ int main(void)
 		cmocka_unit_test(test_cache_roundtrip),
 		cmocka_unit_test(test_target_normalisation),
 		cmocka_unit_test(test_route_normalise),
+		cmocka_unit_test(test_report_counters),
+		cmocka_unit_test(test_report_truncation),
+		cmocka_unit_test(test_reporter_seq),
 	};
 	int rv = cmocka_run_group_tests(tests, NULL, NULL);
 	uv_loop_close(uv_default_loop());
