@@ -15,11 +15,14 @@
  *    server's wall clock at receipt), and every cumulative counter of a
  *    route, cluster or endpoint present in two consecutive samples never
  *    decreases (a report that would break it is refused: 409).
- * 3. Consecutive samples of an instance are at least one report interval
- *    apart, except the newest, which is always kept: a report closer than
- *    that to the previous kept sample replaces the newest one. With the
- *    429 rule (a node id reports at most every interval/2 on this server),
- *    an instance holds at most retention/interval + 3 samples.
+ * 3. Consecutive samples of an instance are at least half a report
+ *    interval apart, except the newest, which is always kept: a report
+ *    closer than that to the previous kept sample replaces the newest one
+ *    (the 429 rule already keeps one server's reports of a node id that
+ *    far apart; this holds it when the wall clock stepped). A proxy that
+ *    reports at the interval costs retention/interval + 2 samples, one
+ *    that pushes the limit at most twice that. t never decreases within an
+ *    instance (a wall clock stepping back is clamped).
  * 4. Retention: the oldest sample is dropped once the next one is itself
  *    at least retention old (so a window of the full retention still has
  *    a base); an instance silent for the retention is dropped, and a node
@@ -615,7 +618,7 @@ static int grow_ring(struct rp_telemetry *tl, struct tl_instance *in)
 static int push_sample(struct rp_telemetry *tl, struct tl_instance *in, struct tl_sample *s,
 		       unsigned interval)
 {
-	if (in->n >= 2 && in->ring[in->n - 1]->t - in->ring[in->n - 2]->t < interval) {
+	if (in->n >= 2 && in->ring[in->n - 1]->t - in->ring[in->n - 2]->t < interval / 2) {
 		free_sample(tl, in->ring[in->n - 1]); /* invariant 3: replace the newest */
 		in->ring[in->n - 1] = s;
 		return 0;
@@ -753,6 +756,8 @@ static void take_report(struct rp_call *c, Raftplane__Report *r)
 	if (ne)
 		qsort(r->endpoints, ne, sizeof *r->endpoints, cmp_pb_ep);
 	uint64_t now = rp_wall_ms();
+	if (newest && now < newest->t) /* invariant 3: the wall clock stepped back */
+		now = newest->t;
 	struct tl_sample *s = build_sample(tl, r, nr, nc, ne, now);
 	if (!s) {
 		refuse(c, RP_TL_FULL, RP_ERR_NOMEM, "out of memory");
@@ -876,8 +881,14 @@ static void add_points(const struct tl_instance *in, const struct rp_tl_query *q
 	size_t n = at ? n_at : json_array_size(at_list);
 	for (size_t p = 0; p < n; p++) {
 		json_t *jt = at ? NULL : json_array_get(at_list, p);
-		uint64_t t = at ? at[p] : (uint64_t)json_number_value(jt);
-		long i = at_or_before(in, t);
+		json_int_t jv = jt ? json_integer_value(jt) : 0;
+		long i;
+		if (jv < 0) { /* -T: the oldest sample after T */
+			i = at_or_before(in, (uint64_t)-jv) + 1;
+			i = (size_t)i < in->n ? i : -1;
+		} else {
+			i = at_or_before(in, at ? at[p] : (uint64_t)jv);
+		}
 		if (i >= 0 && used[i] < 0) {
 			used[i] = (long)json_array_size(samples);
 			json_array_append_new(samples, sample_json(in->ring[i], q));
@@ -908,6 +919,14 @@ static json_t *instance_json(const struct tl_reporter *r, const struct tl_instan
 	if (o && q->endpoints)
 		json_object_set_new(o, "endpoints",
 				    endpoints_json(in->ring[in->n - 1], q->cluster));
+	json_t *v, *after = json_array(); /* positions of "first after" points */
+	size_t j;
+	json_array_foreach(json_is_array(more) ? more : NULL, j, v) if (json_integer_value(v) < 0)
+		json_array_append_new(after, json_integer((json_int_t)(q->n_at + j)));
+	if (o && json_array_size(after))
+		json_object_set_new(o, "after", after);
+	else
+		json_decref(after);
 	return o;
 }
 

@@ -76,7 +76,8 @@ struct rp_tl_query {
  * where S = {"seq":..,"t":..,"version":..,"routes":{name:[RP_TV__N numbers]},
  * "clusters":{...}}, the sample of largest t <= the point (-1 when none);
  * "routes"/"clusters" only as q->kinds asks, with only q->name if set.
- * With node_at the points of a node are q->at followed by its own; without
+ * With node_at the points of a node are q->at followed by its own, where a
+ * negative point -T asks for the OLDEST sample with t > T; without
  * q->at only the nodes of node_at are listed.
  */
 json_t *rp_telemetry_local(struct rp_api *api, const struct rp_tl_query *q);

@@ -102,7 +102,19 @@ static json_t *pick_newer(json_t *cur, json_t *s)
 	return cur;
 }
 
-/* One member's entry @e into the merged @m (same instance). */
+/* Of two samples of a "first after" point, the older (lower seq). */
+static json_t *pick_older(json_t *cur, json_t *s)
+{
+	if (!json_is_object(s))
+		return cur;
+	if (!cur || ju64(json_object_get(s, "seq")) < ju64(json_object_get(cur, "seq")))
+		return s;
+	return cur;
+}
+
+/* One member's entry @e into the merged @m (same instance). Points listed
+ * in @e's "after" ask for the first sample after a time: the lowest seq
+ * wins there, the highest everywhere else (invariant 1). */
 static void merge_entry(json_t *m, json_t *e)
 {
 	json_t *pts = json_object_get(m, "points"), *samples = json_object_get(e, "samples");
@@ -119,7 +131,13 @@ static void merge_entry(json_t *m, json_t *e)
 			json_array_append(pts, json_is_object(s) ? s : json_null());
 			continue;
 		}
-		json_t *best = pick_newer(json_is_object(cur) ? cur : NULL, s);
+		int after = 0;
+		json_t *a;
+		size_t k;
+		json_array_foreach(json_object_get(e, "after"), k, a)
+			after |= json_integer_value(a) == (json_int_t)p;
+		json_t *best = after ? pick_older(json_is_object(cur) ? cur : NULL, s)
+				     : pick_newer(json_is_object(cur) ? cur : NULL, s);
 		if (best && best != cur)
 			json_array_set(pts, p, best);
 	}
@@ -778,13 +796,18 @@ static void answer_rollout_tl(struct rp_call *c, json_t *merged, json_t *unreach
 	const char *key;
 	json_object_foreach(merged, key, inst)
 	{
-		/* points of an ACKed node: ack - W, ack, min(ack + W, now) */
+		/* points of an ACKed node: ack - W, ack, the first report after
+		 * the ACK, min(ack + W, now) (rp_tq_rollout); no report after the
+		 * ACK within the window: nothing after */
 		const char *node = json_string_value(json_object_get(inst, "node_id"));
 		if (!json_object_get(r->acked, node))
 			continue;
 		add_all_routes(&before, inst, 0, 1);
-		add_all_routes(&after, inst, 1, 2);
-		if (point(inst, 1) || point(inst, 2))
+		json_t *first = point(inst, 2), *end = point(inst, 3);
+		if (first && end &&
+		    ju64(json_object_get(first, "seq")) <= ju64(json_object_get(end, "seq")))
+			add_all_routes(&after, inst, 2, 3);
+		if (point(inst, 1) || point(inst, 3))
 			json_object_set_new(seen, node, json_true());
 	}
 	json_object_set_new(r->answer, "telemetry",
@@ -809,10 +832,13 @@ void rp_tq_rollout(struct rp_call *c, json_t *answer, json_t *acked, uint64_t wi
 	json_object_foreach(acked, node, v)
 	{
 		uint64_t at = ju64(v), end = at + window < now ? at + window : now;
+		end = end > at ? end : at;
+		/* "after" starts at the first report after the ACK: the report at
+		 * or before it was built before the proxy applied the revision */
 		json_object_set_new(node_at, node,
-				    json_pack("[I,I,I]",
+				    json_pack("[I,I,I,I]",
 					      (json_int_t)(at > window ? at - window : 0),
-					      (json_int_t)at, (json_int_t)(end > at ? end : at)));
+					      (json_int_t)at, -(json_int_t)at, (json_int_t)end));
 	}
 	fleet_points(c, json_pack("{s:[],s:o,s:[s]}", "at", "node_at", node_at, "kinds", "routes"),
 		     answer_rollout_tl);
@@ -842,7 +868,8 @@ static int filter_ok(json_t *body)
 	       name_or_absent(json_object_get(body, "cluster"));
 }
 
-static int read_points(json_t *a, uint64_t *out, size_t max, size_t *n)
+/* Time points: unix ms; with @after_ok, -T too (the first sample after T). */
+static int read_points(json_t *a, uint64_t *out, size_t max, size_t *n, int after_ok)
 {
 	json_t *v;
 	size_t i;
@@ -850,7 +877,8 @@ static int read_points(json_t *a, uint64_t *out, size_t max, size_t *n)
 		return -1;
 	json_array_foreach(a, i, v)
 	{
-		if (!json_is_integer(v) || json_integer_value(v) < 0)
+		if (!json_is_integer(v) || (json_integer_value(v) < 0 && !after_ok) ||
+		    json_integer_value(v) == INT64_MIN)
 			return -1;
 		if (out)
 			out[i] = (uint64_t)json_integer_value(v);
@@ -870,7 +898,7 @@ void rp_route_telemetry_points(struct rp_call *c)
 	const char *bad = NULL;
 	if (!json_is_object(body))
 		bad = "body must be a JSON object";
-	else if (read_points(json_object_get(body, "at"), at, MAX_POINTS, &n) != 0)
+	else if (read_points(json_object_get(body, "at"), at, MAX_POINTS, &n, 0) != 0)
 		bad = "at must be an array of at most 64 unix ms";
 	else if (node && (!json_is_string(node) ||
 			  !rp_name_valid(json_string_value(node), strlen(json_string_value(node)))))
@@ -884,8 +912,8 @@ void rp_route_telemetry_points(struct rp_call *c)
 	const char *k;
 	json_t *v;
 	json_object_foreach(node_at, k,
-			    v) if (!bad && read_points(v, NULL, MAX_NODE_POINTS, &m) != 0)
-		bad = "node_at values must be arrays of at most 8 unix ms";
+			    v) if (!bad && read_points(v, NULL, MAX_NODE_POINTS, &m, 1) != 0)
+		bad = "node_at values must be arrays of at most 8 unix ms (-T: first after T)";
 	if (bad) {
 		json_decref(body);
 		rp_respond_error(c, RP_ERR_INVALID, bad, -1);

@@ -49,7 +49,10 @@ json_t *rp_tq_endpoint_index(struct rp_call *c, json_t *merged, uint64_t now);
  * the ACKed proxies @acked (stolen; node id -> unix ms of the ACK), the
  * requests, error rate and p99 of their routes in [ack - @window, ack]
  * ("before") and [ack, min(ack + @window, now)] ("after"), summed over
- * the proxies. Replaces c->ctx. */
+ * the proxies, where "after" starts at the first report received after
+ * the ACK: the last report before it still counts traffic from before
+ * the proxy applied the revision. Replaces
+ * c->ctx. */
 void rp_tq_rollout(struct rp_call *c, json_t *answer, json_t *acked, uint64_t window);
 
 /** Percentile @q (0..1) in ms of @n bucket counts (bounds of report.h),

@@ -380,7 +380,8 @@ def gc(c):
 
 def rollout(c):
     """edge-r reports, ACKs version V, then reports errors: the rollout of V
-    shows the before and after of its ACK."""
+    shows the before and after of its ACK ("after" from the first report
+    after the ACK on)."""
     sub = f_bytes(1, "edge-r")
     r = http_request(c.node(2).http, "POST", "/v1/subscribe", body=sub,
                      headers={"Content-Type": "application/x-protobuf"})
@@ -393,7 +394,9 @@ def rollout(c):
                      headers={"Content-Type": "application/x-protobuf"})
     check(r.status == 304, "edge-r ACKs %d" % v, r)
     time.sleep(0.3)
-    send(c, 2, "edge-r", 31, 2, **both(30, 10))
+    send(c, 2, "edge-r", 31, 2, **both(30, 10))  # built partly before the ACK
+    time.sleep(INTERVAL_MS / 2000 + 0.05)
+    send(c, 2, "edge-r", 31, 3, **both(50, 20))
     for n in (1, 3):
         ro = get(c, n, "/v1/rollouts/%d?window=1m" % v)
         t = ro["telemetry"]
