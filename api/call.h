@@ -64,6 +64,9 @@ enum rp_route {
 	RP_ROUTE_TOKENS,
 	RP_ROUTE_TOKEN,
 	RP_ROUTE_HISTORY,
+	RP_ROUTE_REPORT,
+	RP_ROUTE_TELEMETRY,
+	RP_ROUTE_HEALTH,
 	RP_ROUTE_OTHER,
 	RP_ROUTE__COUNT
 };
@@ -89,6 +92,10 @@ struct rp_api_options {
 	unsigned max_writes_per_token;    /* per second; 0: unlimited */
 	int max_writes_given;             /* the flag was given: also per IP without tokens */
 	struct rp_api_tls *tls;           /* TLS contexts (apitls.h), or NULL: plain HTTP */
+	/* telemetry (telemetry.c); 0: the default */
+	unsigned report_interval_ms;     /* asked of proxies (default 10000) */
+	unsigned max_reporters;          /* node ids in the store (default 100000) */
+	unsigned telemetry_retention_ms; /* test-only override of the 15 minutes */
 };
 
 struct rp_call;
@@ -97,6 +104,8 @@ struct rp_sub_node;
 struct rp_mesh;
 struct rp_closewatch;
 struct rp_fleet_share;
+struct rp_fanout;
+struct rp_telemetry;
 struct rp_leader_call;
 struct rp_auth;
 struct rp_api_tls;
@@ -134,6 +143,8 @@ struct rp_api {
 	uint64_t sub_seen_rev;        /* revision rp_subscribe_notify last looked at */
 	struct rp_fleet_share *fleet; /* shared fan-out of rollout waits (fleet.c) */
 	struct rp_auth *auth;         /* tokens, roles, write limits (auth.c) */
+	struct rp_fanout *fanouts;    /* fan-outs in flight, shared by key (fanout.c) */
+	struct rp_telemetry *tele;    /* reports of the attached proxies (telemetry.c) */
 };
 
 /** A queue a call can be parked on (invariant 5). */

@@ -2,20 +2,18 @@
  *
  * Each server knows the proxies attached to it (subscribe.c, soft state).
  * These endpoints ask every other member for its local entries
- * (GET /v1/proxies?scope=local, 1 s timeout) and merge them per node id
- * (merge_node). Members that do not answer are listed in "unreachable".
+ * (GET /v1/proxies?scope=local, through fanout.c: 1 s timeout) and merge
+ * them per node id (merge_node). Members that do not answer are listed in
+ * "unreachable".
  *
  * Invariants
  * 1. Rollout waits never fan out on their own: they read a merged view
  *    shared by every waiter of this server (api->fleet), refreshed by at
  *    most one fan-out in flight and at most once per SHARE_MS. The peer load
  *    is therefore independent of the number of waiters.
- * 2. A waiter holds a reference on its call while it is on a fan-out's
- *    list, and the call is parked on `fanout_wait` (call.h invariant 5);
- *    a call that answered meanwhile (client gone, deadline) leaves the
- *    park at once but stays on the list, unreferenced when the fan-out
- *    ends. A rollout wait's state (struct rollout_call, c->ctx) is in the
- *    request pool: read only while the call is live.
+ * 2. A rollout wait's state (struct rollout_call, c->ctx) is in the
+ *    request pool: read only while the call is live (fanout.c runs its
+ *    callbacks only for live calls).
  * 3. Merging keeps each node's most recent entry, but a NACK recorded by any
  *    server stands unless some server saw an ACK that clears it (an ACK of
  *    a newer version, or of that version after it was sent again): the rule
@@ -26,46 +24,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
+#include "fanout.h"
+#include "park.h"
 #include "fleet.h"
 #include "params.h"
-#include "park.h"
 #include "raftplane/err.h"
 #include "subscribe.h"
+#include "telemetry_query.h"
 
-#define PEER_TIMEOUT_MS 1000
+#define SHARE_KEY "proxies"
+#define MAX_ROLLOUT_TELEMETRY 10000 /* ACKed proxies whose telemetry a rollout shows */
 #define ROLLOUT_POLL_MS 250
 #define SHARE_MS 250
 #define MAX_ROLLOUT_WAIT_MS (600 * 1000)
 
-typedef void (*view_cb)(struct rp_call *c, json_t *by_node, json_t *unreachable);
-
-struct fanout {
-	struct rp_api *api;
-	int pending;
-	int shared;      /* refreshes api->fleet */
-	json_t *by_node; /* node id -> array of entries, then -> merged entry */
-	json_t *unreachable;
-	struct rp_call **waiters;
-	view_cb *cbs;
-	size_t n_waiters, cap;
-};
-
 /* A rollout wait (c->ctx). */
 struct rollout_call {
 	uint64_t revision;
+	uint64_t window;   /* of the telemetry before/after the ACK (ms) */
 	uint64_t deadline; /* uv_now() ms of the last look */
 };
 
-static void leave_fanout(struct rp_call *c)
-{
-	(void)c; /* the fan-out keeps its ref and lets go when it ends */
-}
-
-static const struct rp_park fanout_wait = {"fleet fan-out", leave_fanout};
-
 struct rp_fleet_share {
-	struct fanout *inflight;
 	json_t *by_node, *unreachable; /* last merged view, NULL before the first */
 	uint64_t at;                   /* uv_now() when it was merged */
 };
@@ -130,6 +110,17 @@ static json_t *merge_node(json_t *list)
 	}
 	base = json_copy(base);
 	json_object_set(base, "nack", best ? best : json_null());
+	/* when the version was first ACKed, on whichever server saw it first */
+	json_t *since = json_object_get(base, "acked_since");
+	json_array_foreach(list, i, e) if (json_equal(json_object_get(e, "acked_version"),
+						      json_object_get(base, "acked_version")) &&
+					   json_is_integer(json_object_get(e, "acked_since")) &&
+					   ival(e, "acked_since") > 0 &&
+					   (!json_is_integer(since) ||
+					    ival(e, "acked_since") < json_integer_value(since)))
+		since = json_object_get(e, "acked_since");
+	if (since)
+		json_object_set(base, "acked_since", since);
 	json_t *acked = json_object_get(base, "acked_version");
 	if (best && json_is_integer(acked) && json_integer_value(acked) >= ival(best, "version")) {
 		/* that ACK does not clear the NACK: report the newest one below it */
@@ -186,7 +177,7 @@ static void answer_rollout(struct rp_call *c, json_t *by_node, json_t *unreachab
 	struct rollout_call *ro = c->ctx;
 	uint64_t r = ro->revision;
 	json_int_t acked = 0, nacked = 0, pending = 0;
-	json_t *nacks = json_array(), *waiting = json_array();
+	json_t *nacks = json_array(), *waiting = json_array(), *ackers = json_object();
 	const char *key;
 	json_t *e;
 	json_object_foreach(by_node, key, e)
@@ -194,6 +185,12 @@ static void answer_rollout(struct rp_call *c, json_t *by_node, json_t *unreachab
 		json_t *nack = json_object_get(e, "nack");
 		if (has_reached(e, json_object_get(e, "acked_version"), r)) {
 			acked++;
+			json_t *since = json_object_get(e, "acked_since");
+			if (!json_is_integer(since) || json_integer_value(since) <= 0)
+				since = json_object_get(e, "acked_at");
+			if (json_is_integer(since) &&
+			    json_object_size(ackers) < MAX_ROLLOUT_TELEMETRY)
+				json_object_set(ackers, key, since);
 		} else if (json_is_object(nack) &&
 			   has_reached(e, json_object_get(nack, "version"), r)) {
 			nacked++;
@@ -212,147 +209,65 @@ static void answer_rollout(struct rp_call *c, json_t *by_node, json_t *unreachab
 		uint64_t left = ro->deadline - now;
 		json_decref(nacks);
 		json_decref(waiting);
+		json_decref(ackers);
 		rp_call_set_timer(c, left < ROLLOUT_POLL_MS ? left : ROLLOUT_POLL_MS, rollout_poll);
 		return;
 	}
-	rp_respond_json(c, 200,
-			json_pack("{s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:O}", "revision", (json_int_t)r,
-				  "proxies", acked + nacked + pending, "acked", acked, "nacked",
-				  nacked, "pending", pending, "nacks", nacks, "pending_nodes",
-				  waiting, "unreachable", unreachable),
-			0);
+	json_t *answer = json_pack("{s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:O}", "revision", (json_int_t)r,
+				   "proxies", acked + nacked + pending, "acked", acked, "nacked",
+				   nacked, "pending", pending, "nacks", nacks, "pending_nodes",
+				   waiting, "unreachable", unreachable);
+	rp_tq_rollout(c, answer, ackers, ro->window); /* adds "telemetry", answers */
 }
 
-/* ---- fan-out ------------------------------------------------------------ */
+/* ---- fan-out (fanout.c) --------------------------------------------------- */
 
-static int add_waiter(struct fanout *f, struct rp_call *c, view_cb cb)
+static json_t *reduce_proxies(struct rp_api *api, json_t *bodies, void *arg)
 {
-	if (f->n_waiters == f->cap) {
-		size_t cap = f->cap ? 2 * f->cap : 4;
-		struct rp_call **w = realloc(f->waiters, cap * sizeof *w);
-		if (w)
-			f->waiters = w;
-		view_cb *cbs = w ? realloc(f->cbs, cap * sizeof *cbs) : NULL;
-		if (!cbs)
-			return -1;
-		f->cbs = cbs;
-		f->cap = cap;
+	(void)api;
+	(void)arg;
+	json_t *by_node = json_object(), *b;
+	size_t i;
+	json_array_foreach(bodies, i, b)
+	{
+		json_t *entries = json_object_get(b, "proxies");
+		if (json_is_array(entries))
+			collect(by_node, entries);
 	}
-	rp_call_ref(c);
-	rp_call_park(c, &fanout_wait);
-	f->waiters[f->n_waiters] = c;
-	f->cbs[f->n_waiters++] = cb;
-	return 0;
+	merge_all(by_node);
+	return by_node;
 }
 
-static void fanout_done(struct fanout *f)
+/* The shared view's cache (invariant 1). */
+static void keep_view(struct rp_api *api, json_t *by_node, json_t *unreachable, void *arg)
 {
-	merge_all(f->by_node);
-	struct rp_fleet_share *sh = f->api->fleet;
-	if (f->shared && sh) {
-		json_decref(sh->by_node);
-		json_decref(sh->unreachable);
-		sh->by_node = json_incref(f->by_node);
-		sh->unreachable = json_incref(f->unreachable);
-		sh->at = uv_now(f->api->loop);
-		sh->inflight = NULL;
-	}
-	for (size_t i = 0; i < f->n_waiters; i++) {
-		struct rp_call *c = f->waiters[i];
-		if (rp_call_live(c)) { /* invariant 2: else it left the park */
-			rp_call_park_done(c, &fanout_wait);
-			f->cbs[i](c, f->by_node, f->unreachable);
-		}
-		assert(c->park != &fanout_wait);
-		rp_call_unref(c);
-	}
-	free(f->waiters);
-	free(f->cbs);
-	json_decref(f->by_node);
-	json_decref(f->unreachable);
-	free(f);
+	(void)arg;
+	struct rp_fleet_share *sh = api->fleet;
+	json_decref(sh->by_node);
+	json_decref(sh->unreachable);
+	sh->by_node = json_incref(by_node);
+	sh->unreachable = json_incref(unreachable);
+	sh->at = uv_now(api->loop);
 }
 
-struct peer_req {
-	struct fanout *f;
-	char http[64];
-};
-
-static void on_peer(void *arg, int err, const struct rp_http_response *res)
+/* Ask every member; @c (with @cb) is the first waiter. @shared: the
+ * rollouts' fan-out (one in flight, its view cached). */
+static void start_fanout(struct rp_call *c, rp_fanout_cb cb, int shared)
 {
-	struct peer_req *p = arg;
-	struct fanout *f = p->f;
-	json_t *body = !err && res->status == 200 ? json_loadb(res->body, res->body_len, 0, NULL)
-						  : NULL;
-	json_t *entries = json_object_get(body, "proxies");
-	if (json_is_array(entries))
-		collect(f->by_node, entries);
-	else
-		json_array_append_new(f->unreachable, json_string(p->http));
-	json_decref(body);
-	free(p);
-	if (--f->pending == 0)
-		fanout_done(f);
-}
-
-/* Ask every member; @c (with @cb) is the first waiter. NULL if out of memory
- * (then @c was answered). */
-static struct fanout *start_fanout(struct rp_call *c, view_cb cb, int shared)
-{
-	struct rp_api *api = c->api;
-	struct rp_node_member *ms;
-	unsigned n_ms;
-	int rv = rp_node_members(api->node, &ms, &n_ms);
-	if (rv != RP_OK) {
-		rp_respond_error(c, rv, NULL, -1);
-		return NULL;
-	}
-	struct fanout *f = calloc(1, sizeof *f);
-	if (!f || add_waiter(f, c, cb) != 0) {
-		free(f);
-		free(ms);
-		rp_respond_error(c, RP_ERR_NOMEM, NULL, -1);
-		return NULL;
-	}
-	f->api = api;
-	f->shared = shared;
-	f->by_node = json_object();
-	f->unreachable = json_array();
-	f->pending = 1; /* ourselves, released below */
-	if (shared)
-		api->fleet->inflight = f;
-	json_t *mine = rp_subscribe_local_fleet(api);
-	collect(f->by_node, mine);
-	json_decref(mine);
-	/* the peers authenticate the first waiter's token (every waiter passed
-	 * the same role check here) */
-	char auth[600] = "";
-	const char *tok = rp_header(c->req, H2O_TOKEN_AUTHORIZATION);
-	if (tok && strlen(tok) < sizeof auth - 32 && !strpbrk(tok, "\r\n"))
-		snprintf(auth, sizeof auth, "authorization: %s\r\n", tok);
-	for (unsigned i = 0; i < n_ms; i++) {
-		if (ms[i].id == rp_node_config(api->node)->id)
-			continue;
-		struct peer_req *p = calloc(1, sizeof *p);
-		if (!p)
-			continue;
-		p->f = f;
-		snprintf(p->http, sizeof p->http, "%s", ms[i].http);
-		f->pending++;
-		if (!p->http[0] ||
-		    rp_http_request(api->loop, p->http, "GET", "/v1/proxies?scope=local", auth,
-				    NULL, 0, PEER_TIMEOUT_MS, on_peer, p, NULL) != 0)
-			on_peer(p, RP_ERR_NO_LEADER, NULL);
-	}
-	free(ms);
-	if (--f->pending == 0)
-		fanout_done(f);
-	return f;
+	struct rp_fanout_spec spec = {
+		.method = "GET",
+		.path = "/v1/proxies?scope=local",
+		.key = shared ? SHARE_KEY : NULL,
+		.local = json_pack("{s:o}", "proxies", rp_subscribe_local_fleet(c->api)),
+		.reduce = reduce_proxies,
+		.done = shared ? keep_view : NULL,
+	};
+	rp_fanout_start(c, cb, &spec);
 }
 
 /* Give @c the shared view: at once when fresh (unless @fresh), else after
  * the fan-out in flight or a new one (invariant 1). */
-static void shared_view(struct rp_call *c, view_cb cb, int fresh)
+static void shared_view(struct rp_call *c, rp_fanout_cb cb, int fresh)
 {
 	struct rp_api *api = c->api;
 	if (!api->fleet && !(api->fleet = calloc(1, sizeof *api->fleet))) {
@@ -364,12 +279,8 @@ static void shared_view(struct rp_call *c, view_cb cb, int fresh)
 		cb(c, sh->by_node, sh->unreachable);
 		return;
 	}
-	if (sh->inflight) {
-		if (add_waiter(sh->inflight, c, cb) != 0)
-			rp_respond_error(c, RP_ERR_NOMEM, NULL, -1);
-		return;
-	}
-	start_fanout(c, cb, 1);
+	if (rp_fanout_join(c, SHARE_KEY, cb) == 0)
+		start_fanout(c, cb, 1);
 }
 
 void rp_route_proxies(struct rp_call *c)
@@ -417,6 +328,16 @@ void rp_route_rollout(struct rp_call *c, const char *rev, size_t len)
 		rp_respond_error(c, RP_ERR_INVALID,
 				 ro->revision ? "wait must be like 10s or 500ms, at most 10m"
 					      : "revision must be a positive integer",
+				 -1);
+		return;
+	}
+	char win[32];
+	int hw = rp_query_param(c->req, "window", win, sizeof win);
+	ro->window = 60000;
+	if (hw != 0 &&
+	    (hw < 0 || rp_parse_wait(win, 15 * 60 * 1000, &ro->window) != 0 || ro->window < 1000)) {
+		rp_respond_error(c, RP_ERR_INVALID,
+				 "window must be like 30s, 1m or 15m: at least 1s, at most 15m",
 				 -1);
 		return;
 	}

@@ -1,4 +1,11 @@
-/* GET /metrics: Prometheus text exposition format 0.0.4. */
+/* GET /metrics: Prometheus text exposition format 0.0.4.
+ *
+ * This server's own metrics, then the fleet's telemetry aggregates, which
+ * need every member's samples: the answer waits for one fan-out
+ * (telemetry_query.c, shared by concurrent scrapes; 1 s peer timeout).
+ * Label values of the fleet metrics come from the store's mesh only (route
+ * and cluster names; endpoint addresses of clusters of at most
+ * MAX_ENDPOINT_LABELS endpoints), so a hostile reporter cannot grow them. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,12 +17,22 @@
 #include "metrics.h"
 #include "raftplane/err.h"
 #include "subscribe.h"
+#include "telemetry.h"
+#include "telemetry_query.h"
+#include "validate.h"
 #include "transport.h"
+
+#define MAX_ENDPOINT_LABELS 16
 
 struct buf {
 	char *p;
 	size_t len, cap;
 	int oom;
+};
+
+/* A scrape waiting for the fleet (c->ctx, request pool). */
+struct metrics_call {
+	struct buf b;
 };
 
 __attribute__((format(printf, 2, 3))) static void put(struct buf *b, const char *fmt, ...)
@@ -176,6 +193,200 @@ static void conn_metrics(struct buf *b, struct rp_api *api)
 		st.guard_fallbacks);
 }
 
+/* This server's telemetry store (telemetry.c). */
+static void telemetry_metrics(struct buf *b, struct rp_api *api)
+{
+	const struct rp_tl_stats *ts = rp_telemetry_stats(api);
+	put(b, "# HELP raftplane_telemetry_reports_total POST /v1/report answers of this server, "
+	       "by result.\n# TYPE raftplane_telemetry_reports_total counter\n");
+	for (int i = 0; i < RP_TL_RESULT__N; i++)
+		put(b, "raftplane_telemetry_reports_total{result=\"%s\"} %" PRIu64 "\n",
+		    rp_tl_result_names[i], ts->reports[i]);
+	gauge(b, "raftplane_telemetry_reporters", "Node ids whose reports this server keeps.",
+	      ts->reporters);
+	gauge(b, "raftplane_telemetry_instances",
+	      "Proxy instances whose reports this server keeps.", ts->instances);
+	gauge(b, "raftplane_telemetry_samples", "Report samples this server keeps.", ts->samples);
+	gauge(b, "raftplane_telemetry_bytes",
+	      "Bytes allocated for the reports this server keeps (table included).", ts->bytes);
+	counter(b, "raftplane_telemetry_ignored_names_total",
+		"Routes, clusters and endpoints in accepted reports that the mesh does not have.",
+		ts->ignored_names);
+}
+
+static const char *const kinds[2][2] = {{"cluster", "clusters"}, {"route", "routes"}};
+static const char *const classes[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
+static const struct {
+	const char *label;
+	int idx;
+} up_errors[4] = {{"connect", RP_TV_CONNECT},
+		  {"reset", RP_TV_RESETS},
+		  {"timeout", RP_TV_TIMEOUTS},
+		  {"no_healthy", RP_TV_NO_HEALTHY}};
+
+static void fleet_counters(struct buf *b, struct rp_api *api, struct rp_tq_totals *tt)
+{
+	static const uint64_t zero[RP_TV__N];
+	put(b, "# HELP raftplane_fleet_requests_total Requests by route or cluster, every proxy "
+	       "of the fleet (sum of each instance's newest report).\n"
+	       "# TYPE raftplane_fleet_requests_total counter\n");
+	for (int k = 0; k < 2; k++) {
+		char *const *names;
+		size_t n;
+		if (rp_telemetry_mesh_names(api, k ? RP_KIND_ROUTES : RP_KIND_CLUSTERS, &names,
+					    &n) != 0)
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			const uint64_t *v = rp_tq_total(&tt[k], names[i]);
+			put(b,
+			    "raftplane_fleet_requests_total{kind=\"%s\",name=\"%s\"} %" PRIu64 "\n",
+			    kinds[k][0], names[i], (v ? v : zero)[RP_TV_REQUESTS]);
+		}
+	}
+	put(b, "# HELP raftplane_fleet_responses_total Responses by class, every proxy.\n"
+	       "# TYPE raftplane_fleet_responses_total counter\n");
+	for (int k = 0; k < 2; k++) {
+		char *const *names;
+		size_t n;
+		if (rp_telemetry_mesh_names(api, k ? RP_KIND_ROUTES : RP_KIND_CLUSTERS, &names,
+					    &n) != 0)
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			const uint64_t *v = rp_tq_total(&tt[k], names[i]);
+			for (int j = 0; j < 6; j++)
+				put(b,
+				    "raftplane_fleet_responses_total{kind=\"%s\",name=\"%s\","
+				    "class=\"%s\"} %" PRIu64 "\n",
+				    kinds[k][0], names[i], classes[j],
+				    (v ? v : zero)[RP_TV_RESP + j]);
+		}
+	}
+	put(b, "# HELP raftplane_fleet_upstream_errors_total Upstream failures by kind, every "
+	       "proxy.\n# TYPE raftplane_fleet_upstream_errors_total counter\n");
+	for (int k = 0; k < 2; k++) {
+		char *const *names;
+		size_t n;
+		if (rp_telemetry_mesh_names(api, k ? RP_KIND_ROUTES : RP_KIND_CLUSTERS, &names,
+					    &n) != 0)
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			const uint64_t *v = rp_tq_total(&tt[k], names[i]);
+			for (int j = 0; j < 4; j++)
+				put(b,
+				    "raftplane_fleet_upstream_errors_total{kind=\"%s\",name=\"%s\","
+				    "error=\"%s\"} %" PRIu64 "\n",
+				    kinds[k][0], names[i], up_errors[j].label,
+				    (v ? v : zero)[up_errors[j].idx]);
+		}
+	}
+}
+
+static void fleet_latency(struct buf *b, struct rp_api *api, struct rp_tq_totals *tt)
+{
+	static const uint64_t zero[RP_TV__N];
+	put(b, "# HELP raftplane_fleet_latency_seconds Latency of requests by route or cluster, "
+	       "every proxy (the proxies' fixed buckets).\n"
+	       "# TYPE raftplane_fleet_latency_seconds histogram\n");
+	for (int k = 0; k < 2; k++) {
+		char *const *names;
+		size_t n;
+		if (rp_telemetry_mesh_names(api, k ? RP_KIND_ROUTES : RP_KIND_CLUSTERS, &names,
+					    &n) != 0)
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			const uint64_t *v = rp_tq_total(&tt[k], names[i]);
+			v = v ? v : zero;
+			uint64_t cum = 0;
+			for (int j = 0; j < RP_TL_LAT_BOUNDS; j++) {
+				cum += v[RP_TV_LAT + j];
+				put(b,
+				    "raftplane_fleet_latency_seconds_bucket{kind=\"%s\",name=\"%"
+				    "s\","
+				    "le=\"%g\"} %" PRIu64 "\n",
+				    kinds[k][0], names[i], (double)rp_tl_lat_bounds_us[j] / 1e6,
+				    cum);
+			}
+			cum += v[RP_TV_LAT + RP_TL_LAT_BOUNDS];
+			put(b,
+			    "raftplane_fleet_latency_seconds_bucket{kind=\"%s\",name=\"%s\","
+			    "le=\"+Inf\"} %" PRIu64 "\n"
+			    "raftplane_fleet_latency_seconds_sum{kind=\"%s\",name=\"%s\"} %.6f\n"
+			    "raftplane_fleet_latency_seconds_count{kind=\"%s\",name=\"%s\"} "
+			    "%" PRIu64 "\n",
+			    kinds[k][0], names[i], cum, kinds[k][0], names[i],
+			    (double)v[RP_TV_LAT_SUM] / 1e6, kinds[k][0], names[i], cum);
+		}
+	}
+}
+
+static void fleet_endpoints(struct buf *b, struct rp_call *c, json_t *merged)
+{
+	static const char *const states[3] = {"healthy", "unhealthy", "ejected"};
+	char *const *names;
+	size_t n;
+	if (rp_telemetry_mesh_names(c->api, RP_KIND_CLUSTERS, &names, &n) != 0)
+		return;
+	json_t *index = rp_tq_endpoint_index(c, merged, rp_wall_ms());
+	put(b, "# HELP raftplane_fleet_endpoint_proxies Proxies (reported within 3 intervals) "
+	       "that see an endpoint in a state; clusters of at most 16 endpoints.\n"
+	       "# TYPE raftplane_fleet_endpoint_proxies gauge\n");
+	for (size_t i = 0; i < n; i++) {
+		json_t *eps = rp_telemetry_cluster_endpoints(c->api, names[i]), *a;
+		size_t j;
+		if (json_array_size(eps) <= MAX_ENDPOINT_LABELS)
+			json_array_foreach(eps, j, a)
+			{
+				char key[512];
+				snprintf(key, sizeof key, "%s %s", names[i], json_string_value(a));
+				json_t *cnt = json_object_get(index, key);
+				for (int s = 0; s < 3; s++)
+					put(b,
+					    "raftplane_fleet_endpoint_proxies{cluster=\"%s\","
+					    "address=\"%s\",state=\"%s\"} %" JSON_INTEGER_FORMAT
+					    "\n",
+					    names[i], json_string_value(a), states[s],
+					    json_integer_value(json_array_get(cnt, (size_t)s)));
+			}
+		json_decref(eps);
+	}
+	json_decref(index);
+}
+
+static void finish(struct rp_call *c, struct buf *b)
+{
+	if (b->oom)
+		rp_respond_error(c, RP_ERR_NOMEM, NULL, -1);
+	else
+		rp_respond_raw(c, 200, "text/plain; version=0.0.4", b->p, b->len, 0);
+	free(b->p);
+	b->p = NULL;
+}
+
+static void on_fleet(struct rp_call *c, json_t *merged, json_t *unreachable)
+{
+	struct metrics_call *m = c->ctx;
+	struct rp_tq_totals tt[2] = {{0}};
+	gauge(&m->b, "raftplane_fleet_unreachable_members",
+	      "Members that did not answer this scrape's telemetry fan-out.",
+	      json_array_size(unreachable));
+	if (rp_tq_totals(merged, "clusters", &tt[0]) == 0 &&
+	    rp_tq_totals(merged, "routes", &tt[1]) == 0) {
+		fleet_counters(&m->b, c->api, tt);
+		fleet_latency(&m->b, c->api, tt);
+		fleet_endpoints(&m->b, c, merged);
+	} else {
+		m->b.oom = 1;
+	}
+	rp_tq_totals_release(&tt[0]);
+	rp_tq_totals_release(&tt[1]);
+	finish(c, &m->b);
+}
+
+static void on_metrics_dispose(void *p)
+{
+	free(((struct metrics_call *)p)->b.p);
+}
+
 void rp_route_metrics(struct rp_call *c)
 {
 	struct rp_api *api = c->api;
@@ -243,11 +454,9 @@ void rp_route_metrics(struct rp_call *c)
 				    "raftplane_http_requests_total{route=\"%s\",status=\"%d\"} "
 				    "%" PRIu64 "\n",
 				    rp_route_names[rt], s, api->requests[rt][s]);
-	if (b.oom) {
-		free(b.p);
-		rp_respond_error(c, RP_ERR_NOMEM, NULL, -1);
-		return;
-	}
-	rp_respond_raw(c, 200, "text/plain; version=0.0.4", b.p, b.len, 0);
-	free(b.p);
+	telemetry_metrics(&b, api);
+	struct metrics_call *m = rp_call_alloc(c, sizeof *m, on_metrics_dispose);
+	m->b = b; /* freed by finish, or when the request goes */
+	c->ctx = m;
+	rp_tq_fleet_newest(c, on_fleet);
 }

@@ -40,6 +40,8 @@
 #include "raftplane/limits.h"
 #include "route.h"
 #include "subscribe.h"
+#include "telemetry.h"
+#include "telemetry_query.h"
 #include "tokens.h"
 #include "txn.h"
 #include "watch.h"
@@ -170,6 +172,32 @@ static void h_token(struct rp_call *c, const struct route_args *a)
 {
 	rp_route_token(c, a->method, a->param, a->param_len);
 }
+static void h_report(struct rp_call *c, const struct route_args *a)
+{
+	(void)a;
+	rp_route_report(c);
+}
+static void h_tl_points(struct rp_call *c, const struct route_args *a)
+{
+	(void)a;
+	rp_route_telemetry_points(c);
+}
+static void h_tl_clusters(struct rp_call *c, const struct route_args *a)
+{
+	rp_route_telemetry(c, RP_TQ_CLUSTERS, a->param, a->param_len);
+}
+static void h_tl_routes(struct rp_call *c, const struct route_args *a)
+{
+	rp_route_telemetry(c, RP_TQ_ROUTES, a->param, a->param_len);
+}
+static void h_tl_proxy(struct rp_call *c, const struct route_args *a)
+{
+	rp_route_telemetry(c, RP_TQ_PROXY, a->param, a->param_len);
+}
+static void h_health(struct rp_call *c, const struct route_args *a)
+{
+	rp_route_telemetry(c, RP_TQ_HEALTH, a->param, a->param_len);
+}
 static void h_history(struct rp_call *c, const struct route_args *a)
 {
 	(void)a;
@@ -193,6 +221,7 @@ static const struct route table[] = {
 	{{"v1", "members", "*", "leadership", NULL}, M_POST,            NO_METHOD, ADMIN,     RP_ROUTE_LEADERSHIP, -1, h_leadership},
 	{{"v1", "kv", NULL},                       R,                   READ,      NO_METHOD, RP_ROUTE_KV_LIST, RP_KIND_KV, h_kv_list},
 	{{"v1", "kv", "**", NULL},                 R | M_PUT | M_DELETE, READ,     WRITE,     RP_ROUTE_KV, RP_KIND_KV, h_kv},
+	{{"v1", "clusters", "*", "health", NULL},  R,                   READ,      NO_METHOD, RP_ROUTE_HEALTH, -1, h_health},
 	ITEM("clusters", RP_KIND_CLUSTERS),
 	ITEM("routes", RP_KIND_ROUTES),
 	ITEM("listeners", RP_KIND_LISTENERS),
@@ -200,6 +229,14 @@ static const struct route table[] = {
 	{{"v1", "watch", NULL},                    R,                   READ,      NO_METHOD, RP_ROUTE_WATCH, -1, h_watch},
 	/* proxies: authenticated by their certificate (subscribe.c), not by tokens */
 	{{"v1", "subscribe", NULL},                M_POST,              NO_METHOD, OPEN,      RP_ROUTE_SUBSCRIBE, -1, h_subscribe},
+	{{"v1", "report", NULL},                   M_POST,              NO_METHOD, OPEN,      RP_ROUTE_REPORT, -1, h_report},
+	/* telemetry reads; points: the members' local query (a read, POSTed) */
+	{{"v1", "telemetry", "points", NULL},      M_POST,              NO_METHOD, READ,      RP_ROUTE_TELEMETRY, -1, h_tl_points},
+	{{"v1", "telemetry", "clusters", NULL},    R,                   READ,      NO_METHOD, RP_ROUTE_TELEMETRY, -1, h_tl_clusters},
+	{{"v1", "telemetry", "clusters", "*", NULL}, R,                 READ,      NO_METHOD, RP_ROUTE_TELEMETRY, -1, h_tl_clusters},
+	{{"v1", "telemetry", "routes", NULL},      R,                   READ,      NO_METHOD, RP_ROUTE_TELEMETRY, -1, h_tl_routes},
+	{{"v1", "telemetry", "routes", "*", NULL}, R,                   READ,      NO_METHOD, RP_ROUTE_TELEMETRY, -1, h_tl_routes},
+	{{"v1", "telemetry", "proxies", "*", NULL}, R,                  READ,      NO_METHOD, RP_ROUTE_TELEMETRY, -1, h_tl_proxy},
 	{{"v1", "proxies", NULL},                  R,                   READ,      NO_METHOD, RP_ROUTE_PROXIES, -1, h_proxies},
 	{{"v1", "rollouts", "*", NULL},            R,                   READ,      NO_METHOD, RP_ROUTE_ROLLOUTS, -1, h_rollout},
 	{{"v1", "tokens", NULL},                   R | M_POST,          ADMIN,     ADMIN,     RP_ROUTE_TOKENS, -1, h_tokens},

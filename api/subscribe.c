@@ -97,7 +97,8 @@ struct rp_sub_node {
 	int has_nack, has_acked, has_sent;
 	uint64_t sent_seq, nack_seq;      /* api->sub_seq when recorded */
 	uint64_t acked_at_ms, nack_at_ms; /* wall clock, for the merge */
-	int ack_backed; /* the acked version was sent by this server after any NACK */
+	uint64_t acked_since_ms; /* wall clock of the first ACK of acked_version (rollouts) */
+	int ack_backed;          /* the acked version was sent by this server after any NACK */
 	char nack_error[MAX_NACK_ERROR + 1]; /* valid UTF-8 (checked on input) */
 	char cluster_id[33];                 /* what the proxy's versions refer to */
 	int foreign;                         /* ... another cluster's */
@@ -209,6 +210,17 @@ static int refresh_node(struct rp_api *api, struct rp_sub_node *n, struct rp_mes
 
 /* ---- answers ------------------------------------------------------------ */
 
+/* Every 200 and 304 tells the proxy how often to report (telemetry.c sets
+ * the default into the options). */
+static void add_interval_header(struct rp_call *c)
+{
+	char buf[16];
+	int n = snprintf(buf, sizeof buf, "%u", c->api->opts.report_interval_ms);
+	h2o_iovec_t v = h2o_strdup(&c->req->pool, buf, (size_t)n);
+	h2o_add_header_by_str(&c->req->pool, &c->req->res.headers,
+			      H2O_STRLIT("x-raftplane-report-interval-ms"), 0, NULL, v.base, v.len);
+}
+
 static void on_sbuf_dispose(void *p)
 {
 	sbuf_unref(*(struct sbuf **)p);
@@ -232,6 +244,7 @@ static void send_snapshot(struct rp_call *c)
 		       H2O_STRLIT("application/x-protobuf"));
 	h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-raftplane-version"), 0,
 			      NULL, v.base, v.len);
+	add_interval_header(c);
 	req->res.content_length = n->buf->len;
 	static h2o_generator_t generator = {NULL, NULL};
 	h2o_iovec_t body = h2o_iovec_init(n->buf->data, n->buf->len);
@@ -309,6 +322,8 @@ static void record_ack(struct rp_sub_node *n, uint64_t a)
 		return;  /* an older attempt's ACK: the NACK stands, nothing recorded */
 	if (n->has_nack) /* a > nack_version, or the re-sent version applied */
 		n->has_nack = 0;
+	if (!n->has_acked || n->acked_version != a)
+		n->acked_since_ms = wall_ms();
 	n->acked_version = a;
 	n->has_acked = 1;
 	n->ack_backed = backed;
@@ -414,6 +429,8 @@ static void on_sub_timer(struct rp_call *c)
 		return;
 	}
 	rp_call_unpark(c);
+	if (c->req && !c->responded)
+		add_interval_header(c);
 	rp_respond_raw(c, 304, "application/x-protobuf", "", 0, 0);
 }
 
@@ -561,8 +578,9 @@ static void refused(struct rp_call *c, enum rp_sub_refuse why, const char *what)
 	suppressed = 0;
 }
 
-/* A connection without a client certificate may not subscribe: 401. */
-static int check_has_identity(struct rp_call *c)
+/* A connection without a client certificate may not subscribe (nor
+ * report, telemetry.c): 401. */
+int rp_subscribe_check_cert(struct rp_call *c)
 {
 	const struct rp_api_tls *t = c->api->opts.tls;
 	if (!t || !t->api)
@@ -578,8 +596,9 @@ static int check_has_identity(struct rp_call *c)
 	return RP_ERR_UNAUTHENTICATED;
 }
 
-/* The certificate must name the node subscribed for: 403 otherwise. */
-static int check_node_identity(struct rp_call *c, const char *node_id, char *msg, size_t msglen)
+/* The certificate must name the node subscribed (or reported) for: 403
+ * otherwise. */
+int rp_subscribe_check_node(struct rp_call *c, const char *node_id, char *msg, size_t msglen)
 {
 	const struct rp_api_tls *t = c->api->opts.tls;
 	if (!t || !t->api)
@@ -603,7 +622,7 @@ static int parse_request(struct rp_call *c, char *msg, size_t msglen)
 	int rv = decode_request(c->req->entity, &r, msg, msglen);
 	if (rv != RP_OK)
 		return rv;
-	if ((rv = check_node_identity(c, r->node_id, msg, msglen)) != RP_OK) {
+	if ((rv = rp_subscribe_check_node(c, r->node_id, msg, msglen)) != RP_OK) {
 		raftplane__subscribe_request__free_unpacked(r, NULL);
 		return rv;
 	}
@@ -626,7 +645,7 @@ void rp_route_subscribe(struct rp_call *c)
 		rp_respond_error(c, RP_ERR_METHOD, "use POST", -1);
 		return;
 	}
-	if (check_has_identity(c) != RP_OK)
+	if (rp_subscribe_check_cert(c) != RP_OK)
 		return;
 	int rv = parse_request(c, msg, sizeof msg);
 	if (rv != RP_OK) {
@@ -660,6 +679,7 @@ static json_t *entry_json(struct rp_sub_node *n, const char *http, struct rp_mes
 	if (!e) /* never hide a proxy: every string above is checked, but be safe */
 		e = json_pack("{s:s,s:s}", "node_id", n->id, "server", http);
 	json_object_set_new(e, "acked_at", rp_json_u64((uint64_t)n->acked_at_ms));
+	json_object_set_new(e, "acked_since", rp_json_u64((uint64_t)n->acked_since_ms));
 	json_object_set_new(e, "ack_backed", json_boolean(n->ack_backed));
 	json_object_set_new(e, "cluster_id",
 			    n->cluster_id[0] ? json_string(n->cluster_id) : json_null());

@@ -50,6 +50,11 @@ static const char usage[] =
 	"  --max-subscribers N       proxy polls parked at once; more get 503 (default 20000)\n"
 	"  --max-subscriptions-per-node N  parked polls of one node id; more get 429\n"
 	"                            (default 4); 0: unlimited\n"
+	"  --report-interval-ms N    how often proxies report telemetry (sent to them on every\n"
+	"                            subscription answer; 100..600000, default 10000)\n"
+	"  --max-reporters N         reporting node ids kept by this server; more get 503\n"
+	"                            (default 100000)\n"
+	"  --telemetry-retention-ms N  for tests: keep telemetry N ms instead of 15 minutes\n"
 	"  --max-conns-per-ip N      API connections from one address (IPv6: one /64), loopback\n"
 	"                            included; more are closed at accept (default 256); members'\n"
 	"                            addresses may exceed it; 0: unlimited\n"
@@ -220,7 +225,10 @@ static void parse_args(int argc, char **argv, struct options *o)
 					 .max_conns_per_ip = 256,
 					 .max_header_bytes = 16384,
 					 .max_headers = 64,
-					 .max_writes_per_token = 1000};
+					 .max_writes_per_token = 1000,
+					 .report_interval_ms = 10000,
+					 .max_reporters = 100000,
+					 .telemetry_retention_ms = 15 * 60 * 1000};
 	int max_conns_given = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -273,6 +281,14 @@ static void parse_args(int argc, char **argv, struct options *o)
 		} else if (!strcmp(a, "--install-snapshot-timeout-ms")) {
 			o->node.install_snapshot_timeout_ms = parse_uint(a, need(argc, argv, &i),
 									 100, 600000);
+		} else if (!strcmp(a, "--report-interval-ms")) {
+			o->api.report_interval_ms = parse_uint(a, need(argc, argv, &i), 100,
+							       600000);
+		} else if (!strcmp(a, "--max-reporters")) {
+			o->api.max_reporters = parse_uint(a, need(argc, argv, &i), 1, 10000000);
+		} else if (!strcmp(a, "--telemetry-retention-ms")) {
+			o->api.telemetry_retention_ms = parse_uint(a, need(argc, argv, &i), 1000,
+								   15 * 60 * 1000);
 		} else if (!strcmp(a, "--max-subscribers")) {
 			o->api.max_subscribers = parse_uint(a, need(argc, argv, &i), 1, 1000000);
 		} else if (!strcmp(a, "--max-subscriptions-per-node")) {

@@ -57,7 +57,9 @@ def route_table():
     return out
 
 
-PARAM = {("members", "*"): "99", ("rollouts", "*"): "1", ("tokens", "*"): "nosuch"}
+PARAM = {("members", "*"): "99", ("rollouts", "*"): "1", ("tokens", "*"): "nosuch",
+         ("clusters", "*"): "matrix-cluster", ("routes", "*"): "matrix-route",
+         ("proxies", "*"): "matrix-node"}
 
 
 def concrete(segs):
