@@ -102,6 +102,7 @@ struct tl_instance {
 	struct tl_instance *next;
 	uint64_t id;
 	uint64_t last;           /* wall ms of the last accepted report */
+	uint64_t started;        /* wall ms it started: min(receipt - uptime_ms) */
 	struct tl_sample **ring; /* oldest first */
 	size_t n, cap;
 };
@@ -777,6 +778,9 @@ static void take_report(struct rp_call *c, Raftplane__Report *r)
 	if (push_sample(tl, in, s, interval) != 0)
 		goto nomem;
 	in->last = now;
+	uint64_t started = now > r->uptime_ms ? now - r->uptime_ms : 1;
+	if (!in->started || started < in->started)
+		in->started = started;
 	rep->last_accept = mono;
 	tl->st.ignored_names += ignored;
 	accepted(c, RP_TL_ACCEPTED, ignored);
@@ -913,8 +917,9 @@ static json_t *instance_json(const struct tl_reporter *r, const struct tl_instan
 	if (json_is_array(more))
 		add_points(in, q, points, samples, used, more, NULL, 0);
 	free(used);
-	json_t *o = json_pack("{s:s,s:s,s:o,s:o,s:o,s:o}", "node_id", r->node_id, "instance", id,
-			      "last", rp_json_u64(in->last), "first", sample_json(in->ring[0], q),
+	json_t *o = json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o}", "node_id", r->node_id, "instance",
+			      id, "last", rp_json_u64(in->last), "started",
+			      rp_json_u64(in->started), "first", sample_json(in->ring[0], q),
 			      "points", points, "samples", samples);
 	if (o && q->endpoints)
 		json_object_set_new(o, "endpoints",

@@ -11,9 +11,12 @@
  *    series, and nothing is counted twice (counters are cumulative).
  * 2. The delta of a window [now - W, now] is merged(now) - merged(now - W);
  *    with no sample at or before the start anywhere, the base is zero when
- *    the instance's earliest known sample is its seq 1 (it started within
- *    the window), else that earliest sample. A negative difference (only a
- *    lying proxy across servers can make one) counts as 0.
+ *    the instance started within the window (receipt time - uptime, the
+ *    earliest any member saw) or its earliest known sample is its seq 1,
+ *    else that earliest sample. So an instance whose server died (its
+ *    samples with it) is still counted whole from the next report on
+ *    another server. A negative difference (only a lying proxy across
+ *    servers can make one) counts as 0.
  * 3. Percentiles come from the sum of the instances' bucket deltas (never
  *    an average of percentiles), interpolated linearly inside the bucket
  *    the rank falls in; the +Inf bucket reports its lower bound.
@@ -146,6 +149,10 @@ static void merge_entry(json_t *m, json_t *e)
 	    (!json_is_object(mf) ||
 	     ju64(json_object_get(first, "seq")) < ju64(json_object_get(mf, "seq"))))
 		json_object_set(m, "first", first);
+	uint64_t st = ju64(json_object_get(e, "started")),
+		 mst = ju64(json_object_get(m, "started"));
+	if (st && (!mst || st < mst))
+		json_object_set(m, "started", json_object_get(e, "started"));
 	if (ju64(json_object_get(e, "last")) >= ju64(json_object_get(m, "last"))) {
 		json_object_set(m, "last", json_object_get(e, "last"));
 		json_t *eps = json_object_get(e, "endpoints");
@@ -201,10 +208,11 @@ static json_t *point(json_t *inst, size_t p)
 }
 
 /* Add to @sum the delta of item @name of @kind ("routes"/"clusters") of
- * instance @inst between points @p_start and @p_end; @fresh_after: the
- * gauge counts when the end sample is that recent (wall ms). */
+ * instance @inst between points @p_start (at wall ms @start_t) and @p_end;
+ * @fresh_after: the gauge counts when the end sample is that recent (wall
+ * ms). */
 static void add_delta(struct tq_sum *sum, json_t *inst, const char *kind, const char *name,
-		      size_t p_start, size_t p_end, uint64_t fresh_after)
+		      size_t p_start, uint64_t start_t, size_t p_end, uint64_t fresh_after)
 {
 	json_t *end = point(inst, p_end), *start = point(inst, p_start);
 	json_t *ev = end ? json_object_get(json_object_get(end, kind), name) : NULL;
@@ -213,7 +221,8 @@ static void add_delta(struct tq_sum *sum, json_t *inst, const char *kind, const 
 	uint64_t e[RP_TV__N], s[RP_TV__N] = {0};
 	vec_read(ev, e);
 	json_t *base = start;
-	if (!base) {
+	uint64_t started = ju64(json_object_get(inst, "started"));
+	if (!base && !(started && started >= start_t)) {
 		json_t *first = json_object_get(inst, "first");
 		base = json_is_object(first) && ju64(json_object_get(first, "seq")) != 1 ? first
 											 : NULL;
@@ -292,7 +301,7 @@ static json_t *item_json(struct rp_call *c, json_t *merged, const char *kind, co
 		if (only_node && strcmp(node, only_node) != 0)
 			continue;
 		struct tq_sum one = {0};
-		add_delta(&one, inst, kind, name, 1, 0, fresh);
+		add_delta(&one, inst, kind, name, 1, q->now - q->window, 0, fresh);
 		if (!one.seen)
 			continue;
 		for (int k = 0; k < RP_TV__N; k++)
@@ -766,13 +775,14 @@ static void on_rollout_dispose(void *p)
 	json_decref(r->acked);
 }
 
-/* Every route of instance @inst between its points @a and @b into @sum. */
-static void add_all_routes(struct tq_sum *sum, json_t *inst, size_t a, size_t b)
+/* Every route of instance @inst between its points @a (at wall ms @a_t)
+ * and @b into @sum. */
+static void add_all_routes(struct tq_sum *sum, json_t *inst, size_t a, uint64_t a_t, size_t b)
 {
 	json_t *end = point(inst, b), *v;
 	const char *name;
 	json_object_foreach(json_object_get(end, "routes"), name, v)
-		add_delta(sum, inst, "routes", name, a, b, UINT64_MAX);
+		add_delta(sum, inst, "routes", name, a, a_t, b, UINT64_MAX);
 }
 
 static json_t *phase_json(const struct tq_sum *s)
@@ -802,11 +812,12 @@ static void answer_rollout_tl(struct rp_call *c, json_t *merged, json_t *unreach
 		const char *node = json_string_value(json_object_get(inst, "node_id"));
 		if (!json_object_get(r->acked, node))
 			continue;
-		add_all_routes(&before, inst, 0, 1);
+		uint64_t ack = ju64(json_object_get(r->acked, node));
+		add_all_routes(&before, inst, 0, ack > r->window ? ack - r->window : 0, 1);
 		json_t *first = point(inst, 2), *end = point(inst, 3);
 		if (first && end &&
 		    ju64(json_object_get(first, "seq")) <= ju64(json_object_get(end, "seq")))
-			add_all_routes(&after, inst, 2, 3);
+			add_all_routes(&after, inst, 2, ack, 3);
 		if (point(inst, 1) || point(inst, 3))
 			json_object_set_new(seen, node, json_true());
 	}

@@ -407,6 +407,10 @@ static void close_walk(uv_handle_t *h, void *arg)
 		uv_close(h, NULL);
 }
 
+#define FINAL_REPORT_MS 1000 /* the last report at shutdown waits at most this */
+
+static void finish_stop(void *arg);
+
 static void on_signal(uv_signal_t *s, int signum)
 {
 	struct rp_proxy *p = s->data;
@@ -419,11 +423,24 @@ static void on_signal(uv_signal_t *s, int signum)
 	p->stopping = 1;
 	uv_mutex_unlock(&p->publish_lock);
 	if (p->reporter)
-		rp_reporter_close(p->reporter);
+		uv_timer_stop(&p->reporter->timer); /* no periodic report while draining */
 	rp_sub_close(&p->sub);
 	drop_retry(p);
 	rp_admin_close(&A);
 	rp_workers_stop(p);
+	/* every request finished: one last report of the final counters, so a
+	 * restart loses none of them (docs/telemetry.md) */
+	if (p->reporter)
+		rp_reporter_flush(p->reporter, FINAL_REPORT_MS, finish_stop, p);
+	else
+		finish_stop(p);
+}
+
+static void finish_stop(void *arg)
+{
+	struct rp_proxy *p = arg;
+	if (p->reporter)
+		rp_reporter_close(p->reporter);
 	/* every worker is joined: free the generations nobody holds any more */
 	if (p->published) {
 		p->published->next_retired = p->retired;

@@ -219,7 +219,30 @@ static unsigned retry_after_s(const char *v)
 	return (unsigned)n;
 }
 
+static void answered(void *arg, int err, const struct rp_http_response *res);
+
+/* The final report was answered: tell rp_reporter_flush()'s caller from a
+ * timer, not from inside the HTTP client's callback (the caller closes
+ * every handle, the client's connection among them, which the client
+ * itself closes right after this callback). */
+static void on_flushed(uv_timer_t *t)
+{
+	struct rp_reporter *r = t->data;
+	void (*done)(void *) = r->flushed;
+	r->flushed = NULL;
+	if (done)
+		done(r->flushed_arg);
+}
+
 static void on_answer(void *arg, int err, const struct rp_http_response *res)
+{
+	struct rp_reporter *r = arg;
+	answered(arg, err, res);
+	if (r->flushed)
+		uv_timer_start(&r->timer, on_flushed, 0, 0);
+}
+
+static void answered(void *arg, int err, const struct rp_http_response *res)
 {
 	struct rp_reporter *r = arg;
 	r->req = NULL;
@@ -339,6 +362,29 @@ void rp_reporter_init(struct rp_reporter *r, uv_loop_t *loop, struct rp_sub_clie
 	r->timer.data = r;
 	rp_sub_on_interval(sub, on_interval, r);
 	on_interval(sub, r);
+}
+
+void rp_reporter_flush(struct rp_reporter *r, unsigned timeout_ms, void (*done)(void *arg),
+		       void *arg)
+{
+	const char *server = rp_sub_server(r->sub);
+	if (r->stopped || r->interval_ms == 0 || !server[0] ||
+	    (uv_now(r->loop) < r->blocked_until && strcmp(server, r->blocked_server) == 0)) {
+		done(arg);
+		return;
+	}
+	uv_timer_stop(&r->timer);
+	if (r->req) {
+		rp_http_cancel(r->req);
+		r->req = NULL;
+	}
+	r->flushed = done;
+	r->flushed_arg = arg;
+	send_report(r, timeout_ms);
+	if (!r->req && r->flushed) { /* nothing went out */
+		r->flushed = NULL;
+		done(arg);
+	}
 }
 
 void rp_reporter_close(struct rp_reporter *r)

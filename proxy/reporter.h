@@ -122,6 +122,8 @@ struct rp_reporter {
 	char logged[256]; /* the last failure logged ("" after a success) */
 	int quiet;        /* no log lines (many simulated reporters) */
 	int stopped;
+	void (*flushed)(void *arg); /* rp_reporter_flush() waits for its report */
+	void *flushed_arg;
 };
 
 /**
@@ -130,6 +132,16 @@ struct rp_reporter {
  */
 void rp_reporter_init(struct rp_reporter *r, uv_loop_t *loop, struct rp_sub_client *sub,
 		      rp_report_build_cb build, void *data);
+
+/**
+ * One last report of the final counters (at shutdown, once traffic has
+ * drained), so that a restart loses nothing: cancels a report in flight,
+ * sends one with a timeout of @timeout_ms and calls @done(@arg) when it
+ * was answered or failed — at once when this process is not reporting
+ * (no interval, or throttled by that server). Then rp_reporter_close().
+ */
+void rp_reporter_flush(struct rp_reporter *r, unsigned timeout_ms, void (*done)(void *arg),
+		       void *arg);
 
 /** Stop: cancel a report in flight; the timer closes asynchronously (@r
  *  must stay allocated until the loop has run once more). */

@@ -142,9 +142,10 @@ def test_backend_health():
         p1, p2 = env.proxy("edge-1"), env.proxy("edge-2")
         hc = {"path": "/healthz", "interval_ms": 100, "timeout_ms": 100,
               "unhealthy_threshold": 2, "healthy_threshold": 2}
-        addr, v = setup_route(env, ["*"], [a, b], health_check=hc)
-        p1.wait_version(v)
-        p2.wait_version(v)
+        env.cluster_of("c", [a, b], health_check=hc)
+        for i, px in enumerate((p1, p2)):  # a listener (own port) per proxy
+            env.listener("l%d" % i, pick_ports(1)[0], nodes=[px.node_id])
+            px.wait_version(env.route("r%d" % i, "l%d" % i, "c"))
         node = env.cluster.running()[0]
         wait_until(lambda: health_of(env, node, "c").get(b.addr, {}).get("healthy") == 2, 10,
                    what="B healthy for both proxies")
@@ -179,11 +180,11 @@ def test_exact_counts():
         env.cluster_of("only2", [b])
         env.listener("l1", port1, nodes=["edge-1"])
         env.listener("l2", port2, nodes=["edge-2"])
-        env.route("r1", "l1", "shared")
+        v1 = env.route("r1", "l1", "shared")
         env.route("r2", "l2", "shared", prefix="/s")
-        v = env.route("r3", "l2", "only2", prefix="/o")
-        p1.wait_version(v)
-        p2.wait_version(v)
+        v2 = env.route("r3", "l2", "only2", prefix="/o")
+        p1.wait_version(v1)
+        p2.wait_version(v2)
         a1, a2 = "127.0.0.1:%d" % port1, "127.0.0.1:%d" % port2
         sent = {"shared": 0, "only2": 0}
 
@@ -195,20 +196,23 @@ def test_exact_counts():
         load(a1, 300, "/", "shared")
         load(a2, 200, "/s", "shared")
         load(a2, 120, "/o", "only2")
-        # a restart of edge-1: a new instance, counting from zero
-        p1.stop()
-        p1.start()
-        p1.wait_ready()
-        load(a1, 100, "/", "shared")
-        # edge-2's server dies: it fails over and keeps one series
+        # edge-2's server dies (SIGKILL: its soft state with it): edge-2
+        # fails over, reports its cumulative counters to another server and
+        # keeps one series (edge-1 too, if it was attached there)
         r = env.api("GET", "/v1/proxies")
         srv = [x["server"] for x in r.json()["proxies"] if x["node_id"] == "edge-2"][0]
         victim = [n for n in env.cluster.running() if n.http == srv][0]
-        time.sleep(2 * INTERVAL_MS / 1000.0)  # its last report reached that server
         env.cluster.kill(victim.id)
         log("killed %r, the server of edge-2" % victim)
         load(a2, 150, "/s", "shared")
         load(a2, 80, "/o", "only2")
+        # a restart of edge-1 right after its traffic: the old instance's
+        # last counters go out in its final report at SIGTERM, the new one
+        # counts from zero
+        p1.stop()
+        p1.start()
+        p1.wait_ready()
+        load(a1, 100, "/", "shared")
         live = env.cluster.running()
 
         def settled():
