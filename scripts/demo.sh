@@ -4,7 +4,9 @@
 # the leader and show the cluster keeps serving; then start two demo
 # backends and a raftplane-proxy, send traffic through the proxy, shift the
 # route from one backend to the other through the REST API and show the
-# traffic follow; then the same secured: a CA and certificates made with
+# traffic follow; break a backend with a change and watch the control
+# plane see it (telemetry: error rate before and after the rollout,
+# endpoint health); then the same secured: a CA and certificates made with
 # openssl, three servers with TLS and a bootstrap token, a write token, a
 # proxy with mutual TLS, an impostor proxy refused, the audit trail. Cleans
 # up on exit.
@@ -36,7 +38,8 @@ done
 start() {
   local i=$1
   "$bin" --id "$i" --data-dir "$dir/n$i" --raft "127.0.0.1:$((base + i))" \
-    --http "127.0.0.1:$((base + 100 + i))" --bootstrap "$peers" 2>>"$dir/n$i.log" &
+    --http "127.0.0.1:$((base + 100 + i))" --bootstrap "$peers" --report-interval-ms 1000 \
+    2>>"$dir/n$i.log" &
   pids[$i]=$!
 }
 api() { curl -sS --max-time 10 "$@"; echo; }
@@ -125,6 +128,44 @@ through 4
 echo "== the proxy's view (GET /config_dump, abridged) and its counters"
 curl -s "127.0.0.1:$admin/config_dump" | sed 's/"listeners".*//' ; echo
 curl -s "127.0.0.1:$admin/metrics" | grep -E '^raftplane_proxy_(snapshot_version|control_plane_connected|route_requests_total|config_updates_total)'
+
+# ---- telemetry: the proxies report, the control plane sees the traffic ----
+echo "== telemetry: the proxy reports its traffic to its server every second (--report-interval-ms 1000)"
+load() { # $1 seconds of traffic, 20 requests/s, in the background
+  local end=$((SECONDS + $1))
+  while [ $SECONDS -lt $end ]; do curl -s -o /dev/null --max-time 2 "$proxy/api/hello"; sleep 0.05; done
+}
+load 9 & loadpid=$!
+pids+=($loadpid)
+sleep 3
+echo "== a bad change: api-v1 now answers 500 (a broken build), and the route moves back to it"
+curl -s "127.0.0.1:$backend_a/_control/status/500" >/dev/null
+out=$(curl -sS --max-time 10 -X PUT "$(http 2)/v1/routes/api" \
+  -d '{"listener":"edge","priority":100,"match":{"prefix":"/api"},"cluster":"api"}')
+rev2=$(echo "$out" | sed -n 's/.*"version":\([0-9]*\).*/\1/p')
+curl -sS --max-time 10 "$(http 1)/v1/rollouts/$rev2?wait=5s" >/dev/null
+wait "$loadpid" 2>/dev/null || true
+sleep 2
+echo "== GET /v1/rollouts/$rev2?window=3s: the error rate of the proxies that applied it, before and after"
+curl -s "$(http 3)/v1/rollouts/$rev2?window=3s" | python3 -c 'import json,sys
+t = json.load(sys.stdin)["telemetry"]
+for k in ("before", "after"):
+    p = t[k]; r = p["error_rate"]
+    print("   %-6s %4d requests, error rate %s, p99 %s ms" % (k, p["requests"],
+          "n/a" if r is None else "%.0f%%" % (100 * r), p["p99_ms"]))'
+echo "== GET /v1/telemetry/routes/api?window=1m (any server answers for the whole fleet)"
+curl -s "$(http 1)/v1/telemetry/routes/api?window=1m" | python3 -c 'import json,sys
+r = json.load(sys.stdin)
+print("   %d requests, %.1f/s, error rate %.0f%%, p50 %s ms, p99 %s ms, responses %s" % (
+      r["requests"], r["rate"], 100 * (r["error_rate"] or 0), r["latency_ms"]["p50"],
+      r["latency_ms"]["p99"], r["responses"]))'
+echo "== api-v1 fixed; the route's error rate over the last 5 s falls back"
+curl -s "127.0.0.1:$backend_a/_control/status/200" >/dev/null
+load 3
+sleep 2
+curl -s "$(http 2)/v1/telemetry/routes/api?window=5s" | python3 -c 'import json,sys
+r = json.load(sys.stdin)
+print("   %d requests, error rate %.0f%%" % (r["requests"], 100 * (r["error_rate"] or 0)))'
 
 # ---- the same, secured: TLS everywhere, mutual TLS for the proxy, tokens ----
 sbase=$((base + 500))
