@@ -590,8 +590,12 @@ int rp_subscribe_check_cert(struct rp_call *c)
 		return RP_OK;
 	refused(c, RP_SUB_REFUSE_NO_CERT, "no client certificate");
 	rp_respond_error(c, RP_ERR_UNAUTHENTICATED,
-			 "subscribing needs a client certificate naming the node "
-			 "(spiffe://TRUST-DOMAIN/node/NODE-ID)",
+			 strncmp(c->req->path_normalized.base, "/v1/report",
+				 c->req->path_normalized.len) == 0
+				 ? "reporting needs a client certificate naming the node "
+				   "(spiffe://TRUST-DOMAIN/node/NODE-ID)"
+				 : "subscribing needs a client certificate naming the node "
+				   "(spiffe://TRUST-DOMAIN/node/NODE-ID)",
 			 -1);
 	return RP_ERR_UNAUTHENTICATED;
 }

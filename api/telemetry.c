@@ -285,6 +285,8 @@ static void clear_names(struct tl_names *ns)
 static int refresh_names(struct rp_api *api)
 {
 	struct rp_telemetry *tl = api->tele;
+	if (!tl)
+		return -1; /* closed (shutting down): no names */
 	struct rp_store *s = rp_node_store(api->node);
 	uint64_t rev = rp_store_revision(s);
 	if (tl->names_ok && tl->names_rev == rev)
@@ -680,14 +682,16 @@ static void on_gc(uv_timer_t *t)
 
 static void refuse(struct rp_call *c, enum rp_tl_result why, int err, const char *msg)
 {
-	c->api->tele->st.reports[why]++;
+	if (c->api->tele)
+		c->api->tele->st.reports[why]++;
 	rp_respond_error(c, err, msg, -1);
 }
 
 static void accepted(struct rp_call *c, enum rp_tl_result why, uint64_t ignored)
 {
 	char buf[24];
-	c->api->tele->st.reports[why]++;
+	if (c->api->tele)
+		c->api->tele->st.reports[why]++;
 	if (!rp_call_begin_response(c, 204))
 		return;
 	int n = snprintf(buf, sizeof buf, "%" PRIu64, ignored);
@@ -800,6 +804,10 @@ nomem:
 void rp_route_report(struct rp_call *c)
 {
 	char msg[400];
+	if (!c->api->tele) { /* closed: the node is shutting down */
+		rp_respond_error(c, RP_ERR_UNAVAILABLE, "this node is shutting down", -1);
+		return;
+	}
 	if (rp_subscribe_check_cert(c) != RP_OK) { /* 401 answered, as /v1/subscribe */
 		c->api->tele->st.reports[RP_TL_UNAUTHENTICATED]++;
 		return;
@@ -939,7 +947,7 @@ json_t *rp_telemetry_local(struct rp_api *api, const struct rp_tl_query *q)
 {
 	struct rp_telemetry *tl = api->tele;
 	json_t *arr = json_array();
-	for (size_t b = 0; b < BUCKETS; b++)
+	for (size_t b = 0; tl && b < BUCKETS; b++) /* !tl: closed, nothing kept */
 		for (struct tl_reporter *r = tl->buckets[b]; r; r = r->next) {
 			if (q->node && strcmp(q->node, r->node_id) != 0)
 				continue;
@@ -965,7 +973,8 @@ unsigned rp_telemetry_interval_ms(const struct rp_api *api)
 
 const struct rp_tl_stats *rp_telemetry_stats(struct rp_api *api)
 {
-	return &api->tele->st;
+	static const struct rp_tl_stats closed; /* all zero once shut down */
+	return api->tele ? &api->tele->st : &closed;
 }
 
 int rp_telemetry_init(struct rp_api *api)

@@ -119,7 +119,10 @@ def test_role_matrix_and_revocation():
                     r = c.request(lead, method, path, body=body, headers=hdrs)
                     what = "%s %s with %s token (needs %s)" % (method, path, vname, need)
                     n_checked += 1
-                    if need == 0:
+                    if need == 0 and r.status == 401 and path in ("/v1/subscribe", "/v1/report") \
+                            and b"client certificate" in r.body:
+                        pass  # TLS: the node endpoints need a node certificate, not a token
+                    elif need == 0:
                         check(r.status not in (401, 403), what, r.status, r.body)
                     elif vname in ("none", "garbage", "malformed", "revoked"):
                         check(r.status == 401, what + ": expected 401", r.status, r.body)
