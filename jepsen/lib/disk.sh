@@ -1,0 +1,308 @@
+# jepsen/lib/disk.sh: the "disk" nemesis: data dirs that fill up.
+#
+# With "disk" in --nemesis (and only then), every node's data dir
+# $TMP/nI is its own tmpfs of DISK_MB MiB (source name "$RUN_ID-nI"),
+# mounted before the first start. A fault fills the victims' tmpfs with a
+# file raft ignores ($TMP/nI/zz-filler) that takes all the free space, and
+# keeps it that way while held: every 0.25 s the filler grows by whatever
+# more than 64 KiB the node freed, as if another program kept writing.
+# Not "1 MiB left": raft_uv finalizes its open segment at every snapshot
+# (every ~128 entries here), which frees most of 8 MiB, and with 1 MiB left
+# the next segment would fit again; with nothing left, the freed space is
+# less than a segment, and within about three segment rolls (a few seconds
+# of writes) the node cannot create its next segment, holds its raft log
+# writes and reports raftplane_disk_state 1 (docs/operations.md, "Disk
+# full"). Small frees (a rewritten metadata page) are left to the node.
+# Undoing it deletes the filler; the node must recover in the same process.
+#
+# Invariants
+#
+# 1. A tmpfs is mounted only when the disk nemesis is selected, and every
+#    mount under $TMP is unmounted at teardown (disk_unmount_all, also run
+#    by the guardian): the mount table, not our state, says what to undo.
+# 2. A fault's hold starts once every victim reported a full disk (polled
+#    on /metrics), at most DISK_WAIT_S after the fill: a fault that never
+#    took effect is recorded as such and fails the disk check.
+# 3. While a majority fault holds, every victim was seen full: an add
+#    invoked after that moment and acknowledged before the filler was
+#    deleted is a write acknowledged without a majority that stored it.
+#
+# Sizing: raft_uv keeps an open segment and two prepared ones (3 x 8 MiB),
+# one more while a finalized one is closing, and two snapshots; the suite's
+# --snapshot-threshold 128 keeps the log and the snapshots small (the state
+# of a 60 s run is well under 1 MiB). 64 MiB cannot fill in normal
+# operation and costs RAM only for what is written.
+
+DISK_ON=0
+DISK_MB=64
+DISK_LEFT=0            # bytes left after a fill (see the header)
+DISK_WAIT_S=20         # longest wait for the victims to report a full disk
+VARIANTS_disk="one leader minority majority"
+
+# Per disk fault F (0, 1, ...): variant, victims, fill/all-full/free times
+# (ns), victims seen full, each victim's STARTS at the fill, recovery notes.
+declare -a DF_VAR=() DF_NODES=() DF_T0=() DF_TALL=() DF_TFREE=() DF_SEEN=() DF_STARTS=() DF_REC=()
+DISK_HELD=()    # faults whose filler is in place
+DISK_PENDING=() # freed faults whose victims have not all recovered
+
+disk_wanted() {
+	local e
+	for e in "${NEM_ENTRIES[@]}"; do [[ ${e%%:*} == disk ]] && return 0; done
+	return 1
+}
+
+# One tmpfs per data dir, before the nodes start.
+disk_setup() {
+	disk_wanted || return 0
+	command -v mount >/dev/null && command -v umount >/dev/null && command -v fallocate >/dev/null ||
+		die "the disk nemesis needs mount, umount and fallocate"
+	DISK_ON=1
+	local i
+	for ((i = 1; i <= NODES; i++)); do
+		mkdir -p "$TMP/n$i"
+		mount -t tmpfs -o "size=${DISK_MB}m,mode=0700" "$RUN_ID-n$i" "$TMP/n$i" 2>>"$OUT/run.log" ||
+			die "cannot mount a tmpfs on $TMP/n$i (the disk nemesis needs it; see run.log)"
+	done
+	say "disk: every data dir is its own ${DISK_MB} MiB tmpfs"
+}
+
+# Unmount everything mounted under $TMP (teardown and guardian; invariant 1).
+disk_unmount_all() {
+	[[ -n ${TMP:-} && $TMP == /tmp/rpj-* ]] || return 0
+	local m
+	for m in $(awk -v p="$TMP/" 'substr($5, 1, length(p)) == p {print $5}' /proc/self/mountinfo | sort -r); do
+		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+	done
+	return 0
+}
+
+# Empty node I's data dir (a removed or re-added member): a mount point
+# itself cannot be removed, its content can.
+wipe_data() {
+	local d=${TMP:?}/n$1
+	if ((DISK_ON)) && mountpoint -q "$d"; then
+		find "$d" -mindepth 1 -delete
+	else
+		rm -rf "$d"
+	fi
+}
+
+disk_avail() { # bytes available on node I's data dir
+	local a
+	a=$(stat -f -c '%a %S' "$TMP/n$1" 2>/dev/null) || { echo 0; return; }
+	echo $((${a% *} * ${a#* }))
+}
+
+# Grow node I's filler until less than DISK_LEFT bytes are free.
+disk_fill() {
+	local i=$1 f=$TMP/n$1/zz-filler avail cur=0
+	avail=$(disk_avail "$i")
+	((avail > DISK_LEFT + 65536)) || return 0
+	[[ -f $f ]] && cur=$(stat -c %s "$f")
+	# the node may take some of it meanwhile: a failed fallocate allocates
+	# nothing, so try a little less
+	fallocate -l $((cur + avail - DISK_LEFT)) "$f" 2>/dev/null ||
+		fallocate -l $((cur + avail - DISK_LEFT - 65536)) "$f" 2>/dev/null
+	return 0
+}
+
+# disk_metric I NAME: the value of gauge NAME on node I ("" if no answer).
+disk_metric() {
+	hub http GET "${HTTP[$1]}" /metrics --timeout-ms 1500 2>/dev/null |
+		awk -v n="$2" '$1 == n {print $2; exit}'
+}
+
+fault_disk() {
+	local v=$1 el k f i
+	if [[ $v == majority ]]; then
+		read -r -a el <<<"$(eligible)"
+		k=$((NODES / 2 + 1))
+		if ((${#el[@]} < k)); then
+			nem_event info-disk "majority skipped: only ${#el[@]} eligible nodes"
+			return 0
+		fi
+		shuffle "${el[@]}"
+		TARGETS=("${SHUFFLED[@]:0:k}")
+	else
+		targets "$v"
+	fi
+	((${#TARGETS[@]})) || {
+		nem_event info-disk "skipped: no eligible node"
+		return 0
+	}
+	f=${#DF_VAR[@]}
+	DF_VAR[f]=$v DF_NODES[f]="${TARGETS[*]}" DF_T0[f]=$(now_ns) DF_TALL[f]="" DF_TFREE[f]=""
+	DF_SEEN[f]="" DF_STARTS[f]="" DF_REC[f]=""
+	for i in "${TARGETS[@]}"; do
+		disk_fill "$i"
+		BUSY[$i]=1
+		DF_STARTS[f]+="${STARTS[i]} "
+	done
+	DISK_HELD+=("$f")
+	count_fault "disk:$v"
+	nem_event start-disk "$v: filled $(for i in "${TARGETS[@]}"; do printf 'n%s (%d KiB left) ' "$i" $(($(disk_avail "$i") / 1024)); done)"
+	UNDO+=("undo_disk $f")
+}
+
+undo_disk() {
+	local f=$1 i x rest=()
+	for i in ${DF_NODES[f]}; do rm -f "$TMP/n$i/zz-filler"; done
+	DF_TFREE[f]=$(now_ns)
+	for x in "${DISK_HELD[@]}"; do [[ $x != "$f" ]] && rest+=("$x"); done
+	DISK_HELD=("${rest[@]}")
+	DISK_PENDING+=("$f")
+	local seen="none"
+	[[ -n ${DF_SEEN[f]} ]] && seen=${DF_SEEN[f]}
+	nem_event stop-disk "${DF_VAR[f]}: freed $(printf 'n%s ' ${DF_NODES[f]})(reported full: $seen)"
+}
+
+# One poll: top up the held fillers, note victims that report full, note
+# freed victims that persist again (state 0, nothing held) in the process
+# that was filled.
+disk_poll() {
+	local f i j s held rest=() now st starts
+	for f in "${DISK_HELD[@]}"; do
+		for i in ${DF_NODES[f]}; do
+			disk_fill "$i"
+			[[ " ${DF_SEEN[f]} " == *" n$i "* ]] && continue
+			s=$(disk_metric "$i" raftplane_disk_state)
+			if [[ $s == 1 ]]; then
+				DF_SEEN[f]+="n$i "
+				nem_event info-disk "n$i reports a full disk (raftplane_disk_state 1) $((($(now_ns) - DF_T0[f]) / 1000000)) ms after the fill"
+			elif [[ $s == 2 ]]; then
+				DF_SEEN[f]+="n$i "
+				nem_event info-disk "n$i reports a FAILED disk (raftplane_disk_state 2)"
+			fi
+		done
+		if [[ -z ${DF_TALL[f]} ]] && disk_all_seen "$f"; then DF_TALL[f]=$(now_ns); fi
+	done
+	for f in "${DISK_PENDING[@]}"; do
+		j=0
+		read -r -a starts <<<"${DF_STARTS[f]}"
+		for i in ${DF_NODES[f]}; do
+			st=${starts[j]}
+			j=$((j + 1))
+			[[ " ${DF_REC[f]} " == *" n$i:"* ]] && continue
+			if ((STARTS[i] != st)); then
+				DF_REC[f]+="n$i:restarted "
+				continue
+			fi
+			[[ ${ST[i]} == up ]] || continue
+			s=$(disk_metric "$i" raftplane_disk_state)
+			held=$(disk_metric "$i" raftplane_disk_held_writes)
+			if [[ $s == 0 && $held == 0 ]]; then
+				now=$(now_ns)
+				DF_REC[f]+="n$i:$(((now - DF_TFREE[f]) / 1000000))ms "
+			fi
+		done
+		[[ $(wc -w <<<"${DF_REC[f]}") == $(wc -w <<<"${DF_NODES[f]}") ]] || rest+=("$f")
+	done
+	DISK_PENDING=("${rest[@]}")
+}
+
+disk_all_seen() {
+	local i
+	for i in ${DF_NODES[$1]}; do [[ " ${DF_SEEN[$1]} " == *" n$i "* ]] || return 1; done
+	return 0
+}
+
+# nem_sleep S [hold]: sleep S seconds, polling the disk faults. With
+# "hold", first wait (up to DISK_WAIT_S, and not past NEM_END) until every
+# held disk fault's victims reported a full disk (invariant 2).
+nem_sleep() {
+	local s=$1 mode=${2:-} end f t
+	if ((!DISK_ON)) || ((${#DISK_HELD[@]} == 0 && ${#DISK_PENDING[@]} == 0)); then
+		nap "$s"
+		return 0
+	fi
+	if [[ $mode == hold ]]; then
+		t=$(($(now_s) + DISK_WAIT_S))
+		while (($(now_s) < t && $(now_s) < NEM_END)); do
+			disk_poll
+			local all=1
+			for f in "${DISK_HELD[@]}"; do disk_all_seen "$f" || all=0; done
+			((all)) && break
+			nap 0.25
+		done
+	fi
+	end=$((${EPOCHREALTIME/./} + s * 1000000))
+	while ((${EPOCHREALTIME/./} < end)); do
+		disk_poll
+		nap 0.25
+	done
+}
+
+# After healing, with every node up: the freed victims get 30 s more to
+# persist again.
+disk_wait_recovered() {
+	((DISK_ON)) || return 0
+	local t=$(($(now_s) + 30))
+	while ((${#DISK_PENDING[@]})) && (($(now_s) < t)); do
+		disk_poll
+		nap 0.25
+	done
+}
+
+# The disk check, on the merged history: every fault took effect (each
+# victim reported a full disk while held), every victim persisted again in
+# the same process, no "disk failed" line, and no add acknowledged while a
+# majority was full (invariant 3).
+check_disk() {
+	((DISK_ON)) || return 0
+	local n=${#DF_VAR[@]} f i bad=() eff=0 maxrec=0 r x y acked=0 tried=0 maj=0 failed
+	for ((f = 0; f < n; f++)); do
+		if disk_all_seen "$f"; then
+			eff=$((eff + 1))
+		else
+			bad+=("${DF_VAR[f]} fault on $(printf 'n%s ' ${DF_NODES[f]})had no effect (reported full: ${DF_SEEN[f]:-none})")
+		fi
+		for i in ${DF_NODES[f]}; do
+			r=$(grep -o "n$i:[^ ]*" <<<"${DF_REC[f]}")
+			case $r in
+			*ms)
+				x=${r#*:}
+				x=${x%ms}
+				((x > maxrec)) && maxrec=$x
+				;;
+			*restarted) bad+=("n$i was restarted before it recovered from a ${DF_VAR[f]} fault") ;;
+			*) bad+=("n$i did not persist again after the ${DF_VAR[f]} fault was freed") ;;
+			esac
+		done
+		if [[ ${DF_VAR[f]} == majority && -n ${DF_TALL[f]} ]]; then
+			read -r x y <<<"$(disk_acked_between "${DF_TALL[f]}" "${DF_TFREE[f]}")"
+			acked=$((acked + x)) tried=$((tried + y)) maj=$((maj + 1))
+			((x)) && bad+=("$x writes acknowledged while the majority $(printf 'n%s ' ${DF_NODES[f]})was full")
+		fi
+	done
+	failed=$(grep -l "disk failed:" "$OUT"/nodes/*.log 2>/dev/null | xargs -r -n1 basename | tr '\n' ' ')
+	[[ -n $failed ]] && bad+=("'disk failed' (not full) on: $failed")
+	local full_lines
+	full_lines=$(cat "$OUT"/nodes/*.log 2>/dev/null | grep -c "disk full:")
+	local note="$eff of $n disk faults took effect (every victim reported raftplane_disk_state 1); all victims persisted again without a restart, slowest ${maxrec} ms after the free; $full_lines 'disk full' log lines"
+	((maj)) && note+="; $maj majority faults: $acked of $tried writes invoked while the majority was full were acknowledged before the free"
+	if ((n == 0)); then
+		verdict disk FAIL "the disk nemesis injected no fault"
+	elif ((${#bad[@]})); then
+		verdict disk FAIL "$(printf '%s; ' "${bad[@]:0:4}")(see nemesis.log)"
+	else
+		verdict disk PASS "$note"
+	fi
+}
+
+# "N M": N ok writes (adds, writes, cas) invoked after T1 and acknowledged
+# before T2 (ns) in the merged history, of M writes invoked between them.
+disk_acked_between() {
+	awk -v t1="$1" -v t2="$2" '
+		/"process":"nemesis"/ { next }
+		{
+			match($0, /"process":[0-9]+/); p = substr($0, RSTART + 10, RLENGTH - 10)
+			match($0, /"time":[0-9]+/); t = substr($0, RSTART + 7, RLENGTH - 7) + 0
+			match($0, /"type":"[a-z]+"/); ty = substr($0, RSTART + 8, RLENGTH - 9)
+			match($0, /"f":"[a-z-]+"/); fn = substr($0, RSTART + 5, RLENGTH - 6)
+			if (fn != "add" && fn != "write" && fn != "cas") next
+			if (ty == "invoke") { inv[p] = t; if (t > t1 && t < t2) tried++; next }
+			if (ty == "ok" && (p in inv) && inv[p] > t1 && t < t2) n++
+			delete inv[p]
+		}
+		END { print n + 0, tried + 0 }' "$OUT/history.jsonl"
+}
