@@ -20,13 +20,19 @@
 # 1. A tmpfs is mounted only when the disk nemesis is selected, and every
 #    mount under $TMP is unmounted at teardown (disk_unmount_all, also run
 #    by the guardian): the mount table, not our state, says what to undo.
-# 2. A fault's hold starts once every victim reported a full disk (polled
-#    on /metrics), at most DISK_WAIT_S after the fill: a fault that never
-#    took effect is recorded as such and fails the disk check.
-# 3. While a majority fault holds, every victim was seen full: an add
-#    invoked after that moment and acknowledged before the filler was
-#    deleted is a write acknowledged without a majority that stored it.
-#
+# 2. A disk fault starts (start-disk, and the cycle's hold) only once every
+#    victim reported a full disk on /metrics, at most DISK_WAIT_S after the
+#    fill; one that never took effect is recorded so and fails the check.
+# 3. Victims of a held disk fault are not removed from the membership (the
+#    wipe would free their disk) but may be killed, paused or partitioned
+#    by the cycle's other fault. Killing one ends the fault's "majority
+#    full" window (a restarted node frees its prepared segments).
+# 4. Within a majority fault's window (every victim seen full, until the
+#    filler is deleted or a victim is killed), an add invoked and
+#    acknowledged is one acknowledged without a majority that stored it.
+# 5. A victim must persist again (raftplane_disk_state 0, nothing held):
+#    in the process that was filled, or after a kill by the other fault.
+
 # Sizing: raft_uv keeps an open segment and two prepared ones (3 x 8 MiB),
 # one more while a finalized one is closing, and two snapshots; the suite's
 # --snapshot-threshold 128 keeps the log and the snapshots small (the state
@@ -41,7 +47,9 @@ VARIANTS_disk="one leader minority majority"
 
 # Per disk fault F (0, 1, ...): variant, victims, fill/all-full/free times
 # (ns), victims seen full, each victim's STARTS at the fill, recovery notes.
-declare -a DF_VAR=() DF_NODES=() DF_T0=() DF_TALL=() DF_TFREE=() DF_SEEN=() DF_STARTS=() DF_REC=()
+declare -a DF_VAR=() DF_NODES=() DF_T0=() DF_TALL=() DF_TEND=() DF_TFREE=() DF_SEEN=() DF_STARTS=() DF_REC=()
+declare -A DF_CUT=()    # fault -> 1: the workload ended before it took effect
+declare -A DISK_BUSY=() # node -> 1 while a disk fault holds it (invariant 3)
 DISK_HELD=()    # faults whose filler is in place
 DISK_PENDING=() # freed faults whose victims have not all recovered
 
@@ -113,7 +121,7 @@ disk_metric() {
 }
 
 fault_disk() {
-	local v=$1 el k f i
+	local v=$1 el k f i t
 	if [[ $v == majority ]]; then
 		read -r -a el <<<"$(eligible)"
 		k=$((NODES / 2 + 1))
@@ -131,40 +139,69 @@ fault_disk() {
 		return 0
 	}
 	f=${#DF_VAR[@]}
-	DF_VAR[f]=$v DF_NODES[f]="${TARGETS[*]}" DF_T0[f]=$(now_ns) DF_TALL[f]="" DF_TFREE[f]=""
-	DF_SEEN[f]="" DF_STARTS[f]="" DF_REC[f]=""
+	DF_VAR[f]=$v DF_NODES[f]="${TARGETS[*]}" DF_T0[f]=$(now_ns) DF_TALL[f]="" DF_TEND[f]=""
+	DF_TFREE[f]="" DF_SEEN[f]="" DF_STARTS[f]="" DF_REC[f]=""
 	for i in "${TARGETS[@]}"; do
 		disk_fill "$i"
-		BUSY[$i]=1
+		DISK_BUSY[$i]=1
 		DF_STARTS[f]+="${STARTS[i]} "
 	done
 	DISK_HELD+=("$f")
 	count_fault "disk:$v"
-	nem_event start-disk "$v: filled $(for i in "${TARGETS[@]}"; do printf 'n%s (%d KiB left) ' "$i" $(($(disk_avail "$i") / 1024)); done)"
 	UNDO+=("undo_disk $f")
+	nem_event info-disk "$v: filled $(for i in "${TARGETS[@]}"; do printf 'n%s (%d KiB left) ' "$i" $(($(disk_avail "$i") / 1024)); done)"
+	t=$(($(now_s) + DISK_WAIT_S))
+	while (($(now_s) < t)); do
+		disk_poll
+		[[ -n ${DF_TALL[f]} ]] && break
+		if (($(now_s) >= NEM_END)); then # no more writes to fill it
+			DF_CUT[f]=1
+			break
+		fi
+		nap 0.25
+	done
+	if [[ -n ${DF_TALL[f]} ]]; then
+		nem_event start-disk "$v: $(printf 'n%s ' "${TARGETS[@]}")full (all reported raftplane_disk_state 1 within $(((DF_TALL[f] - DF_T0[f]) / 1000000)) ms)"
+	else
+		nem_event start-disk "$v: $(printf 'n%s ' "${TARGETS[@]}")filled, but not all reported a full disk within ${DISK_WAIT_S} s (reported: ${DF_SEEN[f]:-none})"
+	fi
 }
 
 undo_disk() {
 	local f=$1 i x rest=()
-	for i in ${DF_NODES[f]}; do rm -f "$TMP/n$i/zz-filler"; done
+	for i in ${DF_NODES[f]}; do
+		rm -f "$TMP/n$i/zz-filler"
+		unset "DISK_BUSY[$i]"
+	done
 	DF_TFREE[f]=$(now_ns)
+	[[ -n ${DF_TEND[f]} ]] || DF_TEND[f]=${DF_TFREE[f]}
 	for x in "${DISK_HELD[@]}"; do [[ $x != "$f" ]] && rest+=("$x"); done
 	DISK_HELD=("${rest[@]}")
 	DISK_PENDING+=("$f")
-	local seen="none"
-	[[ -n ${DF_SEEN[f]} ]] && seen=${DF_SEEN[f]}
-	nem_event stop-disk "${DF_VAR[f]}: freed $(printf 'n%s ' ${DF_NODES[f]})(reported full: $seen)"
+	nem_event stop-disk "${DF_VAR[f]}: freed $(printf 'n%s ' ${DF_NODES[f]})"
+}
+
+# kill_node calls this: a held victim's kill ends its fault's window.
+disk_note_kill() {
+	((DISK_ON)) || return 0
+	local f i
+	for f in "${DISK_HELD[@]}"; do
+		for i in ${DF_NODES[f]}; do
+			[[ $i == "$1" && -z ${DF_TEND[f]} ]] && DF_TEND[f]=$(now_ns)
+		done
+	done
+	return 0
 }
 
 # One poll: top up the held fillers, note victims that report full, note
-# freed victims that persist again (state 0, nothing held) in the process
-# that was filled.
+# freed victims that persist again (state 0, nothing held), and whether
+# they were restarted since the fill.
 disk_poll() {
-	local f i j s held rest=() now st starts
+	local f i j s held rest=() st starts how
 	for f in "${DISK_HELD[@]}"; do
 		for i in ${DF_NODES[f]}; do
 			disk_fill "$i"
-			[[ " ${DF_SEEN[f]} " == *" n$i "* ]] && continue
+			[[ " ${DF_SEEN[f]} " == *" n$i "* || ${ST[i]} != up ]] && continue
 			s=$(disk_metric "$i" raftplane_disk_state)
 			if [[ $s == 1 ]]; then
 				DF_SEEN[f]+="n$i "
@@ -182,17 +219,14 @@ disk_poll() {
 		for i in ${DF_NODES[f]}; do
 			st=${starts[j]}
 			j=$((j + 1))
-			[[ " ${DF_REC[f]} " == *" n$i:"* ]] && continue
-			if ((STARTS[i] != st)); then
-				DF_REC[f]+="n$i:restarted "
-				continue
-			fi
-			[[ ${ST[i]} == up ]] || continue
+			[[ " ${DF_REC[f]} " == *" n$i:"* || ${ST[i]} != up ]] && continue
 			s=$(disk_metric "$i" raftplane_disk_state)
 			held=$(disk_metric "$i" raftplane_disk_held_writes)
 			if [[ $s == 0 && $held == 0 ]]; then
-				now=$(now_ns)
-				DF_REC[f]+="n$i:$(((now - DF_TFREE[f]) / 1000000))ms "
+				how=""
+				((STARTS[i] != st)) && how="restarted,"
+				DF_REC[f]+="n$i:$how$((($(now_ns) - DF_TFREE[f]) / 1000000))ms "
+				nem_event info-disk "n$i persists again (raftplane_disk_state 0, nothing held) $((($(now_ns) - DF_TFREE[f]) / 1000000)) ms after the free${how:+ (it was restarted by another fault)}"
 			fi
 		done
 		[[ $(wc -w <<<"${DF_REC[f]}") == $(wc -w <<<"${DF_NODES[f]}") ]] || rest+=("$f")
@@ -206,24 +240,13 @@ disk_all_seen() {
 	return 0
 }
 
-# nem_sleep S [hold]: sleep S seconds, polling the disk faults. With
-# "hold", first wait (up to DISK_WAIT_S, and not past NEM_END) until every
-# held disk fault's victims reported a full disk (invariant 2).
+# nem_sleep S: sleep S seconds; while disk faults are held or freed
+# victims have not persisted again yet, poll them every 0.25 s.
 nem_sleep() {
-	local s=$1 mode=${2:-} end f t
+	local s=$1 end
 	if ((!DISK_ON)) || ((${#DISK_HELD[@]} == 0 && ${#DISK_PENDING[@]} == 0)); then
 		nap "$s"
 		return 0
-	fi
-	if [[ $mode == hold ]]; then
-		t=$(($(now_s) + DISK_WAIT_S))
-		while (($(now_s) < t && $(now_s) < NEM_END)); do
-			disk_poll
-			local all=1
-			for f in "${DISK_HELD[@]}"; do disk_all_seen "$f" || all=0; done
-			((all)) && break
-			nap 0.25
-		done
 	fi
 	end=$((${EPOCHREALTIME/./} + s * 1000000))
 	while ((${EPOCHREALTIME/./} < end)); do
@@ -249,27 +272,30 @@ disk_wait_recovered() {
 # majority was full (invariant 3).
 check_disk() {
 	((DISK_ON)) || return 0
-	local n=${#DF_VAR[@]} f i bad=() eff=0 maxrec=0 r x y acked=0 tried=0 maj=0 failed
+	local n=${#DF_VAR[@]} f i bad=() eff=0 maxrec=0 r x y acked=0 tried=0 maj=0 failed inplace=0 restarted=0 cut=0
 	for ((f = 0; f < n; f++)); do
 		if disk_all_seen "$f"; then
 			eff=$((eff + 1))
+		elif [[ -n ${DF_CUT[$f]:-} ]]; then
+			cut=$((cut + 1))
 		else
 			bad+=("${DF_VAR[f]} fault on $(printf 'n%s ' ${DF_NODES[f]})had no effect (reported full: ${DF_SEEN[f]:-none})")
 		fi
 		for i in ${DF_NODES[f]}; do
 			r=$(grep -o "n$i:[^ ]*" <<<"${DF_REC[f]}")
 			case $r in
+			*:restarted,*ms) restarted=$((restarted + 1)) ;;
 			*ms)
 				x=${r#*:}
 				x=${x%ms}
 				((x > maxrec)) && maxrec=$x
+				inplace=$((inplace + 1))
 				;;
-			*restarted) bad+=("n$i was restarted before it recovered from a ${DF_VAR[f]} fault") ;;
 			*) bad+=("n$i did not persist again after the ${DF_VAR[f]} fault was freed") ;;
 			esac
 		done
 		if [[ ${DF_VAR[f]} == majority && -n ${DF_TALL[f]} ]]; then
-			read -r x y <<<"$(disk_acked_between "${DF_TALL[f]}" "${DF_TFREE[f]}")"
+			read -r x y <<<"$(disk_acked_between "${DF_TALL[f]}" "${DF_TEND[f]}")"
 			acked=$((acked + x)) tried=$((tried + y)) maj=$((maj + 1))
 			((x)) && bad+=("$x writes acknowledged while the majority $(printf 'n%s ' ${DF_NODES[f]})was full")
 		fi
@@ -278,10 +304,11 @@ check_disk() {
 	[[ -n $failed ]] && bad+=("'disk failed' (not full) on: $failed")
 	local full_lines
 	full_lines=$(cat "$OUT"/nodes/*.log 2>/dev/null | grep -c "disk full:")
-	local note="$eff of $n disk faults took effect (every victim reported raftplane_disk_state 1); all victims persisted again without a restart, slowest ${maxrec} ms after the free; $full_lines 'disk full' log lines"
+	local note="$eff of $n disk faults took effect (every victim reported raftplane_disk_state 1); every victim persisted again: $inplace in the same process (slowest ${maxrec} ms after the free), $restarted after a kill by the other fault; $full_lines 'disk full' log lines"
+	((cut)) && note+="; $cut not counted (the workload ended before the victims filled up)"
 	((maj)) && note+="; $maj majority faults: $acked of $tried writes invoked while the majority was full were acknowledged before the free"
-	if ((n == 0)); then
-		verdict disk FAIL "the disk nemesis injected no fault"
+	if ((eff == 0)); then
+		verdict disk FAIL "no disk fault took effect ($n injected, $cut cut short by the end of the workload): the disk nemesis did nothing"
 	elif ((${#bad[@]})); then
 		verdict disk FAIL "$(printf '%s; ' "${bad[@]:0:4}")(see nemesis.log)"
 	else

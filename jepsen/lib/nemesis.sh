@@ -228,7 +228,11 @@ fault_member() {
 		nem_event stop-member "transfer n$l -> n$t answered: $r"
 		return 0
 	fi
-	# remove, later re-add
+	# remove, later re-add; not a node whose disk is held full (its wipe
+	# would free it; lib/disk.sh)
+	local keep=()
+	for x in "${el[@]}"; do [[ -z ${DISK_BUSY[$x]:-} ]] && keep+=("$x"); done
+	el=("${keep[@]}")
 	pick "${el[@]}"
 	x=$PICKED
 	[[ -n $x ]] || {
@@ -396,7 +400,7 @@ nemesis_loop() {
 				start_fault "$e2"
 			fi
 		fi
-		nem_sleep "$INTERVAL" hold
+		nem_sleep "$INTERVAL"
 		check_exits
 		run_undo
 	done
