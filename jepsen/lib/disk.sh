@@ -155,13 +155,15 @@ fault_disk() {
 		disk_poll
 		[[ -n ${DF_TALL[f]} ]] && break
 		if (($(now_s) >= NEM_END)); then # no more writes to fill it
-			DF_CUT[f]=1
+			DF_CUT[$f]=1
 			break
 		fi
 		nap 0.25
 	done
 	if [[ -n ${DF_TALL[f]} ]]; then
 		nem_event start-disk "$v: $(printf 'n%s ' "${TARGETS[@]}")full (all reported raftplane_disk_state 1 within $(((DF_TALL[f] - DF_T0[f]) / 1000000)) ms)"
+	elif [[ -n ${DF_CUT[$f]:-} ]]; then
+		nem_event start-disk "$v: $(printf 'n%s ' "${TARGETS[@]}")filled, but the workload ended before all reported a full disk (reported: ${DF_SEEN[f]:-none})"
 	else
 		nem_event start-disk "$v: $(printf 'n%s ' "${TARGETS[@]}")filled, but not all reported a full disk within ${DISK_WAIT_S} s (reported: ${DF_SEEN[f]:-none})"
 	fi
