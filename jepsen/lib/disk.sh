@@ -22,14 +22,19 @@
 #    by the guardian): the mount table, not our state, says what to undo.
 # 2. A disk fault starts (start-disk, and the cycle's hold) only once every
 #    victim reported a full disk on /metrics, at most DISK_WAIT_S after the
-#    fill; one that never took effect is recorded so and fails the check.
+#    fill. One that never took effect fails the check, unless the workload
+#    ended meanwhile or a victim that did not report applied fewer than
+#    DISK_ROLL_ENTRIES entries in the wait (a partition or kill of the
+#    cycle left too few writes to need a new segment: "starved", noted). A
+#    run in which no disk fault took effect fails.
 # 3. Victims of a held disk fault are not removed from the membership (the
 #    wipe would free their disk) but may be killed, paused or partitioned
 #    by the cycle's other fault. Killing one ends the fault's "majority
 #    full" window (a restarted node frees its prepared segments).
 # 4. Within a majority fault's window (every victim seen full, until the
-#    filler is deleted or a victim is killed), an add invoked and
-#    acknowledged is one acknowledged without a majority that stored it.
+#    filler is deleted, a victim is killed or one is seen persisting
+#    again), a write invoked and acknowledged is one acknowledged without a
+#    majority that stored it.
 # 5. A victim must persist again (raftplane_disk_state 0, nothing held):
 #    in the process that was filled, or after a kill by the other fault.
 
@@ -43,12 +48,14 @@ DISK_ON=0
 DISK_MB=64
 DISK_LEFT=0            # bytes left after a fill (see the header)
 DISK_WAIT_S=20         # longest wait for the victims to report a full disk
+DISK_ROLL_ENTRIES=512  # entries a filled node applies before it must be full
 VARIANTS_disk="one leader minority majority"
 
 # Per disk fault F (0, 1, ...): variant, victims, fill/all-full/free times
 # (ns), victims seen full, each victim's STARTS at the fill, recovery notes.
 declare -a DF_VAR=() DF_NODES=() DF_T0=() DF_TALL=() DF_TEND=() DF_TFREE=() DF_SEEN=() DF_STARTS=() DF_REC=()
 declare -A DF_CUT=()    # fault -> 1: the workload ended before it took effect
+declare -A DF_STARVED=() # fault -> note: too few writes reached a victim to fill it
 declare -A DISK_BUSY=() # node -> 1 while a disk fault holds it (invariant 3)
 DISK_HELD=()    # faults whose filler is in place
 DISK_PENDING=() # freed faults whose victims have not all recovered
@@ -114,6 +121,13 @@ disk_fill() {
 	return 0
 }
 
+# disk_applied I: node I's applied index ("" if no answer).
+disk_applied() {
+	local id state term commit last applied rest
+	read -r id state term commit last applied rest <<<"$(hub status "${HTTP[$1]}" 2>/dev/null)"
+	[[ $applied =~ ^[0-9]+$ ]] && echo "$applied"
+}
+
 # disk_metric I NAME: the value of gauge NAME on node I ("" if no answer).
 disk_metric() {
 	hub http GET "${HTTP[$1]}" /metrics --timeout-ms 1500 2>/dev/null |
@@ -146,6 +160,8 @@ fault_disk() {
 		DISK_BUSY[$i]=1
 		DF_STARTS[f]+="${STARTS[i]} "
 	done
+	local applied0=()
+	for i in "${TARGETS[@]}"; do applied0+=("$(disk_applied "$i")"); done
 	DISK_HELD+=("$f")
 	count_fault "disk:$v"
 	UNDO+=("undo_disk $f")
@@ -160,10 +176,24 @@ fault_disk() {
 		fi
 		nap 0.25
 	done
+	if [[ -z ${DF_TALL[f]} && -z ${DF_CUT[$f]:-} ]]; then
+		local k=0 a most=0 who=""
+		for i in "${TARGETS[@]}"; do
+			a=$(disk_applied "$i")
+			if [[ " ${DF_SEEN[f]} " != *" n$i "* && -n $a && -n ${applied0[k]} ]]; then
+				((a - applied0[k] >= most)) && most=$((a - applied0[k])) who=n$i
+			fi
+			k=$((k + 1))
+		done
+		((most < DISK_ROLL_ENTRIES)) &&
+			DF_STARVED[$f]="$who applied only $most entries in ${DISK_WAIT_S} s"
+	fi
 	if [[ -n ${DF_TALL[f]} ]]; then
 		nem_event start-disk "$v: $(printf 'n%s ' "${TARGETS[@]}")full (all reported raftplane_disk_state 1 within $(((DF_TALL[f] - DF_T0[f]) / 1000000)) ms)"
 	elif [[ -n ${DF_CUT[$f]:-} ]]; then
 		nem_event start-disk "$v: $(printf 'n%s ' "${TARGETS[@]}")filled, but the workload ended before all reported a full disk (reported: ${DF_SEEN[f]:-none})"
+	elif [[ -n ${DF_STARVED[$f]:-} ]]; then
+		nem_event start-disk "$v: $(printf 'n%s ' "${TARGETS[@]}")filled, but not all reported a full disk within ${DISK_WAIT_S} s: too few writes (${DF_STARVED[$f]}; reported: ${DF_SEEN[f]:-none})"
 	else
 		nem_event start-disk "$v: $(printf 'n%s ' "${TARGETS[@]}")filled, but not all reported a full disk within ${DISK_WAIT_S} s (reported: ${DF_SEEN[f]:-none})"
 	fi
@@ -203,8 +233,17 @@ disk_poll() {
 	for f in "${DISK_HELD[@]}"; do
 		for i in ${DF_NODES[f]}; do
 			disk_fill "$i"
-			[[ " ${DF_SEEN[f]} " == *" n$i "* || ${ST[i]} != up ]] && continue
+			[[ ${ST[i]} == up ]] || continue
 			s=$(disk_metric "$i" raftplane_disk_state)
+			if [[ " ${DF_SEEN[f]} " == *" n$i "* ]]; then
+				# seen full, and persisting again while held: the filler
+				# did not keep up; the majority window ends here
+				if [[ $s == 0 && -n ${DF_TALL[f]} && -z ${DF_TEND[f]} ]]; then
+					DF_TEND[f]=$(now_ns)
+					nem_event info-disk "n$i persists again while its disk is held full (it freed space faster than the filler grew)"
+				fi
+				continue
+			fi
 			if [[ $s == 1 ]]; then
 				DF_SEEN[f]+="n$i "
 				nem_event info-disk "n$i reports a full disk (raftplane_disk_state 1) $((($(now_ns) - DF_T0[f]) / 1000000)) ms after the fill"
@@ -274,12 +313,14 @@ disk_wait_recovered() {
 # majority was full (invariant 3).
 check_disk() {
 	((DISK_ON)) || return 0
-	local n=${#DF_VAR[@]} f i bad=() eff=0 maxrec=0 r x y acked=0 tried=0 maj=0 failed inplace=0 restarted=0 cut=0
+	local n=${#DF_VAR[@]} f i bad=() eff=0 maxrec=0 r x y acked=0 tried=0 maj=0 failed inplace=0 restarted=0 cut=0 starved=()
 	for ((f = 0; f < n; f++)); do
 		if disk_all_seen "$f"; then
 			eff=$((eff + 1))
 		elif [[ -n ${DF_CUT[$f]:-} ]]; then
 			cut=$((cut + 1))
+		elif [[ -n ${DF_STARVED[$f]:-} ]]; then
+			starved+=("${DF_VAR[f]} on $(printf 'n%s ' ${DF_NODES[f]}| sed 's/ $//'): ${DF_STARVED[$f]}")
 		else
 			bad+=("${DF_VAR[f]} fault on $(printf 'n%s ' ${DF_NODES[f]})had no effect (reported full: ${DF_SEEN[f]:-none})")
 		fi
@@ -308,9 +349,10 @@ check_disk() {
 	full_lines=$(cat "$OUT"/nodes/*.log 2>/dev/null | grep -c "disk full:")
 	local note="$eff of $n disk faults took effect (every victim reported raftplane_disk_state 1); every victim persisted again: $inplace in the same process (slowest ${maxrec} ms after the free), $restarted after a kill by the other fault; $full_lines 'disk full' log lines"
 	((cut)) && note+="; $cut not counted (the workload ended before the victims filled up)"
+	((${#starved[@]})) && note+="; ${#starved[@]} not counted, too few writes to fill the victims ($(printf '%s; ' "${starved[@]:0:2}" | sed 's/; $//'))"
 	((maj)) && note+="; $maj majority faults: $acked of $tried writes invoked while the majority was full were acknowledged before the free"
 	if ((eff == 0)); then
-		verdict disk FAIL "no disk fault took effect ($n injected, $cut cut short by the end of the workload): the disk nemesis did nothing"
+		verdict disk FAIL "no disk fault took effect ($n injected, $cut cut short by the end of the workload, ${#starved[@]} with too few writes): the disk nemesis did nothing"
 	elif ((${#bad[@]})); then
 		verdict disk FAIL "$(printf '%s; ' "${bad[@]:0:4}")(see nemesis.log)"
 	else
