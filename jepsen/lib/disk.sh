@@ -69,8 +69,10 @@ disk_wanted() {
 # One tmpfs per data dir, before the nodes start.
 disk_setup() {
 	disk_wanted || return 0
-	command -v mount >/dev/null && command -v umount >/dev/null && command -v fallocate >/dev/null ||
-		die "the disk nemesis needs mount, umount and fallocate"
+	local tool
+	for tool in mount umount mountpoint fallocate stat; do
+		command -v "$tool" >/dev/null || die "the disk nemesis needs '$tool'"
+	done
 	DISK_ON=1
 	local i
 	for ((i = 1; i <= NODES; i++)); do
@@ -123,8 +125,8 @@ disk_fill() {
 
 # disk_applied I: node I's applied index ("" if no answer).
 disk_applied() {
-	local id state term commit last applied rest
-	read -r id state term commit last applied rest <<<"$(hub status "${HTTP[$1]}" 2>/dev/null)"
+	local applied
+	read -r _ _ _ _ _ applied _ <<<"$(hub status "${HTTP[$1]}" 2>/dev/null)"
 	[[ $applied =~ ^[0-9]+$ ]] && echo "$applied"
 }
 
