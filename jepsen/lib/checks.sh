@@ -14,7 +14,9 @@ verdict() {
 
 # Memory errors, undefined behaviour, failed assertions, fatal errors,
 # corruption, crashes; plus nodes that exited on their own or did not shut
-# down cleanly.
+# down cleanly. The disk nemesis' expected "ERROR ... disk full: ..." line
+# (and the WARN about a snapshot it could not write) match none of these;
+# a "disk failed:" line fails the disk check (lib/disk.sh).
 LOG_PATTERNS='ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|Assertion|FATAL|CORRUPT|Segmentation fault|stack-overflow|double free|panic'
 
 # A node whose only finding is the known libraft 0.15 leak at close (a

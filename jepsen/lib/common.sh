@@ -110,6 +110,7 @@ delete_netns() {
 # Used by the trap in jepsen/run and by the guardian.
 teardown() {
 	{ kill_tracked; } 2>/dev/null
+	disk_unmount_all # before rm -rf: the data dirs may be tmpfs mounts
 	delete_netns
 	if [[ -n ${TMP:-} && -d $TMP && $TMP == /tmp/rpj-* ]]; then
 		rm -rf "$TMP"

@@ -8,6 +8,8 @@
 #              remove a member, wipe it, re-add it with --join)
 #   link       delay | loss | oneway | leader | bandwidth | flaky
 #              (slow and lossy links through rp-relay, lib/link.sh)
+#   disk       one | leader | minority | majority      (fill the data dir's
+#              tmpfs, delete the filler after the hold, lib/disk.sh)
 # A bare KIND draws a random variant each time. Every cycle waits
 # --interval seconds, starts one fault (or, with probability 1/3 when
 # several kinds are enabled, two of different kinds at once), holds it for
@@ -34,7 +36,7 @@ nemesis_parse() {
 		var=""
 		[[ $e == *:* ]] && var=${e#*:}
 		vs="VARIANTS_$kind"
-		[[ -n ${!vs:-} ]] || die "unknown nemesis kind '$kind' (partition, kill, pause, member, link, none)"
+		[[ -n ${!vs:-} ]] || die "unknown nemesis kind '$kind' (partition, kill, pause, member, link, disk, none)"
 		if [[ -n $var && " ${!vs} " != *" $var "* ]]; then
 			die "unknown variant '$var' of nemesis $kind (${!vs})"
 		fi
@@ -226,7 +228,11 @@ fault_member() {
 		nem_event stop-member "transfer n$l -> n$t answered: $r"
 		return 0
 	fi
-	# remove, later re-add
+	# remove, later re-add; not a node whose disk is held full (its wipe
+	# would free it; lib/disk.sh)
+	local keep=()
+	for x in "${el[@]}"; do [[ -z ${DISK_BUSY[$x]:-} ]] && keep+=("$x"); done
+	el=("${keep[@]}")
 	pick "${el[@]}"
 	x=$PICKED
 	[[ -n $x ]] || {
@@ -291,7 +297,7 @@ fault_member() {
 	fi
 	# the removed node keeps running: stop it, wipe it
 	stop_node "$x" 15
-	rm -rf "${TMP:?}/n$x"
+	wipe_data "$x"
 	MEMBER[x]=no
 	nem_event info-member "n$x removed ($how), stopped and wiped"
 	UNDO+=("undo_remove $x")
@@ -373,8 +379,9 @@ restart_crashed() {
 # nemesis_loop END_S CLIENT_PID
 nemesis_loop() {
 	local end=$1 client=$2 e1 e2 k1
+	NEM_END=$end
 	while :; do
-		nap "$INTERVAL"
+		nem_sleep "$INTERVAL"
 		check_exits
 		(($(now_s) + 1 < end)) && kill -0 "$client" 2>/dev/null || break
 		restart_crashed
@@ -393,7 +400,7 @@ nemesis_loop() {
 				start_fault "$e2"
 			fi
 		fi
-		nap "$INTERVAL"
+		nem_sleep "$INTERVAL"
 		check_exits
 		run_undo
 	done
@@ -455,7 +462,7 @@ heal_all() {
 				continue
 			fi
 			kill_node "$i"
-			rm -rf "${TMP:?}/n$i"
+			wipe_data "$i"
 			JOIN[i]=${HTTP[l]}
 			MEMBER[i]=yes
 			JOINING[i]=1

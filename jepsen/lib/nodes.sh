@@ -57,6 +57,7 @@ reap() {
 kill_node() {
 	local i=$1
 	[[ ${ST[i]} == down ]] && return 0
+	disk_note_kill "$i"
 	kill -KILL "${PID[i]}" 2>/dev/null
 	reap "${PID[i]}"
 	ST[i]=down
