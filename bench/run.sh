@@ -13,6 +13,9 @@
 #   tls.sh          what TLS costs: the same workloads with TLS on/off (and a
 #                   token), a reconnect storm of 1,000 TLS subscribers, perf
 #   profile.sh      perf profile and syscall counts of the leader under writes
+#   telemetry.sh    what telemetry costs: proxy throughput and instructions per
+#                   request with reports on/off; server CPU and memory per 1,000
+#                   reporting proxies
 #   proxy/run.sh    proxy vs nginx (another engineer's; run when present)
 # Raw results: bench/out/ (results.jsonl, logs). Takes ~12-15 minutes.
 # BENCH_STEPS="kv scale" runs a subset: RESULTS.md then shows those sections
@@ -21,7 +24,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 T0=$(date +%s)
-STEPS=${BENCH_STEPS:-idle kv propagation scale tls profile proxy}
+STEPS=${BENCH_STEPS:-idle kv propagation scale tls telemetry profile proxy}
 # the proxy benchmark belongs to bench/proxy/; BENCH_PROXY_SH only for testing this runner
 PROXY_SH=${BENCH_PROXY_SH:-$BENCH/proxy/run.sh}
 

@@ -13,13 +13,15 @@ better.
 --keep-previous (bench/run.sh passes it when BENCH_STEPS names a subset): the
 sections of the existing RESULTS_MD that this run did not produce, and their
 rows of the goals table, are kept, marked as carried over from that earlier
-run, instead of being dropped. The TLS section comes from bench/lib/tlsreport.py."""
+run, instead of being dropped. The TLS section comes from bench/lib/tlsreport.py,
+the Telemetry section from bench/lib/telereport.py."""
 import json
 import os
 import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import telereport  # noqa: E402
 import tlsreport  # noqa: E402
 
 out_dir, md_path = sys.argv[1], sys.argv[2]
@@ -390,6 +392,11 @@ tls_lines, tls_goals = tlsreport.section(rows, out_dir)
 lines.extend(tls_lines)
 goals.extend(tls_goals)
 
+# ---------------------------------------------------------------- telemetry
+tele_lines, tele_goals = telereport.section(rows, out_dir)
+lines.extend(tele_lines)
+goals.extend(tele_goals)
+
 # ---------------------------------------------------------------- diagnostics
 d1 = [r for r in rows if r.get("bench") == "diag_snap"]
 d2 = [r for r in rows if r.get("bench") == "diag_subs"]
@@ -454,7 +461,8 @@ if parts:
 have = " ".join(t for t, _, _ in goals)
 expected = ([f"Writes, {c} conn" for c in (1, 16, 64)] + ["Linearizable reads, 64 conn"] +
             [f"Propagation N={n}:" for n in (10, 100, 1000)] +
-            [f"Scale N={n}:" for n in (1000, 10000)] + ["Idle RSS"])
+            [f"Scale N={n}:" for n in (1000, 10000)] + ["Idle RSS"] +
+            ["Telemetry: proxy requests/s on ÷ off"])
 
 # --keep-previous: the earlier report's sections and goal rows this run did not produce
 def md_sections(text):
