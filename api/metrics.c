@@ -224,12 +224,14 @@ static const struct {
 		  {"timeout", RP_TV_TIMEOUTS},
 		  {"no_healthy", RP_TV_NO_HEALTHY}};
 
-static void fleet_counters(struct buf *b, struct rp_api *api, struct rp_tq_totals *tt)
+/* One metric family's lines for one item (@kind, @name) with totals @v. */
+typedef void (*item_lines)(struct buf *b, const char *kind, const char *name, const uint64_t *v);
+
+/* @emit for every cluster and route of the mesh, with its fleet totals
+ * (zero when no proxy reported it). */
+static void each_item(struct buf *b, struct rp_api *api, struct rp_tq_totals *tt, item_lines emit)
 {
 	static const uint64_t zero[RP_TV__N];
-	put(b, "# HELP raftplane_fleet_requests_total Requests by route or cluster, every proxy "
-	       "of the fleet (sum of each instance's newest report).\n"
-	       "# TYPE raftplane_fleet_requests_total counter\n");
 	for (int k = 0; k < 2; k++) {
 		char *const *names;
 		size_t n;
@@ -238,85 +240,74 @@ static void fleet_counters(struct buf *b, struct rp_api *api, struct rp_tq_total
 			continue;
 		for (size_t i = 0; i < n; i++) {
 			const uint64_t *v = rp_tq_total(&tt[k], names[i]);
-			put(b,
-			    "raftplane_fleet_requests_total{kind=\"%s\",name=\"%s\"} %" PRIu64 "\n",
-			    kinds[k][0], names[i], (v ? v : zero)[RP_TV_REQUESTS]);
-		}
-	}
-	put(b, "# HELP raftplane_fleet_responses_total Responses by class, every proxy.\n"
-	       "# TYPE raftplane_fleet_responses_total counter\n");
-	for (int k = 0; k < 2; k++) {
-		char *const *names;
-		size_t n;
-		if (rp_telemetry_mesh_names(api, k ? RP_KIND_ROUTES : RP_KIND_CLUSTERS, &names,
-					    &n) != 0)
-			continue;
-		for (size_t i = 0; i < n; i++) {
-			const uint64_t *v = rp_tq_total(&tt[k], names[i]);
-			for (int j = 0; j < 6; j++)
-				put(b,
-				    "raftplane_fleet_responses_total{kind=\"%s\",name=\"%s\","
-				    "class=\"%s\"} %" PRIu64 "\n",
-				    kinds[k][0], names[i], classes[j],
-				    (v ? v : zero)[RP_TV_RESP + j]);
-		}
-	}
-	put(b, "# HELP raftplane_fleet_upstream_errors_total Upstream failures by kind, every "
-	       "proxy.\n# TYPE raftplane_fleet_upstream_errors_total counter\n");
-	for (int k = 0; k < 2; k++) {
-		char *const *names;
-		size_t n;
-		if (rp_telemetry_mesh_names(api, k ? RP_KIND_ROUTES : RP_KIND_CLUSTERS, &names,
-					    &n) != 0)
-			continue;
-		for (size_t i = 0; i < n; i++) {
-			const uint64_t *v = rp_tq_total(&tt[k], names[i]);
-			for (int j = 0; j < 4; j++)
-				put(b,
-				    "raftplane_fleet_upstream_errors_total{kind=\"%s\",name=\"%s\","
-				    "error=\"%s\"} %" PRIu64 "\n",
-				    kinds[k][0], names[i], up_errors[j].label,
-				    (v ? v : zero)[up_errors[j].idx]);
+			emit(b, kinds[k][0], names[i], v ? v : zero);
 		}
 	}
 }
 
+static void requests_lines(struct buf *b, const char *kind, const char *name, const uint64_t *v)
+{
+	put(b, "raftplane_fleet_requests_total{kind=\"%s\",name=\"%s\"} %" PRIu64 "\n", kind, name,
+	    v[RP_TV_REQUESTS]);
+}
+
+static void responses_lines(struct buf *b, const char *kind, const char *name, const uint64_t *v)
+{
+	for (int j = 0; j < 6; j++)
+		put(b,
+		    "raftplane_fleet_responses_total{kind=\"%s\",name=\"%s\",class=\"%s\"} %" PRIu64
+		    "\n",
+		    kind, name, classes[j], v[RP_TV_RESP + j]);
+}
+
+static void errors_lines(struct buf *b, const char *kind, const char *name, const uint64_t *v)
+{
+	for (int j = 0; j < 4; j++)
+		put(b,
+		    "raftplane_fleet_upstream_errors_total{kind=\"%s\",name=\"%s\",error=\"%s\"} "
+		    "%" PRIu64 "\n",
+		    kind, name, up_errors[j].label, v[up_errors[j].idx]);
+}
+
+static void latency_lines(struct buf *b, const char *kind, const char *name, const uint64_t *v)
+{
+	uint64_t cum = 0;
+	for (int j = 0; j < RP_TL_LAT_BOUNDS; j++) {
+		cum += v[RP_TV_LAT + j];
+		put(b,
+		    "raftplane_fleet_latency_seconds_bucket{kind=\"%s\",name=\"%s\",le=\"%g\"} "
+		    "%" PRIu64 "\n",
+		    kind, name, (double)rp_tl_lat_bounds_us[j] / 1e6, cum);
+	}
+	cum += v[RP_TV_LAT + RP_TL_LAT_BOUNDS];
+	put(b,
+	    "raftplane_fleet_latency_seconds_bucket{kind=\"%s\",name=\"%s\",le=\"+Inf\"} %" PRIu64
+	    "\n"
+	    "raftplane_fleet_latency_seconds_sum{kind=\"%s\",name=\"%s\"} %.6f\n"
+	    "raftplane_fleet_latency_seconds_count{kind=\"%s\",name=\"%s\"} %" PRIu64 "\n",
+	    kind, name, cum, kind, name, (double)v[RP_TV_LAT_SUM] / 1e6, kind, name, cum);
+}
+
+static void fleet_counters(struct buf *b, struct rp_api *api, struct rp_tq_totals *tt)
+{
+	put(b, "# HELP raftplane_fleet_requests_total Requests by route or cluster, every proxy "
+	       "of the fleet (sum of each instance's newest report).\n"
+	       "# TYPE raftplane_fleet_requests_total counter\n");
+	each_item(b, api, tt, requests_lines);
+	put(b, "# HELP raftplane_fleet_responses_total Responses by class, every proxy.\n"
+	       "# TYPE raftplane_fleet_responses_total counter\n");
+	each_item(b, api, tt, responses_lines);
+	put(b, "# HELP raftplane_fleet_upstream_errors_total Upstream failures by kind, every "
+	       "proxy.\n# TYPE raftplane_fleet_upstream_errors_total counter\n");
+	each_item(b, api, tt, errors_lines);
+}
+
 static void fleet_latency(struct buf *b, struct rp_api *api, struct rp_tq_totals *tt)
 {
-	static const uint64_t zero[RP_TV__N];
 	put(b, "# HELP raftplane_fleet_latency_seconds Latency of requests by route or cluster, "
 	       "every proxy (the proxies' fixed buckets).\n"
 	       "# TYPE raftplane_fleet_latency_seconds histogram\n");
-	for (int k = 0; k < 2; k++) {
-		char *const *names;
-		size_t n;
-		if (rp_telemetry_mesh_names(api, k ? RP_KIND_ROUTES : RP_KIND_CLUSTERS, &names,
-					    &n) != 0)
-			continue;
-		for (size_t i = 0; i < n; i++) {
-			const uint64_t *v = rp_tq_total(&tt[k], names[i]);
-			v = v ? v : zero;
-			uint64_t cum = 0;
-			for (int j = 0; j < RP_TL_LAT_BOUNDS; j++) {
-				cum += v[RP_TV_LAT + j];
-				put(b,
-				    "raftplane_fleet_latency_seconds_bucket{kind=\"%s\",name=\"%"
-				    "s\","
-				    "le=\"%g\"} %" PRIu64 "\n",
-				    kinds[k][0], names[i], (double)rp_tl_lat_bounds_us[j] / 1e6,
-				    cum);
-			}
-			cum += v[RP_TV_LAT + RP_TL_LAT_BOUNDS];
-			put(b,
-			    "raftplane_fleet_latency_seconds_bucket{kind=\"%s\",name=\"%s\","
-			    "le=\"+Inf\"} %" PRIu64 "\n"
-			    "raftplane_fleet_latency_seconds_sum{kind=\"%s\",name=\"%s\"} %.6f\n"
-			    "raftplane_fleet_latency_seconds_count{kind=\"%s\",name=\"%s\"} "
-			    "%" PRIu64 "\n",
-			    kinds[k][0], names[i], cum, kinds[k][0], names[i],
-			    (double)v[RP_TV_LAT_SUM] / 1e6, kinds[k][0], names[i], cum);
-		}
-	}
+	each_item(b, api, tt, latency_lines);
 }
 
 static void fleet_endpoints(struct buf *b, struct rp_call *c, json_t *merged)
