@@ -200,7 +200,10 @@ class HostileCP:
                     break
                 with self.lock:
                     fn = self.behaviour
-                if fn is None:
+                # only the subscription is attacked: a telemetry report
+                # (POST /v1/report, its own connection) that got the fault
+                # first would use it up before the proxy's next poll
+                if fn is None or not req.startswith(b"POST /v1/subscribe "):
                     self._relay(s, req)
                     continue
                 self._note(req.split(b"\r\n\r\n", 1)[1])
