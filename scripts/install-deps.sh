@@ -4,6 +4,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libraft-dev libuv1-dev libsqlite3-dev libprotobuf-c-dev protobuf-c-compiler
       libh2o-dev libssl-dev libjansson-dev libcmocka-dev
+      libcurl4-openssl-dev libyaml-dev  # raftplanectl
+      sqlite3  # the backup test opens a backup with the sqlite3 command
       python3 curl procps iproute2 nftables
       faketime  # the clock-jump test (libfaketime)
       e2fsprogs mount  # the disk-failure test (mkfs.ext4, e2fsck, losetup)
