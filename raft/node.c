@@ -43,6 +43,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "diskcheck.h"
 #include "identity.h"
@@ -247,6 +250,40 @@ static int open_store(struct rp_node *n, char *errmsg, size_t errlen)
 	return 0;
 }
 
+/* raft_uv_init() probes the data dir by writing a file of one block
+ * (4 KiB): with less free than that it fails and the node would exit, a
+ * node restarted on a full disk (the jepsen disk nemesis with kills) then
+ * stays down until someone starts it again. Wait instead: nothing runs on
+ * the loop yet and the signal handlers are not installed, so SIGTERM still
+ * ends the process at once. With space for the probe but not for a
+ * segment the node starts and holds writes (diskguard.c). */
+#define START_FREE_BYTES (64 * 1024)
+
+static uint64_t free_bytes(const char *dir)
+{
+	struct statvfs v;
+	if (statvfs(dir, &v) != 0)
+		return UINT64_MAX; /* not ours to judge: raft_uv_init() says */
+	return (uint64_t)(geteuid() == 0 ? v.f_bfree : v.f_bavail) * v.f_frsize;
+}
+
+static void wait_for_space(const char *dir)
+{
+	uint64_t left = free_bytes(dir);
+	if (left >= START_FREE_BYTES)
+		return;
+	rp_log_error("disk full: data dir %s has %" PRIu64 " bytes free, %d needed to start; "
+		     "waiting for space (checked every second)",
+		     dir, left, START_FREE_BYTES);
+	struct timespec t0, now, second = {.tv_sec = 1};
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while ((left = free_bytes(dir)) < START_FREE_BYTES)
+		nanosleep(&second, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	rp_log_info("disk: %" PRIu64 " bytes free in %s after %ld s: starting", left, dir,
+		    (long)(now.tv_sec - t0.tv_sec));
+}
+
 static int open_raft(struct rp_node *n, char *errmsg, size_t errlen)
 {
 	const struct rp_node_config *cfg = &n->cfg;
@@ -262,6 +299,7 @@ static int open_raft(struct rp_node *n, char *errmsg, size_t errlen)
 		return -1;
 	}
 	n->have_transport = 1;
+	wait_for_space(n->data_dir);
 	if ((rv = raft_uv_init(&n->io, n->loop, n->data_dir, &n->transport)) != 0) {
 		snprintf(errmsg, errlen, "raft io: %s", n->io.errmsg);
 		return -1;

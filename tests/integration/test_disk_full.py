@@ -220,6 +220,53 @@ def test_follower_full():
         check_all(c, w.acked)
 
 
+def test_restart_no_space():
+    """A follower stopped and started again with 0 bytes free (what the
+    jepsen disk nemesis with kills found: raft_uv's start-up probe needs a
+    block, the node exited 2 and stayed down). It waits for space, says so
+    in one log line, and starts by itself once space returns; the others
+    acknowledge writes meanwhile and it serves all of them afterwards."""
+    with Cluster(3, election_timeout_ms=500, heartbeat_ms=50, name="restart-full",
+                 extra_args=ARGS) as c:
+        victim = c.followers()[0]
+        on_tmpfs(c, victim)
+        c.wait_ready()
+        w = Writer(c, "z")
+        for _ in range(5):
+            check(w.write_one(), "a write failed before the fill", w.unacked)
+        c.stop(victim)
+        fill = Filler(victim)
+        fd = os.open(fill.path, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:  # every last byte
+            for size in (65536, 4096, 1):
+                try:
+                    while True:
+                        os.write(fd, b"\xa5" * size)
+                except OSError:
+                    pass
+        finally:
+            os.close(fd)
+        check(disk_free(victim.data_dir) == 0, "not full: %d" % disk_free(victim.data_dir))
+        c.restart(victim, wait_http=False)
+        wait_until(lambda: "waiting for space" in victim.current_log(), 20,
+                   what="%r to say it waits for space" % victim)
+        for _ in range(10):
+            check(w.write_one(), "a write failed while a follower waits for space", w.unacked)
+        time.sleep(1)
+        check(victim.alive(), "%r exited on a full disk" % victim, victim.current_log()[-1500:])
+        line = [ln for ln in victim.current_log().splitlines() if "waiting for space" in ln]
+        check(len(line) == 1 and "ERROR" in line[0] and "0 bytes free" in line[0],
+              "one clear log line", line)
+        log("%r: %s" % (victim, line[0][-160:]))
+        t0 = time.monotonic()
+        fill.free()
+        c.wait_ready(timeout=60, nodes=[victim])
+        log("%r serving %.1fs after space returned, same process" % (
+            victim, time.monotonic() - t0))
+        check("bytes free in" in victim.current_log(), "start after the wait logged")
+        check_all(c, w.acked)
+
+
 def test_leader_full():
     with Cluster(3, election_timeout_ms=500, heartbeat_ms=50, name="leader-full", extra_args=ARGS) as c:
         victim = c.followers()[0]
@@ -428,4 +475,4 @@ def test_follower_io_error():
 
 
 if __name__ == "__main__":
-    run([test_follower_full, test_leader_full, test_majority_full, test_follower_io_error])
+    run([test_follower_full, test_restart_no_space, test_leader_full, test_majority_full, test_follower_io_error])
