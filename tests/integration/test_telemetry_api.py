@@ -11,40 +11,13 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from rpharness import (Cluster, check, http_request, log, node_client_context,  # noqa: E402
                        open_socket, parse_response, run, tls_on, wait_until)
+from pbwire import f_bytes, f_packed, f_uint  # noqa: E402
 
 INTERVAL_MS = 1000
 RETENTION_MS = 8000
 B5 = 5  # latency bucket 5: (3000 µs, 5000 µs]
 
-# ---- protobuf, by hand ----------------------------------------------------------
-
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def f_uint(field, v):
-    return varint(field << 3) + varint(v) if v else b""
-
-
-def f_bytes(field, b):
-    if isinstance(b, str):
-        b = b.encode()
-    return varint(field << 3 | 2) + varint(len(b)) + b
-
-
-def f_packed(field, vals):
-    if not vals:
-        return b""
-    return f_bytes(field, b"".join(varint(v) for v in vals))
+# ---- protobuf, by hand (tests/lib/pbwire.py) --------------------------------------
 
 
 def traffic(name, requests=0, responses=None, upstream=0, retries=0, connect=0, resets=0,

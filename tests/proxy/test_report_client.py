@@ -27,88 +27,27 @@ import time
 
 from proxyharness import (Env, check, get, log, pick_ports, rpharness, run,  # noqa: F401
                           wait_until)
+from pbwire import decode, f_bytes, f_str, f_uint, read_varint  # noqa: E402
 
 NODE = "edge-tele"
 CLUSTER_ID = "0123456789abcdef0123456789abcdef"
 HEADER = "x-raftplane-report-interval-ms"
 
-# ---- protobuf, by hand ----------------------------------------------------------
-
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def f_varint(no, n):
-    return varint(no << 3) + varint(n) if n else b""
-
-
-def f_bytes(no, b):
-    if isinstance(b, str):
-        b = b.encode()
-    return varint((no << 3) | 2) + varint(len(b)) + b if b else b""
-
-
-def f_msg(no, b):
-    return varint((no << 3) | 2) + varint(len(b)) + b  # even when empty
+# ---- protobuf, by hand (tests/lib/pbwire.py) --------------------------------------
 
 
 def snapshot(version, listen_port, backend_port, hc=None, node=NODE):
-    listener = f_bytes(1, "l") + f_varint(2, version) + f_bytes(3, "127.0.0.1") + f_varint(
+    listener = f_str(1, "l") + f_uint(2, version) + f_str(3, "127.0.0.1") + f_uint(
         4, listen_port)
-    route = f_bytes(1, "r") + f_varint(2, version) + f_bytes(3, "l") + f_bytes(5, "/") + \
-        f_bytes(8, "c")
-    ep = f_bytes(1, "127.0.0.1") + f_varint(2, backend_port) + f_varint(3, 1)
-    cluster = f_bytes(1, "c") + f_varint(2, version) + f_bytes(3, "round_robin") + f_msg(6, ep)
+    route = f_str(1, "r") + f_uint(2, version) + f_str(3, "l") + f_str(5, "/") + \
+        f_str(8, "c")
+    ep = f_str(1, "127.0.0.1") + f_uint(2, backend_port) + f_uint(3, 1)
+    cluster = f_str(1, "c") + f_uint(2, version) + f_str(3, "round_robin") + f_bytes(6, ep)
     if hc:
-        cluster += f_msg(7, f_bytes(1, "/healthz") + f_varint(2, hc) + f_varint(3, hc) +
-                         f_varint(4, 1) + f_varint(5, 1))
-    return (f_bytes(1, node) + f_varint(2, version) + f_varint(3, version) + f_msg(4, listener) +
-            f_msg(5, route) + f_msg(6, cluster) + f_bytes(7, CLUSTER_ID))
-
-
-def read_varint(b, i):
-    n = shift = 0
-    while True:
-        check(i < len(b), "truncated varint")
-        c = b[i]
-        i += 1
-        n |= (c & 0x7F) << shift
-        shift += 7
-        if not c & 0x80:
-            return n, i
-        check(shift < 70, "varint too long")
-
-
-def decode(b):
-    """{field number: [values]}: ints for varints, bytes for length-delimited."""
-    fields, i = {}, 0
-    while i < len(b):
-        tag, i = read_varint(b, i)
-        no, wt = tag >> 3, tag & 7
-        if wt == 0:
-            v, i = read_varint(b, i)
-        elif wt == 2:
-            n, i = read_varint(b, i)
-            v = bytes(b[i:i + n])
-            check(len(v) == n, "truncated field %d" % no)
-            i += n
-        elif wt == 1:
-            v, i = int.from_bytes(b[i:i + 8], "little"), i + 8
-        elif wt == 5:
-            v, i = int.from_bytes(b[i:i + 4], "little"), i + 4
-        else:
-            raise rpharness.TestFailure("wire type %d" % wt)
-        fields.setdefault(no, []).append(v)
-    return fields
+        cluster += f_bytes(7, f_str(1, "/healthz") + f_uint(2, hc) + f_uint(3, hc) +
+                         f_uint(4, 1) + f_uint(5, 1))
+    return (f_str(1, node) + f_uint(2, version) + f_uint(3, version) + f_bytes(4, listener) +
+            f_bytes(5, route) + f_bytes(6, cluster) + f_str(7, CLUSTER_ID))
 
 
 def one(f, no, default=0):

@@ -18,6 +18,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import rpharness  # noqa: E402
 from rpharness import check, log, wait_until  # noqa: E402,F401
+# the names the subscription tests use (tests/lib/pbwire.py)
+from pbwire import f_bytes as pb_bytes, f_uint_always as pb_uint, varint as pb_varint  # noqa: E402,F401,E501
 
 SUB_BIN = os.environ.get("RP_SUBSCRIBER_BIN") or os.path.normpath(
     os.path.join(HERE, "..", "..", "build", "proxy", "raftplane-subscriber"))
@@ -122,30 +124,6 @@ def listener_obj(port, nodes):
 def route_obj(listener, cluster, prio=0, prefix="/"):
     return {"listener": listener, "priority": prio, "match": {"prefix": prefix},
             "cluster": cluster}
-
-
-def pb_varint(n):
-    """Protobuf base-128 varint."""
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
-
-
-def pb_bytes(field, data):
-    """A length-delimited protobuf field (text is UTF-8 encoded)."""
-    if isinstance(data, str):
-        data = data.encode()
-    return pb_varint(field << 3 | 2) + pb_varint(len(data)) + data
-
-
-def pb_uint(field, v):
-    """A varint protobuf field."""
-    return pb_varint(field << 3) + pb_varint(v)
 
 
 def sub_request(node_id, version=None, wait_ms=0, nack=None, cluster_id=None):

@@ -24,60 +24,11 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "proxy"))
 
 from proxyharness import (Env, Load, TestFailure, check, log, pick_ports,  # noqa: E402
                           run, wait_body, wait_until)
+from pbwire import decode, f_bytes, f_uint  # noqa: E402  (tests/lib)
 
 NODE = "edge-cp"
 WAIT_MS = 2000  # the proxy's --wait-ms: a poll times out after WAIT_MS + 5 s
 PB = "application/x-protobuf"
-
-
-# ---- protobuf by hand (net/raftplane.proto) -----------------------------------------
-
-def pb_varint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out += bytes([b | (0x80 if n else 0)])
-        if not n:
-            return out
-
-
-def pb_bytes(field, data):
-    if isinstance(data, str):
-        data = data.encode()
-    return pb_varint(field << 3 | 2) + pb_varint(len(data)) + data
-
-
-def pb_uint(field, v):
-    return pb_varint(field << 3) + pb_varint(v) if v else b""
-
-
-def pb_decode(data):
-    """{field: [values]} of one message (varints and length-delimited only)."""
-    out, i = {}, 0
-    while i < len(data):
-        key, i = _varint_at(data, i)
-        f, t = key >> 3, key & 7
-        if t == 0:
-            v, i = _varint_at(data, i)
-        elif t == 2:
-            n, i = _varint_at(data, i)
-            v, i = data[i:i + n], i + n
-        else:
-            raise ValueError("wire type %d" % t)
-        out.setdefault(f, []).append(v)
-    return out
-
-
-def _varint_at(data, i):
-    n = shift = 0
-    while True:
-        b = data[i]
-        i += 1
-        n |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return n, i
 
 
 def snapshot(version, cluster_id, node=NODE, listen_port=1, cluster="c", endpoint_port=1,
@@ -86,16 +37,16 @@ def snapshot(version, cluster_id, node=NODE, listen_port=1, cluster="c", endpoin
     (default: cluster), cluster @cluster with one endpoint. Fields in an order
     that puts the clusters last, so that a cut near the end is always inside
     a nested message."""
-    listener = pb_bytes(1, "l") + pb_uint(2, version) + pb_bytes(3, "127.0.0.1") + \
-        pb_uint(4, listen_port)
-    route = pb_bytes(1, "r") + pb_uint(2, version) + pb_bytes(3, "l") + pb_bytes(5, "/") + \
-        pb_bytes(8, route_cluster or cluster) + pb_uint(10, 5000)
-    ep = pb_bytes(1, "127.0.0.1") + pb_uint(2, endpoint_port) + pb_uint(3, 1)
-    clu = pb_bytes(1, cluster) + pb_uint(2, version) + pb_bytes(3, "round_robin") + \
-        pb_uint(5, 1000) + pb_bytes(6, ep)
-    return (pb_bytes(1, node) + pb_uint(2, version) + pb_uint(3, version) +
-            pb_bytes(7, cluster_id) + pb_bytes(4, listener) + pb_bytes(5, route) +
-            pb_bytes(6, clu))
+    listener = f_bytes(1, "l") + f_uint(2, version) + f_bytes(3, "127.0.0.1") + \
+        f_uint(4, listen_port)
+    route = f_bytes(1, "r") + f_uint(2, version) + f_bytes(3, "l") + f_bytes(5, "/") + \
+        f_bytes(8, route_cluster or cluster) + f_uint(10, 5000)
+    ep = f_bytes(1, "127.0.0.1") + f_uint(2, endpoint_port) + f_uint(3, 1)
+    clu = f_bytes(1, cluster) + f_uint(2, version) + f_bytes(3, "round_robin") + \
+        f_uint(5, 1000) + f_bytes(6, ep)
+    return (f_bytes(1, node) + f_uint(2, version) + f_uint(3, version) +
+            f_bytes(7, cluster_id) + f_bytes(4, listener) + f_bytes(5, route) +
+            f_bytes(6, clu))
 
 
 def head(status=200, headers=(), length=None, reason="OK"):
@@ -295,7 +246,7 @@ def scenario(case, fn=None, silent=False, reason=None, text=None, order="hg", ex
                       "last_nack: %r" % dump.get("last_nack"))
                 check((metric(p, "raftplane_proxy_config_updates_total", "rejected") or 0) >= 1,
                       "rejected updates not counted")
-                got = [pb_decode(b) for b in hostile.fault_requests if b]
+                got = [decode(b) for b in hostile.fault_requests if b]
                 nacks = [m for m in got if 3 in m and m[3][0] > held]
                 check(nacks, "no NACK reached the hostile server: %r" % got)
                 check(text.encode() in nacks[0][4][0], "NACK text: %r" % nacks[0][4])
