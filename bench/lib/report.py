@@ -17,68 +17,22 @@ run, instead of being dropped. The TLS section comes from bench/lib/tlsreport.py
 the Telemetry section from bench/lib/telereport.py."""
 import json
 import os
-import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import telereport  # noqa: E402
+from tables import cell, fmt, load_rows, med, ratio, rfmt, verdict  # noqa: E402,F401
 import tlsreport  # noqa: E402
 
 out_dir, md_path = sys.argv[1], sys.argv[2]
 keep_previous = "--keep-previous" in sys.argv[3:]
-rows = []
-with open(os.path.join(out_dir, "results.jsonl")) as f:
-    for line in f:
-        line = line.strip()
-        if line:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                pass
+rows = load_rows(out_dir)
 meta = {}
 if os.path.exists(os.path.join(out_dir, "meta.json")):
     with open(os.path.join(out_dir, "meta.json")) as f:
         meta = json.load(f)
 
-med = statistics.median
 goals = []  # (text, met: True/False/None, detail)
-
-
-def fmt(x, nd=None):
-    if x is None:
-        return "n/a"
-    if nd is None:
-        nd = 0 if abs(x) >= 100 else (1 if abs(x) >= 10 else 2)
-    return f"{x:,.{nd}f}"
-
-
-def cell(vals, nd=None):
-    """median (min-max) of a list of numbers"""
-    vals = [v for v in vals if v is not None]
-    if not vals:
-        return "n/a", None
-    m = med(vals)
-    if len(vals) == 1:
-        return fmt(m, nd), m
-    return f"{fmt(m, nd)} ({fmt(min(vals), nd)}–{fmt(max(vals), nd)})", m
-
-
-def ratio(a, b):
-    if a is None or b is None or b == 0:
-        return None
-    return a / b
-
-
-def rfmt(r):
-    if r is None:
-        return "n/a"
-    if 0.995 <= r <= 1.005 and r != 1.0:
-        return f"{r:.3f}×"  # so that a verdict against 1.0 is visible
-    return f"{r:.2f}×"
-
-
-def verdict(met):
-    return {True: "**met**", False: "**missed**", None: "—"}[met]
 
 
 lines = []

@@ -10,55 +10,17 @@ medians. The goal of the issue: proxy throughput with telemetry on is at
 least 0.98x the throughput with it off. The same goal is checked against
 the instructions per request counted by callgrind (off / on >= 0.98), which
 do not depend on the load of a shared machine."""
-import json
 import os
-import statistics
 import sys
 
 GOAL = 0.98
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tables import cell, fmt, load_rows, med, verdict  # noqa: E402,F401
+
 RETENTION_MS = 15 * 60 * 1000  # the default retention (docs/telemetry.md)
-
-med = statistics.median
-
-
-def fmt(x, nd=None):
-    if x is None:
-        return "n/a"
-    if nd is None:
-        nd = 0 if abs(x) >= 100 else (1 if abs(x) >= 10 else 2)
-    return f"{x:,.{nd}f}"
-
-
-def cell(vals, nd=None):
-    vals = [v for v in vals if v is not None]
-    if not vals:
-        return "n/a", None
-    m = med(vals)
-    if len(vals) == 1:
-        return fmt(m, nd), m
-    return f"{fmt(m, nd)} ({fmt(min(vals), nd)}–{fmt(max(vals), nd)})", m
-
 
 def rfmt(r):
     return "n/a" if r is None else f"{r:.3f}×"
-
-
-def verdict(met):
-    return {True: "**met**", False: "**missed**", None: "—"}[met]
-
-
-def load_rows(out_dir):
-    rows = []
-    p = os.path.join(out_dir, "results.jsonl")
-    if os.path.exists(p):
-        for line in open(p):
-            line = line.strip()
-            if line:
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    pass
-    return rows
 
 
 def kib(x):

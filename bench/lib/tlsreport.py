@@ -9,64 +9,19 @@ over the rounds with the min-max range in parentheses; ratios and differences
 are TLS (or TLS + token) against plain, from those medians. The goal of the
 issue: TLS costs at most 15% throughput (ratio >= 0.85) and 1 ms p50
 (difference <= +1 ms)."""
-import json
 import os
-import statistics
 import sys
 
 MAX_TP_LOSS = 0.15
 MAX_P50_MS = 1.0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tables import cell, fmt, load_rows, ratio, rfmt, verdict  # noqa: E402
+
 NAMES = {"plain": "plain", "tls": "TLS", "token": "TLS + token"}
-
-med = statistics.median
-
-
-def fmt(x, nd=None):
-    if x is None:
-        return "n/a"
-    if nd is None:
-        nd = 0 if abs(x) >= 100 else (1 if abs(x) >= 10 else 2)
-    return f"{x:,.{nd}f}"
-
-
-def cell(vals, nd=None):
-    vals = [v for v in vals if v is not None]
-    if not vals:
-        return "n/a", None
-    m = med(vals)
-    if len(vals) == 1:
-        return fmt(m, nd), m
-    return f"{fmt(m, nd)} ({fmt(min(vals), nd)}–{fmt(max(vals), nd)})", m
-
-
-def ratio(a, b):
-    return None if a is None or b is None or b == 0 else a / b
-
-
-def rfmt(r):
-    return "n/a" if r is None else f"{r:.3f}×" if 0.995 <= r <= 1.005 and r != 1 else f"{r:.2f}×"
 
 
 def dfmt(d, unit="ms"):
     return "n/a" if d is None else f"{d:+.2f} {unit}"
-
-
-def verdict(met):
-    return {True: "**met**", False: "**missed**", None: "—"}[met]
-
-
-def load_rows(out_dir):
-    rows = []
-    p = os.path.join(out_dir, "results.jsonl")
-    if os.path.exists(p):
-        for line in open(p):
-            line = line.strip()
-            if line:
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    pass
-    return rows
 
 
 def section(rows, out_dir):
