@@ -24,7 +24,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 T0=$(date +%s)
-STEPS=${BENCH_STEPS:-idle kv propagation scale tls telemetry profile proxy}
+STEPS=${BENCH_STEPS:-idle fsync kv propagation scale tls telemetry profile proxy}
 # the proxy benchmark belongs to bench/proxy/; BENCH_PROXY_SH only for testing this runner
 PROXY_SH=${BENCH_PROXY_SH:-$BENCH/proxy/run.sh}
 

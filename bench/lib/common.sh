@@ -30,6 +30,7 @@ PY=/usr/bin/python3
 RP_BIN=$BUILD/server/raftplane-server
 SUB_BIN=$BUILD/proxy/raftplane-subscriber
 PROP_BIN=$BUILD/bench/propbench
+FSYNC_BIN=$BUILD/bench/fsyncprobe
 # Servers, etcd and subscribers run through symlinks whose names contain
 # neither "raftplane" nor "etcd": a broad `pkill etcd` or `killall
 # raftplane-server` run by someone else on this shared machine then cannot hit
@@ -109,6 +110,9 @@ bench_build() {
   if [ ! -x "$PROP_BIN" ] || [ "$BENCH/tools/propbench.c" -nt "$PROP_BIN" ]; then
     gcc -O2 -g -Wall -Wextra -o "$PROP_BIN" "$BENCH/tools/propbench.c" \
       "$BUILD/net/raftplane.pb-c.c" -I"$BUILD/net" -lprotobuf-c -lssl -lcrypto -lm
+  fi
+  if [ ! -x "$FSYNC_BIN" ] || [ "$BENCH/tools/fsyncprobe.c" -nt "$FSYNC_BIN" ]; then
+    gcc -O2 -g -Wall -Wextra -Werror -o "$FSYNC_BIN" "$BENCH/tools/fsyncprobe.c" -lpthread
   fi
 }
 

@@ -143,6 +143,40 @@ if kv:
                "forward the request) vs etcd `POST /v3/kv/range` (linearizable: ReadIndex), on the "
                "keys written above.")
 
+# ---------------------------------------------------------------- physical limit
+fs = [r for r in rows if r.get("bench") == "fsync"]
+if fs:
+    w("## Physical limit: a 1-connection write against this machine's fsync")
+    w("")
+    w("| figure | p50 | p99 |")
+    w("|---|---|---|")
+    for key, name in (("one", "4 KiB append + fdatasync, one file"),
+                      ("two", "the same on two files at once (leader and follower)"),
+                      ("rtt", "loopback TCP round trip, 64 bytes"),
+                      ("bound", "**bound**: the pair + one round trip")):
+        a, _ = cell([r[f"{key}_p50_us"] / 1000 for r in fs])
+        b, _ = cell([r[f"{key}_p99_us"] / 1000 for r in fs])
+        w(f"| {name} (ms) | {a} | {b} |")
+    for system in ("raftplane", "etcd"):
+        p50 = [v for v in (kv_vals("write", system, 1, "leader", "p50_ms") if kv else []) if v]
+        p99 = [v for v in (kv_vals("write", system, 1, "leader", "p99_ms") if kv else []) if v]
+        if not p50:
+            continue
+        m50 = med([r["bound_p50_us"] / 1000 for r in fs])
+        m99 = med([r["bound_p99_us"] / 1000 for r in fs])
+        a, ma = cell(p50)
+        b, mb = cell(p99)
+        w(f"| {system} write, 1 conn (ms; × bound) | {a} ({rfmt(ratio(ma, m50))}) | "
+          f"{b} ({rfmt(ratio(mb, m99))}) |")
+    w("")
+    w("bench/fsync.sh (bench/tools/fsyncprobe.c) in the directory the data dirs of this run "
+      "live in, before the kv step; medians over its repetitions. A write is durable once "
+      "the leader and one follower each appended and flushed it, in parallel, and the "
+      "answer crossed loopback: the bound is that pair plus one round trip, a floor no "
+      "raft on this disk goes under (raft_uv adds its own framing and a second write for "
+      "the segment header now and then).")
+    w("")
+
 # ---------------------------------------------------------------- propagation
 prop = [r for r in rows if r.get("bench") == "propagation"]
 if prop:
