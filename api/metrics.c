@@ -14,6 +14,7 @@
 
 #include "auth.h"
 #include "apitls.h"
+#include "fdbudget.h"
 #include "metrics.h"
 #include "raftplane/err.h"
 #include "subscribe.h"
@@ -174,11 +175,22 @@ static void conn_metrics(struct buf *b, struct rp_api *api)
 	gauge(b, "raftplane_connections_open", "API connections open (counted by the limits).",
 	      st.open);
 	put(b, "# HELP raftplane_connections_refused_total API connections closed at accept, by "
-	       "reason (per_ip: --max-conns-per-ip, total: --max-conns).\n"
+	       "reason (per_ip: --max-conns-per-ip, total: --max-conns, fds: the client "
+	       "descriptor budget).\n"
 	       "# TYPE raftplane_connections_refused_total counter\n");
 	for (int i = 0; i < RP_CONN_REFUSE__N; i++)
 		put(b, "raftplane_connections_refused_total{reason=\"%s\"} %" PRIu64 "\n",
 		    rp_conn_refuse_names[i], st.refused[i]);
+	gauge(b, "raftplane_client_fd_budget",
+	      "Descriptors clients may hold (connections and close watches): ulimit -n less a "
+	      "reserve for raft; 0 when unlimited.",
+	      rp_fd_budget_limit());
+	gauge(b, "raftplane_client_fds",
+	      "Descriptors clients hold (connections and close watches).", rp_fd_budget_used());
+	counter(b, "raftplane_close_watches_skipped_total",
+		"Polls parked without a close watch because the client descriptor budget was "
+		"spent.",
+		rp_fd_budget_watches_skipped());
 	counter(b, "raftplane_connections_member_exempt_total",
 		"API connections from a member's address admitted over --max-conns-per-ip.",
 		st.exempted);

@@ -15,6 +15,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fdbudget.h"
+
 struct rp_closewatch {
 	uv_poll_t poll;
 	int fd;
@@ -31,6 +33,7 @@ static void on_closed(uv_handle_t *h)
 {
 	struct rp_closewatch *w = h->data;
 	close(w->fd);
+	rp_fd_budget_give();
 	atomic_fetch_sub_explicit(&rp_closewatch_active, 1, memory_order_relaxed);
 	free(w);
 }
@@ -62,9 +65,13 @@ struct rp_closewatch *rp_closewatch_create(uv_loop_t *loop, h2o_req_t *req, rp_c
 	int orig = h2o_socket_get_fd(sock);
 	if (orig < 0)
 		return NULL;
+	if (!rp_fd_budget_take_watch()) {
+		rp_fd_budget_count_watch_skipped();
+		return NULL;
+	}
 	struct rp_closewatch *w = calloc(1, sizeof *w);
 	if (!w)
-		return NULL;
+		goto err_after_take;
 	if ((w->fd = fcntl(orig, F_DUPFD_CLOEXEC, 0)) < 0)
 		goto err_after_alloc;
 	if (uv_poll_init_socket(loop, &w->poll, w->fd) != 0)
@@ -84,6 +91,8 @@ err_after_dup:
 	close(w->fd);
 err_after_alloc:
 	free(w);
+err_after_take:
+	rp_fd_budget_give();
 	return NULL;
 }
 

@@ -8,11 +8,12 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "fdbudget.h"
 #include "raftplane/log.h"
 
 #define BUCKETS 4096
 
-const char *const rp_conn_refuse_names[RP_CONN_REFUSE__N] = {"per_ip", "total"};
+const char *const rp_conn_refuse_names[RP_CONN_REFUSE__N] = {"per_ip", "total", "fds"};
 const char *const rp_head_refuse_names[RP_HEAD_REFUSE__N] = {"bytes", "count"};
 
 /* The open connections of one address (or IPv6 /64). */
@@ -121,7 +122,7 @@ void rp_connlimit_close(struct rp_connlimit *l)
 
 int rp_connlimit_counts(const struct rp_connlimit *l)
 {
-	return l && (l->cfg.per_ip || l->cfg.total);
+	return l && (l->cfg.per_ip || l->cfg.total || rp_fd_budget_limit());
 }
 
 /* At most one line a second per listener (under the lock). */
@@ -222,6 +223,27 @@ int rp_connlimit_admit(struct rp_connlimit *l, const struct sockaddr *sa, struct
 		}
 		e->n++;
 	}
+	if (!rp_fd_budget_take()) {
+		if (e && --e->n == 0)
+			drop_entry(l, e);
+		if (slot->exempted) {
+			slot->exempted = 0;
+			l->st.exempted--;
+		}
+		*why = RP_CONN_REFUSE_FDS;
+		l->st.refused[*why]++;
+		if (have_key)
+			key_str(key, who, sizeof who);
+		else
+			snprintf(who, sizeof who, "?");
+		log_refusal(l,
+			    "connection from %s refused: clients hold %u descriptors, the %s of %u "
+			    "(ulimit -n less a reserve for raft and the data dir)",
+			    who, (unsigned)rp_fd_budget_used(), "descriptor budget",
+			    (unsigned)rp_fd_budget_limit());
+		unlock(l);
+		return -1;
+	}
 	slot->entry = e;
 	slot->held = 1;
 	l->st.open++;
@@ -235,6 +257,7 @@ static void release_locked(struct rp_connlimit *l, struct rp_conn_slot *slot)
 		return;
 	slot->held = 0;
 	l->st.open--;
+	rp_fd_budget_give();
 	struct rp_addr_count *e = slot->entry;
 	slot->entry = NULL;
 	if (e && --e->n == 0)

@@ -24,6 +24,7 @@
 enum rp_conn_refuse {
 	RP_CONN_REFUSE_PER_IP, /* "per_ip": the address already holds per_ip connections */
 	RP_CONN_REFUSE_TOTAL,  /* "total": the listener already holds total connections */
+	RP_CONN_REFUSE_FDS, /* "fds": the process' client descriptor budget is spent (fdbudget.h) */
 	RP_CONN_REFUSE__N,
 };
 extern const char *const rp_conn_refuse_names[RP_CONN_REFUSE__N];
@@ -88,7 +89,8 @@ int rp_connlimit_init(struct rp_connlimit *l, const struct rp_connlimit_config *
 /** Free @l; no connection may hold a slot any more. */
 void rp_connlimit_close(struct rp_connlimit *l);
 
-/** 1 when @l limits connections at all (per_ip or total set). */
+/** 1 when @l limits connections at all (per_ip or total set, or a descriptor
+ *  budget, fdbudget.h). */
 int rp_connlimit_counts(const struct rp_connlimit *l);
 
 /**

@@ -22,7 +22,8 @@
  *    it may be waiting for those appends to close a segment).
  * 5. A failed append that raft_uv ordered before a truncate or an installed
  *    snapshot already forwarded cannot be retried in its place: FAILED.
- *    So is any failure other than "cannot create a segment: no space".
+ *    So is any failure other than "cannot create a segment: no space" (or
+ *    "... too many open files": the same path, nothing written).
  */
 #include "diskguard.h"
 
@@ -204,6 +205,12 @@ static struct rp_diskop *held_pop(struct rp_diskguard *g)
 	return op;
 }
 
+/* raft_uv's message for EMFILE and ENFILE (uv_strerror) */
+static int out_of_fds(const char *msg)
+{
+	return msg && (strstr(msg, "too many open files") || strstr(msg, "file table overflow"));
+}
+
 static void block(struct rp_diskguard *g, enum rp_disk_state s, const char *what, int status,
 		  const char *msg)
 {
@@ -216,8 +223,10 @@ static void block(struct rp_diskguard *g, enum rp_disk_state s, const char *what
 	if (first)
 		g->since = g->now;
 	snprintf(g->reason, sizeof g->reason, "%s %s: %s (%s)",
-		 s == RP_DISK_FULL ? "disk full:" : "disk failed:", what,
-		 status == RAFT_NOSPACE ? "no space left" : raft_strerror(status),
+		 s != RP_DISK_FULL ? "disk failed:"
+		 : out_of_fds(msg) ? "out of file descriptors:"
+				   : "disk full:",
+		 what, status == RAFT_NOSPACE ? "no space left" : raft_strerror(status),
 		 msg && *msg ? msg : "no detail");
 	stats_update(g);
 	if (s == RP_DISK_FULL)
@@ -251,7 +260,11 @@ static int retryable(struct rp_diskguard *g, int status)
 {
 	/* raft_uv could not preallocate a segment: nothing was written and its
 	 * append position was rolled back (uvAliveSegmentPrepareCb) */
-	return status == RAFT_NOSPACE && !strncmp(g->io->errmsg, "create segment", 14);
+	if (strncmp(g->io->errmsg, "create segment", 14) != 0)
+		return 0;
+	/* the same failure when the process ran out of descriptors (EMFILE,
+	 * ENFILE): nothing written either, and it passes like a full disk */
+	return status == RAFT_NOSPACE || out_of_fds(g->io->errmsg);
 }
 
 static void append_done(struct raft_io_append *req, int status)

@@ -15,6 +15,7 @@
 #include "auth.h"
 #include "apitls.h"
 #include "client.h"
+#include "fdbudget.h"
 #include "node.h"
 #include "raftplane/err.h"
 #include "raftplane/log.h"
@@ -379,28 +380,36 @@ static void parse_args(int argc, char **argv, struct options *o)
 
 /* Descriptors the API's limits may need: a parked poll holds two (its close
  * watch), any other connection one; raft, the data dir and the loop a few
- * dozen. Raise the soft limit toward the hard one; below that, accepts fail
- * (EMFILE: libuv closes the connection at once) before --max-conns refuses. */
+ * dozen. Raise the soft limit toward the hard one. Whatever it ends at,
+ * clients may hold all but a reserve (net/fdbudget.h): past that budget a
+ * connection is refused at accept and a poll parks without its close watch,
+ * so that client load never leaves raft without a descriptor for its next
+ * segment (which would stop the node's log). */
 static void check_fd_limit(const struct rp_api_options *o)
 {
 	struct rlimit rl;
-	if (!o->max_conns || getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
 		return;
 	rlim_t need = (rlim_t)o->max_conns + o->max_subscribers + 256;
-	if (rl.rlim_cur >= need)
-		return;
-	rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
-	if (want > rl.rlim_cur) {
-		struct rlimit up = {want, rl.rlim_max};
-		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
-			rl.rlim_cur = want;
+	if (o->max_conns && rl.rlim_cur < need) {
+		rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need
+										 : rl.rlim_max;
+		if (want > rl.rlim_cur) {
+			struct rlimit up = {want, rl.rlim_max};
+			if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+				rl.rlim_cur = want;
+		}
 	}
-	if (rl.rlim_cur < need)
+	size_t budget = rp_fd_budget_for(rl.rlim_cur);
+	rp_fd_budget_set(budget);
+	if (o->max_conns && rl.rlim_cur < need)
 		rp_log_warn("open file limit %llu is below the %llu descriptors --max-conns %u and "
-			    "--max-subscribers %u may need: past it connections are dropped at "
-			    "accept; raise the limit (ulimit -n) or lower the flags",
+			    "--max-subscribers %u may need: clients may hold %zu of them (the rest "
+			    "is kept for raft and the data dir); past that connections are refused "
+			    "at accept and polls park without a close watch; raise the limit "
+			    "(ulimit -n) or lower the flags",
 			    (unsigned long long)rl.rlim_cur, (unsigned long long)need, o->max_conns,
-			    o->max_subscribers);
+			    o->max_subscribers, budget);
 }
 
 /* ---- change notification: coalesced, once per loop iteration ------------ */

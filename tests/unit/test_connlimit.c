@@ -1,6 +1,7 @@
 /* Unit tests: the connection limits of a listener (net/connlimit.h):
  * per address, IPv4-mapped IPv6 counted as IPv4, IPv6 by /64, the total,
- * exemptions, and entries freed when their last connection goes. */
+ * exemptions, entries freed when their last connection goes, and the
+ * process' client descriptor budget (net/fdbudget.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "connlimit.h"
+#include "fdbudget.h"
 
 static struct sockaddr_storage v4(const char *ip)
 {
@@ -118,6 +120,61 @@ static void test_total(void **state)
 	rp_connlimit_close(&l);
 }
 
+/* The descriptor budget: connections stop at it, a refusal by it gives back
+ * what the address count took, and close watches stop a headroom earlier. */
+static void test_fd_budget(void **state)
+{
+	(void)state;
+	assert_int_equal(rp_fd_budget_for(20000), 18976);
+	assert_int_equal(rp_fd_budget_for(1024), 768);
+	assert_int_equal(rp_fd_budget_for(100), 75);
+	struct rp_connlimit l;
+	struct rp_connlimit_config cfg = {.per_ip = 10};
+	assert_int_equal(rp_connlimit_init(&l, &cfg, 0), 0);
+	rp_fd_budget_set(8); /* headroom for connections: 2 */
+	struct rp_conn_slot s[9];
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(admit(&l, v4("10.0.0.1"), &s[i]), -1);
+	/* watches: up to 6 held in all (8 less the headroom of 2) */
+	assert_int_equal(rp_fd_budget_take_watch(), 1);
+	assert_int_equal(rp_fd_budget_take_watch(), 1);
+	assert_int_equal(rp_fd_budget_take_watch(), 0);
+	assert_int_equal(rp_fd_budget_used(), 6);
+	/* connections: up to 8 */
+	assert_int_equal(admit(&l, v4("10.0.0.1"), &s[4]), -1);
+	assert_int_equal(admit(&l, v4("10.0.0.2"), &s[5]), -1);
+	assert_int_equal(admit(&l, v4("10.0.0.2"), &s[6]), RP_CONN_REFUSE_FDS);
+	assert_int_equal(rp_fd_budget_used(), 8);
+	struct rp_connlimit_stats st;
+	rp_connlimit_stats(&l, &st);
+	assert_int_equal(st.refused[RP_CONN_REFUSE_FDS], 1);
+	assert_int_equal(st.open, 6);
+	/* the refused one left no count behind: 10.0.0.2 holds one */
+	rp_connlimit_release(&l, &s[5]);
+	rp_fd_budget_give(); /* a watch */
+	assert_int_equal(admit(&l, v4("10.0.0.2"), &s[5]), -1);
+	assert_int_equal(admit(&l, v4("10.0.0.2"), &s[6]), -1);
+	assert_int_equal(admit(&l, v4("10.0.0.2"), &s[7]), RP_CONN_REFUSE_FDS);
+	for (int i = 0; i < 7; i++)
+		rp_connlimit_release(&l, &s[i]);
+	rp_fd_budget_give();
+	assert_int_equal(rp_fd_budget_used(), 0);
+	/* no budget: unlimited, and a limiter without limits counts nothing */
+	rp_fd_budget_set(0);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(rp_fd_budget_take_watch(), 1);
+	for (int i = 0; i < 100; i++)
+		rp_fd_budget_give();
+	rp_connlimit_close(&l);
+	struct rp_connlimit_config none = {0};
+	assert_int_equal(rp_connlimit_init(&l, &none, 0), 0);
+	assert_false(rp_connlimit_counts(&l));
+	rp_fd_budget_set(5);
+	assert_true(rp_connlimit_counts(&l));
+	rp_fd_budget_set(0);
+	rp_connlimit_close(&l);
+}
+
 static int exempt_calls;
 
 static int exempt_10_9(void *arg, const struct sockaddr *sa)
@@ -191,7 +248,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_per_address), cmocka_unit_test(test_ipv6_by_prefix),
 		cmocka_unit_test(test_total),       cmocka_unit_test(test_exempt),
-		cmocka_unit_test(test_churn),
+		cmocka_unit_test(test_churn),       cmocka_unit_test(test_fd_budget),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
