@@ -134,6 +134,7 @@ struct rp_api {
 	size_t n_sub_nodes;
 	uv_timer_t sub_gc;
 	uint64_t snapshots_encoded, snapshots_sent, subscribers;
+	uint64_t subscribers_behind; /* of them: parked before validation (this server is behind) */
 	uint64_t sub_refused_per_node, sub_refused_full; /* polls refused by the caps */
 	unsigned proxy_ttl_ms;
 	uint64_t sub_seq;   /* orders sends, ACKs and NACKs */

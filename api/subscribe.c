@@ -274,6 +274,10 @@ static void unpark(struct rp_call *c)
 	n->last_seen_ms = wall_ms();
 	n->last_seen_mono = uv_now(c->api->loop);
 	c->api->subscribers--;
+	if (!sc->validated) {
+		assert(c->api->subscribers_behind > 0);
+		c->api->subscribers_behind--;
+	}
 }
 
 static void park(struct rp_call *c)
@@ -308,6 +312,8 @@ static void park(struct rp_call *c)
 	n->waiting = sc;
 	n->n_parked++;
 	c->api->subscribers++;
+	if (!sc->validated)
+		c->api->subscribers_behind++;
 	rp_call_watch_close(c);
 }
 
@@ -408,6 +414,8 @@ static void evaluate(struct rp_call *c)
 			return;
 		}
 		sc->validated = 1;
+		if (c->park == &sub_wait) /* parked while this server was behind */
+			api->subscribers_behind--;
 		record_request(c);
 		uint64_t now = uv_now(api->loop);
 		rp_call_set_timer(c, sc->deadline > now ? sc->deadline - now : 0, on_sub_timer);
@@ -436,6 +444,8 @@ static void on_sub_timer(struct rp_call *c)
 
 static void evaluate_all(struct rp_api *api, int only_behind)
 {
+	if (only_behind && !api->subscribers_behind)
+		return; /* a kv write with 10,000 polls parked: no walk over them */
 	for (size_t b = 0; b < BUCKETS; b++) {
 		for (struct rp_sub_node *n = api->sub_buckets[b]; n; n = n->next) {
 			struct sub_call *sc = n->waiting;
@@ -452,8 +462,8 @@ static void evaluate_all(struct rp_api *api, int only_behind)
 
 /* A revision that changed no listener, route or cluster (a kv write, a
  * member record) moves no node's version: only polls waiting for this
- * server to catch up need a look, so kv writes cost parked proxies
- * nothing but this scan. */
+ * server to catch up need a look (counted in subscribers_behind, so that
+ * without any such poll a kv write costs parked proxies nothing at all). */
 void rp_subscribe_notify(struct rp_api *api)
 {
 	const unsigned mesh = 1u << RP_KIND_LISTENERS | 1u << RP_KIND_ROUTES |

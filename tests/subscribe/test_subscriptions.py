@@ -198,6 +198,46 @@ def test_bad_requests_do_not_disturb_others():
         stop_all()
 
 
+def test_poll_parked_while_behind():
+    """A poll whose ACK is ahead of this server parks until the server gets
+    there (the only polls a kv write has to look at: api/subscribe.c counts
+    them). The kv writes that bring the server to that revision answer it at
+    once (400: that version was never sent to the node), not at its
+    deadline (503); an up-to-date poll parked beside it is not woken."""
+    with Cluster(3) as c:
+        n = c.node(1)
+        v = put(c, n, "/v1/listeners/all", listener_obj(10000, ["*"]))
+        c.wait_applied(n, v)
+        hdr = {"Content-Type": "application/x-protobuf"}
+        got = {}
+
+        def poll(name, body):
+            r = c.request(n, "POST", "/v1/subscribe", body=body, headers=hdr, timeout=20)
+            got[name] = (time.monotonic(), r)
+        steady = threading.Thread(target=poll, args=(
+            "steady", sub_request("steady", version=v, wait_ms=4000)))
+        ahead = threading.Thread(target=poll, args=(
+            "ahead", sub_request("edge-a", version=v + 3, wait_ms=8000)))
+        t0 = time.monotonic()
+        steady.start()
+        ahead.start()
+        time.sleep(0.5)
+        check(not got, "both polls parked", got)
+        for i in range(3):
+            put(c, n, "/v1/kv/behind-%d" % i, "x")
+        t_written = time.monotonic()
+        ahead.join(15)
+        at, r = got["ahead"]
+        check_error(r, 400, "invalid_argument", "ack of a version never sent, once reached")
+        check(at - t_written < 2, "answered %.1fs after the server got there" % (at - t_written))
+        steady.join(15)
+        at, r = got["steady"]
+        check(r.status == 304 and at - t0 >= 3.8, "the up-to-date poll waited for its "
+              "deadline (%s after %.1fs)" % (r.status, at - t0))
+        log("behind poll answered %.2fs after the catch-up; steady poll untouched" % (
+            got["ahead"][0] - t_written))
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for ln in f:
@@ -277,5 +317,5 @@ def test_subscriber_limit_bounds_memory():
 
 if __name__ == "__main__":
     run([test_scoping_and_wakeups, test_failover_keeps_versions_monotonic,
-         test_nack_and_rollouts, test_bad_requests_do_not_disturb_others,
+         test_nack_and_rollouts, test_bad_requests_do_not_disturb_others, test_poll_parked_while_behind,
          test_500_subscribers_and_propagation, test_subscriber_limit_bounds_memory])
