@@ -427,6 +427,10 @@ void rp_route_metrics(struct rp_call *c)
 	      st->disk_held);
 	counter(&b, "raftplane_disk_write_failures_total", "Local raft writes that failed.",
 		st->disk_failures);
+	counter(&b, "raftplane_raft_stale_results_total",
+		"AppendEntries results raft tried to send while not a follower (dropped: a raft "
+		"0.15 bug after a snapshot install, docs/design.md).",
+		st->stale_results);
 	transport_metrics(&b, api->node);
 	const struct rp_auth_stats *as = rp_auth_stats(api);
 	gauge(&b, "raftplane_auth_enabled", "1 when this node requires API tokens.",

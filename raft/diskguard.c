@@ -412,6 +412,26 @@ static struct rp_diskop *new_op(enum op_kind kind)
 	return op;
 }
 
+/* raft 0.15's installSnapshotCb() answers the leader through
+ * sendAppendEntriesResult(), which takes the address from
+ * r->follower_state.current_leader whatever r->state is by then. A node
+ * that became a candidate (or leader) while a big snapshot was being
+ * written hands the transport a pointer out of the candidate's half of that
+ * union (ASan: SEGV in strlen, hostile_raft_big_snapshot on a loaded
+ * machine). Only a follower sends AppendEntries results: from any other
+ * state the message is dropped before anything reads its address; raft
+ * frees the request on the error and the leader asks again. */
+static int guard_send(struct raft_io *io, struct raft_io_send *req,
+		      const struct raft_message *message, raft_io_send_cb cb)
+{
+	struct rp_diskguard *g = find(io);
+	if (message->type == RAFT_IO_APPEND_ENTRIES_RESULT && g->r->state != RAFT_FOLLOWER) {
+		g->stats->stale_results++;
+		return RAFT_CANCELED;
+	}
+	return g->send(io, req, message, cb);
+}
+
 static int guard_append(struct raft_io *io, struct raft_io_append *req,
 			const struct raft_entry entries[], unsigned n, raft_io_append_cb cb)
 {
@@ -555,6 +575,7 @@ void rp_diskguard_install(struct rp_diskguard *g, struct raft *r, struct raft_io
 				   .append = io->append,
 				   .truncate = io->truncate,
 				   .snapshot_put = io->snapshot_put,
+				   .send = io->send,
 				   .close = io->close};
 	g->held_tail = &g->held;
 	g->back_at = &g->held;
@@ -563,6 +584,7 @@ void rp_diskguard_install(struct rp_diskguard *g, struct raft *r, struct raft_io
 	io->append = guard_append;
 	io->truncate = guard_truncate;
 	io->snapshot_put = guard_snapshot_put;
+	io->send = guard_send;
 	io->close = guard_close;
 	g->next = guards;
 	guards = g;

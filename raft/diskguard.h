@@ -51,6 +51,8 @@ struct rp_diskguard {
 	int (*truncate)(struct raft_io *io, raft_index index);
 	int (*snapshot_put)(struct raft_io *io, unsigned trailing, struct raft_io_snapshot_put *req,
 			    const struct raft_snapshot *snapshot, raft_io_snapshot_put_cb cb);
+	int (*send)(struct raft_io *io, struct raft_io_send *req,
+		    const struct raft_message *message, raft_io_send_cb cb);
 	void (*close)(struct raft_io *io, raft_io_close_cb cb);
 	/* raftplane-meta's stored mark (1.) */
 	uint64_t mark;    /* last index recorded as stored */

@@ -32,6 +32,7 @@ struct rp_node_stats {
 	uint64_t disk_failures;      /* local raft writes that failed (diskguard.c) */
 	uint64_t disk_held;          /* raft log operations held now (diskguard.c) */
 	uint64_t disk_state;         /* enum rp_disk_state (diskguard.h) */
+	uint64_t stale_results; /* AppendEntries results dropped: not a follower (diskguard.c) */
 };
 
 #endif
