@@ -128,7 +128,19 @@ def test_restore():
         db.execute("INSERT INTO t VALUES (1)")
         db.commit()
         db.close()
+        broken = bytearray(data)  # pages after the first overwritten: same length
+        for i in range(4096, len(broken) - 1, 97):
+            broken[i] = (broken[i] * 31 + 7) & 0xFF
+        lowered = os.path.join(tmp, "lowered.db")  # revision below its items' versions
+        with open(lowered, "wb") as f:
+            f.write(data)
+        db = sqlite3.connect(lowered)
+        db.execute("UPDATE meta SET value = 1 WHERE key = 'revision'")
+        db.commit()
+        db.close()
         bad = {
+            "damaged": (bytes(broken), "damaged database"),
+            "lowered": (open(lowered, "rb").read(), "not a usable raftplane backup"),
             "truncated": (data[:len(data) // 2], "truncated"),
             "random": (os.urandom(len(data)), "not a SQLite database"),
             "foreign": (open(foreign, "rb").read(), "not a raftplane backup"),
