@@ -42,6 +42,9 @@ static int integrity(sqlite3 *db, char *err, size_t errlen)
 		snprintf(err, errlen, "damaged database: integrity_check: %s", sqlite3_errmsg(db));
 	}
 	sqlite3_finalize(st);
+	for (char *p = err; !ok && *p; p++) /* SQLite's report spans lines: one line */
+		if (*p == '\n')
+			*p = ' ';
 	return ok ? 0 : -1;
 }
 
