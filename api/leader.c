@@ -144,6 +144,22 @@ static int forward_err(int http_err)
 	return rp_http_err_sent(http_err) ? RP_ERR_UNKNOWN_OUTCOME : RP_ERR_NO_LEADER;
 }
 
+/* The leader's x-raftplane-* answer headers that a client reads (GET
+ * /v1/backup: revision, cluster id, checksum), relayed as they came. */
+static void relay_headers(struct rp_call *c, const struct rp_http_response *res)
+{
+	static const char *const names[] = {"x-raftplane-revision", "x-raftplane-cluster-id",
+					    "x-raftplane-checksum"};
+	char v[128];
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		if (!rp_http_header(res, names[i], v, sizeof v) || strpbrk(v, "\r\n"))
+			continue;
+		h2o_iovec_t dup = h2o_strdup(&c->req->pool, v, SIZE_MAX);
+		h2o_add_header_by_str(&c->req->pool, &c->req->res.headers, names[i],
+				      strlen(names[i]), 0, NULL, dup.base, dup.len);
+	}
+}
+
 static void on_forwarded(void *arg, int http_err, const struct rp_http_response *res)
 {
 	struct rp_call *c = arg;
@@ -163,6 +179,7 @@ static void on_forwarded(void *arg, int http_err, const struct rp_http_response 
 		wait_for_leader(c, RETRY_MS);
 	} else {
 		c->api->forwarded++;
+		relay_headers(c, res);
 		rp_respond_relay(c, res->status, res->content_type, res->etag, res->retry_after,
 				 res->body, res->body_len);
 	}

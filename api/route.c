@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "backup.h"
 #include "cluster.h"
 #include "fleet.h"
 #include "history.h"
@@ -204,6 +205,12 @@ static void h_history(struct rp_call *c, const struct route_args *a)
 	rp_route_history(c);
 }
 
+static void h_backup(struct rp_call *c, const struct route_args *a)
+{
+	(void)a;
+	rp_route_backup(c);
+}
+
 #define R M_GET | M_HEAD
 #define ITEM(name, k)                                                                          \
 	{{"v1", name, NULL}, R, READ, NO_METHOD, RP_ROUTE_MESH_LIST, k, h_mesh_list},          \
@@ -242,6 +249,7 @@ static const struct route table[] = {
 	{{"v1", "tokens", NULL},                   R | M_POST,          ADMIN,     ADMIN,     RP_ROUTE_TOKENS, -1, h_tokens},
 	{{"v1", "tokens", "*", NULL},              R | M_DELETE,        ADMIN,     ADMIN,     RP_ROUTE_TOKEN, -1, h_token},
 	{{"v1", "history", NULL},                  R,                   READ,      NO_METHOD, RP_ROUTE_HISTORY, -1, h_history},
+	{{"v1", "backup", NULL},                   R,                   ADMIN,     NO_METHOD, RP_ROUTE_BACKUP, -1, h_backup},
 	{{"healthz", NULL},                        R,                   OPEN,      NO_METHOD, RP_ROUTE_HEALTHZ, -1, h_healthz},
 	{{"readyz", NULL},                         R,                   OPEN,      NO_METHOD, RP_ROUTE_READYZ, -1, h_readyz},
 	{{"metrics", NULL},                        R,                   READ,      NO_METHOD, RP_ROUTE_METRICS, -1, h_metrics},

@@ -182,6 +182,49 @@ void rp_node_close(struct rp_node *n, void (*cb)(void *arg), void *arg)
 
 /* ---- create and start -------------------------------------------------------- */
 
+struct restore_put {
+	struct raft_io_snapshot_put req;
+	int done, status;
+};
+
+static void on_restore_put(struct raft_io_snapshot_put *req, int status)
+{
+	struct restore_put *p = req->data;
+	p->done = 1;
+	p->status = status;
+}
+
+/* --restore: the backup becomes the snapshot at the bootstrap entry (index
+ * 1, term 1), with trailing 0 so that the log keeps no entry it covers:
+ * raft_start restores it, and a member added later gets it as an
+ * InstallSnapshot since the leader has no entry for it. */
+static int put_restore_snapshot(struct rp_node *n, const struct raft_configuration *conf,
+				char *errmsg, size_t errlen)
+{
+	struct raft_buffer buf = {(void *)n->cfg.restore_image, n->cfg.restore_len};
+	struct raft_snapshot snap = {.index = 1,
+				     .term = 1,
+				     .configuration = *conf,
+				     .configuration_index = 1,
+				     .bufs = &buf,
+				     .n_bufs = 1};
+	struct restore_put p = {.done = 0};
+	p.req.data = &p;
+	int rv = n->io.snapshot_put(&n->io, 0, &p.req, &snap, on_restore_put);
+	while (rv == 0 && !p.done)
+		uv_run(n->loop, UV_RUN_ONCE);
+	if (rv == 0)
+		rv = p.status;
+	if (rv != 0) {
+		snprintf(errmsg, errlen, "--restore: writing the first snapshot: %s",
+			 raft_strerror(rv));
+		return -1;
+	}
+	rp_log_info("--restore: the backup (%zu bytes) is the snapshot at index 1",
+		    n->cfg.restore_len);
+	return 0;
+}
+
 static int do_bootstrap(struct rp_node *n, char *errmsg, size_t errlen)
 {
 	struct raft_configuration conf;
@@ -200,7 +243,17 @@ static int do_bootstrap(struct rp_node *n, char *errmsg, size_t errlen)
 		snprintf(errmsg, errlen, "--bootstrap: %s", raft_strerror(rv));
 	} else {
 		rv = raft_bootstrap(&n->raft, &conf);
-		if (rv == RAFT_CANTBOOTSTRAP) {
+		if (rv == RAFT_CANTBOOTSTRAP && n->cfg.restore_image) {
+			snprintf(errmsg, errlen,
+				 "--restore: the data dir %s already holds raft data: restore "
+				 "into an empty data dir",
+				 n->data_dir);
+		} else if (rv == 0 && n->cfg.restore_image) {
+			rv = put_restore_snapshot(n, &conf, errmsg, errlen);
+			if (rv == 0)
+				rp_log_info("bootstrapped with %u voters from a backup",
+					    n->cfg.n_bootstrap);
+		} else if (rv == RAFT_CANTBOOTSTRAP) {
 			rv = 0; /* the data dir already has state: resume it */
 		} else if (rv != 0) {
 			snprintf(errmsg, errlen, "bootstrap: %s", raft_errmsg(&n->raft));

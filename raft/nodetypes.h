@@ -44,6 +44,10 @@ struct rp_node_config {
 	const char *http_addr;
 	struct rp_peer bootstrap[RP_MAX_PEERS]; /* from --bootstrap */
 	unsigned n_bootstrap;
+	/* --restore: the database (rp_restore_prepare's) the bootstrapped
+	 * cluster starts from, written as its first raft snapshot (index 1) */
+	const void *restore_image;
+	size_t restore_len;
 	unsigned snapshot_threshold;
 	unsigned snapshot_trailing;
 	/* snapshot also once the command bytes applied since the last one reach

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <openssl/sha.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include "raftplane/log.h"
 #include "raftplane/version.h"
 #include "reset_term.h"
+#include "restore.h"
 #include "security.h"
 #include "transport.h"
 
@@ -63,6 +65,10 @@ static const char usage[] =
 	"                            (default: --max-subscribers + 4096); 0: unlimited\n"
 	"  --max-header-bytes N      request line and headers; more get 431 (default 16384)\n"
 	"  --max-headers N           header lines of a request; more get 431 (default 64)\n"
+	"  --restore FILE            with --bootstrap: start the new cluster from FILE (a\n"
+	"                            GET /v1/backup file): its items, versions, revision and\n"
+	"                            tokens; a new cluster id and the --bootstrap members\n"
+	"  --restore-checksum sha256=HEX  refuse FILE unless its SHA-256 is HEX\n"
 	"  --bootstrap-token-file F  require API tokens; F (mode 0600) holds an admin token\n"
 	"                            (rpt_...): the cluster's first token when it has none,\n"
 	"                            and this node's credential for --join\n"
@@ -96,6 +102,7 @@ struct options {
 	int join_role;
 	struct rp_server_tls tls;
 	char join_auth[96]; /* "authorization: Bearer ...\r\n" from the token file, or "" */
+	const char *restore, *restore_checksum; /* --restore FILE, --restore-checksum */
 };
 
 static struct {
@@ -206,6 +213,77 @@ static const char *need(int argc, char **argv, int *i)
 	if (*i + 1 >= argc)
 		die("%s needs a value", argv[*i]);
 	return argv[++*i];
+}
+
+/* --restore FILE: read, check (--restore-checksum, rp_restore_prepare) and
+ * hand the database to the node, before anything is written to the data
+ * dir: a refused file leaves it as it was. */
+static void load_restore(struct options *o)
+{
+	char err[512], want[72] = "";
+	FILE *f = fopen(o->restore, "rb");
+	if (!f)
+		die("--restore: cannot open %s", o->restore);
+	if (o->restore_checksum) {
+		const char *c = o->restore_checksum;
+		int ok = strncmp(c, "sha256=", 7) == 0 && strlen(c) == 7 + 64;
+		for (size_t i = 7; ok && c[i]; i++)
+			ok = (c[i] >= '0' && c[i] <= '9') || (c[i] >= 'a' && c[i] <= 'f');
+		if (!ok)
+			die("--restore-checksum must be sha256= and 64 lowercase hex digits, got "
+			    "\"%s\"",
+			    c);
+		snprintf(want, sizeof want, "%s", c + 7);
+	}
+	size_t cap = 1 << 20, len = 0;
+	unsigned char *buf = malloc(cap);
+	size_t got;
+	while (buf && (got = fread(buf + len, 1, cap - len, f)) > 0) {
+		len += got;
+		if (len == cap) {
+			unsigned char *nb = cap < ((size_t)1 << 38) ? realloc(buf, cap * 2) : NULL;
+			if (!nb) {
+				free(buf);
+				buf = NULL;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	int rerr = ferror(f);
+	fclose(f);
+	if (!buf)
+		die("--restore: %s is too large to load", o->restore);
+	if (rerr)
+		die("--restore: reading %s failed", o->restore);
+	if (want[0]) {
+		unsigned char md[SHA256_DIGEST_LENGTH];
+		char hex[2 * SHA256_DIGEST_LENGTH + 1];
+		SHA256(buf, len, md);
+		for (size_t i = 0; i < sizeof md; i++)
+			snprintf(hex + 2 * i, 3, "%02x", md[i]);
+		if (strcmp(hex, want) != 0) {
+			fprintf(stderr,
+				"raftplane-server: --restore: %s has checksum sha256=%s, not the "
+				"sha256=%s of --restore-checksum: refused\n",
+				o->restore, hex, want);
+			exit(2);
+		}
+	}
+	void *image;
+	size_t image_len;
+	uint64_t rev;
+	int rv = rp_restore_prepare(buf, len, &image, &image_len, &rev, err, sizeof err);
+	free(buf);
+	if (rv != 0) {
+		fprintf(stderr, "raftplane-server: --restore: %s refused: %s\n", o->restore, err);
+		exit(2);
+	}
+	o->node.restore_image = image; /* for the life of the process */
+	o->node.restore_len = image_len;
+	fprintf(stderr,
+		"raftplane-server: --restore: %s checked: revision %" PRIu64 ", %zu bytes\n",
+		o->restore, rev, image_len);
 }
 
 static void parse_args(int argc, char **argv, struct options *o)
@@ -328,6 +406,10 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->api.max_writes_per_token = parse_uint(a, need(argc, argv, &i), 0,
 								 10000000);
 			o->api.max_writes_given = 1;
+		} else if (!strcmp(a, "--restore")) {
+			o->restore = need(argc, argv, &i);
+		} else if (!strcmp(a, "--restore-checksum")) {
+			o->restore_checksum = need(argc, argv, &i);
 		} else if (!strcmp(a, "--unsafe-stale-reads")) {
 			o->api.unsafe_reads = o->node.unsafe_reads = 1;
 		} else {
@@ -344,6 +426,10 @@ static void parse_args(int argc, char **argv, struct options *o)
 		parse_bootstrap(&o->node, bootstrap);
 	if (o->join)
 		check_addr("--join", o->join);
+	if (o->restore && !bootstrap)
+		die("%s", "--restore needs --bootstrap: it starts a new cluster from the backup");
+	if (o->restore_checksum && !o->restore)
+		die("%s", "--restore-checksum needs --restore");
 	if (o->node.snapshot_trailing >= o->node.snapshot_threshold)
 		die("%s", "--snapshot-trailing must be below --snapshot-threshold");
 	if (o->node.heartbeat_ms * 2 > o->node.election_timeout_ms)
@@ -660,6 +746,8 @@ int main(int argc, char **argv)
 	setvbuf(stderr, NULL, _IOLBF, 0);
 	offline_term(argc, argv);
 	parse_args(argc, argv, &srv.opt);
+	if (srv.opt.restore)
+		load_restore(&srv.opt);
 	rp_log_init("raftplane-server");
 	char node_name[24];
 	snprintf(node_name, sizeof node_name, "%" PRIu64, srv.opt.node.id);
