@@ -586,6 +586,16 @@ int cmd_apply(int argc, char **argv)
 	}
 	ctl_resp_free(&r);
 	long long rev = json_integer_value(json_object_get(j, "revision"));
+	if (o.dry_run && !json_is_true(json_object_get(j, "dry_run"))) {
+		/* a server without dry_run support ignores the parameter */
+		fprintf(stderr,
+			"raftplanectl: the server does not support dry runs: the changes WERE "
+			"APPLIED as revision %lld (raftplanectl rollback %lld undoes them)\n",
+			rev, rev - 1);
+		ex = CTL_EXIT_FAIL;
+		o.dry_run = 0;
+		o.wait = 0;
+	}
 	if (g_opts.out != CTL_OUT_TABLE) {
 		ctl_print_value(j);
 	} else {

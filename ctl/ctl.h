@@ -4,6 +4,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stddef.h>
 
 /* exit codes */
@@ -40,6 +41,8 @@ struct ctl_opts {
 	int color;
 };
 extern struct ctl_opts g_opts;
+/* set by the SIGINT handler of watch */
+extern volatile sig_atomic_t ctl_interrupted;
 
 struct ctl_resp {
 	long status;

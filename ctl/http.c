@@ -7,6 +7,13 @@
 #include <strings.h>
 
 struct ctl_opts g_opts;
+volatile sig_atomic_t ctl_interrupted;
+
+static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+	(void)ud, (void)a, (void)b, (void)c, (void)d;
+	return ctl_interrupted ? 1 : 0; /* Ctrl-C ends a long poll at once */
+}
 
 static size_t on_body(char *p, size_t sz, size_t n, void *ud)
 {
@@ -119,6 +126,8 @@ static int attempt(const char *server, const char *method, const char *path, con
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 5000 ? timeout_ms : 5000L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
@@ -196,6 +205,8 @@ int ctl_request(const char *method, const char *path, const void *body, size_t b
 		snprintf(r->server, sizeof r->server, "%s", s);
 		int t = attempt(s, method, path, body, body_len, content_type, timeout_ms, r, err,
 				sizeof err);
+		if (ctl_interrupted)
+			return CTL_EXIT_UNAVAILABLE;
 		if (t == CTL_T_OK) {
 			/* no_leader: nothing was proposed (docs/api.md 1.8), safe
 			 * to send elsewhere; outcome_unknown never is */

@@ -1038,11 +1038,11 @@ static int cmd_rollout(int argc, char **argv)
 	return ctl_show_rollout(rev, wait);
 }
 
-static volatile sig_atomic_t g_stop;
+#define g_stop ctl_interrupted
 static void on_sigint(int s)
 {
 	(void)s;
-	g_stop = 1;
+	ctl_interrupted = 1;
 }
 
 static int cmd_watch(int argc, char **argv)
