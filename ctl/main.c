@@ -644,18 +644,11 @@ static int cmd_get(int argc, char **argv)
 			json_object_set_new(o, "key", json_string(argv[2]));
 			json_object_set_new(o, "version",
 					    json_integer(atoll(r.etag + (r.etag[0] == '"'))));
-			json_t *v = r.len ? json_stringn_nocheck(r.body, r.len) : json_string("");
-			if (r.len && !json_stringn(r.body, r.len)) {
-				json_decref(v);
-				v = NULL;
-			}
+			json_t *v = r.len ? json_stringn(r.body, r.len) : json_string("");
 			if (v) {
 				json_object_set_new(o, "value", v);
 			} else {
 				/* not UTF-8: base64 */
-				EVP_ENCODE_CTX *bctx = EVP_ENCODE_CTX_new();
-				(void)bctx;
-				EVP_ENCODE_CTX_free(bctx);
 				size_t olen = 4 * ((r.len + 2) / 3) + 1;
 				unsigned char *b64 = malloc(olen);
 				EVP_EncodeBlock(b64, (unsigned char *)r.body, (int)r.len);
