@@ -181,6 +181,15 @@ void rp_route_txn(struct rp_call *c)
 	char msg[256] = "";
 	int bad = -1;
 	h2o_iovec_t e = c->req->entity;
+	if (c->req->query_at != SIZE_MAX) {
+		/* refused, never ignored: a client asking for a dry run must not
+		 * get a commit instead */
+		rp_respond_error(c, RP_ERR_INVALID,
+				 "/v1/txn takes no query parameters (dry_run is not supported "
+				 "by this release)",
+				 -1);
+		return;
+	}
 	json_t *body = e.base ? json_loadb(e.base, e.len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
 	if (!body || !json_is_object(body)) {
 		rp_respond_error(c, RP_ERR_INVALID, "body must be a JSON object {\"ops\":[...]}",

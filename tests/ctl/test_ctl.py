@@ -222,6 +222,17 @@ def test_apply_diff_and_errors():
         check(p.returncode == 3 and bad + ":15: routes/app-r2" in p.stderr, "op error line",
               p.stderr)
         check(revision(c) == r1, "bad applies changed nothing")
+        # this release has no dry run: the server refuses the parameter
+        # (never ignores it, which would commit) and the CLI says so
+        edited = write("edited.yaml", MANIFEST.replace("9001", "9003"))
+        p = ctl(c, "apply", "--dry-run", "-f", edited)
+        check(p.returncode != 0 and "dry_run is not supported" in p.stderr,
+              "dry run refused", p.stderr)
+        r = c.request(c.leader(), "POST", "/v1/txn?dry_run=true", body=json.dumps(
+            {"ops": [{"op": "put", "kind": "kv", "name": "dry", "value": "x"}]}))
+        check(r.status == 400 and b"dry_run is not supported" in r.body, "txn query refused",
+              r.status, r.body)
+        check(revision(c) == r1, "refused dry runs changed nothing")
         # prune: needs the prefix; deletes what the files no longer name
         p = ctl(c, "put", "cluster", "app-old", '{"endpoints":[]}')
         p = ctl(c, "put", "cluster", "other", '{"endpoints":[]}')
