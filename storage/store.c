@@ -1140,13 +1140,9 @@ static int check_revisions(struct rp_store *s)
 static int add_history_columns(struct rp_store *s)
 {
 	sqlite3_stmt *st = NULL;
-	int has = 0;
-	if (sqlite3_prepare_v2(
-		    s->db, "SELECT count(*) FROM pragma_table_info('changes') WHERE name='value'",
-		    -1, &st, NULL) != SQLITE_OK)
-		return RP_ERR_STORAGE;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		has = sqlite3_column_int(st, 0);
+	/* a statement naming the columns compiles only when they exist */
+	int has = sqlite3_prepare_v2(s->db, "SELECT value, prev FROM changes LIMIT 0", -1, &st,
+				     NULL) == SQLITE_OK;
 	sqlite3_finalize(st);
 	if (has)
 		return RP_OK;
