@@ -22,6 +22,8 @@ struct item_call {
 	char name[RP_MAX_NAME + 1]; /* the item, or the list's prefix */
 	int cond;
 	uint64_t if_version;
+	int at_set;  /* ?revision=N given */
+	uint64_t at; /* N */
 	char *canon; /* malloc'd canonical JSON of a mesh put */
 	size_t canon_len;
 	Raftplane__Command *cmd; /* heap-built one-op command */
@@ -246,10 +248,32 @@ static void read_item(struct rp_call *c)
 	void *value;
 	size_t len;
 	uint64_t version;
-	int rv = rp_store_get(rp_node_store(c->api->node), ic->kind, ic->name, &value, &len,
-			      &version);
+	struct rp_store *s = rp_node_store(c->api->node);
+	char msg[160];
+	int rv;
+	if (ic->at_set && ic->at > rp_store_revision(s)) {
+		snprintf(msg, sizeof msg, "revision %llu is above the current revision %llu",
+			 (unsigned long long)ic->at, (unsigned long long)rp_store_revision(s));
+		rp_respond_error(c, RP_ERR_INVALID, msg, -1);
+		return;
+	}
+	if (ic->at_set)
+		rv = rp_store_get_at(s, ic->kind, ic->name, ic->at, &value, &len, &version);
+	else
+		rv = rp_store_get(s, ic->kind, ic->name, &value, &len, &version);
+	if (rv == RP_ERR_GONE) {
+		snprintf(msg, sizeof msg, "revision %llu is compacted; history starts after %llu",
+			 (unsigned long long)ic->at, (unsigned long long)rp_store_compacted(s));
+		rp_respond_error(c, RP_ERR_GONE, msg, -1);
+		return;
+	}
 	if (rv != RP_OK) {
-		rp_respond_error(c, rv, rv == RP_ERR_NOT_FOUND ? "no such item" : NULL, -1);
+		rp_respond_error(c, rv,
+				 rv == RP_ERR_NOT_FOUND
+					 ? (ic->at_set ? "no such item at that revision"
+						       : "no such item")
+					 : NULL,
+				 -1);
 		return;
 	}
 	if (ic->kind == RP_KIND_KV) {
@@ -324,6 +348,15 @@ static void route_item(struct rp_call *c, int kind, const char *method, const ch
 	if (take_name(c, name, len) != 0)
 		return;
 	if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
+		char rev[32];
+		int has = rp_query_param(c->req, "revision", rev, sizeof rev);
+		if (has < 0 || (has == 1 && (rp_parse_u64(rev, strlen(rev), &it->at) != 0 ||
+					     it->at > INT64_MAX))) {
+			rp_respond_error(c, RP_ERR_INVALID, "revision must be a revision number",
+					 -1);
+			return;
+		}
+		it->at_set = has == 1;
 		run_read(c, read_item);
 	} else if (strcmp(method, "DELETE") == 0) {
 		do_delete(c);

@@ -52,6 +52,14 @@
  *    carries meta `format` (RP_FORMAT_SNAPSHOT; absent in the previous
  *    release's, which is format 1); rp_store_restore() refuses a higher
  *    one with RP_ERR_NEWER_FORMAT before it changes anything in it.
+ * 11. Point-in-time reads. A change row of a mesh item or kv key also keeps
+ *    the value the put wrote and prev, the item's version before the
+ *    change (0: absent); token and member rows keep neither. The value at
+ *    revision N >= compacted is the last change <= N (a delete: absent);
+ *    without one, the current value if its version <= N; else the first
+ *    change after N says: prev 0, absent; otherwise compacted. The columns
+ *    are nullable additions, so the format stays 1: the previous release
+ *    restores our snapshots and writes NULLs, which read as compacted.
  *
  * Schema: items(kind, name, value, version), refs(kind, name -> ref_kind,
  * ref_name) for routes, changes(rev, seq, kind, name, op, version) for
@@ -113,6 +121,8 @@ enum stmt_id {
 	ST_HISTORY_DESC,
 	ST_HISTORY_ASC,
 	ST_CHANGE_OF_REV,
+	ST_AT_LAST,
+	ST_AT_FIRST,
 	ST__COUNT
 };
 
@@ -143,8 +153,8 @@ static const char *const sql[ST__COUNT] = {
 		"INSERT OR IGNORE INTO refs(kind,name,ref_kind,ref_name) VALUES(?1,?2,?3,?4)",
 	[ST_REFS_USER] = "SELECT kind, name FROM refs WHERE ref_kind=?1 AND ref_name=?2 "
 			 "ORDER BY kind, name LIMIT 1",
-	[ST_CHANGE_PUT] =
-		"INSERT INTO changes(rev,seq,kind,name,op,version) VALUES(?1,?2,?3,?4,?5,?6)",
+	[ST_CHANGE_PUT] = "INSERT INTO changes(rev,seq,kind,name,op,version,value,prev) "
+			  "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
 	[ST_CHANGE_TRIM] = "DELETE FROM changes WHERE rev<=?1",
 	[ST_CHANGE_LIST] = "SELECT rev, kind, name, op, version FROM changes WHERE rev>?1 "
 			   "ORDER BY rev, seq",
@@ -174,6 +184,11 @@ static const char *const sql[ST__COUNT] = {
 	[ST_HISTORY_ASC] = HISTORY_SQL("ASC"),
 	[ST_CHANGE_OF_REV] =
 		"SELECT kind, name, op, version FROM changes WHERE rev=?1 ORDER BY seq",
+	/* design note 11: the item's last change at or before ?3, its first after */
+	[ST_AT_LAST] = "SELECT op, rev, value FROM changes WHERE kind=?1 AND name=?2 AND rev<=?3 "
+		       "ORDER BY rev DESC, seq DESC LIMIT 1",
+	[ST_AT_FIRST] = "SELECT prev FROM changes WHERE kind=?1 AND name=?2 AND rev>?3 "
+			"ORDER BY rev, seq LIMIT 1",
 };
 
 static const char schema[] =
@@ -183,8 +198,9 @@ static const char schema[] =
 	" ref_name TEXT NOT NULL, PRIMARY KEY(kind, name, ref_kind, ref_name)) WITHOUT ROWID;"
 	"CREATE INDEX refs_target ON refs(ref_kind, ref_name);"
 	"CREATE TABLE changes(rev INTEGER NOT NULL, seq INTEGER NOT NULL, kind INTEGER NOT NULL,"
-	" name TEXT NOT NULL, op INTEGER NOT NULL, version INTEGER NOT NULL,"
-	" PRIMARY KEY(rev, seq)) WITHOUT ROWID;"
+	" name TEXT NOT NULL, op INTEGER NOT NULL, version INTEGER NOT NULL, value BLOB,"
+	" prev INTEGER, PRIMARY KEY(rev, seq)) WITHOUT ROWID;"
+	"CREATE INDEX changes_item ON changes(kind, name, rev);"
 	"CREATE TABLE members(id INTEGER PRIMARY KEY, raft TEXT NOT NULL, http TEXT NOT NULL,"
 	" role INTEGER NOT NULL);"
 	"CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
@@ -452,7 +468,10 @@ static int item_version(struct rp_store *s, int kind, const char *name, uint64_t
 	return RP_OK;
 }
 
-static int record_change(struct rp_store *s, uint64_t rev, int kind, const char *name, int deleted)
+/* A change row; @value (NULL: none kept) and @prev (the item's version
+ * before the change, 0 when absent) for items only (design note 11). */
+static int record_item_change(struct rp_store *s, uint64_t rev, int kind, const char *name,
+			      int deleted, const void *value, size_t len, uint64_t prev)
 {
 	assert(s->applying && rev == s->revision + 1);
 	sqlite3_stmt *st = stmt(s, ST_CHANGE_PUT);
@@ -464,7 +483,15 @@ static int record_change(struct rp_store *s, uint64_t rev, int kind, const char 
 	bind_text(st, 4, name);
 	sqlite3_bind_int(st, 5, deleted);
 	sqlite3_bind_int64(st, 6, (sqlite3_int64)rev);
+	if (value)
+		sqlite3_bind_blob(st, 7, len ? value : "", (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)prev);
 	return exec_stmt(s, st);
+}
+
+static int record_change(struct rp_store *s, uint64_t rev, int kind, const char *name, int deleted)
+{
+	return record_item_change(s, rev, kind, name, deleted, NULL, 0, 0);
 }
 
 /* ---- what the distribution reads and writes (struct rp_dist_io) --------- */
@@ -637,8 +664,8 @@ static int check_cond(const Raftplane__Op *op, uint64_t cur, int i, struct rp_ap
 	return RP_OK;
 }
 
-static int apply_put(struct rp_store *s, const Raftplane__Op *op, int kind, uint64_t rev, int i,
-		     struct rp_apply_result *res)
+static int apply_put(struct rp_store *s, const Raftplane__Op *op, int kind, uint64_t rev,
+		     uint64_t cur, int i, struct rp_apply_result *res)
 {
 	struct rp_mesh_facts facts = {0};
 	char why[256];
@@ -664,14 +691,16 @@ static int apply_put(struct rp_store *s, const Raftplane__Op *op, int kind, uint
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)rev);
 	if ((rv = exec_stmt(s, st)) || (rv = replace_refs(s, kind, op->name, &facts.refs)))
 		goto out;
-	rv = record_change(s, rev, kind, op->name, 0);
+	rv = record_item_change(s, rev, kind, op->name, 0,
+				op->value.len ? (const void *)op->value.data : "", op->value.len,
+				cur);
 out:
 	rp_mesh_facts_release(&facts);
 	return rv;
 }
 
-static int apply_delete(struct rp_store *s, const Raftplane__Op *op, int kind, uint64_t rev, int i,
-			struct rp_apply_result *res)
+static int apply_delete(struct rp_store *s, const Raftplane__Op *op, int kind, uint64_t rev,
+			uint64_t cur, int i, struct rp_apply_result *res)
 {
 	char why[256];
 	int rv;
@@ -686,7 +715,7 @@ static int apply_delete(struct rp_store *s, const Raftplane__Op *op, int kind, u
 	bind_text(st, 2, op->name);
 	if ((rv = exec_stmt(s, st)) || (rv = replace_refs(s, kind, op->name, NULL)))
 		return rv;
-	return record_change(s, rev, kind, op->name, 1);
+	return record_item_change(s, rev, kind, op->name, 1, NULL, 0, cur);
 }
 
 static int run_op(struct rp_store *s, const Raftplane__Op *op, int is_put, uint64_t rev, int i,
@@ -702,10 +731,10 @@ static int run_op(struct rp_store *s, const Raftplane__Op *op, int is_put, uint6
 	if ((rv = item_version(s, kind, op->name, &cur)) || (rv = check_cond(op, cur, i, res)))
 		return rv;
 	if (is_put)
-		return apply_put(s, op, kind, rev, i, res);
+		return apply_put(s, op, kind, rev, cur, i, res);
 	if (cur == 0)
 		return reject(res, RP_ERR_NOT_FOUND, i, "does not exist");
-	return apply_delete(s, op, kind, rev, i, res);
+	return apply_delete(s, op, kind, rev, cur, i, res);
 }
 
 /* Apply op @i; a failure's message names it: "apply put routes/x: ...". */
@@ -1106,6 +1135,26 @@ static int check_revisions(struct rp_store *s)
 	return RP_OK;
 }
 
+/* The change columns added after format 1's release (design note 11): a
+ * restored database that predates them gets them, empty (NULL). */
+static int add_history_columns(struct rp_store *s)
+{
+	sqlite3_stmt *st = NULL;
+	/* a statement naming the columns compiles only when they exist */
+	int has = sqlite3_prepare_v2(s->db, "SELECT value, prev FROM changes LIMIT 0", -1, &st,
+				     NULL) == SQLITE_OK;
+	sqlite3_finalize(st);
+	if (has)
+		return RP_OK;
+	return sqlite3_exec(s->db,
+			    "ALTER TABLE changes ADD COLUMN value BLOB;"
+			    "ALTER TABLE changes ADD COLUMN prev INTEGER;"
+			    "CREATE INDEX IF NOT EXISTS changes_item ON changes(kind, name, rev);",
+			    NULL, NULL, NULL) == SQLITE_OK
+		       ? RP_OK
+		       : RP_ERR_STORAGE;
+}
+
 int rp_store_restore(struct rp_store *s, const void *buf, size_t len)
 {
 	if (len == 0 || len > ((size_t)1 << 40))
@@ -1134,7 +1183,8 @@ int rp_store_restore(struct rp_store *s, const void *buf, size_t len)
 			(unsigned long long)format, RP_FORMAT_SNAPSHOT);
 		return RP_ERR_NEWER_FORMAT;
 	}
-	if (sqlite3_exec(s->db, schema_tokens, NULL, NULL, NULL) != SQLITE_OK) {
+	if (sqlite3_exec(s->db, schema_tokens, NULL, NULL, NULL) != SQLITE_OK ||
+	    add_history_columns(s) != RP_OK) {
 		rp_log_error("store: restore: %s", sqlite3_errmsg(s->db));
 		return RP_ERR_CORRUPT;
 	}
@@ -1149,6 +1199,79 @@ int rp_store_restore(struct rp_store *s, const void *buf, size_t len)
 }
 
 /* ---- queries ------------------------------------------------------------ */
+
+/* Copy column @col of @st into a malloc'd, NUL-terminated buffer. */
+static int copy_blob(sqlite3_stmt *st, int col, void **value, size_t *value_len)
+{
+	size_t n = (size_t)sqlite3_column_bytes(st, col);
+	if (!(*value = malloc(n + 1)))
+		return RP_ERR_NOMEM;
+	if (n) /* SQLite gives NULL for an empty blob */
+		memcpy(*value, sqlite3_column_blob(st, col), n);
+	((char *)*value)[n] = '\0';
+	*value_len = n;
+	return RP_OK;
+}
+
+int rp_store_get_at(struct rp_store *s, int kind, const char *name, uint64_t at, void **value,
+		    size_t *value_len, uint64_t *version)
+{
+	if (at > s->revision)
+		return RP_ERR_INVALID;
+	if (at < s->compacted)
+		return RP_ERR_GONE;
+	sqlite3_stmt *st = stmt(s, ST_AT_LAST);
+	if (!st)
+		return RP_ERR_STORAGE;
+	sqlite3_bind_int(st, 1, kind);
+	bind_text(st, 2, name);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)at);
+	int rc = sqlite3_step(st), rv;
+	if (rc == SQLITE_ROW) {
+		if (sqlite3_column_int(st, 0)) {
+			rv = RP_ERR_NOT_FOUND; /* deleted */
+		} else if (sqlite3_column_type(st, 2) == SQLITE_NULL) {
+			rv = RP_ERR_GONE; /* written by a release that kept no values */
+		} else {
+			*version = (uint64_t)sqlite3_column_int64(st, 1);
+			rv = copy_blob(st, 2, value, value_len);
+		}
+		sqlite3_reset(st);
+		return rv;
+	}
+	if (rc != SQLITE_DONE)
+		return step_failed(s, st);
+	sqlite3_reset(st);
+	/* no retained change at or before @at: the current value if it is old
+	 * enough, else what the first later change replaced */
+	uint64_t cur_version = 0;
+	void *cur = NULL;
+	size_t cur_len = 0;
+	rv = rp_store_get(s, kind, name, &cur, &cur_len, &cur_version);
+	if (rv == RP_OK && cur_version <= at) {
+		*value = cur, *value_len = cur_len, *version = cur_version;
+		return RP_OK;
+	}
+	free(cur);
+	if (rv != RP_OK && rv != RP_ERR_NOT_FOUND)
+		return rv;
+	if (!(st = stmt(s, ST_AT_FIRST)))
+		return RP_ERR_STORAGE;
+	sqlite3_bind_int(st, 1, kind);
+	bind_text(st, 2, name);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)at);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) /* prev 0: created after @at; else its value is compacted */
+		rv = sqlite3_column_type(st, 0) != SQLITE_NULL && sqlite3_column_int64(st, 0) == 0
+			     ? RP_ERR_NOT_FOUND
+			     : RP_ERR_GONE;
+	else if (rc == SQLITE_DONE)
+		rv = RP_ERR_NOT_FOUND;
+	else
+		return step_failed(s, st);
+	sqlite3_reset(st);
+	return rv;
+}
 
 int rp_store_get(struct rp_store *s, int kind, const char *name, void **value, size_t *value_len,
 		 uint64_t *version)

@@ -160,6 +160,15 @@ uint64_t rp_store_compacted(struct rp_store *s);
 int rp_store_get(struct rp_store *s, int kind, const char *name, void **value, size_t *value_len,
 		 uint64_t *version);
 
+/**
+ * The item as of revision @at (store.c design note 11): like rp_store_get,
+ * *version the revision that wrote it. RP_ERR_NOT_FOUND when absent at @at,
+ * RP_ERR_GONE when @at < rp_store_compacted() or the value is not retained,
+ * RP_ERR_INVALID when @at > rp_store_revision().
+ */
+int rp_store_get_at(struct rp_store *s, int kind, const char *name, uint64_t at, void **value,
+		    size_t *value_len, uint64_t *version);
+
 typedef int (*rp_item_cb)(void *arg, const struct rp_item *item);
 /** Iterate items of @kind whose name starts with @prefix (may be ""), by name.
  * Stops early when @cb returns non-zero and returns that value. */
