@@ -205,8 +205,8 @@ static int add_doc(struct docs *out, yaml_document_t *d, yaml_node_t *n, const c
 	}
 	for (size_t i = 0; i < out->n; i++)
 		if (out->v[i].kind == kind && !strcmp(out->v[i].name, name)) {
-			snprintf(err, errsz, "%s:%zu: %s/%s is also defined at %s:%d", file, line,
-				 kind, name, out->v[i].file, out->v[i].line);
+			snprintf(err, errsz, "%s:%zu: %s/%s is also defined at %.400s:%d", file,
+				 line, kind, name, out->v[i].file, out->v[i].line);
 			json_decref(spec);
 			return -1;
 		}

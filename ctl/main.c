@@ -54,6 +54,25 @@ static int yaml_is_scalar(json_t *v)
 	       !(json_is_array(v) && json_array_size(v));
 }
 
+/* What follows "key:" or "-": a scalar (or an empty mapping or list) on the
+ * same line, else a nested block on the next lines. */
+static void yaml_item(FILE *f, json_t *c, int indent)
+{
+	if (!yaml_is_scalar(c)) {
+		fputc('\n', f);
+		ctl_yaml_emit(f, c, indent + 2);
+		return;
+	}
+	fputc(' ', f);
+	if (json_is_object(c))
+		fputs("{}", f);
+	else if (json_is_array(c))
+		fputs("[]", f);
+	else
+		yaml_scalar(f, c);
+	fputc('\n', f);
+}
+
 void ctl_yaml_emit(FILE *f, json_t *v, int indent)
 {
 	if (json_is_object(v) && json_object_size(v)) {
@@ -75,19 +94,8 @@ void ctl_yaml_emit(FILE *f, json_t *v, int indent)
 			json_t *k = json_string(keys[i]);
 			yaml_scalar(f, k);
 			json_decref(k);
-			if (yaml_is_scalar(c)) {
-				fputs(": ", f);
-				if (json_is_object(c))
-					fputs("{}", f);
-				else if (json_is_array(c))
-					fputs("[]", f);
-				else
-					yaml_scalar(f, c);
-				fputc('\n', f);
-			} else {
-				fputs(":\n", f);
-				ctl_yaml_emit(f, c, indent + 2);
-			}
+			fputc(':', f);
+			yaml_item(f, c, indent);
 		}
 		free(keys);
 	} else if (json_is_array(v) && json_array_size(v)) {
@@ -96,19 +104,7 @@ void ctl_yaml_emit(FILE *f, json_t *v, int indent)
 		json_array_foreach(v, i, c)
 		{
 			fprintf(f, "%*s-", indent, "");
-			if (yaml_is_scalar(c)) {
-				fputc(' ', f);
-				if (json_is_object(c))
-					fputs("{}", f);
-				else if (json_is_array(c))
-					fputs("[]", f);
-				else
-					yaml_scalar(f, c);
-				fputc('\n', f);
-			} else {
-				fputc('\n', f);
-				ctl_yaml_emit(f, c, indent + 2);
-			}
+			yaml_item(f, c, indent);
 		}
 	} else {
 		fprintf(f, "%*s", indent, "");
