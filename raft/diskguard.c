@@ -413,23 +413,34 @@ static struct rp_diskop *new_op(enum op_kind kind)
 }
 
 /* raft 0.15's installSnapshotCb() answers the leader through
- * sendAppendEntriesResult(), which takes the address from
+ * sendAppendEntriesResult(), which takes the id and address from
  * r->follower_state.current_leader whatever r->state is by then. A node
- * that became a candidate (or leader) while a big snapshot was being
- * written hands the transport a pointer out of the candidate's half of that
- * union (ASan: SEGV in strlen, hostile_raft_big_snapshot on a loaded
- * machine). Only a follower sends AppendEntries results: from any other
- * state the message is dropped before anything reads its address; raft
- * frees the request on the error and the leader asks again. */
+ * that became a candidate while a big snapshot was being written hands the
+ * transport the candidate's half of that union: the `votes` pointer as the
+ * id and its flags as the address (ASan: SEGV in strlen at 0x100,
+ * hostile_raft_big_snapshot on a loaded machine). Candidates and leaders
+ * also send AppendEntries results legitimately (rejecting a stale term),
+ * with a real id and address, and 0.15 frees twice when such a send fails:
+ * so those must go out. From a node that is not a follower, a result is
+ * sent to the address the configuration gives for its server id, never
+ * through the pointer in the message; an id that is no member (only the
+ * bug above makes one) is dropped before anything reads the address, and
+ * installSnapshotCb frees the request once on the error. */
 static int guard_send(struct raft_io *io, struct raft_io_send *req,
 		      const struct raft_message *message, raft_io_send_cb cb)
 {
 	struct rp_diskguard *g = find(io);
-	if (message->type == RAFT_IO_APPEND_ENTRIES_RESULT && g->r->state != RAFT_FOLLOWER) {
-		g->stats->stale_results++;
-		return RAFT_CANCELED;
-	}
-	return g->send(io, req, message, cb);
+	if (message->type != RAFT_IO_APPEND_ENTRIES_RESULT || g->r->state == RAFT_FOLLOWER)
+		return g->send(io, req, message, cb);
+	const struct raft_configuration *conf = &g->r->configuration;
+	for (unsigned i = 0; i < conf->n; i++)
+		if (conf->servers[i].id == message->server_id) {
+			struct raft_message m = *message;
+			m.server_address = conf->servers[i].address;
+			return g->send(io, req, &m, cb);
+		}
+	g->stats->stale_results++;
+	return RAFT_CANCELED;
 }
 
 static int guard_append(struct raft_io *io, struct raft_io_append *req,
