@@ -483,7 +483,9 @@ static int record_item_change(struct rp_store *s, uint64_t rev, int kind, const 
 	bind_text(st, 4, name);
 	sqlite3_bind_int(st, 5, deleted);
 	sqlite3_bind_int64(st, 6, (sqlite3_int64)rev);
-	if (value)
+	/* mesh items only: kv values (up to 1 MiB each, rewritten at will) kept
+	 * for the whole retained history would hold gigabytes */
+	if (value && kind != RP_KIND_KV)
 		sqlite3_bind_blob(st, 7, len ? value : "", (int)len, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 8, (sqlite3_int64)prev);
 	return exec_stmt(s, st);
