@@ -303,6 +303,12 @@ void rp_route_proxies(struct rp_call *c)
 	start_fanout(c, answer_proxies, 0);
 }
 
+void rp_fleet_view(struct rp_call *c,
+		   void (*cb)(struct rp_call *c, json_t *by_node, json_t *unreachable))
+{
+	shared_view(c, cb, 1);
+}
+
 static void rollout_poll(struct rp_call *c)
 {
 	shared_view(c, answer_rollout, 0);

@@ -13,4 +13,10 @@ void rp_route_proxies(struct rp_call *c);
  * the wait for every proxy to ACK or NACK it. */
 void rp_route_rollout(struct rp_call *c, const char *rev, size_t len);
 
+/** The merged fleet (node id -> entry) and the unreachable members, as
+ * fresh as one fan-out (shared with the rollout waits): @cb(c, by_node,
+ * unreachable) runs once, only while @c is live, and must answer @c. */
+void rp_fleet_view(struct rp_call *c,
+		   void (*cb)(struct rp_call *c, json_t *by_node, json_t *unreachable));
+
 #endif

@@ -1,5 +1,13 @@
 /* POST /v1/txn: several puts and deletes applied all or nothing.
  *
+ * POST /v1/txn?dry_run=true: the same transaction applied by the same code
+ * (rp_store_dry_run) on the ready leader after a read barrier, and rolled
+ * back. The answer says what each op would do and which proxies would get
+ * a new snapshot version: every node id a listener names, before or
+ * after, and every proxy attached to any member (the fleet view, fleet.h),
+ * plus "other_nodes" for ids known to neither, which only "*" listeners
+ * reach. Nothing is proposed, so nothing can be committed.
+ *
  * A call's state (struct txn_call, c->ctx) is in the request pool; the
  * command it builds is freed when the request goes (txn_dispose). */
 #include <stdio.h>
@@ -7,13 +15,16 @@
 #include <string.h>
 
 #include "codec.h"
+#include "fleet.h"
 #include "leader.h"
 #include "raftplane/err.h"
 #include "raftplane/limits.h"
+#include "snapshot.h"
 #include "txn.h"
 
 struct txn_call {
 	Raftplane__Command *cmd; /* heap-built, NULL until parsing starts */
+	int dry_run;
 };
 
 static void txn_dispose(void *p)
@@ -175,20 +186,186 @@ static int parse_txn(struct txn_call *t, json_t *body, int *bad_index, char *msg
 	return RP_OK;
 }
 
+/* ---- dry run ------------------------------------------------------------ */
+
+/* The node ids a dry run reports, each with its version before ("v") and
+ * after ("new") the change, and whether a member has it attached. */
+struct dry_nodes {
+	json_t *by_id; /* id -> {"v":N,"new":N,"attached":bool} */
+	const struct rp_mesh *mesh;
+	int after; /* filling "new" (else "v") */
+};
+
+static int dry_add_node(void *arg, const char *id)
+{
+	struct dry_nodes *d = arg;
+	if (!json_object_get(d->by_id, id))
+		json_object_set_new(d->by_id, id,
+				    json_pack("{s:I,s:b}", "v", (json_int_t)0, "attached", 0));
+	return 0;
+}
+
+/* Fill d->after ? "new" : "v" of every node id (and of "" for the others). */
+static void dry_versions(struct dry_nodes *d)
+{
+	const char *id;
+	json_t *e;
+	json_object_foreach(d->by_id, id, e)
+		json_object_set_new(e, d->after ? "new" : "v",
+				    json_integer((json_int_t)rp_mesh_node_version(d->mesh, id)));
+}
+
+static int dry_inspect(void *arg, struct rp_store *s)
+{
+	struct dry_nodes *d = arg;
+	struct rp_mesh *after = NULL;
+	int rv = rp_mesh_build(s, &after);
+	if (rv != RP_OK)
+		return rv;
+	d->mesh = after;
+	d->after = 1;
+	rp_mesh_each_node(after, dry_add_node, d); /* ids new to a listener start at 0 */
+	dry_versions(d);
+	rp_mesh_destroy(after);
+	d->mesh = NULL;
+	return RP_OK;
+}
+
+/* What op @op would do to the item as stored now. */
+static json_t *dry_change(struct rp_store *s, const Raftplane__Op *op)
+{
+	int kind = rp_kind_parse(op->kind, strlen(op->kind));
+	void *value = NULL;
+	size_t len = 0;
+	uint64_t version = 0;
+	int found = rp_store_get(s, kind, op->name, &value, &len, &version) == RP_OK;
+	const char *what;
+	if (op->type == RAFTPLANE__OP__TYPE__DELETE)
+		what = "delete";
+	else if (!found)
+		what = "create";
+	else if (len == op->value.len && (len == 0 || memcmp(value, op->value.data, len) == 0))
+		what = "unchanged"; /* stored again all the same: a new version */
+	else
+		what = "update";
+	free(value);
+	return json_pack("{s:s,s:s,s:s,s:s,s:I}", "op",
+			 op->type == RAFTPLANE__OP__TYPE__DELETE ? "delete" : "put", "kind",
+			 op->kind, "name", op->name, "change", what, "current_version",
+			 (json_int_t)version);
+}
+
+static void dry_answer(struct rp_call *c, const struct rp_apply_result *res, json_t *changes,
+		       json_t *by_id, json_t *unreachable)
+{
+	struct txn_call *t = c->ctx;
+	json_t *results = json_array(), *proxies = json_array(), *others = json_null();
+	json_int_t unchanged = 0;
+	for (size_t i = 0; i < t->cmd->n_ops; i++) {
+		const Raftplane__Op *op = t->cmd->ops[i];
+		int del = op->type == RAFTPLANE__OP__TYPE__DELETE;
+		json_array_append_new(results,
+				      json_pack("{s:s,s:s,s:s,s:I}", "op", del ? "delete" : "put",
+						"kind", op->kind, "name", op->name, "version",
+						(json_int_t)(del ? 0 : res->revision)));
+	}
+	const char *id;
+	json_t *e;
+	json_object_foreach(by_id, id, e)
+	{
+		json_t *v = json_object_get(e, "v"), *nv = json_object_get(e, "new");
+		if (json_equal(v, nv)) {
+			unchanged += id[0] != '\0';
+			continue;
+		}
+		if (!id[0]) {
+			others = json_pack("{s:O,s:O}", "version", v, "new_version", nv);
+			continue;
+		}
+		json_array_append_new(proxies,
+				      json_pack("{s:s,s:O,s:O,s:O}", "node_id", id, "version", v,
+						"new_version", nv, "attached",
+						json_object_get(e, "attached")));
+	}
+	rp_respond_json(c, 200,
+			json_pack("{s:b,s:I,s:I,s:o,s:O,s:o,s:o,s:I,s:O}", "dry_run", 1, "revision",
+				  (json_int_t)(res->revision - 1), "would_be_revision",
+				  (json_int_t)res->revision, "results", results, "changes", changes,
+				  "proxies", proxies, "other_nodes", others, "unchanged_proxies",
+				  unchanged, "unreachable",
+				  unreachable ? unreachable : json_null()),
+			0);
+}
+
+/* On the leader, with the fleet: run the dry run and answer. */
+static void dry_with_fleet(struct rp_call *c, json_t *fleet, json_t *unreachable)
+{
+	struct txn_call *t = c->ctx;
+	struct rp_store *s = rp_node_store(c->api->node);
+	struct dry_nodes d = {.by_id = json_object()};
+	struct rp_mesh *before = NULL;
+	struct rp_apply_result res;
+	json_t *changes = json_array();
+	void *buf = NULL;
+	size_t len = 0;
+	int rv = rp_mesh_build(s, &before);
+	if (rv == RP_OK)
+		rv = rp_command_pack(t->cmd, malloc, &buf, &len);
+	if (rv != RP_OK) {
+		rp_respond_error(c, rv, "dry run: building the current mesh", -1);
+		goto out;
+	}
+	const char *id;
+	json_t *e;
+	json_object_foreach(fleet, id, e) if (id[0])
+		json_object_set_new(d.by_id, id, json_pack("{s:b}", "attached", 1));
+	rp_mesh_each_node(before, dry_add_node, &d);
+	dry_add_node(&d, ""); /* ids no listener names: only "*" listeners reach them */
+	d.mesh = before;
+	dry_versions(&d);
+	for (size_t i = 0; i < t->cmd->n_ops; i++)
+		json_array_append_new(changes, dry_change(s, t->cmd->ops[i]));
+	rv = rp_store_dry_run(s, buf, len, &res, dry_inspect, &d);
+	if (rv != RP_OK)
+		rp_respond_error(c, rv, res.message, -1);
+	else if (res.status != RP_OK)
+		rp_respond_error(c, res.status, res.message, res.op_index);
+	else
+		dry_answer(c, &res, json_incref(changes), d.by_id, unreachable);
+out:
+	free(buf);
+	rp_mesh_destroy(before);
+	json_decref(changes);
+	json_decref(d.by_id);
+}
+
+/* The ready leader, after a read barrier: get the fleet, then dry-run. */
+static void dry_on_leader(struct rp_call *c)
+{
+	rp_fleet_view(c, dry_with_fleet);
+}
+
 void rp_route_txn(struct rp_call *c)
 {
 	json_error_t jerr;
 	char msg[256] = "";
 	int bad = -1;
 	h2o_iovec_t e = c->req->entity;
+	int dry_run = 0;
 	if (c->req->query_at != SIZE_MAX) {
-		/* refused, never ignored: a client asking for a dry run must not
-		 * get a commit instead */
-		rp_respond_error(c, RP_ERR_INVALID,
-				 "/v1/txn takes no query parameters (dry_run is not supported "
-				 "by this release)",
-				 -1);
-		return;
+		/* only dry_run, and exactly: an unknown parameter is refused, never
+		 * ignored (a dry run misspelt must not commit) */
+		h2o_iovec_t q = h2o_iovec_init(c->req->path.base + c->req->query_at,
+					       c->req->path.len - c->req->query_at);
+		if (h2o_memis(q.base, q.len, H2O_STRLIT("?dry_run=true")))
+			dry_run = 1;
+		else if (!h2o_memis(q.base, q.len, H2O_STRLIT("?dry_run=false"))) {
+			rp_respond_error(c, RP_ERR_INVALID,
+					 "/v1/txn takes one query parameter: dry_run=true or "
+					 "dry_run=false",
+					 -1);
+			return;
+		}
 	}
 	json_t *body = e.base ? json_loadb(e.base, e.len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
 	if (!body || !json_is_object(body)) {
@@ -199,11 +376,15 @@ void rp_route_txn(struct rp_call *c)
 	}
 	struct txn_call *t = rp_call_alloc(c, sizeof *t, txn_dispose);
 	c->ctx = t;
+	t->dry_run = dry_run;
 	int rv = parse_txn(t, body, &bad, msg, sizeof msg);
 	json_decref(body);
 	if (rv != RP_OK) {
 		rp_respond_error(c, rv, msg, bad);
 		return;
 	}
-	rp_propose_and_respond(c, t->cmd, txn_ok);
+	if (t->dry_run)
+		rp_leader_read(c, dry_on_leader);
+	else
+		rp_propose_and_respond(c, t->cmd, txn_ok);
 }

@@ -490,6 +490,25 @@ static int collect_prune(struct apply_opts *o, struct docs *d, struct prune_item
 	return 0;
 }
 
+/* Which proxies a dry run says would get a new snapshot version. */
+static void print_dry_proxies(json_t *j)
+{
+	size_t i;
+	json_t *e, *others = json_object_get(j, "other_nodes");
+	json_array_foreach(json_object_get(j, "proxies"), i, e)
+		printf("  proxy %s: version %lld -> %lld%s\n",
+		       json_string_value(json_object_get(e, "node_id")),
+		       (long long)json_integer_value(json_object_get(e, "version")),
+		       (long long)json_integer_value(json_object_get(e, "new_version")),
+		       json_is_true(json_object_get(e, "attached")) ? "" : " (not attached)");
+	if (json_is_object(others))
+		printf("  any other node id: version %lld -> %lld\n",
+		       (long long)json_integer_value(json_object_get(others, "version")),
+		       (long long)json_integer_value(json_object_get(others, "new_version")));
+	printf("  %lld proxies unchanged\n",
+	       (long long)json_integer_value(json_object_get(j, "unchanged_proxies")));
+}
+
 static int cmp_doc(const void *a, const void *b)
 {
 	const struct doc *const *x = a, *const *y = b;
@@ -608,14 +627,16 @@ int cmd_apply(int argc, char **argv)
 			printf("applied as revision %lld\n", rev);
 		size_t i;
 		json_t *e;
-		json_array_foreach(json_object_get(j, "results"), i, e)
-			printf("  %s %s/%s\n", json_string_value(json_object_get(e, "op")),
+		json_array_foreach(json_object_get(j, o.dry_run ? "changes" : "results"), i, e)
+		{
+			const char *what = json_string_value(json_object_get(e, "change"));
+			printf("  %s %s/%s%s%s\n", json_string_value(json_object_get(e, "op")),
 			       json_string_value(json_object_get(e, "kind")),
-			       json_string_value(json_object_get(e, "name")));
-		json_array_foreach(json_object_get(j, "proxies"), i, e)
-			printf("  proxy %s at version %lld\n",
-			       json_string_value(json_object_get(e, "node_id")),
-			       (long long)json_integer_value(json_object_get(e, "version")));
+			       json_string_value(json_object_get(e, "name")), what ? ": " : "",
+			       what ? what : "");
+		}
+		if (o.dry_run)
+			print_dry_proxies(j);
 	}
 	json_decref(j);
 	if (o.wait && !o.dry_run)

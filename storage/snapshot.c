@@ -444,6 +444,20 @@ uint64_t rp_mesh_node_version(const struct rp_mesh *m, const char *node)
 	return v;
 }
 
+int rp_mesh_each_node(const struct rp_mesh *m, int (*cb)(void *arg, const char *node), void *arg)
+{
+	for (size_t i = 0; i < m->n_listeners; i++) {
+		const struct m_listener *l = &m->listeners[i];
+		for (size_t j = 0; j < json_array_size(l->nodes); j++) {
+			const char *n = jarr_str(l->nodes, j);
+			int rv = strcmp(n, "*") != 0 && n[0] ? cb(arg, n) : 0;
+			if (rv)
+				return rv;
+		}
+	}
+	return 0;
+}
+
 static int route_order(const void *a, const void *b)
 {
 	const Raftplane__Route *x = *(Raftplane__Route *const *)a,

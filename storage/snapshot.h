@@ -29,6 +29,11 @@ const char *rp_mesh_cluster_id(const struct rp_mesh *m);
  */
 uint64_t rp_mesh_node_version(const struct rp_mesh *m, const char *node);
 
+/** Call @cb for each node id a listener names explicitly (never "*"), in
+ * listener order, repeats included; stops at the first non-zero return
+ * and returns it. */
+int rp_mesh_each_node(const struct rp_mesh *m, int (*cb)(void *arg, const char *node), void *arg);
+
 /**
  * Encode @node's snapshot. On RP_OK *buf is malloc'd (caller frees), *len
  * set and *version its version.

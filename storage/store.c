@@ -1028,9 +1028,28 @@ static int run_command(struct rp_store *s, const Raftplane__Command *cmd, uint64
 	return rv;
 }
 
-/* Run @cmd in one transaction; RP_OK also when the command was rejected. */
+/* A dry run's look at the applied, uncommitted state (rp_store_dry_run):
+ * the store reads as revision @rev while @inspect runs, then rolls back. */
+struct dry_look {
+	rp_store_inspect_cb inspect;
+	void *arg;
+};
+
+static int dry_inspect(struct rp_store *s, const struct dry_look *dry, uint64_t rev)
+{
+	uint64_t revision = s->revision, compacted = s->compacted;
+	s->revision = rev;
+	s->compacted = rev > RP_HISTORY_REVS ? rev - RP_HISTORY_REVS : 0;
+	int rv = dry->inspect(dry->arg, s);
+	s->revision = revision;
+	s->compacted = compacted;
+	return rv;
+}
+
+/* Run @cmd in one transaction; RP_OK also when the command was rejected.
+ * With @dry, show the result to dry->inspect and roll it back. */
 static int transact(struct rp_store *s, const Raftplane__Command *cmd, uint64_t rev,
-		    struct rp_apply_result *res)
+		    struct rp_apply_result *res, const struct dry_look *dry)
 {
 	int identity = cmd->type == RAFTPLANE__COMMAND__TYPE__SET_CLUSTER_ID; /* no revision */
 	int rv = exec_simple(s, ST_BEGIN);
@@ -1041,6 +1060,14 @@ static int transact(struct rp_store *s, const Raftplane__Command *cmd, uint64_t 
 	rv = run_command(s, cmd, rev, res);
 	if (rv == RP_OK && !identity)
 		rv = finish_revision(s, cmd, rev);
+	if (rv == RP_OK && dry) {
+		rv = dry_inspect(s, dry, rev);
+		s->applying = 0;
+		exec_simple(s, ST_ROLLBACK);
+		if (rv == RP_OK)
+			res->revision = rev;
+		return res->status != RP_OK ? RP_OK : rv;
+	}
 	if (rv == RP_OK)
 		rv = exec_simple(s, ST_COMMIT);
 	s->applying = 0;
@@ -1079,7 +1106,7 @@ int rp_store_apply(struct rp_store *s, const void *buf, size_t len, struct rp_ap
 		reject(res, drv, -1, "apply: %s", why);
 		return drv;
 	}
-	int rv = transact(s, cmd, rev, res);
+	int rv = transact(s, cmd, rev, res, NULL);
 	raftplane__command__free_unpacked(cmd, NULL);
 	if (rv != RP_OK) {
 		if (!res->message[0])
@@ -1094,6 +1121,30 @@ int rp_store_apply(struct rp_store *s, const void *buf, size_t len, struct rp_ap
 	if (s->change_cb && res->revision == rev)
 		rp_store_changes(s, rev - 1, ~0u, notify_one, s);
 	return RP_OK;
+}
+
+int rp_store_dry_run(struct rp_store *s, const void *buf, size_t len, struct rp_apply_result *res,
+		     rp_store_inspect_cb inspect, void *arg)
+{
+	struct dry_look dry = {inspect, arg};
+	Raftplane__Command *cmd;
+	char why[RP_MAX_ERROR_MESSAGE - 16];
+	assert(!s->applying);
+	memset(res, 0, sizeof *res);
+	res->op_index = -1;
+	res->revision = s->revision;
+	s->errmsg[0] = '\0';
+	int rv = rp_command_decode(buf, len, &cmd, why, sizeof why);
+	if (rv != RP_OK)
+		return reject(res, rv, -1, "dry run: %s", why);
+	if (cmd->type != RAFTPLANE__COMMAND__TYPE__TXN)
+		rv = reject(res, RP_ERR_INVALID, -1, "dry run: only a transaction");
+	else
+		rv = transact(s, cmd, s->revision + 1, res, &dry);
+	raftplane__command__free_unpacked(cmd, NULL);
+	if (rv != RP_OK && !res->message[0])
+		add_context(s, res, rv, "dry run");
+	return res->status != RP_OK ? RP_OK : rv;
 }
 
 /* ---- snapshots ---------------------------------------------------------- */

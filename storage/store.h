@@ -138,6 +138,25 @@ void rp_store_on_change(struct rp_store *s, rp_store_change_cb cb, void *arg);
  */
 int rp_store_apply(struct rp_store *s, const void *buf, size_t len, struct rp_apply_result *res);
 
+/** Look at the store as a dry run left it (see rp_store_dry_run): it reads
+ * as the revision the command would make. Read-only; returns RP_OK or an
+ * error that ends the dry run. */
+typedef int (*rp_store_inspect_cb)(void *arg, struct rp_store *s);
+
+/**
+ * Dry run: apply the encoded transaction @buf exactly as rp_store_apply() would (the
+ * same checks, in the same transaction), call @inspect on the result,
+ * then roll everything back: nothing changes, no change callback runs.
+ * @res as for rp_store_apply(); res->revision is the revision the command
+ * would make when it passed. Returns RP_OK also when the command was
+ * rejected (res->status says why); @inspect's error, or RP_ERR_STORAGE /
+ * RP_ERR_NOMEM when this node failed (nothing changed, the node can go
+ * on: no command was applied). Only TXN commands. Not from the change
+ * callback.
+ */
+int rp_store_dry_run(struct rp_store *s, const void *buf, size_t len, struct rp_apply_result *res,
+		     rp_store_inspect_cb inspect, void *arg);
+
 /**
  * Serialize the whole database. On RP_OK *buf is a sqlite3_malloc'd copy the
  * caller frees with sqlite3_free().

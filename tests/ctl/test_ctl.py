@@ -222,17 +222,48 @@ def test_apply_diff_and_errors():
         check(p.returncode == 3 and bad + ":15: routes/app-r2" in p.stderr, "op error line",
               p.stderr)
         check(revision(c) == r1, "bad applies changed nothing")
-        # this release has no dry run: the server refuses the parameter
-        # (never ignores it, which would commit) and the CLI says so
+        # dry run: the same checks as apply, nothing committed
         edited = write("edited.yaml", MANIFEST.replace("9001", "9003"))
-        p = ctl(c, "apply", "--dry-run", "-f", edited)
-        check(p.returncode != 0 and "dry_run is not supported" in p.stderr,
-              "dry run refused", p.stderr)
+        p = ctl(c, "-o", "table", "apply", "--dry-run", "-f", edited)
+        check(p.returncode == 0 and "dry run: nothing changed; would be revision %d (now %d)"
+              % (r1 + 1, r1) in p.stdout, "dry run table", p.stdout, p.stderr)
+        check(re.search(r"^  put clusters/app-c1: update$", p.stdout, re.M) and
+              re.search(r"^  put listeners/app-edge: unchanged$", p.stdout, re.M) and
+              re.search(r"^  any other node id: version %d -> %d$" % (r0 + 1, r1 + 1),
+                        p.stdout, re.M), "dry run changes", p.stdout)
+        p = ctl(c, "-o", "json", "apply", "--dry-run", "-f", edited)
+        res = json.loads(p.stdout)
+        check(res["dry_run"] is True and res["revision"] == r1 and
+              res["would_be_revision"] == r1 + 1 and res["proxies"] == [] and
+              res["other_nodes"] == {"version": r0 + 1, "new_version": r1 + 1},
+              "dry run json", res)
+        check(revision(c) == r1, "dry run committed nothing")
+        p = ctl(c, "-o", "json", "get", "cluster", "app-c1")
+        check(json.loads(p.stdout)["endpoints"][0]["port"] == 9001, "value untouched", p.stdout)
+        bad = os.path.join(WORK, "bad4.yaml")
+        p = ctl(c, "apply", "--dry-run", "-f", bad)
+        check(p.returncode == 3 and bad + ":15: routes/app-r2" in p.stderr,
+              "dry run names the failing document", p.stderr)
+        # the raw API: a listener naming a node; unknown query parameters refused
+        body = {"ops": [{"op": "put", "kind": "listeners", "name": "app-edge", "value": {
+            "address": "127.0.0.1", "port": 10000, "nodes": ["n-7", "n-8"]}},
+            {"op": "delete", "kind": "routes", "name": "app-r1"}]}
+        r = c.request(c.leader(), "POST", "/v1/txn?dry_run=true", body=json.dumps(body))
+        res = json.loads(r.body)
+        check(r.status == 200 and sorted(x["node_id"] for x in res["proxies"]) ==
+              ["n-7", "n-8"] and all(x["new_version"] == r1 + 1 and x["version"] == 0 and
+                                     x["attached"] is False for x in res["proxies"]) and
+              res["other_nodes"]["new_version"] == r1 + 1,
+              "nodes named by a listener", r.status, res)
+        check([x["change"] for x in res["changes"]] == ["update", "delete"], "changes", res)
+        for q in ("?dry_run=yes", "?dryrun=true", "?dry_run=true&x=1", "?x=1"):
+            r = c.request(c.leader(), "POST", "/v1/txn" + q, body=json.dumps(body))
+            check(r.status == 400 and b"dry_run=true or dry_run=false" in r.body,
+                  "query refused", q, r.status, r.body)
         r = c.request(c.leader(), "POST", "/v1/txn?dry_run=true", body=json.dumps(
-            {"ops": [{"op": "put", "kind": "kv", "name": "dry", "value": "x"}]}))
-        check(r.status == 400 and b"dry_run is not supported" in r.body, "txn query refused",
-              r.status, r.body)
-        check(revision(c) == r1, "refused dry runs changed nothing")
+            {"ops": [{"op": "delete", "kind": "kv", "name": "absent"}]}))
+        check(r.status == 404, "dry run of a failing delete", r.status, r.body)
+        check(revision(c) == r1, "dry runs and refusals changed nothing")
         # prune: needs the prefix; deletes what the files no longer name
         p = ctl(c, "put", "cluster", "app-old", '{"endpoints":[]}')
         p = ctl(c, "put", "cluster", "other", '{"endpoints":[]}')

@@ -463,6 +463,93 @@ static void test_cluster_id(void **state)
 	rp_store_destroy(t);
 }
 
+/* A dry run checks like apply, shows the result, and changes nothing. */
+struct dry_seen {
+	uint64_t revision;
+	char *dump;
+	int fail;
+};
+
+static int dry_look(void *arg, struct rp_store *s)
+{
+	struct dry_seen *d = arg;
+	d->revision = rp_store_revision(s);
+	d->dump = dump(s);
+	return d->fail;
+}
+
+static int dry(struct rp_store *s, const struct op_spec *spec, size_t n,
+	       struct rp_apply_result *res, struct dry_seen *seen)
+{
+	Raftplane__Command cmd;
+	Raftplane__Op ops[8], *ptrs[8];
+	raftplane__command__init(&cmd);
+	for (size_t i = 0; i < n; i++) {
+		rp_op_init(&ops[i], spec[i].del, spec[i].kind, spec[i].name, spec[i].value,
+			   spec[i].value ? strlen(spec[i].value) : 0);
+		ptrs[i] = &ops[i];
+	}
+	cmd.ops = ptrs;
+	cmd.n_ops = n;
+	void *buf;
+	size_t len;
+	assert_int_equal(rp_command_pack(&cmd, malloc, &buf, &len), RP_OK);
+	int rv = rp_store_dry_run(s, buf, len, res, dry_look, seen);
+	free(buf);
+	return rv;
+}
+
+static void test_dry_run(void **state)
+{
+	(void)state;
+	struct rp_store *s = new_store(), *t = new_store();
+	struct rp_apply_result res;
+	struct dry_seen seen = {0};
+	assert_int_equal(put(s, "clusters", "api", CLUSTER), RP_OK);
+	assert_int_equal(put(t, "clusters", "api", CLUSTER), RP_OK);
+	char *before = dump(s);
+	struct op_spec ops[3] = {
+		{0, "listeners", "edge", LISTENER, 0, 0},
+		{0, "routes", "r", ROUTE, 0, 0},
+		{1, "clusters", "api", NULL, 0, 0},
+	};
+	/* rejected (the route still needs the cluster): the same message as apply */
+	struct rp_apply_result real;
+	assert_int_not_equal(txn(t, ops, 3, &real), RP_OK);
+	assert_int_equal(dry(s, ops, 3, &res, &seen), RP_OK);
+	assert_int_equal(res.status, real.status);
+	assert_int_equal(res.op_index, 2);
+	assert_null(seen.dump); /* inspect never ran */
+	assert_string_equal(res.message, real.message);
+	/* passed: inspect sees revision 2 with the items, the store stays at 1 */
+	assert_int_equal(dry(s, ops, 2, &res, &seen), RP_OK);
+	assert_int_equal(res.status, RP_OK);
+	assert_int_equal(res.revision, 2);
+	assert_int_equal(seen.revision, 2);
+	assert_int_equal(txn(t, ops, 2, &real), RP_OK);
+	char *applied = dump(t);
+	assert_string_equal(seen.dump, applied); /* exactly what apply makes */
+	free(seen.dump);
+	free(applied);
+	char *after = dump(s);
+	assert_string_equal(before, after);
+	assert_int_equal(rp_store_revision(s), 1);
+	free(after);
+	/* an inspect failure ends it, still changing nothing */
+	seen = (struct dry_seen){.fail = RP_ERR_NOMEM};
+	assert_int_equal(dry(s, ops, 2, &res, &seen), RP_ERR_NOMEM);
+	free(seen.dump);
+	after = dump(s);
+	assert_string_equal(before, after);
+	free(after);
+	/* and the store applies normally afterwards */
+	assert_int_equal(txn(s, ops, 2, &res), RP_OK);
+	assert_int_equal(res.revision, 2);
+	free(before);
+	rp_store_destroy(s);
+	rp_store_destroy(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -480,6 +567,7 @@ int main(void)
 		cmocka_unit_test(test_snapshot_round_trip),
 		cmocka_unit_test(test_history_compaction),
 		cmocka_unit_test(test_cluster_id),
+		cmocka_unit_test(test_dry_run),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
