@@ -45,6 +45,7 @@
 #include "telemetry_query.h"
 #include "tokens.h"
 #include "txn.h"
+#include "rollback.h"
 #include "watch.h"
 
 #define MAX_SEGS 6
@@ -130,6 +131,11 @@ static void h_txn(struct rp_call *c, const struct route_args *a)
 {
 	(void)a;
 	rp_route_txn(c);
+}
+static void h_rollback(struct rp_call *c, const struct route_args *a)
+{
+	(void)a;
+	rp_route_rollback(c);
 }
 static void h_watch(struct rp_call *c, const struct route_args *a)
 {
@@ -233,6 +239,7 @@ static const struct route table[] = {
 	ITEM("routes", RP_KIND_ROUTES),
 	ITEM("listeners", RP_KIND_LISTENERS),
 	{{"v1", "txn", NULL},                      M_POST,              NO_METHOD, WRITE,     RP_ROUTE_TXN, -1, h_txn},
+	{{"v1", "rollback", NULL},                 M_POST,              NO_METHOD, ADMIN,     RP_ROUTE_ROLLBACK, -1, h_rollback},
 	{{"v1", "watch", NULL},                    R,                   READ,      NO_METHOD, RP_ROUTE_WATCH, -1, h_watch},
 	/* proxies: authenticated by their certificate (subscribe.c), not by tokens */
 	{{"v1", "subscribe", NULL},                M_POST,              NO_METHOD, OPEN,      RP_ROUTE_SUBSCRIBE, -1, h_subscribe},

@@ -10,6 +10,7 @@
  *
  * A call's state (struct txn_call, c->ctx) is in the request pool; the
  * command it builds is freed when the request goes (txn_dispose). */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,7 @@
 
 struct txn_call {
 	Raftplane__Command *cmd; /* heap-built, NULL until parsing starts */
-	int dry_run;
+	struct rp_txn_opts opts;
 };
 
 static void txn_dispose(void *p)
@@ -46,10 +47,12 @@ static void txn_ok(struct rp_call *c, const struct rp_apply_result *res)
 						"kind", op->kind, "name", op->name, "version",
 						(json_int_t)(del ? 0 : res->revision)));
 	}
-	rp_respond_json(c, 200,
-			json_pack("{s:I,s:o}", "revision", (json_int_t)res->revision, "results",
-				  results),
-			0);
+	json_t *answer = json_pack("{s:I,s:o}", "revision", (json_int_t)res->revision, "results",
+				   results);
+	if (t->opts.rollback_to)
+		json_object_set_new(answer, "rolled_back_to",
+				    json_integer((json_int_t)t->opts.rollback_to));
+	rp_respond_json(c, 200, answer, 0);
 }
 
 /* The value of a put, as bytes: a string for kv, a canonical object else. */
@@ -287,14 +290,16 @@ static void dry_answer(struct rp_call *c, const struct rp_apply_result *res, jso
 						"new_version", nv, "attached",
 						json_object_get(e, "attached")));
 	}
-	rp_respond_json(c, 200,
-			json_pack("{s:b,s:I,s:I,s:o,s:O,s:o,s:o,s:I,s:O}", "dry_run", 1, "revision",
-				  (json_int_t)(res->revision - 1), "would_be_revision",
-				  (json_int_t)res->revision, "results", results, "changes", changes,
-				  "proxies", proxies, "other_nodes", others, "unchanged_proxies",
-				  unchanged, "unreachable",
-				  unreachable ? unreachable : json_null()),
-			0);
+	json_t *answer = json_pack("{s:b,s:I,s:I,s:o,s:O,s:o,s:o,s:I,s:O}", "dry_run", 1,
+				   "revision", (json_int_t)(res->revision - 1), "would_be_revision",
+				   (json_int_t)res->revision, "results", results, "changes",
+				   changes, "proxies", proxies, "other_nodes", others,
+				   "unchanged_proxies", unchanged, "unreachable",
+				   unreachable ? unreachable : json_null());
+	if (t->opts.rollback_to)
+		json_object_set_new(answer, "rolled_back_to",
+				    json_integer((json_int_t)t->opts.rollback_to));
+	rp_respond_json(c, 200, answer, 0);
 }
 
 /* On the leader, with the fleet: run the dry run and answer. */
@@ -345,27 +350,49 @@ static void dry_on_leader(struct rp_call *c)
 	rp_fleet_view(c, dry_with_fleet);
 }
 
+int rp_txn_dry_run_param(struct rp_call *c, int *dry_run)
+{
+	*dry_run = 0;
+	if (c->req->query_at == SIZE_MAX)
+		return 0;
+	/* only dry_run, and exactly: an unknown parameter is refused, never
+	 * ignored (a dry run misspelt must not commit) */
+	h2o_iovec_t q = h2o_iovec_init(c->req->path.base + c->req->query_at,
+				       c->req->path.len - c->req->query_at);
+	if (h2o_memis(q.base, q.len, H2O_STRLIT("?dry_run=true")))
+		*dry_run = 1;
+	else if (!h2o_memis(q.base, q.len, H2O_STRLIT("?dry_run=false")))
+		return -1;
+	return 0;
+}
+
+void rp_txn_submit(struct rp_call *c, Raftplane__Command *cmd, const struct rp_txn_opts *o)
+{
+	struct txn_call *t = c->ctx;
+	if (!t) { /* a command built elsewhere (rollback.c) */
+		t = rp_call_alloc(c, sizeof *t, txn_dispose);
+		t->cmd = cmd;
+		c->ctx = t;
+	}
+	assert(t->cmd == cmd);
+	t->opts = *o;
+	if (o->dry_run)
+		rp_leader_read(c, dry_on_leader);
+	else
+		rp_propose_and_respond(c, t->cmd, txn_ok);
+}
+
 void rp_route_txn(struct rp_call *c)
 {
 	json_error_t jerr;
 	char msg[256] = "";
-	int bad = -1;
+	int bad = -1, dry_run;
 	h2o_iovec_t e = c->req->entity;
-	int dry_run = 0;
-	if (c->req->query_at != SIZE_MAX) {
-		/* only dry_run, and exactly: an unknown parameter is refused, never
-		 * ignored (a dry run misspelt must not commit) */
-		h2o_iovec_t q = h2o_iovec_init(c->req->path.base + c->req->query_at,
-					       c->req->path.len - c->req->query_at);
-		if (h2o_memis(q.base, q.len, H2O_STRLIT("?dry_run=true")))
-			dry_run = 1;
-		else if (!h2o_memis(q.base, q.len, H2O_STRLIT("?dry_run=false"))) {
-			rp_respond_error(c, RP_ERR_INVALID,
-					 "/v1/txn takes one query parameter: dry_run=true or "
-					 "dry_run=false",
-					 -1);
-			return;
-		}
+	if (rp_txn_dry_run_param(c, &dry_run) != 0) {
+		rp_respond_error(c, RP_ERR_INVALID,
+				 "/v1/txn takes one query parameter: dry_run=true or dry_run=false",
+				 -1);
+		return;
 	}
 	json_t *body = e.base ? json_loadb(e.base, e.len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
 	if (!body || !json_is_object(body)) {
@@ -376,15 +403,12 @@ void rp_route_txn(struct rp_call *c)
 	}
 	struct txn_call *t = rp_call_alloc(c, sizeof *t, txn_dispose);
 	c->ctx = t;
-	t->dry_run = dry_run;
 	int rv = parse_txn(t, body, &bad, msg, sizeof msg);
 	json_decref(body);
 	if (rv != RP_OK) {
 		rp_respond_error(c, rv, msg, bad);
 		return;
 	}
-	if (t->dry_run)
-		rp_leader_read(c, dry_on_leader);
-	else
-		rp_propose_and_respond(c, t->cmd, txn_ok);
+	struct rp_txn_opts o = {.dry_run = dry_run};
+	rp_txn_submit(c, t->cmd, &o);
 }

@@ -491,7 +491,7 @@ static int collect_prune(struct apply_opts *o, struct docs *d, struct prune_item
 }
 
 /* Which proxies a dry run says would get a new snapshot version. */
-static void print_dry_proxies(json_t *j)
+void ctl_print_dry_proxies(json_t *j)
 {
 	size_t i;
 	json_t *e, *others = json_object_get(j, "other_nodes");
@@ -636,7 +636,7 @@ int cmd_apply(int argc, char **argv)
 			       what ? what : "");
 		}
 		if (o.dry_run)
-			print_dry_proxies(j);
+			ctl_print_dry_proxies(j);
 	}
 	json_decref(j);
 	if (o.wait && !o.dry_run)

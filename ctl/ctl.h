@@ -78,6 +78,8 @@ json_t *ctl_json_body(const struct ctl_resp *r);
 /* apply.c */
 int cmd_apply(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
+/* The proxies part of a dry run's answer, as a table. */
+void ctl_print_dry_proxies(json_t *j);
 /* YAML text (or JSON) to jansson, for put -f */
 json_t *ctl_yaml_to_json_file(const char *path, char *err, size_t errsz);
 const char *ctl_kind_plural(const char *k);

@@ -1189,30 +1189,85 @@ static int cmd_history(int argc, char **argv)
 static int cmd_rollback(int argc, char **argv)
 {
 	if (want_help(argc, argv)) {
-		fputs("usage: raftplanectl rollback REV\nMakes a new revision whose state equals "
-		      "revision REV (POST /v1/rollback).\n",
+		fputs("usage: raftplanectl rollback REV [--dry-run] [--wait [DURATION]]\n"
+		      "Makes one new revision in which every cluster, route and listener is as it "
+		      "was at\nrevision REV (POST /v1/rollback; kv keys are not rolled back). It "
+		      "fails as a whole\n(exit 3) when a change lands meanwhile.\n"
+		      "  --dry-run  show what it would change and which proxies would get a new "
+		      "version\n  --wait     wait (default 30s) for every proxy to ACK it\n",
 		      stdout);
 		return 0;
 	}
 	long long rev;
-	if (argc != 2 || parse_u64(argv[1], &rev) || rev < 1) {
+	long wait_ms = 30000;
+	int dry_run = 0, wait = 0;
+	if (argc < 2 || parse_u64(argv[1], &rev) || rev < 1) {
 		usage_error("rollback needs one revision number%s", "");
+		return CTL_EXIT_USAGE;
+	}
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--dry-run")) {
+			dry_run = 1;
+		} else if (!strcmp(argv[i], "--wait")) {
+			wait = 1;
+			if (i + 1 < argc && argv[i + 1][0] >= '0' && argv[i + 1][0] <= '9' &&
+			    (ctl_parse_duration_ms(argv[++i], &wait_ms) || wait_ms > 600000)) {
+				usage_error("--wait must be like 30s or 500ms, at most 10m: %s",
+					    argv[i]);
+				return CTL_EXIT_USAGE;
+			}
+		} else {
+			usage_error("rollback: unknown argument %s", argv[i]);
+			return CTL_EXIT_USAGE;
+		}
+	}
+	if (dry_run && wait) {
+		usage_error("rollback: --dry-run and --wait exclude each other%s", "");
 		return CTL_EXIT_USAGE;
 	}
 	char body[64];
 	snprintf(body, sizeof body, "{\"revision\":%lld}", rev);
 	struct ctl_resp r = {0};
-	int ex = ctl_request("POST", "/v1/rollback", body, strlen(body), "application/json", 1, 0,
-			     &r);
+	int ex = ctl_request("POST", dry_run ? "/v1/rollback?dry_run=true" : "/v1/rollback", body,
+			     strlen(body), "application/json", !dry_run, 0, &r);
 	if (ex)
 		return ex;
-	if (r.status == 410) {
-		ctl_http_error(&r, "rollback");
+	if (r.status < 200 || r.status >= 300) {
+		ex = ctl_http_error(&r, dry_run ? "rollback --dry-run" : "rollback");
 		ctl_resp_free(&r);
-		return CTL_EXIT_NOT_FOUND;
+		return r.status == 410 ? CTL_EXIT_NOT_FOUND : ex;
 	}
-	ex = print_write_result(&r, "rollback");
+	json_t *j = ctl_json_body(&r);
 	ctl_resp_free(&r);
+	long long now = json_integer_value(json_object_get(j, "revision"));
+	if (g_opts.out != CTL_OUT_TABLE) {
+		ctl_print_value(j);
+	} else if (json_is_true(json_object_get(j, "unchanged"))) {
+		printf("nothing to roll back: the mesh is as at revision %lld (now %lld)\n", rev,
+		       now);
+	} else {
+		if (dry_run)
+			printf("dry run: nothing changed; rolling back to revision %lld would make "
+			       "revision %lld (now %lld)\n",
+			       rev,
+			       (long long)json_integer_value(
+				       json_object_get(j, "would_be_revision")),
+			       now);
+		else
+			printf("rolled back to revision %lld as revision %lld\n", rev, now);
+		size_t i;
+		json_t *e;
+		json_array_foreach(json_object_get(j, "results"), i, e)
+			printf("  %s %s/%s\n", json_string_value(json_object_get(e, "op")),
+			       json_string_value(json_object_get(e, "kind")),
+			       json_string_value(json_object_get(e, "name")));
+		if (dry_run)
+			ctl_print_dry_proxies(j);
+	}
+	int changed = !json_is_true(json_object_get(j, "unchanged"));
+	json_decref(j);
+	if (wait && changed)
+		ex = ctl_show_rollout(now, wait_ms);
 	return ex;
 }
 
@@ -1325,7 +1380,7 @@ static const char *main_help =
 	"  rollout REV [--wait DUR]\n"
 	"  watch [KIND]\n"
 	"  history [KIND [NAME]]\n"
-	"  rollback REV\n"
+	"  rollback REV [--dry-run] [--wait [DUR]]\n"
 	"  backup FILE\n"
 	"  restore FILE\n"
 	"\n"

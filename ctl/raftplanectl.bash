@@ -25,6 +25,7 @@ _raftplanectl() {
 	apply) COMPREPLY=($(compgen -W "-f --prune --prune-prefix --wait --dry-run" -- "$cur")) ;;
 	diff) COMPREPLY=($(compgen -W "-f --prune --prune-prefix" -- "$cur")) ;;
 	rollout) COMPREPLY=($(compgen -W "--wait" -- "$cur")) ;;
+	rollback) COMPREPLY=($(compgen -W "--dry-run --wait" -- "$cur")) ;;
 	backup | restore) COMPREPLY=($(compgen -f -- "$cur")) ;;
 	esac
 }

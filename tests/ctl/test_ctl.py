@@ -290,10 +290,27 @@ def test_apply_diff_and_errors():
               "backup", p.stderr)
         with open(bk, "rb") as f:
             check(f.read(16) == b"SQLite format 3\x00", "the backup is a SQLite file")
-        # rollback is not in this release: the server's 404 is reported, nothing changes
+        # rollback to before the first apply: the mesh empties in one revision,
+        # kv stays; a second rollback to the same revision changes nothing
         r2 = revision(c)
-        p = ctl(c, "rollback", str(r0))
-        check(p.returncode != 0 and revision(c) == r2, "rollback refused", p.stderr)
+        p = ctl(c, "-o", "table", "rollback", str(r0), "--dry-run")
+        check(p.returncode == 0 and "would make revision %d (now %d)" % (r2 + 1, r2) in p.stdout
+              and revision(c) == r2, "rollback --dry-run", p.stdout, p.stderr)
+        p = ctl(c, "-o", "table", "rollback", str(r0))
+        check(p.returncode == 0 and "rolled back to revision %d as revision %d" % (r0, r2 + 1)
+              in p.stdout and re.search(r"^  delete routes/app-r1$", p.stdout, re.M),
+              "rollback", p.stdout, p.stderr)
+        p = ctl(c, "-o", "json", "get", "cluster")
+        check(json.loads(p.stdout)["items"] == [], "no clusters at r0", p.stdout)
+        p = ctl(c, "-o", "json", "get", "kv", "k1")
+        check(p.returncode == 0, "kv not rolled back", p.stderr)
+        p = ctl(c, "-o", "table", "rollback", str(r0))
+        check(p.returncode == 0 and "nothing to roll back" in p.stdout and
+              revision(c) == r2 + 1, "second rollback is a no-op", p.stdout)
+        p = ctl(c, "rollback", str(r2 + 5))
+        check(p.returncode == 1, "rollback to the future refused (400: exit 1)",
+              p.returncode, p.stderr)
+        check("ahead of the current revision" in p.stderr, "future message", p.stderr)
 
 
 def test_failover_reads():
