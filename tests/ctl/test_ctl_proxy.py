@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""raftplanectl with real proxies: apply -> diff (0) -> edit -> diff (1, the
-change shown) -> apply --wait (every proxy ACKs) -> traffic through the proxy
-reaches the new cluster; proxies lists the proxy as synced."""
+"""raftplanectl with real proxies (issue 13's scenario): apply -> diff (0) ->
+edit -> diff (1, the change shown) -> apply --dry-run (nothing committed, the
+proxy named with the version it would get) -> apply --wait (every proxy
+ACKs, at that version) -> traffic through the proxy reaches the new cluster;
+proxies lists the proxy as synced -> rollback --wait to the first revision
+-> the proxy serves the old route again."""
 
 import json
 import os
@@ -65,6 +68,7 @@ def test_apply_wait_traffic():
             fh.write(MANIFEST.format(port=a.addr.rsplit(":", 1)[1], lport=lport))
         p = ctl(env, "-o", "table", "apply", "-f", f, "--wait", "20s")
         check(p.returncode == 0 and "1/1 ACK" in p.stdout, "apply --wait", p.stdout, p.stderr)
+        rev_a = int(re.search(r"applied as revision (\d+)", p.stdout).group(1))
         wait_body(lis, "A")
         p = ctl(env, "diff", "-f", f)
         check(p.returncode == 0, "no diff", p.stdout)
@@ -73,8 +77,18 @@ def test_apply_wait_traffic():
         p = ctl(env, "diff", "-f", f)
         check(p.returncode == 1 and re.search(r"^\+\s+\"port\": %s" % b.addr.rsplit(":", 1)[1],
                                               p.stdout, re.M), "diff shows the edit", p.stdout)
+        p = ctl(env, "-o", "json", "apply", "--dry-run", "-f", f)
+        check(p.returncode == 0, "apply --dry-run", p.stderr)
+        dry = json.loads(p.stdout)
+        check(dry["dry_run"] is True and [x["node_id"] for x in dry["proxies"]] == ["edge-1"] and
+              dry["proxies"][0]["attached"] is True, "the attached proxy is named", dry)
+        check(body_of(lis, "/x") == (200, "A"), "the dry run changed no traffic")
         p = ctl(env, "-o", "json", "apply", "-f", f, "--wait", "20s")
         check(p.returncode == 0, "apply --wait 2", p.stderr)
+        applied = json.loads(p.stdout[:p.stdout.index("\n}") + 2])
+        check(applied["revision"] == dry["would_be_revision"] ==
+              dry["proxies"][0]["new_version"], "the dry run predicted the revision",
+              applied, dry)
         # the rollout JSON follows the txn JSON
         check('"acked": 1' in p.stdout and '"pending": 0' in p.stdout, "all ACKed", p.stdout)
         # ACKed means applied: the very next request goes to B
@@ -87,6 +101,13 @@ def test_apply_wait_traffic():
         p = ctl(env, "-o", "table", "proxies")
         check(re.search(r"^edge-1\s+127\.0\.0\.1:\d+\s+\d+\s+\d+\s+\d+\s+SYNCED", p.stdout, re.M),
               "proxies table", p.stdout)
+        # back to the first apply's revision: one new revision, ACKed, traffic to A
+        p = ctl(env, "-o", "table", "rollback", str(rev_a), "--wait", "20s")
+        check(p.returncode == 0 and "rolled back to revision %d" % rev_a in p.stdout and
+              "1/1 ACK" in p.stdout, "rollback --wait", p.stdout, p.stderr)
+        check(body_of(lis, "/x") == (200, "A"), "traffic follows the rollback")
+        p = ctl(env, "diff", "-f", f)
+        check(p.returncode == 1, "the file (B) now differs from the cluster (A)", p.stdout)
         del px
 
 
