@@ -11,6 +11,7 @@
 #include "auth.h"
 #include "apitls.h"
 #include "client.h"
+#include "retention.h"
 #include "httpcheck.h"
 #include "raftplane/err.h"
 #include "raftplane/limits.h"
@@ -146,7 +147,8 @@ int rp_api_start(struct rp_api *api, uv_loop_t *loop, struct rp_node *node, cons
 					 .exempt = is_member_address,
 					 .exempt_arg = api};
 	if (rp_connlimit_init(&api->conns, &lc, 0) != 0 || rp_subscribe_init(api) != RP_OK ||
-	    rp_auth_init(api) != RP_OK || rp_telemetry_init(api) != RP_OK) {
+	    rp_auth_init(api) != RP_OK || rp_telemetry_init(api) != RP_OK ||
+	    rp_retention_init(api) != RP_OK) {
 		snprintf(errmsg, errlen, "out of memory");
 		return -1;
 	}
@@ -163,5 +165,6 @@ void rp_api_close(struct rp_api *api)
 	rp_subscribe_close(api);
 	rp_auth_close(api);
 	rp_telemetry_close(api);
+	rp_retention_close(api);
 	uv_close((uv_handle_t *)&api->listener, NULL);
 }

@@ -98,6 +98,10 @@ struct rp_api_options {
 	unsigned report_interval_ms;     /* asked of proxies (default 10000) */
 	unsigned max_reporters;          /* node ids in the store (default 100000) */
 	unsigned telemetry_retention_ms; /* test-only override of the 15 minutes */
+	/* change history retention (retention.c): followed when given */
+	int history_given;
+	uint64_t history_revisions;  /* --history-revisions (default RP_HISTORY_REVS) */
+	uint64_t history_max_age_ms; /* --history-max-age; 0: none */
 };
 
 struct rp_call;
@@ -111,6 +115,7 @@ struct rp_telemetry;
 struct rp_leader_call;
 struct rp_auth;
 struct rp_api_tls;
+struct rp_retention;
 
 /*
  * The API server of one node (embedded by the caller, started by
@@ -142,12 +147,13 @@ struct rp_api {
 	uint64_t sub_seq;   /* orders sends, ACKs and NACKs */
 	uv_timer_t sub_cid; /* proposes/notices the cluster id */
 	int cid_inflight;
-	char cid_seen[33];            /* cluster id the subscriptions last saw */
-	uint64_t sub_seen_rev;        /* revision rp_subscribe_notify last looked at */
-	struct rp_fleet_share *fleet; /* shared fan-out of rollout waits (fleet.c) */
-	struct rp_auth *auth;         /* tokens, roles, write limits (auth.c) */
-	struct rp_fanout *fanouts;    /* fan-outs in flight, shared by key (fanout.c) */
-	struct rp_telemetry *tele;    /* reports of the attached proxies (telemetry.c) */
+	char cid_seen[33];              /* cluster id the subscriptions last saw */
+	uint64_t sub_seen_rev;          /* revision rp_subscribe_notify last looked at */
+	struct rp_fleet_share *fleet;   /* shared fan-out of rollout waits (fleet.c) */
+	struct rp_auth *auth;           /* tokens, roles, write limits (auth.c) */
+	struct rp_fanout *fanouts;      /* fan-outs in flight, shared by key (fanout.c) */
+	struct rp_telemetry *tele;      /* reports of the attached proxies (telemetry.c) */
+	struct rp_retention *retention; /* the history retention flags (retention.c) */
 };
 
 /** A queue a call can be parked on (invariant 5). */
