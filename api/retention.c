@@ -79,8 +79,7 @@ static void on_proposed(void *arg, int status, const struct rp_apply_result *res
 	else
 		rp_log_info("history retention: now %" PRIu64 " revisions, max age %" PRIu64
 			    " s (this member's flags)",
-			    r->api->opts.history_revisions,
-			    r->api->opts.history_max_age_ms / 1000);
+			    r->api->opts.history_revisions, r->api->opts.history_max_age_ms / 1000);
 }
 
 static void round_done(struct rp_retention *r)
@@ -115,13 +114,14 @@ static void round_done(struct rp_retention *r)
 /* Does a /healthz body list FEATURE? */
 static int has_feature(const struct rp_http_response *res)
 {
-	json_t *j = res && res->status == 200 ? json_loadb(res->body, res->body_len, 0, NULL) : NULL;
+	json_t *j = res && res->status == 200 ? json_loadb(res->body, res->body_len, 0, NULL)
+					      : NULL;
 	json_t *f = json_object_get(j, "features");
 	int found = 0;
 	size_t i;
 	json_t *e;
-	json_array_foreach(f, i, e) found |= json_is_string(e) &&
-					     strcmp(json_string_value(e), RP_FEATURE_HISTORY) == 0;
+	json_array_foreach(f, i, e)
+		found |= json_is_string(e) && strcmp(json_string_value(e), RP_FEATURE_HISTORY) == 0;
 	json_decref(j);
 	return found;
 }

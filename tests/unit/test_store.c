@@ -483,14 +483,7 @@ static int dry(struct rp_store *s, const struct op_spec *spec, size_t n,
 {
 	Raftplane__Command cmd;
 	Raftplane__Op ops[8], *ptrs[8];
-	raftplane__command__init(&cmd);
-	for (size_t i = 0; i < n; i++) {
-		rp_op_init(&ops[i], spec[i].del, spec[i].kind, spec[i].name, spec[i].value,
-			   spec[i].value ? strlen(spec[i].value) : 0);
-		ptrs[i] = &ops[i];
-	}
-	cmd.ops = ptrs;
-	cmd.n_ops = n;
+	build_txn(spec, n, &cmd, ops, ptrs);
 	void *buf;
 	size_t len;
 	assert_int_equal(rp_command_pack(&cmd, malloc, &buf, &len), RP_OK);
