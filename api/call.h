@@ -116,6 +116,7 @@ struct rp_leader_call;
 struct rp_auth;
 struct rp_api_tls;
 struct rp_retention;
+struct rp_sub_classes;
 
 /*
  * The API server of one node (embedded by the caller, started by
@@ -136,8 +137,9 @@ struct rp_api {
 	struct rp_watcher *watchers; /* parked watch calls, doubly linked (watch.c) */
 	uint64_t watch_seen_rev;     /* revision rp_watch_notify last looked at (watch.c) */
 	/* proxy subscriptions (subscribe.c) */
-	struct rp_mesh *mesh;             /* parsed mesh at mesh->revision */
-	struct rp_sub_node **sub_buckets; /* node id -> snapshot cache + fleet entry */
+	struct rp_mesh *mesh;               /* parsed mesh at mesh->revision */
+	struct rp_sub_node **sub_buckets;   /* node id -> snapshot cache + fleet entry */
+	struct rp_sub_classes *sub_classes; /* shared encodings of api->mesh */
 	size_t n_sub_nodes;
 	uv_timer_t sub_gc;
 	uint64_t snapshots_encoded, snapshots_sent, subscribers;

@@ -467,28 +467,35 @@ static int route_order(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-int rp_mesh_node_snapshot(const struct rp_mesh *m, const char *node, void **buf, size_t *len,
-			  uint64_t *version)
+/* Encode the snapshot of the listeners marked in @lsel at @version for
+ * @node ("": without node_id, see rp_mesh_key_snapshot). */
+static int encode(const struct rp_mesh *m, const char *node, const char *lsel, uint64_t version,
+		  void **buf, size_t *len)
 {
-	char *lsel = calloc(m->n_listeners + 1, 1), *csel = calloc(m->n_clusters + 1, 1);
+	char *csel = calloc(m->n_clusters + 1, 1);
 	Raftplane__Listener **ls = calloc(m->n_listeners + 1, sizeof *ls);
 	Raftplane__Route **rs = calloc(m->n_routes + 1, sizeof *rs);
 	Raftplane__Cluster **cs = calloc(m->n_clusters + 1, sizeof *cs);
 	int rv = RP_ERR_NOMEM;
-	if (!lsel || !csel || !ls || !rs || !cs)
+	if (!csel || !ls || !rs || !cs)
 		goto out;
 	Raftplane__Snapshot snap;
 	raftplane__snapshot__init(&snap);
 	snap.node_id = (char *)node;
 	snap.revision = m->revision;
 	snap.cluster_id = (char *)m->cluster_id;
-	snap.version = select_for(m, node, lsel, csel);
+	snap.version = version;
 	for (size_t i = 0; i < m->n_listeners; i++)
 		if (lsel[i])
 			ls[snap.n_listeners++] = (Raftplane__Listener *)&m->listeners[i].pb;
-	for (size_t i = 0; i < m->n_routes; i++)
-		if (m->routes[i].listener >= 0 && lsel[m->routes[i].listener])
-			rs[snap.n_routes++] = (Raftplane__Route *)&m->routes[i].pb;
+	for (size_t i = 0; i < m->n_routes; i++) {
+		const struct m_route *r = &m->routes[i];
+		if (r->listener < 0 || !lsel[r->listener])
+			continue;
+		rs[snap.n_routes++] = (Raftplane__Route *)&r->pb;
+		for (unsigned c = 0; c < r->n_clusters; c++)
+			csel[r->clusters[c]] = 1;
+	}
 	for (size_t i = 0; i < m->n_clusters; i++)
 		if (csel[i])
 			cs[snap.n_clusters++] = (Raftplane__Cluster *)&m->clusters[i].pb;
@@ -501,13 +508,80 @@ int rp_mesh_node_snapshot(const struct rp_mesh *m, const char *node, void **buf,
 	if (!*buf)
 		goto out;
 	raftplane__snapshot__pack(&snap, *buf);
-	*version = snap.version;
 	rv = RP_OK;
 out:
-	free(lsel);
 	free(csel);
 	free(ls);
 	free(rs);
 	free(cs);
 	return rv;
+}
+
+int rp_mesh_node_snapshot(const struct rp_mesh *m, const char *node, void **buf, size_t *len,
+			  uint64_t *version)
+{
+	char *lsel = calloc(m->n_listeners + 1, 1), *csel = calloc(m->n_clusters + 1, 1);
+	int rv = RP_ERR_NOMEM;
+	if (lsel && csel) {
+		*version = select_for(m, node, lsel, csel);
+		rv = encode(m, node, lsel, *version, buf, len);
+	}
+	free(lsel);
+	free(csel);
+	return rv;
+}
+
+/* ---- shared encodings ------------------------------------------------------ */
+
+int rp_mesh_node_key(const struct rp_mesh *m, const char *node, struct rp_node_key *k)
+{
+	memset(k, 0, sizeof *k);
+	char *lsel = calloc(m->n_listeners + 1, 1), *csel = calloc(m->n_clusters + 1, 1);
+	if (!lsel || !csel) {
+		free(lsel);
+		free(csel);
+		return RP_ERR_NOMEM;
+	}
+	k->version = select_for(m, node, lsel, csel);
+	free(csel);
+	k->sel = lsel;
+	k->n = m->n_listeners;
+	uint64_t h = 14695981039346656037ull ^ k->version;
+	for (size_t i = 0; i < k->n; i++)
+		h = (h ^ (unsigned char)lsel[i]) * 1099511628211ull;
+	k->hash = h;
+	return RP_OK;
+}
+
+void rp_node_key_release(struct rp_node_key *k)
+{
+	free(k->sel);
+	k->sel = NULL;
+}
+
+int rp_node_key_equal(const struct rp_node_key *a, const struct rp_node_key *b)
+{
+	return a->hash == b->hash && a->version == b->version && a->n == b->n &&
+	       memcmp(a->sel, b->sel, a->n) == 0;
+}
+
+int rp_mesh_key_snapshot(const struct rp_mesh *m, const struct rp_node_key *k, void **buf,
+			 size_t *len)
+{
+	assert(k->n == m->n_listeners);
+	return encode(m, "", k->sel, k->version, buf, len);
+}
+
+size_t rp_snapshot_node_prefix(const char *node, unsigned char out[RP_SNAPSHOT_PREFIX_MAX])
+{
+	size_t n = strlen(node), i = 0;
+	assert(n > 0 && n <= RP_MAX_NAME);
+	out[i++] = 0x0a; /* field 1 (node_id), length-delimited */
+	for (size_t v = n;; v >>= 7) {
+		out[i++] = (unsigned char)(v < 0x80 ? v : (v & 0x7f) | 0x80);
+		if (v < 0x80)
+			break;
+	}
+	memcpy(out + i, node, n);
+	return i + n;
 }
