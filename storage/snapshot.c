@@ -77,9 +77,15 @@ struct rp_mesh {
 	size_t n_routes;
 	struct m_cluster *clusters;
 	size_t n_clusters;
-	struct m_epoch *node_epochs;
+	struct m_epoch *node_epochs; /* sorted by node (strcmp) */
 	size_t n_node_epochs;
 	uint64_t star_epoch;
+	/* node ids some listener names (sorted, unique), and what every other
+	 * node gets: the "*" listeners, at star_version before its node epoch */
+	char **named;
+	size_t n_named;
+	char *star_sel;
+	uint64_t star_version;
 	int oom;
 };
 
@@ -332,6 +338,54 @@ static int add_epoch(void *arg, int kind, const char *name, uint64_t rev)
 	return m->oom;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmp_epoch(const void *a, const void *b)
+{
+	return strcmp(((const struct m_epoch *)a)->node, ((const struct m_epoch *)b)->node);
+}
+
+static uint64_t select_for(const struct rp_mesh *m, const char *node, char *lsel, char *csel);
+
+/* The named node ids and the selection of all the others (rp_mesh_node_key's
+ * fast path). */
+static void index_nodes(struct rp_mesh *m)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < m->n_listeners; i++)
+		n += json_array_size(m->listeners[i].nodes);
+	m->named = calloc(n + 1, sizeof *m->named);
+	m->star_sel = calloc(m->n_listeners + 1, 1);
+	char *csel = calloc(m->n_clusters + 1, 1);
+	if (!m->named || !m->star_sel || !csel) {
+		free(csel);
+		m->oom = 1;
+		return;
+	}
+	for (size_t i = 0; i < m->n_listeners; i++)
+		for (size_t j = 0; j < json_array_size(m->listeners[i].nodes); j++) {
+			const char *id = jarr_str(m->listeners[i].nodes, j);
+			if (id[0] && strcmp(id, "*") != 0)
+				m->named[m->n_named++] =
+					(char *)id; /* owned by the listener's JSON */
+		}
+	if (m->n_named > 1)
+		qsort(m->named, m->n_named, sizeof *m->named, cmp_str);
+	size_t u = 0;
+	for (size_t i = 0; i < m->n_named; i++)
+		if (u == 0 || strcmp(m->named[u - 1], m->named[i]) != 0)
+			m->named[u++] = m->named[i];
+	m->n_named = u;
+	if (m->n_node_epochs > 1)
+		qsort(m->node_epochs, m->n_node_epochs, sizeof *m->node_epochs, cmp_epoch);
+	/* "" is named by no listener and has no epoch: what any other id gets */
+	m->star_version = select_for(m, "", m->star_sel, csel);
+	free(csel);
+}
+
 int rp_mesh_build(struct rp_store *s, struct rp_mesh **out)
 {
 	struct rp_mesh *m = calloc(1, sizeof *m);
@@ -347,6 +401,8 @@ int rp_mesh_build(struct rp_store *s, struct rp_mesh **out)
 	for (size_t i = 0; i < m->n_routes && !m->oom; i++)
 		route_pb(m, &m->routes[i]);
 	rp_store_epochs(s, add_epoch, m);
+	if (!m->oom)
+		index_nodes(m);
 	if (m->oom) {
 		rp_mesh_destroy(m);
 		return RP_ERR_NOMEM;
@@ -379,6 +435,8 @@ void rp_mesh_destroy(struct rp_mesh *m)
 	free(m->routes);
 	free(m->clusters);
 	free(m->node_epochs);
+	free(m->named);
+	free(m->star_sel);
 	free(m);
 }
 
@@ -409,13 +467,20 @@ static uint64_t max64(uint64_t a, uint64_t b)
 	return a > b ? a : b;
 }
 
+/* @node's epoch, 0 when none. */
+static uint64_t node_epoch(const struct rp_mesh *m, const char *node)
+{
+	struct m_epoch key = {.node = (char *)node};
+	const struct m_epoch *e = m->n_node_epochs ? bsearch(&key, m->node_epochs, m->n_node_epochs,
+							     sizeof key, cmp_epoch)
+						   : NULL;
+	return e ? e->rev : 0;
+}
+
 /* Mark (in @lsel, @csel) what @node gets; return its version. */
 static uint64_t select_for(const struct rp_mesh *m, const char *node, char *lsel, char *csel)
 {
-	uint64_t v = m->star_epoch;
-	for (size_t i = 0; i < m->n_node_epochs; i++)
-		if (strcmp(m->node_epochs[i].node, node) == 0)
-			v = max64(v, m->node_epochs[i].rev);
+	uint64_t v = max64(m->star_epoch, node_epoch(m, node));
 	for (size_t i = 0; i < m->n_listeners; i++) {
 		lsel[i] = (char)listener_for(&m->listeners[i], node);
 		if (lsel[i])
@@ -536,13 +601,22 @@ int rp_mesh_node_snapshot(const struct rp_mesh *m, const char *node, void **buf,
 int rp_mesh_node_key(const struct rp_mesh *m, const char *node, struct rp_node_key *k)
 {
 	memset(k, 0, sizeof *k);
-	char *lsel = calloc(m->n_listeners + 1, 1), *csel = calloc(m->n_clusters + 1, 1);
-	if (!lsel || !csel) {
+	const char *key = node;
+	int named = m->n_named &&
+		    bsearch(&key, m->named, m->n_named, sizeof *m->named, cmp_str) != NULL;
+	char *lsel = calloc(m->n_listeners + 1, 1),
+	     *csel = named ? calloc(m->n_clusters + 1, 1) : NULL;
+	if (!lsel || (named && !csel)) {
 		free(lsel);
 		free(csel);
 		return RP_ERR_NOMEM;
 	}
-	k->version = select_for(m, node, lsel, csel);
+	if (named) {
+		k->version = select_for(m, node, lsel, csel);
+	} else { /* only "*" listeners reach it: no walk over the mesh */
+		memcpy(lsel, m->star_sel, m->n_listeners);
+		k->version = max64(m->star_version, node_epoch(m, node));
+	}
 	free(csel);
 	k->sel = lsel;
 	k->n = m->n_listeners;

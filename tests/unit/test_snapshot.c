@@ -204,6 +204,31 @@ static void test_shared_encodings(void **state)
 	for (int i = 0; i < 6; i++)
 		rp_node_key_release(&k[i]);
 	rp_mesh_destroy(m);
+	/* random listener churn: named, unnamed and once-named node ids keep
+	 * agreeing with the per-node encoding */
+	static const char *lists[] = {"[\"*\"]", "[\"a\"]", "[\"b\",\"c\"]", "[\"a\",\"d\"]"};
+	static const char *ids[] = {"a", "b", "c", "d", "e"};
+	unsigned seed = 7;
+	for (int step = 0; step < 60; step++) {
+		char name[16], value[128];
+		seed = seed * 1103515245u + 12345u;
+		snprintf(name, sizeof name, "z%u", (seed >> 8) % 5);
+		if ((seed >> 16) % 4 == 0) {
+			del(s, "listeners", name); /* may not exist: fine */
+		} else {
+			snprintf(value, sizeof value,
+				 "{\"address\":\"127.0.0.1\",\"port\":%u,\"nodes\":%s}",
+				 20000 + (seed >> 8) % 5, lists[(seed >> 20) % 4]);
+			put(s, "listeners", name, value);
+		}
+		assert_int_equal(rp_mesh_build(s, &m), RP_OK);
+		for (int i = 0; i < 5; i++) {
+			struct rp_node_key key;
+			check_shared(m, ids[i], &key);
+			rp_node_key_release(&key);
+		}
+		rp_mesh_destroy(m);
+	}
 	rp_store_destroy(s);
 }
 
