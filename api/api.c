@@ -11,6 +11,7 @@
 #include "auth.h"
 #include "apitls.h"
 #include "client.h"
+#include "park.h"
 #include "retention.h"
 #include "httpcheck.h"
 #include "raftplane/err.h"
@@ -166,5 +167,6 @@ void rp_api_close(struct rp_api *api)
 	rp_auth_close(api);
 	rp_telemetry_close(api);
 	rp_retention_close(api);
+	rp_park_close(api);
 	uv_close((uv_handle_t *)&api->listener, NULL);
 }

@@ -156,6 +156,10 @@ struct rp_api {
 	struct rp_fanout *fanouts;      /* fan-outs in flight, shared by key (fanout.c) */
 	struct rp_telemetry *tele;      /* reports of the attached proxies (telemetry.c) */
 	struct rp_retention *retention; /* the history retention flags (retention.c) */
+	/* calls whose close watch is deferred, oldest first (park.c) */
+	struct rp_call *cw_head, *cw_tail;
+	uv_timer_t cw_timer;
+	int cw_timer_init;
 };
 
 /** A queue a call can be parked on (invariant 5). */
@@ -182,6 +186,10 @@ struct rp_call {
 	/* parking (invariant 5) */
 	const struct rp_park *park; /* the queue the call is on, NULL when none */
 	struct rp_closewatch *cw;   /* the client's connection, while parked (park.c) */
+	/* waiting for its close watch (park.c: deferred by PARK_WATCH_DELAY_MS) */
+	struct rp_call *cw_next, *cw_prev;
+	uint64_t cw_due;
+	int cw_pending;
 	/* family state in the request pool (invariant 3) */
 	struct rp_leader_call *lead; /* leader.c, once the call needs the leader */
 	void *ctx;                   /* the route handler's own state */
