@@ -40,8 +40,8 @@ static pthread_cond_t work_cv = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t idle_cv = PTHREAD_COND_INITIALIZER;
 static unsigned long queue[QUEUE_MAX];
 static unsigned head, count;
-static int running;    /* a context is being destroyed by the helper */
-static int helper;     /* 1: started, -1: could not be started */
+static int running; /* a context is being destroyed by the helper */
+static int helper;  /* 1: started, -1: could not be started */
 static uint64_t n_deferred, n_in_place;
 
 static syscall_fn real_syscall(void)
