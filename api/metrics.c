@@ -424,6 +424,12 @@ void rp_route_metrics(struct rp_call *c)
 		st->snapshots_taken);
 	counter(&b, "raftplane_snapshots_restored_total", "Raft snapshots restored or installed.",
 		st->snapshots_restored);
+	counter(&b, "raftplane_aio_destroy_deferred_total",
+		"Raft log segment AIO contexts destroyed off the event loop.",
+		st->aio_destroy_deferred);
+	counter(&b, "raftplane_aio_destroy_in_place_total",
+		"Raft log segment AIO contexts destroyed on the event loop (helper queue full).",
+		st->aio_destroy_in_place);
 	counter(&b, "raftplane_forwarded_total", "Requests forwarded to the leader.",
 		api->forwarded);
 	gauge(&b, "raftplane_disk_state",

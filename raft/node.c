@@ -12,6 +12,7 @@
  *   membership.c  add/remove/transfer        stats.c     /metrics histograms
  *   snapbytes.c   snapshots by bytes         confguard.c 0.15 rollback guard
  *   diskcheck.c   data dir check at start    diskguard.c raftplane-meta, disk faults
+ *   aiodefer.c    raft_uv's io_destroy off the loop thread
  *
  * Invariants
  *
@@ -30,6 +31,9 @@
  *    call of node.h reads struct raft; raft_close() waits until every log
  *    entry is stored (docs/design.md, known risk 7), and after it the
  *    configuration is empty, never dangling.
+ * 6. The loop thread hands raft_uv's io_destroy calls to aiodefer.c's
+ *    helper from rp_node_start() on: each took 30-40 ms of the loop at every
+ *    snapshot (docs/design.md, known risk 12).
  *
  *   created --start--> running --close--> closing --last handle--> freed
  *      \--------------------close/create error----^
@@ -47,6 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aiodefer.h"
 #include "diskcheck.h"
 #include "identity.h"
 #include "node_priv.h"
@@ -63,6 +68,7 @@ static void on_tick(uv_timer_t *t)
 	struct rp_node *n = t->data;
 	rp_confguard_observe(&n->guard);
 	rp_diskguard_tick(&n->disk, uv_now(n->loop));
+	rp_aiodefer_counts(&n->stats.aio_destroy_deferred, &n->stats.aio_destroy_in_place);
 	rp_readiness_tick(&n->ready);
 	if (rp_readiness_ready(&n->ready))
 		rp_membership_seed(&n->members);
@@ -416,6 +422,7 @@ int rp_node_create(uv_loop_t *loop, const struct rp_node_config *cfg, struct rp_
 
 int rp_node_start(struct rp_node *n, char *errmsg, size_t errlen)
 {
+	rp_aiodefer_this_thread(); /* raft_uv's segment closes (aiodefer.h) */
 	int rv = raft_start(&n->raft);
 	if (rv != 0) {
 		snprintf(errmsg, errlen, "raft start: %s (%s; io: %s)", raft_strerror(rv),

@@ -33,6 +33,10 @@ struct rp_node_stats {
 	uint64_t disk_held;          /* raft log operations held now (diskguard.c) */
 	uint64_t disk_state;         /* enum rp_disk_state (diskguard.h) */
 	uint64_t stale_results; /* AppendEntries results dropped: not a follower (diskguard.c) */
+	/* raft_uv's AIO contexts destroyed by the helper thread / in place on a
+	 * loop thread, in this process (aiodefer.h; copied by node.c's tick) */
+	uint64_t aio_destroy_deferred;
+	uint64_t aio_destroy_in_place;
 };
 
 #endif

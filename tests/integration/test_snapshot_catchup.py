@@ -91,6 +91,14 @@ def test_snapshot_catchup():
         taken = metric(c, lead, "raftplane_snapshots_taken_total")
         log("leader snapshots_taken_total=%s" % taken)
         check(taken and taken >= 1, "leader took no snapshot (threshold 64, %d entries)" % (rev - rev_pre))
+        # every snapshot closes raft_uv's open segment; its AIO context must
+        # be destroyed off the loop (raft/aiodefer.h), never in place
+        deferred = metric(c, lead, "raftplane_aio_destroy_deferred_total")
+        in_place = metric(c, lead, "raftplane_aio_destroy_in_place_total")
+        log("leader aio_destroy deferred=%s in_place=%s" % (deferred, in_place))
+        check(deferred and deferred >= 1, "no segment AIO context destroyed off the loop "
+              "after %s snapshots" % taken)
+        check(in_place == 0, "%s segment AIO contexts destroyed on the loop" % in_place)
 
         t0 = time.monotonic()
         # libraft's trace explains a slow catch-up (snapshot install refused...)
