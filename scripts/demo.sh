@@ -142,6 +142,7 @@ echo "== the proxy serves the route \"api\" (/api -> cluster api -> api-v1)"
 api "127.0.0.1:$admin/ready"
 through 4
 echo "== the proxy fleet: edge-1 is attached and has ACKed the current version"
+for _ in $(seq 50); do "$ctl_bin" proxies >/dev/null 2>&1 && break; sleep 0.1; done
 ctl proxies
 shift=$(manifest shift-to-v2)
 echo "== a second cluster and the route shifted to it (scripts/demo/shift-to-v2.yaml): first the diff"
@@ -228,10 +229,24 @@ for i in 1 2 3; do
 done
 admin_token=$(cat "$pki/admin.token")
 sapi() { curl -sS --max-time 10 --cacert "$pki/ca.pem" "$@"; echo; }
+# until_token_works TOKEN NODE...: a token is a raft entry; a node that has
+# not applied it yet answers 503 (or 401): wait until each NODE accepts it
+until_token_works() {
+  local tok=$1 i; shift
+  for i in "$@"; do
+    for _ in $(seq 100); do
+      [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 --cacert "$pki/ca.pem" \
+        -H "Authorization: Bearer $tok" "https://$(shttp "$i")/v1/clusters?consistency=stale")" = 200 ] &&
+        break
+      sleep 0.1
+    done
+  done
+}
 for _ in $(seq 100); do
   curl -sf --cacert "$pki/ca.pem" "https://$(shttp 1)/readyz" >/dev/null 2>&1 && break
   sleep 0.1
 done
+until_token_works "$admin_token" 1
 echo "== plain HTTP to the TLS port gets nowhere; HTTPS without a token: 401"
 curl -s --max-time 3 "http://$(shttp 1)/v1/status" >/dev/null 2>&1 && echo "   (answered!)" || echo "   plain HTTP: no answer"
 sapi "https://$(shttp 1)/v1/kv/greeting"
@@ -240,6 +255,7 @@ out=$(curl -sS --max-time 10 --cacert "$pki/ca.pem" -H "Authorization: Bearer $a
   -X POST "https://$(shttp 1)/v1/tokens" -d '{"name":"ci","role":"write"}')
 echo "$out" | sed 's/"token":"rpt_[^"]*"/"token":"rpt_…"/'
 ci_token=$(echo "$out" | sed -n 's/.*"token":"\(rpt_[^"]*\)".*/\1/p')
+until_token_works "$ci_token" 1 2 3
 auth=(-H "Authorization: Bearer $ci_token")
 # raftplanectl against the secured cluster: https with the CA, the CI's
 # token from the environment (so it is not on the command line)
