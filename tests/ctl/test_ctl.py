@@ -254,6 +254,12 @@ def test_apply_diff_and_errors():
         yaml_check(p.stdout)
         p = ctl(c, "-o", "json", "history", "clusters", "app-c1")
         check(p.returncode == 0 and json.loads(p.stdout)["history"], "history", p.stdout)
+        # revision 1, the members seed, carries no time: "-", not 1970
+        p = ctl(c, "-o", "table", "history")
+        seed = [ln for ln in p.stdout.splitlines() if ln.split()[:1] == ["1"]]
+        check(p.returncode == 0 and len(seed) == 1 and seed[0].split()[1:3] == ["-", "system"],
+              "seed revision in the table", p.stdout)
+        check("1970-" not in p.stdout, "no epoch times", p.stdout)
         # backup: streamed to FILE.tmp, the checksum header verified, renamed
         bk = os.path.join(WORK, "backup.db")
         p = ctl(c, "backup", bk)
