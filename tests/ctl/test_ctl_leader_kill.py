@@ -174,14 +174,20 @@ def applied_count(c, items):
 
 def quiet_last_index(c, ld):
     """The leader's last log index once nothing else is in flight: the
-    members seed a new cluster proposes once ready is applied (revision >= 1)
-    and every entry is committed and applied. Then only the CLI's
-    transaction can make last_index grow."""
+    members seed a new cluster proposes once ready is applied (revision >= 1),
+    every entry is committed and applied, and last_index stayed the same for
+    0.3 s (after an apply the leader appends a commit-push barrier on its next
+    loop turn). Then only the CLI's transaction can make last_index grow."""
+    prev = [None]
+
     def quiet():
         s = c.status(ld)
-        return (s["revision"] >= 1 and s["commit_index"] == s["last_index"] ==
-                s["applied_index"]) and s["last_index"]
-    return wait_until(quiet, timeout=10, what="a quiet leader")
+        ok = s["revision"] >= 1 and s["commit_index"] == s["last_index"] == s["applied_index"]
+        cur = s["last_index"] if ok else None
+        stable = cur is not None and cur == prev[0]
+        prev[0] = cur
+        return cur if stable else None
+    return wait_until(quiet, timeout=10, interval=0.3, what="a quiet leader")
 
 
 def heal(c, node):
