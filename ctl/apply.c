@@ -716,7 +716,8 @@ static void udiff(const char *label, char *a, char *b)
 	const char *red = g_opts.color ? "\033[31m" : "", *green = g_opts.color ? "\033[32m" : "",
 		   *cyan = g_opts.color ? "\033[36m" : "", *off = g_opts.color ? "\033[0m" : "";
 	printf("--- %s (server)\n+++ %s (files)\n", label, label);
-	/* edit script: 0 same, 1 delete, 2 insert */
+	/* edit script: 0 same, 1 delete, 2 insert; on a tie the delete goes
+	 * first, so a changed line reads "-old" then "+new" as in diff(1) */
 	size_t cap = na + nb + 1, n = 0;
 	int *op = malloc(cap * sizeof *op);
 	size_t *ia = malloc(cap * sizeof *ia), *ib = malloc(cap * sizeof *ib);
@@ -724,10 +725,10 @@ static void udiff(const char *label, char *a, char *b)
 	while (i < na || j < nb) {
 		if (i < na && j < nb && !strcmp(la[i], lb[j])) {
 			op[n] = 0, ia[n] = i++, ib[n++] = j++;
-		} else if (j < nb && (i == na || t[i * w + j + 1] >= t[(i + 1) * w + j])) {
-			op[n] = 2, ia[n] = i, ib[n++] = j++;
-		} else {
+		} else if (i < na && (j == nb || t[(i + 1) * w + j] >= t[i * w + j + 1])) {
 			op[n] = 1, ia[n] = i++, ib[n++] = j;
+		} else {
+			op[n] = 2, ia[n] = i, ib[n++] = j++;
 		}
 	}
 	for (size_t k = 0; k < n;) {

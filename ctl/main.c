@@ -1162,8 +1162,10 @@ static int cmd_history(int argc, char **argv)
 			json_int_t ms = json_integer_value(json_object_get(h, "time"));
 			time_t t = (time_t)(ms / 1000);
 			struct tm tm;
-			gmtime_r(&t, &tm);
-			strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+			/* 0: no time recorded (the members seed, revisions from
+			 * before the audit trail), not 1970 */
+			if (ms > 0 && gmtime_r(&t, &tm))
+				strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
 			printf("%-8lld %-20s %-24s",
 			       (long long)json_integer_value(json_object_get(h, "revision")), ts,
 			       jstr(h, "actor"));

@@ -1,26 +1,35 @@
 #!/usr/bin/env bash
 # The demo: install what is missing, build, start a local 3-node cluster,
-# write on one node, read it linearizably on another, change a route, kill
-# the leader and show the cluster keeps serving; then start two demo
-# backends and a raftplane-proxy, send traffic through the proxy, shift the
-# route from one backend to the other through the REST API and show the
-# traffic follow; break a backend with a change and watch the control
+# show it with `raftplanectl status`, write on one node and read it
+# linearizably on another (REST API), apply the mesh config from a YAML file
+# (`raftplanectl apply -f`, scripts/demo/*.yaml) and see a bad one refused,
+# kill the leader and show the cluster keeps serving; then start two demo
+# backends and a raftplane-proxy (`raftplanectl proxies`), send traffic
+# through the proxy, shift the route from one backend to the other
+# (`raftplanectl diff` / `apply --wait`) and show the traffic follow; break a
+# backend with a change made through the REST API and watch the control
 # plane see it (telemetry: error rate before and after the rollout,
-# endpoint health); then the same secured: a CA and certificates made with
-# openssl, three servers with TLS and a bootstrap token, a write token, a
-# proxy with mutual TLS, an impostor proxy refused, the audit trail. Cleans
-# up on exit.
+# endpoint health), `raftplanectl history`; then the same secured: a CA and
+# certificates made with openssl, three servers with TLS and a bootstrap
+# token, a write token, a proxy with mutual TLS, an impostor proxy refused,
+# the audit trail. Cleans up on exit.
+# Env: RP_DEMO_PORT (base port, default 17000; uses base+1 .. base+602),
+# RP_DEMO_BIN (a built raftplane-server: skip the build; the proxy, backend
+# and raftplanectl are taken next to it unless RP_DEMO_PROXY_BIN,
+# RP_DEMO_BACKEND_BIN, RP_DEMO_CTL_BIN say otherwise), RP_DEMO_KEEP=1 (keep
+# the temp dir with the logs).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/scripts/install-deps.sh"
 if [ -z "${RP_DEMO_BIN:-}" ]; then
-  RP_BUILD_TARGETS="raftplane-server raftplane-proxy raftplane-demo-backend" \
+  RP_BUILD_TARGETS="raftplane-server raftplane-proxy raftplane-demo-backend raftplanectl" \
     bash "$root/scripts/build.sh" "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 fi
 bin=${RP_DEMO_BIN:-$root/build/server/raftplane-server}
 # the proxy and the demo backend sit next to the server in the build tree
 proxy_bin=${RP_DEMO_PROXY_BIN:-$(dirname "$bin")/../proxy/raftplane-proxy}
 backend_bin=${RP_DEMO_BACKEND_BIN:-$(dirname "$bin")/../proxy/raftplane-demo-backend}
+ctl_bin=${RP_DEMO_CTL_BIN:-$(dirname "$bin")/../ctl/raftplanectl}
 dir=$(mktemp -d /tmp/raftplane-demo.XXXXXX)
 pids=()
 cleanup() {
@@ -44,15 +53,34 @@ start() {
 }
 api() { curl -sS --max-time 10 "$@"; echo; }
 http() { echo "127.0.0.1:$((base + 100 + $1))"; }
+# raftplanectl as a person types it: the command line is shown (without the
+# RAFTPLANE_* environment it reads), a failure is shown and the demo goes on
+export RAFTPLANE_SERVERS="$(http 1),$(http 2),$(http 3)"
+ctl() {
+  echo "   \$ raftplanectl $*"
+  local rc=0
+  "$ctl_bin" -o table "$@" 2>&1 | sed 's/^/   /' || rc=$?
+  [ "$rc" = 0 ] || echo "   (exit $rc)"
+}
+# manifest NAME [OUT [EDGE_PORT]]: scripts/demo/NAME.yaml with the ports of
+# this run filled in, written to $dir/OUT.yaml; prints that path
+manifest() {
+  local out="$dir/${2:-$1}.yaml"
+  sed -e "s/\${BACKEND_A}/$backend_a/g" -e "s/\${BACKEND_B}/$backend_b/g" \
+    -e "s/\${EDGE_PORT}/${3:-$edge}/g" "$root/scripts/demo/$1.yaml" >"$out"
+  echo "$out"
+}
+show() { grep -v '^#' "$1" | sed 's/^/   | /'; }
 
 echo "== starting 3 raftplane-server nodes (logs in $dir)"
 for i in 1 2 3; do start "$i"; done
+# raftplanectl status exits 0 once there is a leader and a majority answers
 for _ in $(seq 100); do
-  curl -sf "$(http 1)/readyz" >/dev/null 2>&1 && break
+  "$ctl_bin" status >/dev/null 2>&1 && break
   sleep 0.1
 done
-echo "== status of node 1"
-api "$(http 1)/v1/status"
+echo "== the cluster, as raftplanectl sees it (--servers from RAFTPLANE_SERVERS=$RAFTPLANE_SERVERS)"
+ctl status
 
 echo "== PUT /v1/kv/greeting on node 1"
 api -X PUT --data-binary 'hello, raftplane' "$(http 1)/v1/kv/greeting"
@@ -60,15 +88,14 @@ echo "== linearizable GET on node 3"
 api "$(http 3)/v1/kv/greeting"
 
 backend_a=$((base + 201)); backend_b=$((base + 202)); edge=$((base + 300)); admin=$((base + 400))
-echo "== mesh config: a cluster, a listener and a route (on node 2)"
-api -X PUT "$(http 2)/v1/clusters/api" \
-  -d "{\"lb_policy\":\"round_robin\",\"endpoints\":[{\"address\":\"127.0.0.1\",\"port\":$backend_a}]}"
-api -X PUT "$(http 2)/v1/listeners/edge" -d "{\"address\":\"127.0.0.1\",\"port\":$edge,\"nodes\":[\"*\"]}"
-api -X PUT "$(http 2)/v1/routes/api" \
-  -d '{"listener":"edge","priority":100,"match":{"prefix":"/api"},"cluster":"api"}'
-echo "== a bad route is refused and changes nothing"
-api -X PUT "$(http 2)/v1/routes/broken" \
-  -d '{"listener":"edge","match":{"prefix":"/x"},"cluster":"missing"}'
+mesh=$(manifest mesh)
+echo "== mesh config from a file: a cluster, a listener and a route (scripts/demo/mesh.yaml)"
+show "$mesh"
+echo "== applied through node 2 (a follower forwards to the leader): one transaction, one revision"
+ctl --servers "$(http 2)" apply -f "$mesh"
+echo "== a bad route is refused (at its FILE:LINE) and changes nothing"
+ctl --servers "$(http 2)" apply -f "$root/scripts/demo/broken-route.yaml"
+ctl get routes
 
 leader=$(curl -s "$(http 1)/v1/status" | sed -n 's/.*"leader":{"id":\([0-9]*\).*/\1/p')
 other=$(( leader % 3 + 1 ))
@@ -86,7 +113,7 @@ done
 t1=$(date +%s%N)
 cat "$dir/out"; echo
 echo "   write acknowledged $(( (t1 - t0) / 1000000 )) ms after the kill"
-api "$(http "$other")/v1/status"
+ctl status
 echo "== restart node $leader with the same command line; it catches up"
 start "$leader"
 sleep 2
@@ -114,15 +141,16 @@ done
 echo "== the proxy serves the route \"api\" (/api -> cluster api -> api-v1)"
 api "127.0.0.1:$admin/ready"
 through 4
-echo "== PUT a second cluster and shift the route to it through the REST API (node 3)"
-api -X PUT "$(http 3)/v1/clusters/api-v2" \
-  -d "{\"endpoints\":[{\"address\":\"127.0.0.1\",\"port\":$backend_b}]}"
-out=$(curl -sS --max-time 10 -X PUT "$(http 3)/v1/routes/api" \
-  -d '{"listener":"edge","priority":100,"match":{"prefix":"/api"},"cluster":"api-v2"}')
-echo "$out"
-rev=$(echo "$out" | sed -n 's/.*"version":\([0-9]*\).*/\1/p')
-echo "== wait for the rollout of revision $rev to reach every proxy"
-api "$(http 1)/v1/rollouts/$rev?wait=5s"
+echo "== the proxy fleet: edge-1 is attached and has ACKed the current version"
+for _ in $(seq 50); do "$ctl_bin" proxies >/dev/null 2>&1 && break; sleep 0.1; done
+ctl proxies
+shift=$(manifest shift-to-v2)
+echo "== a second cluster and the route shifted to it (scripts/demo/shift-to-v2.yaml): first the diff"
+show "$shift"
+echo "   \$ raftplanectl diff -f $shift"
+"$ctl_bin" diff -f "$shift" | sed 's/^/   /' || echo "   (exit $?: these are the changes)"
+echo "== apply it through node 3 and wait until every proxy ACKed the new revision"
+ctl --servers "$(http 3)" apply -f "$shift" --wait 5s
 echo "== the traffic follows: now api-v2"
 through 4
 echo "== the proxy's view (GET /config_dump, abridged) and its counters"
@@ -138,7 +166,7 @@ load() { # $1 seconds of traffic, 20 requests/s, in the background
 load 9 & loadpid=$!
 pids+=($loadpid)
 sleep 3
-echo "== a bad change: api-v1 now answers 500 (a broken build), and the route moves back to it"
+echo "== a bad change: api-v1 now answers 500 (a broken build), and the route moves back to it (REST API, node 2)"
 curl -s "127.0.0.1:$backend_a/_control/status/500" >/dev/null
 out=$(curl -sS --max-time 10 -X PUT "$(http 2)/v1/routes/api" \
   -d '{"listener":"edge","priority":100,"match":{"prefix":"/api"},"cluster":"api"}')
@@ -166,6 +194,8 @@ sleep 2
 curl -s "$(http 2)/v1/telemetry/routes/api?window=5s" | python3 -c 'import json,sys
 r = json.load(sys.stdin)
 print("   %d requests, error rate %.0f%%" % (r["requests"], 100 * (r["error_rate"] or 0)))'
+echo "== what changed, newest first (the audit trail; no tokens here, so the actor is anonymous)"
+ctl history --limit 6
 
 # ---- the same, secured: TLS everywhere, mutual TLS for the proxy, tokens ----
 sbase=$((base + 500))
@@ -199,10 +229,24 @@ for i in 1 2 3; do
 done
 admin_token=$(cat "$pki/admin.token")
 sapi() { curl -sS --max-time 10 --cacert "$pki/ca.pem" "$@"; echo; }
+# until_token_works TOKEN NODE...: a token is a raft entry; a node that has
+# not applied it yet answers 503 (or 401): wait until each NODE accepts it
+until_token_works() {
+  local tok=$1 i; shift
+  for i in "$@"; do
+    for _ in $(seq 100); do
+      [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 --cacert "$pki/ca.pem" \
+        -H "Authorization: Bearer $tok" "https://$(shttp "$i")/v1/clusters?consistency=stale")" = 200 ] &&
+        break
+      sleep 0.1
+    done
+  done
+}
 for _ in $(seq 100); do
   curl -sf --cacert "$pki/ca.pem" "https://$(shttp 1)/readyz" >/dev/null 2>&1 && break
   sleep 0.1
 done
+until_token_works "$admin_token" 1
 echo "== plain HTTP to the TLS port gets nowhere; HTTPS without a token: 401"
 curl -s --max-time 3 "http://$(shttp 1)/v1/status" >/dev/null 2>&1 && echo "   (answered!)" || echo "   plain HTTP: no answer"
 sapi "https://$(shttp 1)/v1/kv/greeting"
@@ -211,13 +255,15 @@ out=$(curl -sS --max-time 10 --cacert "$pki/ca.pem" -H "Authorization: Bearer $a
   -X POST "https://$(shttp 1)/v1/tokens" -d '{"name":"ci","role":"write"}')
 echo "$out" | sed 's/"token":"rpt_[^"]*"/"token":"rpt_…"/'
 ci_token=$(echo "$out" | sed -n 's/.*"token":"\(rpt_[^"]*\)".*/\1/p')
+until_token_works "$ci_token" 1 2 3
 auth=(-H "Authorization: Bearer $ci_token")
-echo "== with the write token: the mesh config (a follower forwards to the leader over TLS)"
-sapi "${auth[@]}" -X PUT "https://$(shttp 2)/v1/clusters/api" \
-  -d "{\"endpoints\":[{\"address\":\"127.0.0.1\",\"port\":$backend_a}]}"
-sapi "${auth[@]}" -X PUT "https://$(shttp 2)/v1/listeners/edge" -d "{\"address\":\"127.0.0.1\",\"port\":$((edge + 1)),\"nodes\":[\"*\"]}"
-sapi "${auth[@]}" -X PUT "https://$(shttp 2)/v1/routes/api" \
-  -d '{"listener":"edge","priority":100,"match":{"prefix":"/api"},"cluster":"api"}'
+# raftplanectl against the secured cluster: https with the CA, the CI's
+# token from the environment (so it is not on the command line)
+sctl() { RAFTPLANE_TOKEN=$ci_token RAFTPLANE_SERVERS="$(shttp 1),$(shttp 2),$(shttp 3)" \
+  ctl --cacert "$pki/ca.pem" "$@"; }
+smesh=$(manifest mesh mesh-tls "$((edge + 1))")
+echo "== with the write token (RAFTPLANE_TOKEN): the same mesh.yaml, listener on :$((edge + 1)), through node 2 (it forwards to the leader over TLS)"
+sctl --servers "$(shttp 2)" apply -f "$smesh"
 echo "== the write token cannot manage tokens: 403"
 sapi "${auth[@]}" "https://$(shttp 2)/v1/tokens"
 echo "== a proxy with its node certificate (mutual TLS) serves the route"
@@ -240,6 +286,6 @@ curl -s "127.0.0.1:$((admin + 2))/config_dump" |
   python3 -c 'import json,sys; print("   its /config_dump says:", json.load(sys.stdin)["control_plane"]["last_error"])'
 curl -s --cacert "$pki/ca.pem" -H "Authorization: Bearer $ci_token" "https://$(shttp 1)/metrics" |
   grep -E '^raftplane_subscribe_refused_total'
-echo "== the audit trail: who changed what (GET /v1/history)"
-sapi "${auth[@]}" "https://$(shttp 3)/v1/history?limit=3&kind=routes"
+echo "== the audit trail: who changed what (raftplanectl history, GET /v1/history)"
+sctl history --limit 4
 echo "== done"

@@ -893,7 +893,7 @@ static int put_token(struct rp_store *s, const Raftplane__Command *cmd, uint64_t
 	const Raftplane__Token *t = cmd->token;
 	struct rp_token old;
 	uint64_t enabled;
-	int rv, found;
+	int rv, found = 0;
 	if (!t || !rp_token_name_valid(t->name, strlen(t->name)))
 		return reject(res, RP_ERR_INVALID, -1, "a token name matches [A-Za-z0-9._-]{1,64}");
 	if (t->role < RP_TOKEN_READ || t->role > RP_TOKEN_ADMIN)
@@ -930,7 +930,7 @@ static int delete_token(struct rp_store *s, const Raftplane__Command *cmd, uint6
 {
 	const Raftplane__Token *t = cmd->token;
 	struct rp_token old;
-	int rv, admins;
+	int rv, admins = 0;
 	if (!t || !rp_token_name_valid(t->name, strlen(t->name)))
 		return reject(res, RP_ERR_INVALID, -1, "a token name matches [A-Za-z0-9._-]{1,64}");
 	if ((rv = rp_store_token_get(s, t->name, &old)) == RP_ERR_NOT_FOUND)

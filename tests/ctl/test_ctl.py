@@ -198,8 +198,10 @@ def test_apply_diff_and_errors():
             f.write(MANIFEST.replace("9001", "9002"))
         p = ctl(c, "diff", "-f", d)
         check(p.returncode == 1, "diff exit 1 after edit", p.stdout)
-        check(re.search(r'^-\s+"port": 9001,?$', p.stdout, re.M) and
-              re.search(r'^\+\s+"port": 9002,?$', p.stdout, re.M), "the change shown", p.stdout)
+        old_ln = re.search(r'^-\s+"port": 9001,?$', p.stdout, re.M)
+        new_ln = re.search(r'^\+\s+"port": 9002,?$', p.stdout, re.M)
+        check(old_ln and new_ln, "the change shown", p.stdout)
+        check(old_ln.start() < new_ln.start(), "-old before +new, as diff(1)", p.stdout)
         check("app-r1" not in p.stdout, "unchanged item not shown", p.stdout)
         # one bad document among good ones: nothing sent
         r1 = revision(c)
@@ -283,6 +285,12 @@ def test_apply_diff_and_errors():
         yaml_check(p.stdout)
         p = ctl(c, "-o", "json", "history", "clusters", "app-c1")
         check(p.returncode == 0 and json.loads(p.stdout)["history"], "history", p.stdout)
+        # revision 1, the members seed, carries no time: "-", not 1970
+        p = ctl(c, "-o", "table", "history")
+        seed = [ln for ln in p.stdout.splitlines() if ln.split()[:1] == ["1"]]
+        check(p.returncode == 0 and len(seed) == 1 and seed[0].split()[1:3] == ["-", "system"],
+              "seed revision in the table", p.stdout)
+        check("1970-" not in p.stdout, "no epoch times", p.stdout)
         # backup: streamed to FILE.tmp, the checksum header verified, renamed
         bk = os.path.join(WORK, "backup.db")
         p = ctl(c, "backup", bk)
