@@ -276,8 +276,8 @@ static void rollback_plan(struct rp_call *c)
 	if (n == 0) {
 		rp_respond_json(c, 200,
 				json_pack("{s:I,s:I,s:[],s:b}", "revision", (json_int_t)now,
-					  "rolled_back_to", (json_int_t)p.at, "results", "unchanged",
-					  1),
+					  "rolled_back_to", (json_int_t)p.at, "results",
+					  "unchanged", 1),
 				0);
 		goto out;
 	}
