@@ -414,7 +414,8 @@ function record(kind, items, now) {
 	for (const name in series[kind]) {
 		const s = series[kind][name];
 		while (s.length && s[0].t < now - SPAN) s.shift();
-		if (!seen.has(name)) s.push({t: now, rate: null, err: null, p99: null});
+		/* not in the answer: nothing reported in the window */
+		if (!seen.has(name)) s.push({t: now, rate: 0, err: null, p99: null});
 	}
 }
 

@@ -31,7 +31,9 @@
 		let max = opts.max || 0;
 		for (const p of vals) if (p.v > max) max = p.v;
 		if (max <= 0) max = 1;
-		const last = vals.length ? vals[vals.length - 1].v : null;
+		/* the newest sample, even when it has no value: never a stale one */
+		const lp = points.length ? points[points.length - 1].v : null;
+		const last = lp === undefined || Number.isNaN(lp) ? null : lp;
 		el.textContent = "";
 		el.classList.add("chart");
 		const head = document.createElement("div");
@@ -70,6 +72,7 @@
 			`${Math.round(span / 60000)} min`;
 		el.append(head, box, scale);
 		el.dataset.last = last === null ? "" : String(last);
+		el.dataset.at = points.length ? String(points[points.length - 1].t) : "";
 	}
 
 	window.rpChart = {line, fmt};

@@ -10,6 +10,13 @@ clusters, real raftplane-proxy processes and real backends on 127.0.0.1
 - the page loads on every member and shows three members and the same
   leader; SIGKILL the leader: the page shows the new leader within 3 s of
   the election and marks the dead member within 2 s of the kill;
+- with tokens on, a login prompt; a read token sees no rollback button;
+  the Proxies view lists both proxies ACKed; a route change through the
+  API: the Rollouts bar reaches "all ACKed" for that revision and the
+  Traffic chart of the new cluster shows requests; a listener on a port
+  someone holds: the NACK text on the proxy's row; the history's diff of
+  the route change; an admin token's rollback button (with confirmation)
+  restores the old route and the traffic follows;
 - the screenshots of each view go to ./ui-screenshots (CTest runs this in
   the build dir: build/tests/ui/ui-screenshots), or $RP_UI_ARTIFACTS.
 
@@ -22,6 +29,7 @@ import json
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -30,8 +38,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "proxy"))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from proxyharness import Env, check, log, run, wait_until  # noqa: E402
-from rpharness import TestFailure, http_request  # noqa: E402
+from proxyharness import Env, Load, check, log, pick_ports, run, wait_body, wait_until  # noqa: E402
+from rpharness import TestFailure, bearer, http_request  # noqa: E402
 
 CHROMIUM = os.environ.get("RP_CHROMIUM", "/usr/bin/chromium")
 NODE = os.environ.get("RP_NODE", "node")
@@ -166,8 +174,12 @@ def show(b, page, view):
     b.wait(page, "document.body.dataset.view === '%s'" % view, 5, what="view " + view)
 
 
-def no_page_errors(b, page):
-    errs = b.errors(page)
+def no_page_errors(b, page, allow=()):
+    """No script error and no CSP violation; @allow: statuses the page met on
+    purpose (the browser logs a 401 before the login prompt, a 403 for the
+    role probe)."""
+    errs = [e for e in b.errors(page)
+            if not any("the server responded with a status of %d" % st in e for st in allow)]
     check(errs == [], "no script errors and no CSP violations on %s" % page, errs)
 
 
@@ -296,6 +308,201 @@ def test_cluster_view():
         no_page_errors(b, sp)
 
 
+# ---- proxies, rollouts, traffic, config ---------------------------------------
+
+def expr_row(table, attr, value, cond):
+    return ("(() => { const r = document.querySelector('%s tr[%s=\"%s\"]');"
+            " return r && (%s) ? r.innerText : null; })()" % (table, attr, value, cond))
+
+
+def rollout_done(rev):
+    return ("(() => { const t = document.querySelector('#rollout-text');"
+            " return t.dataset.revision === '%d' && t.textContent.includes('all ACKed')"
+            " ? t.textContent : null; })()" % rev)
+
+
+def chart_last(kind, name, above=0):
+    return ("(() => { const c = document.querySelector('.card[data-kind=%s][data-name=\"%s\"]"
+            " .metric-rate'); return c && Number(c.dataset.last) > %f ? Number(c.dataset.last)"
+            " : null; })()" % (kind, name, above))
+
+
+def login(b, page, secret):
+    b.wait(page, "document.querySelector('#login').open", 10, what="the login prompt")
+    b.call("fill", page=page, selector="#login-token", value=secret)
+    b.call("click", page=page, selector="#login-submit")
+    b.wait(page, "!document.querySelector('#login').open", 10, what="the prompt closes")
+
+
+def test_mesh_views():
+    args = ["--report-interval-ms", "1000"]
+    with Env(servers=3, name="ui-mesh", tls=False, server_args=args) as env, Browser() as b:
+        c = env.cluster
+        a, bk = env.backend("A"), env.backend("B")
+        px1, px2 = env.proxy("edge-1"), env.proxy("edge-2")
+        lport, lport2, busy = pick_ports(3)
+        lis = "127.0.0.1:%d" % lport
+        env.cluster_of("a", [a])
+        env.cluster_of("b", [bk])
+        # a listener each (both on this host): edge-1 serves route r, the
+        # one the test changes; edge-2 serves r2, which no change concerns
+        env.listener("edge", lport, nodes=("edge-1",))
+        env.listener("edge2", lport2, nodes=("edge-2",))
+        px2.wait_version(env.route("r2", "edge2", "a"))
+        v_a = env.route("r", "edge", "a")
+        px1.wait_version(v_a)
+        wait_body(lis, "A")
+        wait_body("127.0.0.1:%d" % lport2, "A")
+        # tokens on: an admin and a reader
+        toks = {}
+        for role in ("admin", "read"):
+            r = env.api("POST", "/v1/tokens", {"name": "ui-" + role, "role": role})
+            check(r.status == 201, "token " + role, r.body)
+            toks[role] = r.json()["token"]
+            c.token = toks["admin"]  # the harness's own requests, from now on
+        fol = c.followers()[0]
+        r = http_request(fol.http, "GET", "/ui/app.js")
+        check(r.status == 200, "the files need no token", r.status)
+        r = http_request(fol.http, "GET", "/v1/status?scope=cluster")
+        check(r.status == 401, "the data needs one", r.status)
+        r = http_request(fol.http, "GET", "/v1/status?scope=cluster", headers=bearer(toks["read"]))
+        check(r.status == 200 and all(m["reachable"] for m in r.json()["members"]),
+              "scope=cluster forwards the token to the members", r.body)
+
+        load = Load(lis, threads=2, pause=0.02).start()
+        try:
+            run_mesh_views(env, b, fol, toks, lis, busy, v_a)
+        finally:
+            load.stop()
+
+
+def run_mesh_views(env, b, fol, toks, lis, busy, v_a):
+    P = "ui"
+    b.open(P, "http://%s/ui/#proxies" % fol.http)
+    login(b, P, toks["read"])
+    b.wait(P, "document.querySelector('#role').textContent.includes('read or write')", 10,
+           what="the role shown")
+    for node in ("edge-1", "edge-2"):
+        row = b.wait(P, expr_row("#proxies", "data-node-id", node, "r.dataset.status === 'ACK'"),
+                     15, what="%s listed as ACKed" % node)
+        check(str(v_a) in row and fol.http in row or "127.0.0.1" in row, "row names version "
+              "and server", row)
+    b.wait(P, expr_row("#proxies", "data-node-id", "edge-1", "Number(r.querySelector('.rate')"
+                       ".textContent) > 0"), 20, what="edge-1's request rate")
+    b.call("fill", page=P, selector="#proxy-filter", value="edge-2")
+    b.wait(P, "document.querySelectorAll('#proxies tbody tr').length === 1", 5, what="filter")
+    b.call("fill", page=P, selector="#proxy-filter", value="")
+    b.call("click", page=P, selector="#proxies th[data-key=node_id] button")  # descending
+    first = b.wait(P, "(() => { const r = document.querySelectorAll('#proxies tbody tr');"
+                   " return r.length === 2 && r[0].dataset.nodeId === 'edge-2'"
+                   " ? r[0].dataset.nodeId : null; })()", 5, what="sorted by node id, descending")
+    check(first == "edge-2", "sort", first)
+    b.shot(P, "proxies")
+
+    # a route change: the rollout bar, then the traffic on the new cluster
+    show(b, P, "rollouts")
+    b.wait(P, rollout_done(v_a), 10, what="the last change's rollout")
+    v_b = env.route("r", "edge", "b")
+    t0 = time.monotonic()
+    text = b.wait(P, rollout_done(v_b), 20, what="revision %d all ACKed" % v_b)
+    log("rollout of %d shown as %r %.2fs after the PUT" % (v_b, text, time.monotonic() - t0))
+    check("2 of 2" in text, "both proxies counted", text)
+    wait_body(lis, "B")
+    change = b.eval(P, "document.querySelector('#rollout-change').textContent")
+    check("route r" in change and str(v_b) in change, "names the change", change)
+    b.shot(P, "rollouts")
+    show(b, P, "traffic")
+    rate = b.wait(P, chart_last("clusters", "b"), 30, what="requests on cluster b's chart")
+    log("cluster b: %.1f requests/s on the chart" % rate)
+    # and then the whole load (the first sample's window may hold a moment of it)
+    rate = b.wait(P, chart_last("clusters", "b", 10), 30, what="the load on cluster b's chart")
+    b.wait(P, "document.querySelector('#traffic-health table[data-cluster=b]')", 10,
+           what="endpoint health of b")
+    health = b.eval(P, "document.querySelector('#traffic-health table[data-cluster=b]').innerText")
+    check("1 healthy" in health or "2 healthy" in health, "b's endpoint healthy", health)
+    b.shot(P, "traffic")
+
+    # a change that NACKs: the port is held by someone else
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", busy))
+    blocker.listen(1)
+    try:
+        v_bad = env.listener("taken", busy, nodes=("edge-1",))
+        show(b, P, "proxies")
+        row = b.wait(P, expr_row("#proxies", "data-node-id", "edge-1",
+                                 "r.dataset.status === 'NACK'"), 20, what="edge-1's NACK")
+        err = b.eval(P, "document.querySelector('#proxies tr[data-node-id=\"edge-1\"]"
+                     " .nack-error').textContent")
+        api_err = [p for p in env.api("GET", "/v1/proxies").json()["proxies"]
+                   if p["node_id"] == "edge-1"][0]["nack"]["error"]
+        check(err == api_err and str(busy) in err, "the row shows the NACK text", err, api_err)
+        check("NACK of version %d" % v_bad in row, "and the version", row)
+        b.shot(P, "proxies-nack")
+        show(b, P, "rollouts")
+        b.wait(P, "document.querySelector('#rollout-text').dataset.revision === '%d' &&"
+               " document.querySelector('#rollout-text').dataset.pending === '0'" % v_bad, 20,
+               what="the NACKed rollout")
+        nacks = b.eval(P, "document.querySelector('#rollout-nacks').innerText")
+        check("edge-1" in nacks and str(busy) in nacks, "rollout lists the NACKs", nacks)
+        b.shot(P, "rollouts-nack")
+
+        # config and history: a reader sees no rollback button
+        show(b, P, "config")
+        b.wait(P, "document.querySelector('#history tr[data-revision=\"%d\"]')" % v_bad, 10,
+               what="the history")
+        check(b.eval(P, "document.querySelectorAll('.rollback-btn:not([hidden])').length") == 0,
+              "no rollback button for a read token")
+        routes = b.eval(P, "document.querySelector('#cfg-routes').innerText")
+        check("r (version %d)" % v_b in routes and "→ b" in routes, "routes listed", routes)
+        b.call("click", page=P, selector="#history tr[data-revision=\"%d\"] .diff-btn" % v_b)
+        diff = b.wait(P, "(() => { const d = document.querySelector('#diff pre.diff');"
+                      " return d ? d.textContent : null; })()", 10, what="the diff")
+        check('-   "cluster": "a"' in diff and '+   "cluster": "b"' in diff, "diff of the route",
+              diff)
+        b.shot(P, "config-history")
+
+        # an admin rolls back to the first route
+        b.call("click", page=P, selector="#logout")
+        login(b, P, toks["admin"])
+        b.wait(P, "document.body.dataset.admin === 'yes'", 10, what="admin role")
+        show(b, P, "config")
+        sel = "#history tr[data-revision=\"%d\"] .rollback-btn" % v_a
+        b.wait(P, "(() => { const x = document.querySelector('%s'); return x && !x.hidden; })()"
+               % sel.replace("\\", "\\"), 10, what="the rollback button")
+        b.call("click", page=P, selector=sel)
+        b.wait(P, "document.querySelector('#confirm').open", 5, what="the confirmation")
+        check(str(v_a) in b.eval(P, "document.querySelector('#confirm-text').textContent"),
+              "the confirmation names the revision")
+        b.shot(P, "config-rollback-confirm")
+        b.call("click", page=P, selector="#confirm-ok")
+        rev = b.wait(P, "document.querySelector('#rollback-result').dataset.revision", 15,
+                     what="the rollback's answer")
+        result = b.eval(P, "document.querySelector('#rollback-result').textContent")
+        check("Rolled back to revision %d" % v_a in result, "result shown", result)
+        route = env.api("GET", "/v1/routes/r").json()
+        check(route["cluster"] == "a", "the old route is back", route)
+        check(env.api("GET", "/v1/listeners/taken").status == 404, "the NACKed listener gone")
+        wait_body(lis, "A", timeout=15)
+        show(b, P, "rollouts")
+        b.wait(P, rollout_done(int(rev)), 20, what="the rollback's rollout all ACKed")
+        # a sample whose 10 s window starts after the rollback: all on a
+        t_back = b.eval(P, "Date.now()")
+        show(b, P, "traffic")
+        rates = b.wait(P, "(() => { const q = (n) => document.querySelector("
+                       "'.card[data-kind=clusters][data-name=\"' + n + '\"] .metric-rate');"
+                       " const a = q('a'), b = q('b');"
+                       " return a && b && Number(a.dataset.at) > %d && Number(a.dataset.last) > %f"
+                       " && b.dataset.last === '0' ? [a.dataset.last, b.dataset.last] : null; })()"
+                       % (t_back + 11000, rate / 2), 45, what="traffic back on cluster a")
+        tb = env.api("GET", "/v1/telemetry/clusters/b?window=10s").json()
+        log("after the rollback: cluster a %s requests/s on the chart (b %s; the API says b %s)"
+            % (rates[0], rates[1], tb.get("rate")))
+        b.shot(P, "traffic-after-rollback")
+    finally:
+        blocker.close()
+    no_page_errors(b, P, allow=(401, 403))
+
+
 def main():
     os.makedirs(ARTIFACTS, exist_ok=True)
     for f in os.listdir(ARTIFACTS):  # this run's screenshots only
@@ -308,7 +515,7 @@ def main():
     pw = os.path.join(HERE, "node_modules", "playwright-core", "package.json")
     check(os.path.exists(pw), "playwright-core is not installed in tests/ui: run "
           "scripts/install-deps.sh (it runs npm ci there)")
-    run([test_serving, test_cluster_view])
+    run([test_serving, test_cluster_view, test_mesh_views])
 
 
 if __name__ == "__main__":
