@@ -345,13 +345,13 @@ async function rolloutsLoop(signal, live) {
 			if (r.pending > 0) continue;
 		}
 		/* all settled: wait for the next change of the mesh */
-		const w = await api("GET", `/v1/watch?after=${at}&wait=30s&kinds=listeners,routes,clusters`,
+		const w = await api("GET", `/v1/watch?after=${at}&wait=10s&kinds=listeners,routes,clusters`,
 				    undefined, signal);
 		if (!live()) return;
 		at = w.revision;
 		if (w.changes.length) ({rev, rec, at} = await latestMeshChange(signal));
 		else if (rev) {
-			/* refresh the numbers (and the after-window) now and then */
+			/* refresh the numbers (and the after-window) every 10 s */
 			const r = await api("GET", `/v1/rollouts/${rev}`, undefined, signal);
 			if (live()) renderRollout(r);
 		}
@@ -391,10 +391,11 @@ function renderRollout(r) {
 	const tm = r.telemetry;
 	if (tm) {
 		const w = Math.round(tm.window_ms / 1000);
-		dl.append(el("dt", {text: `Error rate ${w} s before the ACK`}), el("dd", {class: "before", text:
-			`${pct(tm.before.error_rate)} of ${tm.before.requests} requests, p99 ${num(tm.before.p99_ms, 1)} ms`}),
-			  el("dt", {text: `Error rate after the ACK`}), el("dd", {class: "after", text:
-			`${pct(tm.after.error_rate)} of ${tm.after.requests} requests, p99 ${num(tm.after.p99_ms, 1)} ms`}));
+		const says = (x) => `error rate ${pct(x.error_rate)} of ${x.requests} requests, p99 ` +
+			(x.p99_ms === null || x.p99_ms === undefined ? "no data" : num(x.p99_ms, 2) + " ms");
+		dl.append(el("dt", {text: `${w} s before the ACK`}), el("dd", {class: "before", text: says(tm.before)}),
+			  el("dt", {text: `After the ACK (up to ${w} s)`}), el("dd", {class: "after", text: says(tm.after)}),
+			  el("dt", {text: "Proxies with telemetry"}), el("dd", {text: String(tm.proxies)}));
 	}
 }
 
@@ -575,8 +576,8 @@ function diffLines(a, b) {
 	let i = 0, j = 0;
 	while (i < n || j < m) {
 		if (i < n && j < m && a[i] === b[j]) { out.push([" ", a[i]]); i++; j++; }
-		else if (j < m && (i === n || L[i][j + 1] >= L[i + 1][j])) out.push(["+", b[j++]]);
-		else out.push(["-", a[i++]]);
+		else if (i < n && (j === m || L[i + 1][j] >= L[i][j + 1])) out.push(["-", a[i++]]);
+		else out.push(["+", b[j++]]); /* removed lines first, as diff -u */
 	}
 	return out;
 }

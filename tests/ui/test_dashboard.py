@@ -421,6 +421,19 @@ def run_mesh_views(env, b, fol, toks, lis, busy, v_a):
     health = b.eval(P, "document.querySelector('#traffic-health table[data-cluster=b]').innerText")
     check("1 healthy" in health or "2 healthy" in health, "b's endpoint healthy", health)
     b.shot(P, "traffic")
+    # the rollout's before/after: the traffic of the proxies that ACKed it
+    show(b, P, "rollouts")
+    tele = b.wait(P, "(() => { const t = document.querySelector('#rollout-text');"
+                  " const a = document.querySelector('#rollout-telemetry .after');"
+                  " const f = document.querySelector('#rollout-telemetry .before');"
+                  " return t.dataset.revision === '%d' && a && f &&"
+                  " /of [1-9][0-9]* requests/.test(a.textContent) &&"
+                  " /of [1-9][0-9]* requests/.test(f.textContent)"
+                  " ? [f.textContent, a.textContent] : null; })()" % v_b, 25,
+                  what="the before/after traffic of revision %d" % v_b)
+    log("rollout %d: before: %s; after: %s" % (v_b, tele[0], tele[1]))
+    check(all("error rate 0.0 %" in x for x in tele), "no errors before or after", tele)
+    b.shot(P, "rollouts-telemetry")
 
     # a change that NACKs: the port is held by someone else
     blocker = socket.socket()
@@ -457,8 +470,7 @@ def run_mesh_views(env, b, fol, toks, lis, busy, v_a):
         b.call("click", page=P, selector="#history tr[data-revision=\"%d\"] .diff-btn" % v_b)
         diff = b.wait(P, "(() => { const d = document.querySelector('#diff pre.diff');"
                       " return d ? d.textContent : null; })()", 10, what="the diff")
-        check('-   "cluster": "a"' in diff and '+   "cluster": "b"' in diff, "diff of the route",
-              diff)
+        check('-   "cluster": "a",\n+   "cluster": "b"' in diff, "diff of the route", diff)
         b.shot(P, "config-history")
 
         # an admin rolls back to the first route
