@@ -501,7 +501,8 @@ async function configLoop(signal, live) {
 		at = Math.max(...MESH.map((k) => lists[k].revision), h.revision);
 		/* wait for the next change (of anything the history shows) */
 		for (;;) {
-			const w = await api("GET", `/v1/watch?after=${at}&wait=30s`, undefined, signal);
+			const w = await api("GET", `/v1/watch?after=${at}&wait=30s` +
+					    "&kinds=listeners,routes,clusters,members", undefined, signal);
 			if (!live()) return;
 			at = w.revision;
 			if (w.changes.length) break;

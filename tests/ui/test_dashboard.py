@@ -512,6 +512,14 @@ def run_mesh_views(env, b, fol, toks, lis, busy, v_a):
         b.shot(P, "traffic-after-rollback")
     finally:
         blocker.close()
+    # a narrow window: every view fits (tables and code scroll on their own)
+    b.call("viewport", page=P, width=420, height=800)
+    for view in ("proxies", "rollouts", "traffic", "config"):
+        show(b, P, view)
+        time.sleep(0.5)
+        width = b.eval(P, "document.documentElement.scrollWidth")
+        check(width <= 421, "%s fits a 420 px window (%d px)" % (view, width))
+        b.shot(P, "narrow-" + view)
     no_page_errors(b, P, allow=(401, 403))
 
 
