@@ -11,6 +11,10 @@
 #include "auth.h"
 #include "apitls.h"
 #include "client.h"
+#include "park.h"
+#include "retention.h"
+
+#define API_INPUT_BUFFER 2048
 #include "httpcheck.h"
 #include "raftplane/err.h"
 #include "raftplane/limits.h"
@@ -135,6 +139,10 @@ int rp_api_start(struct rp_api *api, uv_loop_t *loop, struct rp_node *node, cons
 		rp_tls_set_alpn(opts->tls->api, "http/1.1"); /* HTTP/1.1 only (net/accept.h) */
 		rp_tls_set_soft_verify(opts->tls->api);      /* a refused certificate gets a 401 */
 	}
+	/* each connection's input buffer starts at this size instead of h2o's
+	 * 8 KiB and grows as a request needs: an idle or parked connection
+	 * (10,000s of proxies) holds the small one (docs/performance.md) */
+	h2o_socket_buffer_prototype._initial_buf.capacity = API_INPUT_BUFFER;
 	h2o_context_init(&api->ctx, loop, &api->config);
 	api->accept_ctx.ctx = &api->ctx;
 	api->accept_ctx.hosts = api->config.hosts;
@@ -146,7 +154,8 @@ int rp_api_start(struct rp_api *api, uv_loop_t *loop, struct rp_node *node, cons
 					 .exempt = is_member_address,
 					 .exempt_arg = api};
 	if (rp_connlimit_init(&api->conns, &lc, 0) != 0 || rp_subscribe_init(api) != RP_OK ||
-	    rp_auth_init(api) != RP_OK || rp_telemetry_init(api) != RP_OK) {
+	    rp_auth_init(api) != RP_OK || rp_telemetry_init(api) != RP_OK ||
+	    rp_retention_init(api) != RP_OK) {
 		snprintf(errmsg, errlen, "out of memory");
 		return -1;
 	}
@@ -163,5 +172,7 @@ void rp_api_close(struct rp_api *api)
 	rp_subscribe_close(api);
 	rp_auth_close(api);
 	rp_telemetry_close(api);
+	rp_retention_close(api);
+	rp_park_close(api);
 	uv_close((uv_handle_t *)&api->listener, NULL);
 }

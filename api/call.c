@@ -12,6 +12,7 @@
 
 #include "accept.h"
 #include "call.h"
+#include "park.h"
 #include "closewatch.h"
 #include "utf8.h"
 #include "raftplane/err.h"
@@ -46,7 +47,7 @@ void rp_call_unref(struct rp_call *c)
 	if (--c->refs > 0)
 		return;
 	/* invariant 5: the request went, and took the call off everything */
-	assert(!c->req && !c->park && !c->cw && !c->timer_on);
+	assert(!c->req && !c->park && !c->cw && !c->cw_pending && !c->timer_on);
 	free(c);
 }
 
@@ -120,8 +121,7 @@ void rp_call_park_done(struct rp_call *c, const struct rp_park *q)
 /* Stop everything the call waits for; it can then only be freed. */
 static void call_quiesce(struct rp_call *c)
 {
-	rp_closewatch_destroy(c->cw); /* park.c */
-	c->cw = NULL;
+	rp_call_unwatch(c); /* park.c */
 	rp_call_unpark(c);
 	if (c->timer_on) {
 		c->timer_on = 0;

@@ -99,6 +99,10 @@ struct rp_api_options {
 	unsigned report_interval_ms;     /* asked of proxies (default 10000) */
 	unsigned max_reporters;          /* node ids in the store (default 100000) */
 	unsigned telemetry_retention_ms; /* test-only override of the 15 minutes */
+	/* change history retention (retention.c): followed when given */
+	int history_given;
+	uint64_t history_revisions;  /* --history-revisions (default RP_HISTORY_REVS) */
+	uint64_t history_max_age_ms; /* --history-max-age; 0: none */
 };
 
 struct rp_call;
@@ -112,6 +116,8 @@ struct rp_telemetry;
 struct rp_leader_call;
 struct rp_auth;
 struct rp_api_tls;
+struct rp_retention;
+struct rp_sub_classes;
 
 /*
  * The API server of one node (embedded by the caller, started by
@@ -132,8 +138,9 @@ struct rp_api {
 	struct rp_watcher *watchers; /* parked watch calls, doubly linked (watch.c) */
 	uint64_t watch_seen_rev;     /* revision rp_watch_notify last looked at (watch.c) */
 	/* proxy subscriptions (subscribe.c) */
-	struct rp_mesh *mesh;             /* parsed mesh at mesh->revision */
-	struct rp_sub_node **sub_buckets; /* node id -> snapshot cache + fleet entry */
+	struct rp_mesh *mesh;               /* parsed mesh at mesh->revision */
+	struct rp_sub_node **sub_buckets;   /* node id -> snapshot cache + fleet entry */
+	struct rp_sub_classes *sub_classes; /* shared encodings of api->mesh */
 	size_t n_sub_nodes;
 	uv_timer_t sub_gc;
 	uint64_t snapshots_encoded, snapshots_sent, subscribers;
@@ -143,12 +150,17 @@ struct rp_api {
 	uint64_t sub_seq;   /* orders sends, ACKs and NACKs */
 	uv_timer_t sub_cid; /* proposes/notices the cluster id */
 	int cid_inflight;
-	char cid_seen[33];            /* cluster id the subscriptions last saw */
-	uint64_t sub_seen_rev;        /* revision rp_subscribe_notify last looked at */
-	struct rp_fleet_share *fleet; /* shared fan-out of rollout waits (fleet.c) */
-	struct rp_auth *auth;         /* tokens, roles, write limits (auth.c) */
-	struct rp_fanout *fanouts;    /* fan-outs in flight, shared by key (fanout.c) */
-	struct rp_telemetry *tele;    /* reports of the attached proxies (telemetry.c) */
+	char cid_seen[33];              /* cluster id the subscriptions last saw */
+	uint64_t sub_seen_rev;          /* revision rp_subscribe_notify last looked at */
+	struct rp_fleet_share *fleet;   /* shared fan-out of rollout waits (fleet.c) */
+	struct rp_auth *auth;           /* tokens, roles, write limits (auth.c) */
+	struct rp_fanout *fanouts;      /* fan-outs in flight, shared by key (fanout.c) */
+	struct rp_telemetry *tele;      /* reports of the attached proxies (telemetry.c) */
+	struct rp_retention *retention; /* the history retention flags (retention.c) */
+	/* calls whose close watch is deferred, oldest first (park.c) */
+	struct rp_call *cw_head, *cw_tail;
+	uv_timer_t cw_timer;
+	int cw_timer_init;
 };
 
 /** A queue a call can be parked on (invariant 5). */
@@ -175,6 +187,10 @@ struct rp_call {
 	/* parking (invariant 5) */
 	const struct rp_park *park; /* the queue the call is on, NULL when none */
 	struct rp_closewatch *cw;   /* the client's connection, while parked (park.c) */
+	/* waiting for its close watch (park.c: deferred by PARK_WATCH_DELAY_MS) */
+	struct rp_call *cw_next, *cw_prev;
+	uint64_t cw_due;
+	int cw_pending;
 	/* family state in the request pool (invariant 3) */
 	struct rp_leader_call *lead; /* leader.c, once the call needs the leader */
 	void *ctx;                   /* the route handler's own state */

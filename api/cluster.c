@@ -22,6 +22,7 @@
 #include "params.h"
 #include "raftplane/err.h"
 #include "raftplane/version.h"
+#include "retention.h"
 
 struct member_call {
 	struct rp_member member; /* POST /v1/members */
@@ -144,6 +145,12 @@ static json_t *local_status(struct rp_api *api)
 	json_object_set_new(o, "cluster_id", cid[0] ? json_string(cid) : json_null());
 	/* what this member runs: the gate of a new command type (docs/upgrades.md) */
 	json_object_set_new(o, "release", json_string(rp_release()));
+	struct rp_history_retention keep;
+	rp_store_retention(rp_node_store(n), &keep);
+	json_object_set_new(o, "history",
+			    json_pack("{s:o,s:o,s:o}", "revisions", rp_json_u64(keep.revisions),
+				      "max_age_ms", rp_json_u64(keep.max_age_ms), "compacted",
+				      rp_json_u64(rp_store_compacted(rp_node_store(n)))));
 	json_object_set_new(o, "formats",
 			    json_pack("{s:i,s:i,s:i}", "log", RP_FORMAT_LOG, "snapshot",
 				      RP_FORMAT_SNAPSHOT, "protocol", RP_FORMAT_PROTOCOL));
@@ -322,7 +329,11 @@ void rp_route_member(struct rp_call *c, const char *method, const char *id, size
 
 void rp_route_healthz(struct rp_call *c)
 {
-	rp_respond_json(c, 200, json_pack("{s:s}", "status", "ok"), 0);
+	/* features: what this release applies, for the upgrade gate of a new
+	 * command type (docs/upgrades.md rule 3; retention.c) */
+	rp_respond_json(c, 200,
+			json_pack("{s:s,s:[s]}", "status", "ok", "features", RP_FEATURE_HISTORY),
+			0);
 }
 
 void rp_route_readyz(struct rp_call *c)

@@ -165,6 +165,12 @@ static void subscribe_metrics(struct buf *b, const struct rp_api *api)
 	for (int i = 0; t && t->api && i < RP_SUB_REFUSE__N; i++)
 		put(b, "raftplane_subscribe_refused_total{reason=\"%s\"} %" PRIu64 "\n",
 		    rp_sub_refuse_name(i), t->sub_refused[i]);
+	counter(b, "raftplane_proxy_snapshot_encodings_total",
+		"Proxy snapshots encoded: one per listener selection and version, shared by "
+		"every node id that has it (docs/design.md).",
+		api->snapshots_encoded);
+	counter(b, "raftplane_proxy_snapshots_sent_total", "Proxy snapshots sent to subscribers.",
+		api->snapshots_sent);
 }
 
 /* The API listener's limits (net/connlimit.h). */

@@ -49,10 +49,77 @@ static void keepalive(h2o_req_t *req)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_ms, sizeof user_ms);
 }
 
-void rp_call_watch_close(struct rp_call *c)
+static void start_watch(struct rp_call *c)
 {
-	if (c->cw || !c->req || c->responded)
-		return;
 	keepalive(c->req);
 	c->cw = rp_closewatch_create(c->api->loop, c->req, on_client_gone, c);
+}
+
+static void pending_remove(struct rp_call *c)
+{
+	struct rp_api *api = c->api;
+	if (c->cw_prev)
+		c->cw_prev->cw_next = c->cw_next;
+	else
+		api->cw_head = c->cw_next;
+	if (c->cw_next)
+		c->cw_next->cw_prev = c->cw_prev;
+	else
+		api->cw_tail = c->cw_prev;
+	c->cw_next = c->cw_prev = NULL;
+	c->cw_pending = 0;
+}
+
+/* Start the watches whose delay is over; the list is in due order. */
+static void on_cw_timer(uv_timer_t *t)
+{
+	struct rp_api *api = t->data;
+	uint64_t now = uv_now(api->loop);
+	while (api->cw_head && api->cw_head->cw_due <= now) {
+		struct rp_call *c = api->cw_head;
+		pending_remove(c);
+		start_watch(c); /* a gone client answers 499 from here, later */
+	}
+	if (api->cw_head)
+		uv_timer_start(&api->cw_timer, on_cw_timer, api->cw_head->cw_due - now, 0);
+}
+
+void rp_call_watch_close(struct rp_call *c)
+{
+	struct rp_api *api = c->api;
+	if (c->cw || c->cw_pending || !c->req || c->responded)
+		return;
+	if (!api->cw_timer_init) {
+		uv_timer_init(api->loop, &api->cw_timer);
+		api->cw_timer.data = api;
+		api->cw_timer_init = 1;
+	}
+	c->cw_due = uv_now(api->loop) + PARK_WATCH_DELAY_MS;
+	c->cw_pending = 1;
+	c->cw_prev = api->cw_tail;
+	c->cw_next = NULL;
+	if (api->cw_tail)
+		api->cw_tail->cw_next = c;
+	else
+		api->cw_head = c;
+	api->cw_tail = c;
+	if (api->cw_head == c)
+		uv_timer_start(&api->cw_timer, on_cw_timer, PARK_WATCH_DELAY_MS, 0);
+}
+
+void rp_call_unwatch(struct rp_call *c)
+{
+	if (c->cw_pending)
+		pending_remove(c);
+	rp_closewatch_destroy(c->cw);
+	c->cw = NULL;
+}
+
+void rp_park_close(struct rp_api *api)
+{
+	if (api->cw_timer_init) {
+		uv_timer_stop(&api->cw_timer);
+		uv_close((uv_handle_t *)&api->cw_timer, NULL);
+		api->cw_timer_init = 0;
+	}
 }

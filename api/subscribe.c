@@ -6,10 +6,14 @@
  * wait ends. Every server answers from its own applied state.
  *
  * Invariants
- * 1. One rp_sub_node per node id holds the encoded snapshot of that node at
- *    its current version, shared (refcounted) by every answer in flight; an
- *    answer never copies the bytes. At most one encoding per node id and
- *    version.
+ * 1. One rp_sub_node per node id holds the encoding of its snapshot at its
+ *    current version, shared (refcounted) by every answer in flight; an
+ *    answer never copies the bytes. The encoding leaves node_id out: an
+ *    answer is the node's node_id field (rp_snapshot_node_prefix) followed
+ *    by it, so nodes with the same listeners at the same version (the same
+ *    rp_node_key) share one encoding per mesh (the class cache), and a
+ *    fleet under "*" listeners costs one encoding per change, not one per
+ *    node.
  * 2. A server never answers with a version older than the one the proxy
  *    reports: when the proxy claims a version above this server's revision
  *    the request waits for the server to catch up (or gets 503 behind).
@@ -129,6 +133,81 @@ static void sbuf_unref(struct sbuf *b)
 		free(b);
 }
 
+/* ---- the class cache (invariant 1) ----------------------------------------- */
+
+#define CLASS_BUCKETS 1024
+
+struct sub_class {
+	struct rp_node_key key;
+	struct sbuf *buf; /* one ref */
+	struct sub_class *next;
+};
+
+struct rp_sub_classes {
+	const struct rp_mesh *mesh; /* the mesh the encodings are of */
+	struct sub_class *b[CLASS_BUCKETS];
+};
+
+static void classes_clear(struct rp_sub_classes *cl)
+{
+	for (size_t i = 0; i < CLASS_BUCKETS; i++) {
+		while (cl->b[i]) {
+			struct sub_class *x = cl->b[i];
+			cl->b[i] = x->next;
+			rp_node_key_release(&x->key);
+			sbuf_unref(x->buf);
+			free(x);
+		}
+	}
+	cl->mesh = NULL;
+}
+
+/* The encoding of key @k in mesh @m, with a ref for the caller; takes @k
+ * (kept in the cache or released). NULL when out of memory. */
+static struct sbuf *class_get(struct rp_api *api, const struct rp_mesh *m, struct rp_node_key *k)
+{
+	if (!api->sub_classes && !(api->sub_classes = calloc(1, sizeof *api->sub_classes))) {
+		rp_node_key_release(k);
+		return NULL;
+	}
+	struct rp_sub_classes *cl = api->sub_classes;
+	if (cl->mesh != m)
+		classes_clear(cl);
+	cl->mesh = m;
+	struct sub_class **head = &cl->b[k->hash % CLASS_BUCKETS];
+	for (struct sub_class *x = *head; x; x = x->next)
+		if (rp_node_key_equal(&x->key, k)) {
+			rp_node_key_release(k);
+			x->buf->refs++;
+			return x->buf;
+		}
+	void *data;
+	size_t len;
+	struct sub_class *x = calloc(1, sizeof *x);
+	if (!x || rp_mesh_key_snapshot(m, k, &data, &len) != RP_OK) {
+		free(x);
+		rp_node_key_release(k);
+		return NULL;
+	}
+	struct sbuf *b = malloc(sizeof *b + len);
+	if (!b) {
+		free(data);
+		free(x);
+		rp_node_key_release(k);
+		return NULL;
+	}
+	b->refs = 2; /* the cache's and the caller's */
+	b->len = len;
+	memcpy(b->data, data, len);
+	free(data);
+	x->key = *k;
+	x->buf = b;
+	x->next = *head;
+	*head = x;
+	api->snapshots_encoded++;
+	return b;
+}
+
 static uint64_t wall_ms(void)
 {
 	struct timeval tv;
@@ -170,41 +249,36 @@ static struct rp_mesh *current_mesh(struct rp_api *api)
 	if (api->mesh && rp_mesh_revision(api->mesh) == rp_store_revision(s) &&
 	    strcmp(rp_mesh_cluster_id(api->mesh), rp_store_cluster_id(s)) == 0)
 		return api->mesh;
+	if (api->sub_classes) /* before the pointer can be reused by the next mesh */
+		classes_clear(api->sub_classes);
 	rp_mesh_destroy(api->mesh);
 	api->mesh = NULL;
 	rp_mesh_build(s, &api->mesh);
 	return api->mesh;
 }
 
-/* Make n->buf the encoding of n's current version. */
+/* Make n->buf the encoding of n's current version (invariant 1). */
 static int refresh_node(struct rp_api *api, struct rp_sub_node *n, struct rp_mesh *m)
 {
 	int cid = rp_mesh_cluster_id(m)[0] != '\0';
 	if (n->buf && n->checked_rev == rp_mesh_revision(m) && n->buf_cid == cid)
 		return RP_OK;
-	uint64_t v = rp_mesh_node_version(m, n->id);
-	n->checked_rev = rp_mesh_revision(m);
-	if (n->buf && v == n->version && n->buf_cid == cid)
-		return RP_OK;
-	void *data;
-	size_t len;
-	int rv = rp_mesh_node_snapshot(m, n->id, &data, &len, &v);
-	if (rv)
-		return rv;
-	struct sbuf *b = malloc(sizeof *b + len);
-	if (!b) {
-		free(data);
+	struct rp_node_key k;
+	if (rp_mesh_node_key(m, n->id, &k) != RP_OK)
 		return RP_ERR_NOMEM;
+	n->checked_rev = rp_mesh_revision(m);
+	if (n->buf && k.version == n->version && n->buf_cid == cid) {
+		rp_node_key_release(&k);
+		return RP_OK;
 	}
-	b->refs = 1;
-	b->len = len;
-	memcpy(b->data, data, len);
-	free(data);
+	uint64_t v = k.version;
+	struct sbuf *b = class_get(api, m, &k);
+	if (!b)
+		return RP_ERR_NOMEM;
 	sbuf_unref(n->buf);
 	n->buf = b;
 	n->buf_cid = cid;
 	n->version = v;
-	api->snapshots_encoded++;
 	return RP_OK;
 }
 
@@ -245,11 +319,14 @@ static void send_snapshot(struct rp_call *c)
 	h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-raftplane-version"), 0,
 			      NULL, v.base, v.len);
 	add_interval_header(c);
-	req->res.content_length = n->buf->len;
+	unsigned char *prefix = h2o_mem_alloc_pool(&req->pool, RP_SNAPSHOT_PREFIX_MAX);
+	size_t plen = rp_snapshot_node_prefix(n->id, prefix);
+	req->res.content_length = plen + n->buf->len;
 	static h2o_generator_t generator = {NULL, NULL};
-	h2o_iovec_t body = h2o_iovec_init(n->buf->data, n->buf->len);
+	h2o_iovec_t body[2] = {h2o_iovec_init(prefix, plen),
+			       h2o_iovec_init(n->buf->data, n->buf->len)};
 	h2o_start_response(req, &generator);
-	h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
+	h2o_send(req, body, 2, H2O_SEND_STATE_FINAL);
 	n->sent_version = n->version;
 	n->has_sent = 1;
 	n->sent_seq = ++c->api->sub_seq;

@@ -35,18 +35,25 @@ static void txn_dispose(void *p)
 		raftplane__command__free_unpacked(t->cmd, NULL);
 }
 
-static void txn_ok(struct rp_call *c, const struct rp_apply_result *res)
+/* Every op's result: a put's version is @revision, a delete's 0. */
+static json_t *op_results(const Raftplane__Command *cmd, uint64_t revision)
 {
-	struct txn_call *t = c->ctx;
 	json_t *results = json_array();
-	for (size_t i = 0; i < t->cmd->n_ops; i++) {
-		const Raftplane__Op *op = t->cmd->ops[i];
+	for (size_t i = 0; i < cmd->n_ops; i++) {
+		const Raftplane__Op *op = cmd->ops[i];
 		int del = op->type == RAFTPLANE__OP__TYPE__DELETE;
 		json_array_append_new(results,
 				      json_pack("{s:s,s:s,s:s,s:I}", "op", del ? "delete" : "put",
 						"kind", op->kind, "name", op->name, "version",
-						(json_int_t)(del ? 0 : res->revision)));
+						(json_int_t)(del ? 0 : revision)));
 	}
+	return results;
+}
+
+static void txn_ok(struct rp_call *c, const struct rp_apply_result *res)
+{
+	struct txn_call *t = c->ctx;
+	json_t *results = op_results(t->cmd, res->revision);
 	json_t *answer = json_pack("{s:I,s:o}", "revision", (json_int_t)res->revision, "results",
 				   results);
 	if (t->opts.rollback_to)
@@ -262,16 +269,9 @@ static void dry_answer(struct rp_call *c, const struct rp_apply_result *res, jso
 		       json_t *by_id, json_t *unreachable)
 {
 	struct txn_call *t = c->ctx;
-	json_t *results = json_array(), *proxies = json_array(), *others = json_null();
+	json_t *results = op_results(t->cmd, res->revision), *proxies = json_array(),
+	       *others = json_null();
 	json_int_t unchanged = 0;
-	for (size_t i = 0; i < t->cmd->n_ops; i++) {
-		const Raftplane__Op *op = t->cmd->ops[i];
-		int del = op->type == RAFTPLANE__OP__TYPE__DELETE;
-		json_array_append_new(results,
-				      json_pack("{s:s,s:s,s:s,s:I}", "op", del ? "delete" : "put",
-						"kind", op->kind, "name", op->name, "version",
-						(json_int_t)(del ? 0 : res->revision)));
-	}
 	const char *id;
 	json_t *e;
 	json_object_foreach(by_id, id, e)

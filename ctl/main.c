@@ -240,6 +240,15 @@ static int want_help(int argc, char **argv)
 	return 0;
 }
 
+/* Prints @usage on stdout when --help or -h is among the arguments. */
+static int help_asked(int argc, char **argv, const char *usage)
+{
+	if (!want_help(argc, argv))
+		return 0;
+	fputs(usage, stdout);
+	return 1;
+}
+
 static int get_json(const char *path, json_t **out, const char *what)
 {
 	struct ctl_resp r = {0};
@@ -323,10 +332,8 @@ static json_t *status_of(const char *http)
 
 static int cmd_status(int argc, char **argv)
 {
-	if (want_help(argc, argv)) {
-		fputs(status_help, stdout);
+	if (help_asked(argc, argv, status_help))
 		return 0;
-	}
 	if (argc > 1) {
 		usage_error("status takes no argument: %s", argv[1]);
 		return CTL_EXIT_USAGE;
@@ -565,10 +572,8 @@ static int valid_name(const char *n)
 
 static int cmd_get(int argc, char **argv)
 {
-	if (want_help(argc, argv)) {
-		fputs(get_help, stdout);
+	if (help_asked(argc, argv, get_help))
 		return 0;
-	}
 	if (argc < 2 || argc > 3) {
 		usage_error("get needs KIND [NAME]%s", "");
 		return CTL_EXIT_USAGE;
@@ -713,10 +718,8 @@ static int parse_if_version(int *argc, char **argv, long long *ifv)
 
 static int cmd_put(int argc, char **argv)
 {
-	if (want_help(argc, argv)) {
-		fputs(put_help, stdout);
+	if (help_asked(argc, argv, put_help))
 		return 0;
-	}
 	long long ifv;
 	if (parse_if_version(&argc, argv, &ifv))
 		return CTL_EXIT_USAGE;
@@ -821,10 +824,8 @@ static int cmd_put(int argc, char **argv)
 
 static int cmd_delete(int argc, char **argv)
 {
-	if (want_help(argc, argv)) {
-		fputs(delete_help, stdout);
+	if (help_asked(argc, argv, delete_help))
 		return 0;
-	}
 	long long ifv;
 	if (parse_if_version(&argc, argv, &ifv))
 		return CTL_EXIT_USAGE;
@@ -868,13 +869,11 @@ static int cmd_delete(int argc, char **argv)
 
 static int cmd_proxies(int argc, char **argv)
 {
-	if (want_help(argc, argv)) {
-		fputs("usage: raftplanectl proxies\nThe proxy fleet: node id, attached server, "
-		      "versions, ACK/NACK/stale state, last seen; request and error rates "
-		      "when telemetry is present.\n",
-		      stdout);
+	if (help_asked(argc, argv,
+		       "usage: raftplanectl proxies\nThe proxy fleet: node id, attached server, "
+		       "versions, ACK/NACK/stale state, last seen; request and error rates "
+		       "when telemetry is present.\n"))
 		return 0;
-	}
 	if (argc != 1) {
 		usage_error("proxies takes no argument: %s", argv[1]);
 		return CTL_EXIT_USAGE;
@@ -1002,13 +1001,11 @@ int ctl_show_rollout(long long rev, long wait_ms)
 
 static int cmd_rollout(int argc, char **argv)
 {
-	if (want_help(argc, argv)) {
-		fputs("usage: raftplanectl rollout REV [--wait DURATION]\nHow far revision REV "
-		      "reached the proxies (ACK, NACK with error, pending). Exit 1 unless all "
-		      "ACKed.\n",
-		      stdout);
+	if (help_asked(argc, argv,
+		       "usage: raftplanectl rollout REV [--wait DURATION]\nHow far revision REV "
+		       "reached the proxies (ACK, NACK with error, pending). Exit 1 unless all "
+		       "ACKed.\n"))
 		return 0;
-	}
 	long long rev;
 	long wait = 0;
 	if (argc < 2 || parse_u64(argv[1], &rev) || rev < 1) {
@@ -1036,13 +1033,11 @@ static void on_sigint(int s)
 
 static int cmd_watch(int argc, char **argv)
 {
-	if (want_help(argc, argv)) {
-		fputs("usage: raftplanectl watch [KIND] [--after REV]\nPrints every change "
-		      "(long poll) until Ctrl-C. KIND: kv, cluster(s), route(s), listener(s), "
-		      "members.\n",
-		      stdout);
+	if (help_asked(argc, argv,
+		       "usage: raftplanectl watch [KIND] [--after REV]\nPrints every change "
+		       "(long poll) until Ctrl-C. KIND: kv, cluster(s), route(s), listener(s), "
+		       "members.\n"))
 		return 0;
-	}
 	const char *kind = NULL;
 	long long after = -1;
 	for (int i = 1; i < argc; i++) {
@@ -1112,12 +1107,10 @@ static int cmd_watch(int argc, char **argv)
 
 static int cmd_history(int argc, char **argv)
 {
-	if (want_help(argc, argv)) {
-		fputs("usage: raftplanectl history [KIND [NAME]] [--limit N]\nThe audit trail, "
-		      "newest first.\n",
-		      stdout);
+	if (help_asked(argc, argv,
+		       "usage: raftplanectl history [KIND [NAME]] [--limit N]\nThe audit trail, "
+		       "newest first.\n"))
 		return 0;
-	}
 	const char *kind = NULL, *name = NULL;
 	long long limit = 100;
 	for (int i = 1; i < argc; i++) {
@@ -1188,16 +1181,14 @@ static int cmd_history(int argc, char **argv)
 
 static int cmd_rollback(int argc, char **argv)
 {
-	if (want_help(argc, argv)) {
-		fputs("usage: raftplanectl rollback REV [--dry-run] [--wait [DURATION]]\n"
-		      "Makes one new revision in which every cluster, route and listener is as it "
-		      "was at\nrevision REV (POST /v1/rollback; kv keys are not rolled back). It "
-		      "fails as a whole\n(exit 3) when a change lands meanwhile.\n"
-		      "  --dry-run  show what it would change and which proxies would get a new "
-		      "version\n  --wait     wait (default 30s) for every proxy to ACK it\n",
-		      stdout);
+	if (help_asked(argc, argv,
+		       "usage: raftplanectl rollback REV [--dry-run] [--wait [DURATION]]\n"
+		       "Makes one new revision in which every cluster, route and listener is as it "
+		       "was at\nrevision REV (POST /v1/rollback; kv keys are not rolled back). It "
+		       "fails as a whole\n(exit 3) when a change lands meanwhile.\n"
+		       "  --dry-run  show what it would change and which proxies would get a new "
+		       "version\n  --wait     wait (default 30s) for every proxy to ACK it\n"))
 		return 0;
-	}
 	long long rev;
 	long wait_ms = 30000;
 	int dry_run = 0, wait = 0;
@@ -1286,12 +1277,10 @@ static int backup_write(void *ud, const char *p, size_t n)
 
 static int cmd_backup(int argc, char **argv)
 {
-	if (want_help(argc, argv)) {
-		fputs("usage: raftplanectl backup FILE\nStreams GET /v1/backup to FILE.tmp, "
-		      "checks the x-raftplane-checksum (sha256), then renames it to FILE.\n",
-		      stdout);
+	if (help_asked(argc, argv,
+		       "usage: raftplanectl backup FILE\nStreams GET /v1/backup to FILE.tmp, "
+		       "checks the x-raftplane-checksum (sha256), then renames it to FILE.\n"))
 		return 0;
-	}
 	if (argc != 2 || !*argv[1]) {
 		usage_error("backup needs one FILE%s", "");
 		return CTL_EXIT_USAGE;

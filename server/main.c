@@ -58,6 +58,10 @@ static const char usage[] =
 	"  --max-reporters N         reporting node ids kept by this server; more get 503\n"
 	"                            (default 100000)\n"
 	"  --telemetry-retention-ms N  for tests: keep telemetry N ms instead of 15 minutes\n"
+	"  --history-revisions N     keep N revisions of change history (watch, history,\n"
+	"                            point-in-time reads, rollback; 100 to 1000000; default\n"
+	"                            10000); replicated: the ready leader's flags apply\n"
+	"  --history-max-age SECONDS also drop history older than this (0: no limit)\n"
 	"  --max-conns-per-ip N      API connections from one address (IPv6: one /64), loopback\n"
 	"                            included; more are closed at accept (default 256); members'\n"
 	"                            addresses may exceed it; 0: unlimited\n"
@@ -307,7 +311,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 					 .max_writes_per_token = 1000,
 					 .report_interval_ms = 10000,
 					 .max_reporters = 100000,
-					 .telemetry_retention_ms = 15 * 60 * 1000};
+					 .telemetry_retention_ms = 15 * 60 * 1000,
+					 .history_revisions = RP_HISTORY_REVS};
 	int max_conns_given = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -365,6 +370,16 @@ static void parse_args(int argc, char **argv, struct options *o)
 							       600000);
 		} else if (!strcmp(a, "--max-reporters")) {
 			o->api.max_reporters = parse_uint(a, need(argc, argv, &i), 1, 10000000);
+		} else if (!strcmp(a, "--history-revisions")) {
+			o->api.history_revisions = parse_uint(a, need(argc, argv, &i),
+							      RP_HISTORY_REVS_MIN,
+							      RP_HISTORY_REVS_MAX);
+			o->api.history_given = 1;
+		} else if (!strcmp(a, "--history-max-age")) {
+			o->api.history_max_age_ms =
+				1000ull * parse_uint(a, need(argc, argv, &i), 0,
+						     (unsigned)(RP_HISTORY_AGE_MAX_MS / 1000));
+			o->api.history_given = 1;
 		} else if (!strcmp(a, "--telemetry-retention-ms")) {
 			o->api.telemetry_retention_ms = parse_uint(a, need(argc, argv, &i), 1000,
 								   15 * 60 * 1000);

@@ -64,7 +64,8 @@ static int known_command_type(Raftplane__Command__Type t)
 	case RAFTPLANE__COMMAND__TYPE__SET_CLUSTER_ID:
 	case RAFTPLANE__COMMAND__TYPE__TOKEN_PUT:
 	case RAFTPLANE__COMMAND__TYPE__TOKEN_DELETE:
-	case RAFTPLANE__COMMAND__TYPE__TOKEN_BOOTSTRAP: return 1;
+	case RAFTPLANE__COMMAND__TYPE__TOKEN_BOOTSTRAP:
+	case RAFTPLANE__COMMAND__TYPE__SET_HISTORY: return 1;
 	default: return 0;
 	}
 }

@@ -77,9 +77,15 @@ struct rp_mesh {
 	size_t n_routes;
 	struct m_cluster *clusters;
 	size_t n_clusters;
-	struct m_epoch *node_epochs;
+	struct m_epoch *node_epochs; /* sorted by node (strcmp) */
 	size_t n_node_epochs;
 	uint64_t star_epoch;
+	/* node ids some listener names (sorted, unique), and what every other
+	 * node gets: the "*" listeners, at star_version before its node epoch */
+	char **named;
+	size_t n_named;
+	char *star_sel;
+	uint64_t star_version;
 	int oom;
 };
 
@@ -332,6 +338,54 @@ static int add_epoch(void *arg, int kind, const char *name, uint64_t rev)
 	return m->oom;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmp_epoch(const void *a, const void *b)
+{
+	return strcmp(((const struct m_epoch *)a)->node, ((const struct m_epoch *)b)->node);
+}
+
+static uint64_t select_for(const struct rp_mesh *m, const char *node, char *lsel, char *csel);
+
+/* The named node ids and the selection of all the others (rp_mesh_node_key's
+ * fast path). */
+static void index_nodes(struct rp_mesh *m)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < m->n_listeners; i++)
+		n += json_array_size(m->listeners[i].nodes);
+	m->named = calloc(n + 1, sizeof *m->named);
+	m->star_sel = calloc(m->n_listeners + 1, 1);
+	char *csel = calloc(m->n_clusters + 1, 1);
+	if (!m->named || !m->star_sel || !csel) {
+		free(csel);
+		m->oom = 1;
+		return;
+	}
+	for (size_t i = 0; i < m->n_listeners; i++)
+		for (size_t j = 0; j < json_array_size(m->listeners[i].nodes); j++) {
+			const char *id = jarr_str(m->listeners[i].nodes, j);
+			if (id[0] && strcmp(id, "*") != 0)
+				m->named[m->n_named++] =
+					(char *)id; /* owned by the listener's JSON */
+		}
+	if (m->n_named > 1)
+		qsort(m->named, m->n_named, sizeof *m->named, cmp_str);
+	size_t u = 0;
+	for (size_t i = 0; i < m->n_named; i++)
+		if (u == 0 || strcmp(m->named[u - 1], m->named[i]) != 0)
+			m->named[u++] = m->named[i];
+	m->n_named = u;
+	if (m->n_node_epochs > 1)
+		qsort(m->node_epochs, m->n_node_epochs, sizeof *m->node_epochs, cmp_epoch);
+	/* "" is named by no listener and has no epoch: what any other id gets */
+	m->star_version = select_for(m, "", m->star_sel, csel);
+	free(csel);
+}
+
 int rp_mesh_build(struct rp_store *s, struct rp_mesh **out)
 {
 	struct rp_mesh *m = calloc(1, sizeof *m);
@@ -347,6 +401,8 @@ int rp_mesh_build(struct rp_store *s, struct rp_mesh **out)
 	for (size_t i = 0; i < m->n_routes && !m->oom; i++)
 		route_pb(m, &m->routes[i]);
 	rp_store_epochs(s, add_epoch, m);
+	if (!m->oom)
+		index_nodes(m);
 	if (m->oom) {
 		rp_mesh_destroy(m);
 		return RP_ERR_NOMEM;
@@ -379,6 +435,8 @@ void rp_mesh_destroy(struct rp_mesh *m)
 	free(m->routes);
 	free(m->clusters);
 	free(m->node_epochs);
+	free(m->named);
+	free(m->star_sel);
 	free(m);
 }
 
@@ -409,13 +467,20 @@ static uint64_t max64(uint64_t a, uint64_t b)
 	return a > b ? a : b;
 }
 
+/* @node's epoch, 0 when none. */
+static uint64_t node_epoch(const struct rp_mesh *m, const char *node)
+{
+	struct m_epoch key = {.node = (char *)node};
+	const struct m_epoch *e = m->n_node_epochs ? bsearch(&key, m->node_epochs, m->n_node_epochs,
+							     sizeof key, cmp_epoch)
+						   : NULL;
+	return e ? e->rev : 0;
+}
+
 /* Mark (in @lsel, @csel) what @node gets; return its version. */
 static uint64_t select_for(const struct rp_mesh *m, const char *node, char *lsel, char *csel)
 {
-	uint64_t v = m->star_epoch;
-	for (size_t i = 0; i < m->n_node_epochs; i++)
-		if (strcmp(m->node_epochs[i].node, node) == 0)
-			v = max64(v, m->node_epochs[i].rev);
+	uint64_t v = max64(m->star_epoch, node_epoch(m, node));
 	for (size_t i = 0; i < m->n_listeners; i++) {
 		lsel[i] = (char)listener_for(&m->listeners[i], node);
 		if (lsel[i])
@@ -467,28 +532,35 @@ static int route_order(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-int rp_mesh_node_snapshot(const struct rp_mesh *m, const char *node, void **buf, size_t *len,
-			  uint64_t *version)
+/* Encode the snapshot of the listeners marked in @lsel at @version for
+ * @node ("": without node_id, see rp_mesh_key_snapshot). */
+static int encode(const struct rp_mesh *m, const char *node, const char *lsel, uint64_t version,
+		  void **buf, size_t *len)
 {
-	char *lsel = calloc(m->n_listeners + 1, 1), *csel = calloc(m->n_clusters + 1, 1);
+	char *csel = calloc(m->n_clusters + 1, 1);
 	Raftplane__Listener **ls = calloc(m->n_listeners + 1, sizeof *ls);
 	Raftplane__Route **rs = calloc(m->n_routes + 1, sizeof *rs);
 	Raftplane__Cluster **cs = calloc(m->n_clusters + 1, sizeof *cs);
 	int rv = RP_ERR_NOMEM;
-	if (!lsel || !csel || !ls || !rs || !cs)
+	if (!csel || !ls || !rs || !cs)
 		goto out;
 	Raftplane__Snapshot snap;
 	raftplane__snapshot__init(&snap);
 	snap.node_id = (char *)node;
 	snap.revision = m->revision;
 	snap.cluster_id = (char *)m->cluster_id;
-	snap.version = select_for(m, node, lsel, csel);
+	snap.version = version;
 	for (size_t i = 0; i < m->n_listeners; i++)
 		if (lsel[i])
 			ls[snap.n_listeners++] = (Raftplane__Listener *)&m->listeners[i].pb;
-	for (size_t i = 0; i < m->n_routes; i++)
-		if (m->routes[i].listener >= 0 && lsel[m->routes[i].listener])
-			rs[snap.n_routes++] = (Raftplane__Route *)&m->routes[i].pb;
+	for (size_t i = 0; i < m->n_routes; i++) {
+		const struct m_route *r = &m->routes[i];
+		if (r->listener < 0 || !lsel[r->listener])
+			continue;
+		rs[snap.n_routes++] = (Raftplane__Route *)&r->pb;
+		for (unsigned c = 0; c < r->n_clusters; c++)
+			csel[r->clusters[c]] = 1;
+	}
 	for (size_t i = 0; i < m->n_clusters; i++)
 		if (csel[i])
 			cs[snap.n_clusters++] = (Raftplane__Cluster *)&m->clusters[i].pb;
@@ -501,13 +573,89 @@ int rp_mesh_node_snapshot(const struct rp_mesh *m, const char *node, void **buf,
 	if (!*buf)
 		goto out;
 	raftplane__snapshot__pack(&snap, *buf);
-	*version = snap.version;
 	rv = RP_OK;
 out:
-	free(lsel);
 	free(csel);
 	free(ls);
 	free(rs);
 	free(cs);
 	return rv;
+}
+
+int rp_mesh_node_snapshot(const struct rp_mesh *m, const char *node, void **buf, size_t *len,
+			  uint64_t *version)
+{
+	char *lsel = calloc(m->n_listeners + 1, 1), *csel = calloc(m->n_clusters + 1, 1);
+	int rv = RP_ERR_NOMEM;
+	if (lsel && csel) {
+		*version = select_for(m, node, lsel, csel);
+		rv = encode(m, node, lsel, *version, buf, len);
+	}
+	free(lsel);
+	free(csel);
+	return rv;
+}
+
+/* ---- shared encodings ------------------------------------------------------ */
+
+int rp_mesh_node_key(const struct rp_mesh *m, const char *node, struct rp_node_key *k)
+{
+	memset(k, 0, sizeof *k);
+	const char *key = node;
+	int named = m->n_named &&
+		    bsearch(&key, m->named, m->n_named, sizeof *m->named, cmp_str) != NULL;
+	char *lsel = calloc(m->n_listeners + 1, 1),
+	     *csel = named ? calloc(m->n_clusters + 1, 1) : NULL;
+	if (!lsel || (named && !csel)) {
+		free(lsel);
+		free(csel);
+		return RP_ERR_NOMEM;
+	}
+	if (named) {
+		k->version = select_for(m, node, lsel, csel);
+	} else { /* only "*" listeners reach it: no walk over the mesh */
+		memcpy(lsel, m->star_sel, m->n_listeners);
+		k->version = max64(m->star_version, node_epoch(m, node));
+	}
+	free(csel);
+	k->sel = lsel;
+	k->n = m->n_listeners;
+	uint64_t h = 14695981039346656037ull ^ k->version;
+	for (size_t i = 0; i < k->n; i++)
+		h = (h ^ (unsigned char)lsel[i]) * 1099511628211ull;
+	k->hash = h;
+	return RP_OK;
+}
+
+void rp_node_key_release(struct rp_node_key *k)
+{
+	free(k->sel);
+	k->sel = NULL;
+}
+
+int rp_node_key_equal(const struct rp_node_key *a, const struct rp_node_key *b)
+{
+	return a->hash == b->hash && a->version == b->version && a->n == b->n &&
+	       memcmp(a->sel, b->sel, a->n) == 0;
+}
+
+int rp_mesh_key_snapshot(const struct rp_mesh *m, const struct rp_node_key *k, void **buf,
+			 size_t *len)
+{
+	assert(k->n == m->n_listeners);
+	return encode(m, "", k->sel, k->version, buf, len);
+}
+
+size_t rp_snapshot_node_prefix(const char *node, unsigned char out[RP_SNAPSHOT_PREFIX_MAX])
+{
+	size_t n = strlen(node), i = 0;
+	assert(n > 0 && n <= RP_MAX_NAME);
+	out[i++] = 0x0a; /* field 1 (node_id), length-delimited */
+	for (size_t v = n;; v >>= 7) {
+		out[i++] = (unsigned char)(v < 0x80 ? v : (v & 0x7f) | 0x80);
+		if (v < 0x80)
+			break;
+	}
+	memcpy(out + i, node, n);
+	return i + n;
 }

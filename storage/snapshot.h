@@ -41,4 +41,31 @@ int rp_mesh_each_node(const struct rp_mesh *m, int (*cb)(void *arg, const char *
 int rp_mesh_node_snapshot(const struct rp_mesh *m, const char *node, void **buf, size_t *len,
 			  uint64_t *version);
 
+/* What decides a node's snapshot besides its node id: the listeners it
+ * gets (one byte per listener of the mesh) and its version. Nodes with
+ * equal keys get snapshots that differ only in node_id, so one encoding
+ * (rp_mesh_key_snapshot) serves them all. */
+struct rp_node_key {
+	uint64_t version;
+	uint64_t hash; /* of sel and version */
+	size_t n;      /* listeners in the mesh */
+	char *sel;     /* malloc'd, n bytes */
+};
+
+/** @node's key in @m (rp_node_key_release() frees it); RP_ERR_NOMEM. */
+int rp_mesh_node_key(const struct rp_mesh *m, const char *node, struct rp_node_key *k);
+void rp_node_key_release(struct rp_node_key *k);
+int rp_node_key_equal(const struct rp_node_key *a, const struct rp_node_key *b);
+
+/** The snapshot of every node with key @k (a key of @m) without its
+ * node_id: rp_snapshot_node_prefix(node) followed by these bytes is,
+ * byte for byte, rp_mesh_node_snapshot(m, node) (node_id is field 1, which
+ * protobuf-c packs first). *buf is malloc'd. */
+int rp_mesh_key_snapshot(const struct rp_mesh *m, const struct rp_node_key *k, void **buf,
+			 size_t *len);
+
+#define RP_SNAPSHOT_PREFIX_MAX (1 + 2 + RP_MAX_NAME)
+/** The encoded node_id field of @node's snapshot into @out; its length. */
+size_t rp_snapshot_node_prefix(const char *node, unsigned char out[RP_SNAPSHOT_PREFIX_MAX]);
+
 #endif

@@ -60,6 +60,13 @@
  *    change after N says: prev 0, absent; otherwise compacted. The columns
  *    are nullable additions, so the format stays 1: the previous release
  *    restores our snapshots and writes NULLs, which read as compacted.
+ * 12. Retention (SET_HISTORY, meta history_revisions / history_max_age_ms,
+ *    absent: 10,000 and none). Each revision compacts to the highest of:
+ *    the last compacted (it never decreases), revision - revisions, and
+ *    the last revision whose audit time is below this command's time_ms
+ *    minus the age (at most 1,000 audit rows looked at per apply; never
+ *    the current revision). Only the entry's own time is read, never a
+ *    clock, so every member compacts at the same revision.
  *
  * Schema: items(kind, name, value, version), refs(kind, name -> ref_kind,
  * ref_name) for routes, changes(rev, seq, kind, name, op, version) for
@@ -118,6 +125,7 @@ enum stmt_id {
 	ST_TOKEN_ADMINS,
 	ST_AUDIT_PUT,
 	ST_AUDIT_TRIM,
+	ST_AUDIT_SCAN,
 	ST_HISTORY_DESC,
 	ST_HISTORY_ASC,
 	ST_CHANGE_OF_REV,
@@ -180,6 +188,8 @@ static const char *const sql[ST__COUNT] = {
 	[ST_TOKEN_ADMINS] = "SELECT count(*) FROM tokens WHERE role>=3",
 	[ST_AUDIT_PUT] = "INSERT OR REPLACE INTO audit(rev,time,actor,address) VALUES(?1,?2,?3,?4)",
 	[ST_AUDIT_TRIM] = "DELETE FROM audit WHERE rev<=?1",
+	[ST_AUDIT_SCAN] =
+		"SELECT rev,time FROM audit WHERE rev>?1 AND rev<?2 ORDER BY rev LIMIT ?3",
 	[ST_HISTORY_DESC] = HISTORY_SQL("DESC"),
 	[ST_HISTORY_ASC] = HISTORY_SQL("ASC"),
 	[ST_CHANGE_OF_REV] =
@@ -221,13 +231,15 @@ struct rp_store {
 	sqlite3_stmt *stmts[ST__COUNT];
 	uint64_t revision;
 	uint64_t compacted;
-	char cluster_id[33];    /* "" until SET_CLUSTER_ID applied */
-	int tokens_enabled;     /* meta tokens_enabled (design note 8) */
-	uint64_t tokens_gen;    /* rp_store_tokens_gen() */
-	unsigned seq;           /* change rows written in the current command */
-	int applying;           /* inside rp_store_apply's transaction */
-	char errmsg[256];       /* the last SQLite failure, for the apply's message */
-	struct rp_dist_io dist; /* for storage/distribution.c, arg = this store */
+	uint64_t next_compacted;          /* what the command being applied compacts to */
+	struct rp_history_retention keep; /* meta history_revisions, history_max_age_ms */
+	char cluster_id[33];              /* "" until SET_CLUSTER_ID applied */
+	int tokens_enabled;               /* meta tokens_enabled (design note 8) */
+	uint64_t tokens_gen;              /* rp_store_tokens_gen() */
+	unsigned seq;                     /* change rows written in the current command */
+	int applying;                     /* inside rp_store_apply's transaction */
+	char errmsg[256];                 /* the last SQLite failure, for the apply's message */
+	struct rp_dist_io dist;           /* for storage/distribution.c, arg = this store */
 	rp_store_change_cb change_cb;
 	void *change_arg;
 };
@@ -384,6 +396,38 @@ const char *rp_store_cluster_id(struct rp_store *s)
 }
 
 /* Load the cached cluster id from the meta table ("" when none is set). */
+/* Revisions kept by count (design note 12). */
+static uint64_t keep_revisions(const struct rp_store *s)
+{
+	return s->keep.revisions ? s->keep.revisions : RP_HISTORY_REVS;
+}
+
+/* The retention SET_HISTORY stored (absent: the defaults, 0 and 0). A
+ * value out of range (a damaged or foreign database) is refused. */
+static int load_retention(struct rp_store *s)
+{
+	struct rp_history_retention k;
+	int rv;
+	if ((rv = meta_get(s, "history_revisions", &k.revisions)) ||
+	    (rv = meta_get(s, "history_max_age_ms", &k.max_age_ms)))
+		return rv;
+	if ((k.revisions &&
+	     (k.revisions < RP_HISTORY_REVS_MIN || k.revisions > RP_HISTORY_REVS_MAX)) ||
+	    k.max_age_ms > RP_HISTORY_AGE_MAX_MS) {
+		rp_log_error("store: history retention out of range (%llu revisions, %llu ms)",
+			     (unsigned long long)k.revisions, (unsigned long long)k.max_age_ms);
+		return RP_ERR_CORRUPT;
+	}
+	s->keep = k;
+	return RP_OK;
+}
+
+void rp_store_retention(struct rp_store *s, struct rp_history_retention *out)
+{
+	out->revisions = keep_revisions(s);
+	out->max_age_ms = s->keep.max_age_ms;
+}
+
 static int load_cluster_id(struct rp_store *s)
 {
 	uint64_t set, hi, lo;
@@ -923,10 +967,46 @@ static int record_audit(struct rp_store *s, const Raftplane__Command *cmd, uint6
 	return exec_stmt(s, st);
 }
 
+#define AGE_SCAN_MAX 1000 /* audit rows an apply looks at for the age limit */
+
+/* Move *compacted past the revisions older than the age limit: their
+ * audit time (the proposer's clock, in the entry) below @now - max_age.
+ * A time of 0 (an internal proposal) reads as old. At most AGE_SCAN_MAX
+ * rows per apply, the rest at the next ones; never past @rev - 1. */
+static int compact_by_age(struct rp_store *s, uint64_t now, uint64_t rev, uint64_t *compacted)
+{
+	if (!s->keep.max_age_ms || now <= s->keep.max_age_ms)
+		return RP_OK;
+	uint64_t cutoff = now - s->keep.max_age_ms;
+	sqlite3_stmt *st = stmt(s, ST_AUDIT_SCAN);
+	if (!st)
+		return RP_ERR_STORAGE;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)*compacted);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)rev);
+	sqlite3_bind_int(st, 3, AGE_SCAN_MAX);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		uint64_t r = (uint64_t)sqlite3_column_int64(st, 0);
+		uint64_t t = (uint64_t)sqlite3_column_int64(st, 1);
+		if (t >= cutoff)
+			break;
+		*compacted = r;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return step_failed(s, st);
+	sqlite3_reset(st);
+	return RP_OK;
+}
+
 static int finish_revision(struct rp_store *s, const Raftplane__Command *cmd, uint64_t rev)
 {
-	uint64_t compacted = rev > RP_HISTORY_REVS ? rev - RP_HISTORY_REVS : 0;
+	uint64_t keep = keep_revisions(s);
+	uint64_t compacted = rev > keep ? rev - keep : 0;
 	int rv;
+	if (compacted < s->compacted) /* a larger count cannot bring back what went */
+		compacted = s->compacted;
+	if ((rv = compact_by_age(s, cmd->time_ms, rev, &compacted)))
+		return rv;
 	sqlite3_stmt *st = stmt(s, ST_CHANGE_TRIM);
 	if (!st)
 		return RP_ERR_STORAGE;
@@ -938,6 +1018,28 @@ static int finish_revision(struct rp_store *s, const Raftplane__Command *cmd, ui
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)compacted);
 	if ((rv = exec_stmt(s, st)) || (rv = record_audit(s, cmd, rev)) ||
 	    (rv = meta_put(s, "revision", rev)) || (rv = meta_put(s, "compacted", compacted)))
+		return rv;
+	s->next_compacted = compacted;
+	return RP_OK;
+}
+
+/* SET_HISTORY: the retention of the change history, by count and by age
+ * (no revision of its own; it applies from the next revision on). */
+static int apply_history(struct rp_store *s, const Raftplane__Command *cmd,
+			 struct rp_apply_result *res)
+{
+	uint64_t n = cmd->history_revisions, age = cmd->history_max_age_ms;
+	int rv;
+	if (n < RP_HISTORY_REVS_MIN || n > RP_HISTORY_REVS_MAX)
+		return reject(res, RP_ERR_INVALID, -1, "history revisions must be %d to %d",
+			      RP_HISTORY_REVS_MIN, RP_HISTORY_REVS_MAX);
+	if (age != 0 && (age < RP_HISTORY_AGE_MIN_MS || age > RP_HISTORY_AGE_MAX_MS))
+		return reject(res, RP_ERR_INVALID, -1,
+			      "history max age must be 0 (none) or %d s to %d days",
+			      RP_HISTORY_AGE_MIN_MS / 1000,
+			      (int)(RP_HISTORY_AGE_MAX_MS / 86400000));
+	if ((rv = meta_put(s, "history_revisions", n)) ||
+	    (rv = meta_put(s, "history_max_age_ms", age)))
 		return rv;
 	return RP_OK;
 }
@@ -1008,6 +1110,10 @@ static int run_command(struct rp_store *s, const Raftplane__Command *cmd, uint64
 		ctx = "apply set cluster id";
 		rv = apply_cluster_id(s, cmd, res);
 		break;
+	case RAFTPLANE__COMMAND__TYPE__SET_HISTORY:
+		ctx = "apply set history";
+		rv = apply_history(s, cmd, res);
+		break;
 	case RAFTPLANE__COMMAND__TYPE__TOKEN_PUT:
 	case RAFTPLANE__COMMAND__TYPE__TOKEN_BOOTSTRAP:
 		ctx = cmd->type == RAFTPLANE__COMMAND__TYPE__TOKEN_PUT ? "apply token put"
@@ -1039,7 +1145,7 @@ static int dry_inspect(struct rp_store *s, const struct dry_look *dry, uint64_t 
 {
 	uint64_t revision = s->revision, compacted = s->compacted;
 	s->revision = rev;
-	s->compacted = rev > RP_HISTORY_REVS ? rev - RP_HISTORY_REVS : 0;
+	s->compacted = s->next_compacted;
 	int rv = dry->inspect(dry->arg, s);
 	s->revision = revision;
 	s->compacted = compacted;
@@ -1051,7 +1157,9 @@ static int dry_inspect(struct rp_store *s, const struct dry_look *dry, uint64_t 
 static int transact(struct rp_store *s, const Raftplane__Command *cmd, uint64_t rev,
 		    struct rp_apply_result *res, const struct dry_look *dry)
 {
-	int identity = cmd->type == RAFTPLANE__COMMAND__TYPE__SET_CLUSTER_ID; /* no revision */
+	/* no revision of their own */
+	int identity = cmd->type == RAFTPLANE__COMMAND__TYPE__SET_CLUSTER_ID ||
+		       cmd->type == RAFTPLANE__COMMAND__TYPE__SET_HISTORY;
 	int rv = exec_simple(s, ST_BEGIN);
 	if (rv != RP_OK)
 		return rv;
@@ -1075,6 +1183,8 @@ static int transact(struct rp_store *s, const Raftplane__Command *cmd, uint64_t 
 		exec_simple(s, ST_ROLLBACK);
 		return res->status != RP_OK ? RP_OK : rv; /* rejected by the command's own checks */
 	}
+	if (cmd->type == RAFTPLANE__COMMAND__TYPE__SET_HISTORY)
+		return load_retention(s);
 	if (identity)
 		return load_cluster_id(s);
 	if (cmd->type == RAFTPLANE__COMMAND__TYPE__TOKEN_PUT ||
@@ -1086,7 +1196,7 @@ static int transact(struct rp_store *s, const Raftplane__Command *cmd, uint64_t 
 	}
 	assert(rev == s->revision + 1); /* design note 6 */
 	s->revision = rev;
-	s->compacted = rev > RP_HISTORY_REVS ? rev - RP_HISTORY_REVS : 0;
+	s->compacted = s->next_compacted;
 	res->revision = rev;
 	return RP_OK;
 }
@@ -1242,7 +1352,8 @@ int rp_store_restore(struct rp_store *s, const void *buf, size_t len)
 		return RP_ERR_CORRUPT;
 	}
 	if (meta_get(s, "revision", &s->revision) || meta_get(s, "compacted", &s->compacted) ||
-	    meta_get(s, "tokens_enabled", &enabled) || load_cluster_id(s) || check_revisions(s))
+	    meta_get(s, "tokens_enabled", &enabled) || load_cluster_id(s) || load_retention(s) ||
+	    check_revisions(s))
 		return RP_ERR_CORRUPT;
 	/* format 1 without the key: the previous release's; ours carry it */
 	if (format == 0 && meta_put(s, "format", RP_FORMAT_SNAPSHOT) != RP_OK)

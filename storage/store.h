@@ -112,6 +112,13 @@ struct rp_history_query {
 	int oldest_first;       /* 0: newest first */
 };
 
+/* How much change history the store keeps (SET_HISTORY, replicated):
+ * revisions older than both limits are compacted. */
+struct rp_history_retention {
+	uint64_t revisions;  /* at most this many (rp_store_retention: never 0) */
+	uint64_t max_age_ms; /* 0: no age limit; else by the revisions' audit time */
+};
+
 /** Called after each committed change; the store is readable from inside. */
 typedef void (*rp_store_change_cb)(void *arg, const struct rp_change *change);
 
@@ -171,6 +178,8 @@ uint64_t rp_store_revision(struct rp_store *s);
 const char *rp_store_cluster_id(struct rp_store *s);
 /** Oldest revision a watch can start after (history before it is dropped). */
 uint64_t rp_store_compacted(struct rp_store *s);
+/** The retention in force (the defaults until a SET_HISTORY applied). */
+void rp_store_retention(struct rp_store *s, struct rp_history_retention *out);
 
 /**
  * Look up one item. On RP_OK *value is a malloc'd copy (caller frees) and

@@ -246,6 +246,14 @@ def rss_kib(pid):
     return 0
 
 
+def counter(c, node, name):
+    r = c.request(node, "GET", "/metrics")
+    for ln in r.body.decode().splitlines():
+        if ln.startswith(name + " "):
+            return int(float(ln.split()[1]))
+    raise AssertionError("no %s in /metrics" % name)
+
+
 def test_500_subscribers_and_propagation():
     # one process plays 500 proxies from one address: no per-address limit
     with Cluster(3, extra_args=["--max-conns-per-ip", "0"]) as c:
@@ -257,11 +265,22 @@ def test_500_subscribers_and_propagation():
         many = Subscriber(servers, prefix="fleet", count=500, extra=["--quiet"])
         wait_until(lambda: c.request(n, "GET", "/v1/rollouts/%d" % v0).json()["acked"] == 500,
                    30, what="500 subscribers on version %d" % v0)
+        enc0 = {s.id: counter(c, s, "raftplane_proxy_snapshot_encodings_total") for s in servers}
+        sent0 = {s.id: counter(c, s, "raftplane_proxy_snapshots_sent_total") for s in servers}
         v1 = put(c, c.node(2), "/v1/routes/r", route_obj("all", "a"))
         t0 = time.monotonic()
         j = c.request(c.node(3), "GET", "/v1/rollouts/%d?wait=20s" % v1, timeout=30).json()
         dt = time.monotonic() - t0
         check(j["acked"] == 500 and j["pending"] == 0, "all 500 subscribers acked", j)
+        # one encoding per server for the 500 node ids under "*" (shared
+        # encodings, docs/design.md); every one of them got its own snapshot
+        enc = {s.id: counter(c, s, "raftplane_proxy_snapshot_encodings_total") - enc0[s.id]
+               for s in servers}
+        sent = sum(counter(c, s, "raftplane_proxy_snapshots_sent_total") - sent0[s.id]
+                   for s in servers)
+        log("revision %d: encodings per server %s, snapshots sent %d" % (v1, enc, sent))
+        check(all(e <= 1 for e in enc.values()) and sent >= 500, "one shared encoding",
+              enc, sent)
         after = {s.id: rss_kib(s.proc.pid) for s in servers}
         log("500 subscribers acked revision %d within %.0f ms (rollout poll granularity 50 ms)"
             % (v1, dt * 1000))

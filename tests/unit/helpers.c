@@ -30,11 +30,11 @@ int apply_cmd(struct rp_store *s, const Raftplane__Command *cmd, struct rp_apply
 	return res->status;
 }
 
-int txn(struct rp_store *s, const struct op_spec *spec, size_t n, struct rp_apply_result *res)
+int build_txn(const struct op_spec *spec, size_t n, Raftplane__Command *cmd, Raftplane__Op *ops,
+	      Raftplane__Op **ptrs)
 {
-	Raftplane__Command cmd;
-	Raftplane__Op ops[8], *ptrs[8];
-	raftplane__command__init(&cmd);
+	assert_true(n <= 8);
+	raftplane__command__init(cmd);
 	for (size_t i = 0; i < n; i++) {
 		rp_op_init(&ops[i], spec[i].del, spec[i].kind, spec[i].name, spec[i].value,
 			   spec[i].value ? strlen(spec[i].value) : 0);
@@ -42,8 +42,16 @@ int txn(struct rp_store *s, const struct op_spec *spec, size_t n, struct rp_appl
 		ops[i].if_version = spec[i].if_version;
 		ptrs[i] = &ops[i];
 	}
-	cmd.ops = ptrs;
-	cmd.n_ops = n;
+	cmd->ops = ptrs;
+	cmd->n_ops = n;
+	return 0;
+}
+
+int txn(struct rp_store *s, const struct op_spec *spec, size_t n, struct rp_apply_result *res)
+{
+	Raftplane__Command cmd;
+	Raftplane__Op ops[8], *ptrs[8];
+	build_txn(spec, n, &cmd, ops, ptrs);
 	return apply_cmd(s, &cmd, res);
 }
 

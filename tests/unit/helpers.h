@@ -17,6 +17,9 @@ struct op_spec {
 struct rp_store *new_store(void);
 /* Pack and apply @cmd (asserting it decodes); returns the user-level status. */
 int apply_cmd(struct rp_store *s, const Raftplane__Command *cmd, struct rp_apply_result *res);
+/* Fill @cmd with @n (at most 8) ops built in @ops, @ptrs (the caller's). */
+int build_txn(const struct op_spec *spec, size_t n, Raftplane__Command *cmd, Raftplane__Op *ops,
+	      Raftplane__Op **ptrs);
 /* Apply a transaction of @n ops; returns the user-level status. */
 int txn(struct rp_store *s, const struct op_spec *spec, size_t n, struct rp_apply_result *res);
 int put(struct rp_store *s, const char *kind, const char *name, const char *value);

@@ -158,6 +158,80 @@ static void test_empty(void **state)
 	rp_store_destroy(s);
 }
 
+/* One encoding per key: prefix(node) + the key's bytes == the node's own
+ * encoding, byte for byte; nodes that get the same listeners at the same
+ * version share a key, others do not. */
+static void check_shared(struct rp_mesh *m, const char *node, struct rp_node_key *k)
+{
+	void *own, *body;
+	size_t own_len, body_len;
+	uint64_t v;
+	unsigned char prefix[RP_SNAPSHOT_PREFIX_MAX];
+	assert_int_equal(rp_mesh_node_snapshot(m, node, &own, &own_len, &v), RP_OK);
+	assert_int_equal(rp_mesh_node_key(m, node, k), RP_OK);
+	assert_int_equal(k->version, v);
+	assert_int_equal(rp_mesh_key_snapshot(m, k, &body, &body_len), RP_OK);
+	size_t pl = rp_snapshot_node_prefix(node, prefix);
+	assert_int_equal(pl + body_len, own_len);
+	assert_memory_equal(own, prefix, pl);
+	assert_memory_equal((char *)own + pl, body, body_len);
+	free(own);
+	free(body);
+}
+
+static void test_shared_encodings(void **state)
+{
+	(void)state;
+	struct rp_store *s = fixture();
+	char long_id[RP_MAX_NAME + 1];
+	memset(long_id, 'n', RP_MAX_NAME); /* a two-byte length varint */
+	long_id[RP_MAX_NAME] = '\0';
+	/* a node epoch for edge-3: a listener that named it goes */
+	assert_int_equal(put(s, "listeners", "l4", LS(10004, "[\"edge-3\"]")), RP_OK);
+	assert_int_equal(del(s, "listeners", "l4"), RP_OK);
+	struct rp_mesh *m;
+	assert_int_equal(rp_mesh_build(s, &m), RP_OK);
+	const char *nodes[] = {"edge-1", "edge-2", "edge-3", "x", "y", long_id};
+	struct rp_node_key k[6];
+	for (int i = 0; i < 6; i++)
+		check_shared(m, nodes[i], &k[i]);
+	assert_true(rp_node_key_equal(&k[3], &k[4])); /* only "*": one encoding */
+	assert_true(rp_node_key_equal(&k[3], &k[5]));
+	assert_false(rp_node_key_equal(&k[0], &k[3])); /* l1 too */
+	assert_false(rp_node_key_equal(&k[0], &k[1])); /* l1 versus l3 */
+	assert_false(rp_node_key_equal(&k[2], &k[3])); /* same listeners, later version */
+	assert_true(k[2].version > k[3].version);
+	for (int i = 0; i < 6; i++)
+		rp_node_key_release(&k[i]);
+	rp_mesh_destroy(m);
+	/* random listener churn: named, unnamed and once-named node ids keep
+	 * agreeing with the per-node encoding */
+	static const char *lists[] = {"[\"*\"]", "[\"a\"]", "[\"b\",\"c\"]", "[\"a\",\"d\"]"};
+	static const char *ids[] = {"a", "b", "c", "d", "e"};
+	unsigned seed = 7;
+	for (int step = 0; step < 60; step++) {
+		char name[16], value[128];
+		seed = seed * 1103515245u + 12345u;
+		snprintf(name, sizeof name, "z%u", (seed >> 8) % 5);
+		if ((seed >> 16) % 4 == 0) {
+			del(s, "listeners", name); /* may not exist: fine */
+		} else {
+			snprintf(value, sizeof value,
+				 "{\"address\":\"127.0.0.1\",\"port\":%u,\"nodes\":%s}",
+				 20000 + (seed >> 8) % 5, lists[(seed >> 20) % 4]);
+			put(s, "listeners", name, value);
+		}
+		assert_int_equal(rp_mesh_build(s, &m), RP_OK);
+		for (int i = 0; i < 5; i++) {
+			struct rp_node_key key;
+			check_shared(m, ids[i], &key);
+			rp_node_key_release(&key);
+		}
+		rp_mesh_destroy(m);
+	}
+	rp_store_destroy(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -166,6 +240,7 @@ int main(void)
 		cmocka_unit_test(test_removals_wake),
 		cmocka_unit_test(test_versions_survive_restore),
 		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_shared_encodings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -483,14 +483,7 @@ static int dry(struct rp_store *s, const struct op_spec *spec, size_t n,
 {
 	Raftplane__Command cmd;
 	Raftplane__Op ops[8], *ptrs[8];
-	raftplane__command__init(&cmd);
-	for (size_t i = 0; i < n; i++) {
-		rp_op_init(&ops[i], spec[i].del, spec[i].kind, spec[i].name, spec[i].value,
-			   spec[i].value ? strlen(spec[i].value) : 0);
-		ptrs[i] = &ops[i];
-	}
-	cmd.ops = ptrs;
-	cmd.n_ops = n;
+	build_txn(spec, n, &cmd, ops, ptrs);
 	void *buf;
 	size_t len;
 	assert_int_equal(rp_command_pack(&cmd, malloc, &buf, &len), RP_OK);
@@ -550,6 +543,89 @@ static void test_dry_run(void **state)
 	rp_store_destroy(t);
 }
 
+/* SET_HISTORY: retention by count and by age, replicated and deterministic. */
+static int set_history(struct rp_store *s, uint64_t revs, uint64_t age_ms)
+{
+	struct rp_apply_result res;
+	Raftplane__Command cmd;
+	raftplane__command__init(&cmd);
+	cmd.type = RAFTPLANE__COMMAND__TYPE__SET_HISTORY;
+	cmd.history_revisions = revs;
+	cmd.history_max_age_ms = age_ms;
+	return apply_cmd(s, &cmd, &res);
+}
+
+static int put_at(struct rp_store *s, const char *key, uint64_t time_ms)
+{
+	struct rp_apply_result res;
+	Raftplane__Command cmd;
+	Raftplane__Op op, *ops[1] = {&op};
+	raftplane__command__init(&cmd);
+	rp_op_init(&op, 0, "kv", key, "v", 1);
+	cmd.ops = ops;
+	cmd.n_ops = 1;
+	cmd.time_ms = time_ms;
+	return apply_cmd(s, &cmd, &res);
+}
+
+static void test_history_retention(void **state)
+{
+	(void)state;
+	struct rp_store *s = new_store();
+	struct rp_history_retention k;
+	rp_store_retention(s, &k);
+	assert_int_equal(k.revisions, RP_HISTORY_REVS);
+	assert_int_equal(k.max_age_ms, 0);
+	/* out of range: refused, nothing changes */
+	assert_int_equal(set_history(s, 99, 0), RP_ERR_INVALID);
+	assert_int_equal(set_history(s, RP_HISTORY_REVS_MAX + 1, 0), RP_ERR_INVALID);
+	assert_int_equal(set_history(s, 100, 999), RP_ERR_INVALID);
+	assert_int_equal(set_history(s, 100, RP_HISTORY_AGE_MAX_MS + 1), RP_ERR_INVALID);
+	assert_int_equal(rp_store_revision(s), 0);
+	/* by count: no revision of its own, applies from the next one */
+	assert_int_equal(set_history(s, 100, 0), RP_OK);
+	assert_int_equal(rp_store_revision(s), 0);
+	for (int i = 0; i < 150; i++)
+		assert_int_equal(put_at(s, "k", 1000), RP_OK);
+	assert_int_equal(rp_store_compacted(s), 50);
+	/* a larger count keeps more from now on, never brings back */
+	assert_int_equal(set_history(s, 200, 0), RP_OK);
+	assert_int_equal(put_at(s, "k", 1000), RP_OK);
+	assert_int_equal(rp_store_compacted(s), 50);
+	/* by age, from the entries' own times: revisions 51..151 are at 1000 */
+	assert_int_equal(set_history(s, 200, 5000), RP_OK);
+	assert_int_equal(put_at(s, "k", 5999), RP_OK); /* cutoff 999: nothing older */
+	assert_int_equal(rp_store_compacted(s), 50);
+	assert_int_equal(put_at(s, "k", 6001), RP_OK); /* cutoff 1001: 51..151 go */
+	assert_int_equal(rp_store_compacted(s), 151);
+	/* a clock going back compacts nothing more, and nothing comes back */
+	assert_int_equal(put_at(s, "k", 10), RP_OK);
+	assert_int_equal(rp_store_compacted(s), 151);
+	/* the newest revision always stays, however old */
+	assert_int_equal(put_at(s, "k", 100000000), RP_OK);
+	assert_int_equal(rp_store_compacted(s), rp_store_revision(s) - 1);
+	/* a snapshot carries it */
+	void *buf;
+	size_t len;
+	assert_int_equal(rp_store_serialize(s, &buf, &len), RP_OK);
+	struct rp_store *t = new_store();
+	assert_int_equal(rp_store_restore(t, buf, len), RP_OK);
+	sqlite3_free(buf);
+	rp_store_retention(t, &k);
+	assert_int_equal(k.revisions, 200);
+	assert_int_equal(k.max_age_ms, 5000);
+	assert_int_equal(rp_store_compacted(t), rp_store_compacted(s));
+	/* and both go on the same way */
+	assert_int_equal(put_at(s, "k", 100004000), RP_OK);
+	assert_int_equal(put_at(t, "k", 100004000), RP_OK);
+	char *a = dump(s), *b = dump(t);
+	assert_string_equal(a, b);
+	free(a);
+	free(b);
+	rp_store_destroy(s);
+	rp_store_destroy(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -568,6 +644,7 @@ int main(void)
 		cmocka_unit_test(test_history_compaction),
 		cmocka_unit_test(test_cluster_id),
 		cmocka_unit_test(test_dry_run),
+		cmocka_unit_test(test_history_retention),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
