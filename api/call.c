@@ -31,7 +31,7 @@ const char *const rp_route_names[RP_ROUTE__COUNT] = {
 	[RP_ROUTE_HISTORY] = "history", [RP_ROUTE_BACKUP] = "backup",
 	[RP_ROUTE_REPORT] = "report",   [RP_ROUTE_TELEMETRY] = "telemetry",
 	[RP_ROUTE_HEALTH] = "health",   [RP_ROUTE_ROLLBACK] = "rollback",
-	[RP_ROUTE_OTHER] = "other",
+	[RP_ROUTE_UI] = "ui",           [RP_ROUTE_OTHER] = "other",
 };
 
 /* ---- call lifecycle ----------------------------------------------------- */

@@ -1,5 +1,11 @@
 /* /v1/status, /v1/members, /healthz and /readyz.
  *
+ * GET /v1/status?scope=cluster asks every member for its own /v1/status
+ * (fanout.c: 1 s timeout each) and lists each member of this server's
+ * configuration with what it answered, or "reachable": false: the one view
+ * a browser (which talks only to the server that served the page) needs to
+ * show the whole cluster.
+ *
  * A membership call's state (struct member_call, c->ctx) is in the request
  * pool; the membership change's callback reads it only while the call is
  * live (leader.c invariant 3). */
@@ -10,6 +16,7 @@
 
 #include "client.h"
 #include "cluster.h"
+#include "fanout.h"
 #include "json.h"
 #include "leader.h"
 #include "params.h"
@@ -58,9 +65,72 @@ static json_t *leader_json(const struct rp_node_status *st)
 			 "http", st->leader_http);
 }
 
+static json_t *local_status(struct rp_api *api);
+
+/* Each member of the configuration with the status it answered (matched
+ * by id), in configuration order. */
+static json_t *reduce_cluster(struct rp_api *api, json_t *bodies, void *arg)
+{
+	(void)arg;
+	struct rp_node_member *ms;
+	unsigned n;
+	json_t *out = json_array();
+	if (rp_node_members(api->node, &ms, &n) != RP_OK)
+		return out;
+	for (unsigned i = 0; i < n; i++) {
+		json_t *st = NULL, *b;
+		size_t j;
+		json_array_foreach(bodies, j, b)
+		{
+			json_t *id = json_object_get(b, "id");
+			if (json_is_integer(id) && (uint64_t)json_integer_value(id) == ms[i].id)
+				st = b;
+		}
+		json_array_append_new(out, json_pack("{s:o,s:s,s:s,s:s,s:b,s:O}", "id",
+						     rp_json_u64(ms[i].id), "raft", ms[i].raft,
+						     "http", ms[i].http, "role",
+						     role_name(ms[i].role), "reachable", st != NULL,
+						     "status", st ? st : json_null()));
+	}
+	free(ms);
+	return out;
+}
+
+static void answer_cluster(struct rp_call *c, json_t *members, json_t *unreachable)
+{
+	rp_respond_json(c, 200,
+			json_pack("{s:o,s:O,s:O}", "answered_by",
+				  rp_json_u64(rp_node_config(c->api->node)->id), "members", members,
+				  "unreachable", unreachable),
+			0);
+}
+
 void rp_route_status(struct rp_call *c)
 {
-	struct rp_node *n = c->api->node;
+	char scope[16];
+	int has = rp_query_param(c->req, "scope", scope, sizeof scope);
+	if (has < 0 || (has == 1 && strcmp(scope, "local") != 0 && strcmp(scope, "cluster") != 0)) {
+		rp_respond_error(c, RP_ERR_INVALID, "scope must be local or cluster", -1);
+		return;
+	}
+	if (has == 1 && strcmp(scope, "cluster") == 0) {
+		struct rp_fanout_spec spec = {
+			.method = "GET",
+			.path = "/v1/status?scope=local",
+			.key = "cluster-status", /* concurrent callers share one */
+			.local = local_status(c->api),
+			.reduce = reduce_cluster,
+		};
+		if (rp_fanout_join(c, spec.key, answer_cluster) == 0)
+			rp_fanout_start(c, answer_cluster, &spec);
+		return;
+	}
+	rp_respond_json(c, 200, local_status(c->api), 0);
+}
+
+static json_t *local_status(struct rp_api *api)
+{
+	struct rp_node *n = api->node;
 	struct rp_node_status st;
 	rp_node_status(n, &st);
 	/* raft's values are uint64: rp_json_u64, never a negative json_int_t */
@@ -84,7 +154,7 @@ void rp_route_status(struct rp_call *c)
 	json_object_set_new(o, "formats",
 			    json_pack("{s:i,s:i,s:i}", "log", RP_FORMAT_LOG, "snapshot",
 				      RP_FORMAT_SNAPSHOT, "protocol", RP_FORMAT_PROTOCOL));
-	rp_respond_json(c, 200, o, 0);
+	return o;
 }
 
 /* ---- members ------------------------------------------------------------ */

@@ -45,6 +45,7 @@
 #include "telemetry_query.h"
 #include "tokens.h"
 #include "txn.h"
+#include "ui.h"
 #include "rollback.h"
 #include "watch.h"
 
@@ -211,6 +212,16 @@ static void h_history(struct rp_call *c, const struct route_args *a)
 	rp_route_history(c);
 }
 
+static void h_ui_redirect(struct rp_call *c, const struct route_args *a)
+{
+	(void)a;
+	rp_route_ui_redirect(c);
+}
+static void h_ui(struct rp_call *c, const struct route_args *a)
+{
+	rp_route_ui(c, a->param, a->param_len);
+}
+
 static void h_backup(struct rp_call *c, const struct route_args *a)
 {
 	(void)a;
@@ -260,6 +271,9 @@ static const struct route table[] = {
 	{{"healthz", NULL},                        R,                   OPEN,      NO_METHOD, RP_ROUTE_HEALTHZ, -1, h_healthz},
 	{{"readyz", NULL},                         R,                   OPEN,      NO_METHOD, RP_ROUTE_READYZ, -1, h_readyz},
 	{{"metrics", NULL},                        R,                   READ,      NO_METHOD, RP_ROUTE_METRICS, -1, h_metrics},
+	/* the dashboard's static files (ui.c): no data, so no token */
+	{{"ui", NULL},                             R,                   OPEN,      NO_METHOD, RP_ROUTE_UI, -1, h_ui_redirect},
+	{{"ui", "**", NULL},                       R,                   OPEN,      NO_METHOD, RP_ROUTE_UI, -1, h_ui},
 };
 /* clang-format on */
 
