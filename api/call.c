@@ -12,7 +12,6 @@
 
 #include "accept.h"
 #include "call.h"
-#include "park.h"
 #include "closewatch.h"
 #include "utf8.h"
 #include "raftplane/err.h"
@@ -118,10 +117,29 @@ void rp_call_park_done(struct rp_call *c, const struct rp_park *q)
 	c->park = NULL;
 }
 
+void rp_call_watch_dequeue(struct rp_call *c)
+{
+	struct rp_api *api = c->api;
+	if (!c->cw_pending)
+		return;
+	if (c->cw_prev)
+		c->cw_prev->cw_next = c->cw_next;
+	else
+		api->cw_head = c->cw_next;
+	if (c->cw_next)
+		c->cw_next->cw_prev = c->cw_prev;
+	else
+		api->cw_tail = c->cw_prev;
+	c->cw_next = c->cw_prev = NULL;
+	c->cw_pending = 0;
+}
+
 /* Stop everything the call waits for; it can then only be freed. */
 static void call_quiesce(struct rp_call *c)
 {
-	rp_call_unwatch(c); /* park.c */
+	rp_call_watch_dequeue(c); /* a close watch not started yet (park.c) */
+	rp_closewatch_destroy(c->cw);
+	c->cw = NULL;
 	rp_call_unpark(c);
 	if (c->timer_on) {
 		c->timer_on = 0;

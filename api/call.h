@@ -230,6 +230,10 @@ void rp_call_stop_timer(struct rp_call *c);
 /** Record that @c is on queue @q (the caller linked it). @c must be live
  * and on no queue (invariant 5). */
 void rp_call_park(struct rp_call *c, const struct rp_park *q);
+/** Take @c off the list of calls whose close watch is deferred
+ * (api->cw_head, park.c) when it is on it. */
+void rp_call_watch_dequeue(struct rp_call *c);
+
 /** Take @c off its queue through the queue's cancel; nothing when it is on
  * none. */
 void rp_call_unpark(struct rp_call *c);

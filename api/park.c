@@ -55,21 +55,6 @@ static void start_watch(struct rp_call *c)
 	c->cw = rp_closewatch_create(c->api->loop, c->req, on_client_gone, c);
 }
 
-static void pending_remove(struct rp_call *c)
-{
-	struct rp_api *api = c->api;
-	if (c->cw_prev)
-		c->cw_prev->cw_next = c->cw_next;
-	else
-		api->cw_head = c->cw_next;
-	if (c->cw_next)
-		c->cw_next->cw_prev = c->cw_prev;
-	else
-		api->cw_tail = c->cw_prev;
-	c->cw_next = c->cw_prev = NULL;
-	c->cw_pending = 0;
-}
-
 /* Start the watches whose delay is over; the list is in due order. */
 static void on_cw_timer(uv_timer_t *t)
 {
@@ -77,7 +62,7 @@ static void on_cw_timer(uv_timer_t *t)
 	uint64_t now = uv_now(api->loop);
 	while (api->cw_head && api->cw_head->cw_due <= now) {
 		struct rp_call *c = api->cw_head;
-		pending_remove(c);
+		rp_call_watch_dequeue(c);
 		start_watch(c); /* a gone client answers 499 from here, later */
 	}
 	if (api->cw_head)
@@ -105,14 +90,6 @@ void rp_call_watch_close(struct rp_call *c)
 	api->cw_tail = c;
 	if (api->cw_head == c)
 		uv_timer_start(&api->cw_timer, on_cw_timer, PARK_WATCH_DELAY_MS, 0);
-}
-
-void rp_call_unwatch(struct rp_call *c)
-{
-	if (c->cw_pending)
-		pending_remove(c);
-	rp_closewatch_destroy(c->cw);
-	c->cw = NULL;
 }
 
 void rp_park_close(struct rp_api *api)

@@ -12,14 +12,11 @@
  * call has waited PARK_WATCH_DELAY_MS (a poll answered sooner costs no
  * descriptor and no syscall); a client already gone by then is seen when it
  * starts. Idempotent; the watch (pending or started) is stopped by the
- * call's first answer or its dispose (rp_call_unwatch, call.h invariant 5).
+ * call's first answer or its dispose (call.h invariant 5).
  * Nothing happens for a call that is not live. */
 void rp_call_watch_close(struct rp_call *c);
 
 #define PARK_WATCH_DELAY_MS 200
-
-/** Stop @c's close watch, started or pending (call.c). */
-void rp_call_unwatch(struct rp_call *c);
 
 /** Close the deferred watches' timer (API shutdown). */
 void rp_park_close(struct rp_api *api);
