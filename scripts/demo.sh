@@ -79,6 +79,7 @@ for _ in $(seq 100); do
   "$ctl_bin" status >/dev/null 2>&1 && break
   sleep 0.1
 done
+echo "== dashboard: http://$(http 1)/ui/ (any member serves it: $(http 2)/ui/, $(http 3)/ui/)"
 echo "== the cluster, as raftplanectl sees it (--servers from RAFTPLANE_SERVERS=$RAFTPLANE_SERVERS)"
 ctl status
 
