@@ -105,10 +105,23 @@ class Upgrade:
         log("%r now runs the %s release (%.1fs)" % (node, kind, time.monotonic() - t0))
 
     def transfer_to(self, node):
-        lead = self.c.leader()
-        if lead is not node:
+        for attempt in range(3):
+            lead = self.c.leader()
+            if lead is node:
+                break
             r = self.c.request(lead, "POST", "/v1/members/%d/leadership" % node.id, timeout=20)
+            if r.status == 504 and attempt < 2:
+                # raft's transfer expired (the target had not caught up within
+                # an election timeout: it may have just restored a snapshot);
+                # nothing changed, so let it catch up and ask again
+                log("transfer %r -> %r timed out (%s); again once it caught up"
+                    % (lead, node, r.body[:120]))
+                wait_until(lambda: self.c.status(node)["applied_index"] >=
+                           self.c.status(self.c.leader())["commit_index"], 20,
+                           what="%r caught up" % node)
+                continue
             check(r.status == 200, "transfer leadership %r -> %r" % (lead, node), r)
+            break
         wait_until(lambda: self.c.leader() is node, 20, what="%r to lead" % node)
         self.c.wait_ready(timeout=30)
 
