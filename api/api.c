@@ -14,7 +14,6 @@
 #include "park.h"
 #include "retention.h"
 
-#define API_INPUT_BUFFER 2048
 #include "httpcheck.h"
 #include "raftplane/err.h"
 #include "raftplane/limits.h"
@@ -139,10 +138,6 @@ int rp_api_start(struct rp_api *api, uv_loop_t *loop, struct rp_node *node, cons
 		rp_tls_set_alpn(opts->tls->api, "http/1.1"); /* HTTP/1.1 only (net/accept.h) */
 		rp_tls_set_soft_verify(opts->tls->api);      /* a refused certificate gets a 401 */
 	}
-	/* each connection's input buffer starts at this size instead of h2o's
-	 * 8 KiB and grows as a request needs: an idle or parked connection
-	 * (10,000s of proxies) holds the small one (docs/performance.md) */
-	h2o_socket_buffer_prototype._initial_buf.capacity = API_INPUT_BUFFER;
 	h2o_context_init(&api->ctx, loop, &api->config);
 	api->accept_ctx.ctx = &api->ctx;
 	api->accept_ctx.hosts = api->config.hosts;
