@@ -166,11 +166,10 @@ static int mark_route(void *arg, const struct rp_item *r)
 	return 0;
 }
 
-/* Append one op; the command owns what it points to. */
+/* Append one op (cmd->ops has room: at most two per item); the command
+ * owns what it points to. */
 static int add_op(Raftplane__Command *cmd, const struct rb_item *it, int is_delete)
 {
-	if (cmd->n_ops == RP_MAX_TXN_OPS)
-		return RP_ERR_TOO_LARGE;
 	Raftplane__Op *op = calloc(1, sizeof *op);
 	if (!op)
 		return RP_ERR_NOMEM;
@@ -226,19 +225,6 @@ static void plan_free(struct rb_plan *p)
 	free(p->items);
 }
 
-/* Count what a plan would move (for the 413 message). */
-static size_t plan_ops(const struct rb_plan *p)
-{
-	size_t n = 0;
-	for (size_t i = 0; i < p->n; i++) {
-		const struct rb_item *it = &p->items[i];
-		if (differs(it) || it->reput)
-			n += (it->now_v && (it->kind != RP_KIND_CLUSTERS || !it->at_v)) +
-			     (it->at_v != 0);
-	}
-	return n;
-}
-
 /* On the ready leader after a read barrier: plan, then submit. */
 static void rollback_plan(struct rp_call *c)
 {
@@ -272,36 +258,40 @@ static void rollback_plan(struct rp_call *c)
 		rp_respond_error(c, rv, p.why[0] ? p.why : NULL, -1);
 		goto out;
 	}
-	size_t n = plan_ops(&p);
-	if (n == 0) {
-		rp_respond_json(c, 200,
-				json_pack("{s:I,s:I,s:[],s:b}", "revision", (json_int_t)now,
-					  "rolled_back_to", (json_int_t)p.at, "results",
-					  "unchanged", 1),
-				0);
-		goto out;
-	}
-	if (n > RP_MAX_TXN_OPS) {
-		snprintf(msg, sizeof msg,
-			 "rolling back to revision %llu takes %zu ops, more than one transaction "
-			 "holds (%d); roll back to a later revision first",
-			 (unsigned long long)p.at, n, RP_MAX_TXN_OPS);
-		rp_respond_error(c, RP_ERR_TOO_LARGE, msg, -1);
-		goto out;
-	}
+	/* the whole plan first, checked against the limit after: the order and
+	 * the count come from build_ops alone */
 	if (!(cmd = calloc(1, sizeof *cmd))) {
 		rp_respond_error(c, RP_ERR_NOMEM, NULL, -1);
 		goto out;
 	}
 	raftplane__command__init(cmd);
-	if (!(cmd->ops = calloc(n, sizeof *cmd->ops)) || (rv = build_ops(&p, cmd)) != RP_OK) {
+	if (!(cmd->ops = calloc(2 * p.n + 1, sizeof *cmd->ops)) ||
+	    (rv = build_ops(&p, cmd)) != RP_OK) {
 		rp_respond_error(c, cmd->ops ? rv : RP_ERR_NOMEM, NULL, -1);
-		raftplane__command__free_unpacked(cmd, NULL);
-		goto out;
+		goto drop;
+	}
+	if (cmd->n_ops == 0) {
+		rp_respond_json(c, 200,
+				json_pack("{s:I,s:I,s:[],s:b}", "revision", (json_int_t)now,
+					  "rolled_back_to", (json_int_t)p.at, "results",
+					  "unchanged", 1),
+				0);
+		goto drop;
+	}
+	if (cmd->n_ops > RP_MAX_TXN_OPS) {
+		snprintf(msg, sizeof msg,
+			 "rolling back to revision %llu takes %zu ops, more than one transaction "
+			 "holds (%d); roll back to a later revision first",
+			 (unsigned long long)p.at, cmd->n_ops, RP_MAX_TXN_OPS);
+		rp_respond_error(c, RP_ERR_TOO_LARGE, msg, -1);
+		goto drop;
 	}
 	struct rp_txn_opts o = {.dry_run = rb->dry_run, .rollback_to = p.at};
 	c->ctx = NULL; /* the txn's from here */
 	rp_txn_submit(c, cmd, &o);
+	goto out;
+drop:
+	raftplane__command__free_unpacked(cmd, NULL);
 out:
 	plan_free(&p);
 }
